@@ -1,0 +1,185 @@
+"""The ``engine`` command: one entry point for people, CI and deployments."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from engine.errors import EngineError
+from engine.settings import Settings, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(bootstrap_servers=getattr(args, "bootstrap_servers", None))
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from engine import broker
+
+    settings = _settings(args)
+    if args.action == "start":
+        print(broker.start(settings))
+    elif args.action == "stop":
+        print(broker.stop(settings))
+    else:
+        answering, message = broker.status(settings)
+        print(message)
+        return 0 if answering else 3
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from engine.kafka_admin import TopicAction, list_topics, provision
+    from engine.topics import declared_topics
+
+    settings = _settings(args)
+    specs = declared_topics(settings.partitions, settings.replication_factor)
+    if args.action == "create":
+        outcomes = provision(settings.kafka_bootstrap, specs)
+        for outcome in outcomes:
+            detail = f": {outcome.detail}" if outcome.detail else ""
+            print(f"{outcome.action.value:9}  {outcome.name}{detail}")
+        created = sum(outcome.action is TopicAction.CREATED for outcome in outcomes)
+        differing = sum(outcome.action is TopicAction.DIFFERS for outcome in outcomes)
+        if created == 0 and differing == 0:
+            print(f"Nothing to change: all {len(outcomes)} topics exist as declared.")
+        else:
+            print(f"{created} created, {differing} differ from the declaration.")
+        return 1 if differing else 0
+    found = list_topics(settings.kafka_bootstrap, specs)
+    print(f"{'topic':40} {'parts':>5} {'rf':>3}  {'cleanup':8} {'retention':>10}  purpose")
+    for spec in specs:
+        described = found.get(spec.name)
+        if described is None:
+            print(f"{spec.name:40} {'-':>5} {'-':>3}  {'missing':8} {'':>10}  {spec.purpose}")
+            continue
+        retention = described.config.get("retention.ms")
+        days = f"{int(retention) / 86_400_000:g}d" if retention else "forever"
+        cleanup = described.config.get("cleanup.policy", "delete")
+        print(
+            f"{spec.name:40} {described.partitions:>5} {described.replication_factor:>3}  "
+            f"{cleanup:8} {days:>10}  {spec.purpose}"
+        )
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from engine.schema_export import export_schemas
+
+    for path in export_schemas(Path(args.out)):
+        print(path)
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from engine.tail import tail
+
+    settings = _settings(args)
+    return tail(
+        settings.kafka_bootstrap,
+        args.topic,
+        follow=args.follow,
+        from_beginning=not args.new_only,
+        limit=args.max,
+        timeout_seconds=args.timeout,
+    )
+
+
+def cmd_smtp(args: argparse.Namespace) -> int:
+    from engine.ingest.smtp_service import run_smtp_ingestor
+
+    run_smtp_ingestor(_settings(args))
+    return 0
+
+
+def cmd_processor(args: argparse.Namespace) -> int:
+    from engine.processor import run_processor
+
+    run_processor(_settings(args))
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from engine.up import run_up
+
+    return run_up(_settings(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="engine",
+        description="Ticket routing engine: ingest, classify, route and time support tickets "
+        "on Apache Kafka.",
+    )
+    parser.add_argument(
+        "--config", help="TOML settings file (same names as the ENGINE_* variables, lowercase)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(
+        name: str, handler: Callable[[argparse.Namespace], int], help_text: str
+    ) -> argparse.ArgumentParser:
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        sub_parser.set_defaults(handler=handler)
+        sub_parser.add_argument(
+            "--bootstrap-servers",
+            help="an existing Kafka cluster (host:port,...); default: the local broker",
+        )
+        return sub_parser
+
+    broker_parser = command("broker", cmd_broker, "Start, stop or check the local Kafka broker.")
+    broker_parser.add_argument("action", choices=["start", "stop", "status"])
+
+    topics_parser = command("topics", cmd_topics, "Create (idempotently) or list the topics.")
+    topics_parser.add_argument("action", choices=["create", "list"])
+
+    schemas_parser = command("schemas", cmd_schemas, "Write the JSON Schema of every record.")
+    schemas_parser.add_argument("action", choices=["export"])
+    schemas_parser.add_argument("--out", default="schemas", help="folder (default: schemas)")
+
+    tail_parser = command("tail", cmd_tail, "Print a topic's records as JSON lines.")
+    tail_parser.add_argument("topic")
+    tail_parser.add_argument("-f", "--follow", action="store_true", help="wait for new records")
+    tail_parser.add_argument(
+        "--new-only", action="store_true", help="start at the end instead of the beginning"
+    )
+    tail_parser.add_argument("-n", "--max", type=int, default=None, help="stop after N records")
+    tail_parser.add_argument(
+        "--timeout", type=float, default=5.0, help="without --follow: stop after this idle time"
+    )
+
+    command("smtp", cmd_smtp, "Run the SMTP ingestor.")
+    command("processor", cmd_processor, "Run the triage processor (faust worker).")
+    command(
+        "up",
+        cmd_up,
+        "Start the local broker (unless --bootstrap-servers), provision topics, run the "
+        "SMTP ingestor and the processor until Ctrl-C.",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.config:
+        os.environ["ENGINE_CONFIG_FILE"] = args.config
+    try:
+        result: int = args.handler(args)
+    except ValidationError as error:
+        print(f"engine: invalid settings:\n{error}", file=sys.stderr)
+        return 2
+    except EngineError as error:
+        print(f"engine: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

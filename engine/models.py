@@ -1,0 +1,307 @@
+"""The records on every topic: one envelope, one data model per kind.
+
+Models are strict, frozen and refuse unknown fields. Records travel as plain JSON;
+read them back with :func:`parse_record` (JSON mode, so timestamps and enums parse from
+their JSON form under strict validation).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+SCHEMA_VERSION = 1
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+
+class Priority(StrEnum):
+    """DOMAIN.md priorities; P1 is the most severe."""
+
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+
+    @property
+    def severity(self) -> int:
+        """Larger is more severe, so ``max`` picks the most severe."""
+        return 4 - int(self.value[1])
+
+
+class Tier(StrEnum):
+    L1 = "L1"
+    L2 = "L2"
+    L3 = "L3"
+
+
+class SpecialRoute(StrEnum):
+    BUG_TRACKER = "bug_tracker"
+    UPSTREAM_BUG = "upstream_bug"
+    DEVELOPMENT = "development"
+    RMA = "rma"
+    VENDOR_REPORT = "vendor_report"
+    ENTITLEMENT_NEEDED = "entitlement_needed"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SNMP = "snmp"
+    CHAT = "chat"
+    PHONE = "phone"
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    WAITING_ON_CUSTOMER = "waiting_on_customer"
+    RESOLVED = "resolved"
+
+
+class ActivityType(StrEnum):
+    ASSIGNED = "assigned"
+    CUSTOMER_INFORMED = "customer_informed"
+    NOTE = "note"
+    ESCALATED = "escalated"
+    WAITING_ON_CUSTOMER = "waiting_on_customer"
+    TIME_SPENT = "time_spent"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+
+
+class EventKind(StrEnum):
+    EMAIL_RECEIVED = "email.received"
+    TICKET_CLASSIFIED = "ticket.classified"
+    TICKET_ROUTED = "ticket.routed"
+    TICKET_UPDATED = "ticket.updated"
+    TICKET_ACTIVITY = "ticket.activity"
+    SLA_WARNING = "sla.warning"
+    SLA_BREACHED = "sla.breached"
+    RECORD_DEAD_LETTERED = "record.dead_lettered"
+
+
+# --- data of each kind ---------------------------------------------------------------
+
+
+class Attachment(Record):
+    filename: str | None
+    content_type: str
+    size_bytes: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class EmailReceivedData(Record):
+    ticket_id: str
+    message_id: str | None = Field(description="Message-ID without angle brackets")
+    in_reply_to: str | None
+    references: tuple[str, ...]
+    mail_from: str = Field(description="SMTP envelope sender (MAIL FROM)")
+    rcpt_to: tuple[str, ...] = Field(min_length=1)
+    from_address: str
+    from_name: str
+    subject: str
+    text: str = Field(description="The body as text; HTML-only mail converted to text")
+    text_truncated: bool
+    date: UtcDatetime | None = Field(description="The Date header, when it parses")
+    attachments: tuple[Attachment, ...]
+    peer: str = Field(description="Address of the SMTP client")
+    size_bytes: int = Field(ge=0)
+
+
+class RuleMatch(Record):
+    """One rule that fired, and what in the input made it fire."""
+
+    rule_id: str
+    field: str
+    matched: tuple[str, ...]
+
+
+class Classification(Record):
+    priority: Priority
+    category: str
+    tags: tuple[str, ...]
+    matches: tuple[RuleMatch, ...]
+    explanation: tuple[str, ...]
+    ruleset_version: str
+
+
+class RouteDecision(Record):
+    tier: Tier
+    special_routes: tuple[SpecialRoute, ...]
+    route_path: tuple[str, ...] = Field(description="Ids of the routes matched, root first")
+    ruleset_version: str
+
+
+class TicketState(Record):
+    ticket_id: str
+    status: TicketStatus
+    channel: Channel
+    subject: str
+    requester: str
+    opened_at: UtcDatetime
+    updated_at: UtcDatetime
+    priority: Priority
+    category: str
+    tier: Tier
+    special_routes: tuple[SpecialRoute, ...]
+    tags: tuple[str, ...]
+    event_count: int = Field(ge=1)
+    recent_event_ids: tuple[str, ...] = Field(
+        description="The last events applied, newest last; a redelivered one is recognised"
+    )
+    ruleset_version: str
+
+
+class TicketClassifiedData(Record):
+    ticket_id: str
+    cause_event_id: str
+    classification: Classification
+
+
+class TicketRoutedData(Record):
+    ticket_id: str
+    cause_event_id: str
+    ticket: TicketState
+    classification: Classification
+    route: RouteDecision
+
+
+class TicketUpdatedData(Record):
+    ticket: TicketState
+
+
+class TicketActivityData(Record):
+    ticket_id: str
+    activity: ActivityType
+    actor: str
+    note: str | None = None
+    assignee: str | None = None
+    tier: Tier | None = None
+    minutes: int | None = Field(default=None, ge=0)
+    informed_via: Channel | None = None
+
+
+class SlaAlertData(Record):
+    ticket_id: str
+    obligation: str = Field(description="Rule name, e.g. UPD-P1")
+    instance: int = Field(ge=1)
+    dedup_key: str = Field(description="ticket:obligation:n; a consumer shows each key once")
+    deadline: UtcDatetime
+    calendar: str
+    explanation: str
+
+
+class DeadLetterData(Record):
+    reason: str
+    field: str | None = Field(description="The bad field, when one is to blame")
+    origin: str = Field(description="Channel or topic the input came from")
+    payload_base64: str = Field(description="The input, whole")
+    payload_sha256: str
+    payload_size: int = Field(ge=0)
+
+
+# --- envelopes --------------------------------------------------------------------------
+
+
+class Envelope(Record):
+    event_id: str = Field(min_length=1, max_length=256)
+    kind: EventKind
+    occurred_at: UtcDatetime
+    source: str = Field(min_length=1)
+    schema_version: Literal[1] = SCHEMA_VERSION
+    data: Record
+
+
+class EmailReceived(Envelope):
+    kind: Literal[EventKind.EMAIL_RECEIVED] = EventKind.EMAIL_RECEIVED
+    data: EmailReceivedData
+
+
+class TicketClassified(Envelope):
+    kind: Literal[EventKind.TICKET_CLASSIFIED] = EventKind.TICKET_CLASSIFIED
+    data: TicketClassifiedData
+
+
+class TicketRouted(Envelope):
+    kind: Literal[EventKind.TICKET_ROUTED] = EventKind.TICKET_ROUTED
+    data: TicketRoutedData
+
+
+class TicketUpdated(Envelope):
+    kind: Literal[EventKind.TICKET_UPDATED] = EventKind.TICKET_UPDATED
+    data: TicketUpdatedData
+
+
+class TicketActivity(Envelope):
+    kind: Literal[EventKind.TICKET_ACTIVITY] = EventKind.TICKET_ACTIVITY
+    data: TicketActivityData
+
+
+class SlaWarning(Envelope):
+    kind: Literal[EventKind.SLA_WARNING] = EventKind.SLA_WARNING
+    data: SlaAlertData
+
+
+class SlaBreached(Envelope):
+    kind: Literal[EventKind.SLA_BREACHED] = EventKind.SLA_BREACHED
+    data: SlaAlertData
+
+
+class RecordDeadLettered(Envelope):
+    kind: Literal[EventKind.RECORD_DEAD_LETTERED] = EventKind.RECORD_DEAD_LETTERED
+    data: DeadLetterData
+
+
+RECORD_TYPES: tuple[type[Envelope], ...] = (
+    EmailReceived,
+    TicketClassified,
+    TicketRouted,
+    TicketUpdated,
+    TicketActivity,
+    SlaWarning,
+    SlaBreached,
+    RecordDeadLettered,
+)
+
+# What ingest writes to the ticket events topic. New channels add their kind here, and it
+# becomes a union discriminated by ``kind``.
+IncomingTicketEvent = EmailReceived
+_INCOMING: TypeAdapter[IncomingTicketEvent] = TypeAdapter(IncomingTicketEvent)
+
+AnyRecord = Annotated[
+    EmailReceived
+    | TicketClassified
+    | TicketRouted
+    | TicketUpdated
+    | TicketActivity
+    | SlaWarning
+    | SlaBreached
+    | RecordDeadLettered,
+    Field(discriminator="kind"),
+]
+_ANY_RECORD: TypeAdapter[AnyRecord] = TypeAdapter(AnyRecord)
+
+
+def parse_record(raw: bytes | str) -> AnyRecord:
+    """Parse one record of any topic; raises pydantic.ValidationError naming the bad field."""
+    return _ANY_RECORD.validate_json(raw)
+
+
+def parse_incoming(raw: bytes | str) -> IncomingTicketEvent:
+    """Parse one record of the ticket events topic."""
+    return _INCOMING.validate_json(raw)
+
+
+def to_json(record: Envelope) -> bytes:
+    return record.model_dump_json().encode()

@@ -1,0 +1,126 @@
+"""Settings: environment variables (``ENGINE_*``) over an optional TOML file over defaults.
+
+The file is named by ``ENGINE_CONFIG_FILE`` or ``engine --config FILE``. Everything is
+validated once, at start-up; an invalid value stops the process with the name of the field.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ticketing-engine"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ENGINE_", extra="forbid", frozen=True)
+
+    bootstrap_servers: str = Field(
+        default="",
+        description="Kafka bootstrap servers (host:port,...). Empty: the engine's local broker.",
+    )
+    state_dir: Path = Field(
+        default_factory=_default_state_dir,
+        description="Where the local broker keeps its data and the engine its files.",
+    )
+    broker_port: int = Field(default=9092, ge=1, le=65535, description="Local broker port.")
+    controller_port: int = Field(
+        default=9093, ge=1, le=65535, description="Local broker's KRaft controller port."
+    )
+    broker_heap: str = Field(default="512m", description="Local broker's JVM heap (-Xmx).")
+    kafka_deploy_dir: Path = Field(
+        default=PROJECT_ROOT / "deploy" / "kafka",
+        description="Folder with the POM that fetches Kafka's jars and their lib/ folder.",
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, description="Replication factor of the topics the engine creates."
+    )
+    partitions: int = Field(
+        default=6, ge=1, description="Partitions of the ticket topics (keyed by ticket id)."
+    )
+
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP ingestor listen address.")
+    smtp_port: int = Field(default=2525, ge=0, le=65535, description="SMTP ingestor port.")
+    support_domains: Annotated[list[str], NoDecode] = Field(
+        default=["support.example.com"],
+        description="Recipient domains accepted by the SMTP ingestor (comma-separated).",
+    )
+    smtp_max_message_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest mail accepted (552 above)."
+    )
+    kafka_ack_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long an ingestor waits for Kafka's ack before telling the sender to retry.",
+    )
+
+    app_id: str = Field(default="ticketing-engine", description="Processor consumer group.")
+    rules_file: Path | None = Field(
+        default=None, description="Rule set (YAML). Empty: the shipped default rules."
+    )
+
+    smtp_metrics_port: int = Field(default=9464, ge=0, le=65535, description="SMTP /metrics.")
+    processor_metrics_port: int = Field(
+        default=9465, ge=0, le=65535, description="Processor /metrics."
+    )
+    processor_web_port: int = Field(
+        default=6066, ge=1, le=65535, description="Processor's faust web port (health)."
+    )
+
+    @field_validator("support_domains", mode="before")
+    @classmethod
+    def _split_domains(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            return [str(part).strip().lower() for part in value]
+        return value
+
+    @field_validator("support_domains")
+    @classmethod
+    def _at_least_one_domain(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one support domain is needed, or the server relays nothing")
+        return value
+
+    @property
+    def uses_local_broker(self) -> bool:
+        return not self.bootstrap_servers
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.bootstrap_servers or f"127.0.0.1:{self.broker_port}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = os.environ.get("ENGINE_CONFIG_FILE")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})
