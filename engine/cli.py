@@ -87,6 +87,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
         from_beginning=not args.new_only,
         limit=args.max,
         timeout_seconds=args.timeout,
+        with_meta=args.meta,
     )
 
 
@@ -149,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--new-only", action="store_true", help="start at the end instead of the beginning"
     )
     tail_parser.add_argument("-n", "--max", type=int, default=None, help="stop after N records")
+    tail_parser.add_argument(
+        "--meta", action="store_true", help="wrap each value with its partition, offset and key"
+    )
     tail_parser.add_argument(
         "--timeout", type=float, default=5.0, help="without --follow: stop after this idle time"
     )

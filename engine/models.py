@@ -119,6 +119,15 @@ class EmailReceivedData(Record):
     size_bytes: int = Field(ge=0)
 
 
+class TicketMessage(Record):
+    """What the rules read: one message of a ticket, as any channel provides it."""
+
+    channel: Channel
+    subject: str
+    body: str
+    sender: str
+
+
 class RuleMatch(Record):
     """One rule that fired, and what in the input made it fire."""
 

@@ -78,9 +78,6 @@ class Settings(BaseSettings):
     processor_metrics_port: int = Field(
         default=9465, ge=0, le=65535, description="Processor /metrics."
     )
-    processor_web_port: int = Field(
-        default=6066, ge=1, le=65535, description="Processor's faust web port (health)."
-    )
 
     @field_validator("support_domains", mode="before")
     @classmethod

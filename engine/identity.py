@@ -1,0 +1,64 @@
+"""Ticket identity: a ticket id is derived from what the ticket is about, never random.
+
+So a replay or a redelivery updates the same ticket instead of opening a second one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import uuid
+
+TICKET_ID_PATTERN = r"T-[A-Z2-7]{13}"
+_TICKET_TAG = re.compile(r"\[#(" + TICKET_ID_PATTERN + r")\]")
+_EVENT_NAMESPACE = uuid.UUID("8d6f5c1e-8e43-4d7a-9a57-3f1b0c0e7a11")
+
+
+def ticket_id(kind: str, identity: str) -> str:
+    """``T-`` and 13 base32 characters (65 bits) of a hash of the thing's identity."""
+    digest = hashlib.sha256(f"{kind}\x00{identity}".encode()).digest()
+    return "T-" + base64.b32encode(digest).decode()[:13]
+
+
+def ticket_tag(ticket: str) -> str:
+    """What the engine puts in subjects, so replies find their ticket."""
+    return f"[#{ticket}]"
+
+
+def ticket_id_in_subject(subject: str) -> str | None:
+    match = _TICKET_TAG.search(subject)
+    return match.group(1) if match else None
+
+
+def email_thread_root(
+    message_id: str | None, in_reply_to: str | None, references: tuple[str, ...]
+) -> str | None:
+    """The Message-ID that started the thread: first of References, else In-Reply-To,
+    else the message's own id."""
+    if references:
+        return references[0]
+    return in_reply_to or message_id
+
+
+def email_ticket_id(
+    subject: str,
+    message_id: str | None,
+    in_reply_to: str | None,
+    references: tuple[str, ...],
+    content_digest: str,
+) -> str:
+    """Ticket tag in the subject first, then the thread's root Message-ID; a mail with no
+    ids at all is identified by its content, so its own redelivery still finds it."""
+    tagged = ticket_id_in_subject(subject)
+    if tagged:
+        return tagged
+    root = email_thread_root(message_id, in_reply_to, references)
+    if root:
+        return ticket_id("email", root.lower())
+    return ticket_id("email-content", content_digest)
+
+
+def event_id(source: str, identity: str) -> str:
+    """A deterministic event id: the same source fact always gets the same id."""
+    return f"{source}:{uuid.uuid5(_EVENT_NAMESPACE, identity)}"

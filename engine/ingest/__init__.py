@@ -1,0 +1,1 @@
+"""Ingestors: each channel's edge, turning what arrives into ticket events on Kafka."""

@@ -1,0 +1,163 @@
+"""parse_email(raw, ...) -> EmailReceived: one received mail as a ticket event.
+
+Pure, and lenient as mail demands: ``policy=default`` parsing, every header read
+defensively, the text body preferred over HTML. Whatever still fails raises
+``EmailParseError`` naming the part that failed, and the caller dead-letters the raw mail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from datetime import datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import getaddresses, parsedate_to_datetime
+
+from engine.identity import email_ticket_id, event_id
+from engine.models import Attachment, EmailReceived, EmailReceivedData
+
+MAX_TEXT_CHARS = 200_000
+_MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
+_TAGS = re.compile(r"<[^>]+>")
+_BLOCK_END = re.compile(r"</?(p|div|br|tr|li|h[1-6])\b[^>]*>", re.IGNORECASE)
+_DROPPED = re.compile(r"<(script|style)\b.*?</\1>", re.IGNORECASE | re.DOTALL)
+
+
+class EmailParseError(ValueError):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def _header(message: EmailMessage, name: str) -> str:
+    try:
+        value = message.get(name)
+    except (ValueError, TypeError, IndexError, AttributeError):
+        raw = message.get_all(name, failobj=[])
+        value = raw[0] if raw else None
+    return str(value).strip() if value is not None else ""
+
+
+def message_ids(value: str) -> tuple[str, ...]:
+    return tuple(found.strip() for found in _MESSAGE_ID.findall(value))
+
+
+def _sender(message: EmailMessage) -> tuple[str, str]:
+    raw = _header(message, "From")
+    pairs = getaddresses([raw])
+    name, address = pairs[0] if pairs else ("", "")
+    return address.strip().lower(), name.strip()
+
+
+def _date(message: EmailMessage) -> datetime | None:
+    raw = _header(message, "Date")
+    if not raw:
+        return None
+    try:
+        parsed = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def html_to_text(markup: str) -> str:
+    without_code = _DROPPED.sub(" ", markup)
+    with_breaks = _BLOCK_END.sub("\n", without_code)
+    text = html.unescape(_TAGS.sub("", with_breaks))
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _text(message: EmailMessage) -> str:
+    try:
+        body = message.get_body(preferencelist=("plain", "html"))
+    except (KeyError, ValueError, TypeError) as error:
+        raise EmailParseError("body", f"cannot find the text part: {error}") from error
+    if body is None:
+        return ""
+    try:
+        content = body.get_content()
+    except (LookupError, ValueError, AssertionError, TypeError):
+        payload = body.get_payload(decode=True)
+        content = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else ""
+    if not isinstance(content, str):
+        return ""
+    if body.get_content_subtype() == "html":
+        return html_to_text(content)
+    return content.strip()
+
+
+def _attachments(message: EmailMessage) -> tuple[Attachment, ...]:
+    found = []
+    for part in message.iter_attachments():
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        found.append(
+            Attachment(
+                filename=part.get_filename(),
+                content_type=part.get_content_type(),
+                size_bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+        )
+    return tuple(found)
+
+
+def parse_email(
+    raw: bytes,
+    *,
+    mail_from: str,
+    rcpt_to: tuple[str, ...],
+    peer: str,
+    received_at: datetime,
+    source: str,
+) -> EmailReceived:
+    try:
+        message = BytesParser(policy=policy.default).parsebytes(raw)
+    except Exception as error:  # the parser's failures have no common base class
+        raise EmailParseError("message", f"not parseable as MIME: {error}") from error
+    assert isinstance(message, EmailMessage)
+
+    own_ids = message_ids(_header(message, "Message-ID"))
+    message_id = own_ids[0] if own_ids else None
+    reply_to_ids = message_ids(_header(message, "In-Reply-To"))
+    in_reply_to = reply_to_ids[0] if reply_to_ids else None
+    references = message_ids(_header(message, "References"))
+    subject = " ".join(_header(message, "Subject").split())
+    from_address, from_name = _sender(message)
+    if not from_address:
+        from_address = mail_from.lower()
+    text = _text(message)
+    try:
+        attachments = _attachments(message)
+    except Exception as error:  # a broken part must not hide the rest of the mail
+        raise EmailParseError("attachments", str(error)) from error
+    digest = hashlib.sha256(raw).hexdigest()
+    ticket = email_ticket_id(subject, message_id, in_reply_to, references, digest)
+    return EmailReceived(
+        event_id=event_id("email", message_id or f"sha256:{digest}"),
+        occurred_at=received_at,
+        source=source,
+        data=EmailReceivedData(
+            ticket_id=ticket,
+            message_id=message_id,
+            in_reply_to=in_reply_to,
+            references=references,
+            mail_from=mail_from,
+            rcpt_to=rcpt_to,
+            from_address=from_address,
+            from_name=from_name,
+            subject=subject,
+            text=text[:MAX_TEXT_CHARS],
+            text_truncated=len(text) > MAX_TEXT_CHARS,
+            date=_date(message),
+            attachments=attachments,
+            peer=peer,
+            size_bytes=len(raw),
+        ),
+    )
+

@@ -1,0 +1,152 @@
+"""The SMTP ingestor: an aiosmtpd handler whose 250 means "your mail is on Kafka".
+
+Replies, and why:
+- 250 only after Kafka acknowledged the ``email.received`` event (or, for a mail that
+  cannot be parsed, its dead letter);
+- 451 4.3.0 when Kafka is unreachable or slow past the bound, and for any unexpected
+  error: the sender keeps the mail and retries (aiosmtpd would say a permanent 500);
+- 550 5.7.1 for recipients outside the support domains: this is no open relay;
+- 552 for mail over the size limit (aiosmtpd checks SIZE at MAIL FROM and after DATA).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from engine import metrics
+from engine.clock import Clock
+from engine.errors import PublishError
+from engine.identity import event_id
+from engine.ingest.email_parse import EmailParseError, parse_email
+from engine.ingest.publisher import KafkaPublisher
+from engine.models import DeadLetterData, RecordDeadLettered, to_json
+from engine.topics import DEAD_LETTERS, TICKET_EVENTS
+
+log = logging.getLogger(__name__)
+
+RETRY_LATER = "451 4.3.0 Mail not stored: the ticket queue is unavailable, please retry later"
+SOURCE = "email"
+
+
+class SupportMailHandler:
+    def __init__(
+        self,
+        publisher: KafkaPublisher,
+        support_domains: list[str],
+        clock: Clock,
+        source: str,
+    ) -> None:
+        self._publisher = publisher
+        self._domains = frozenset(support_domains)
+        self._clock = clock
+        self._source = source
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        domain = address.rpartition("@")[2].lower()
+        if domain not in self._domains:
+            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "relay_denied").inc()
+            return f"550 5.7.1 Relaying denied: {domain or 'that address'} is not served here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        received_at = self._clock.now()
+        raw = envelope.original_content or b""
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", errors="surrogateescape")
+        peer = _peer(session)
+        mail_from = envelope.mail_from or ""
+        try:
+            event = parse_email(
+                raw,
+                mail_from=mail_from,
+                rcpt_to=tuple(envelope.rcpt_tos),
+                peer=peer,
+                received_at=received_at,
+                source=self._source,
+            )
+        except EmailParseError as error:
+            return await self._dead_letter(raw, error, received_at)
+        try:
+            await self._publisher.publish(
+                TICKET_EVENTS, event.data.ticket_id.encode(), to_json(event)
+            )
+        except PublishError as error:
+            log.warning("mail from %s not stored: %s", peer, error)
+            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "kafka_unavailable").inc()
+            return RETRY_LATER
+        elapsed = (self._clock.now() - received_at).total_seconds()
+        metrics.INGEST_ACK_SECONDS.labels(SOURCE).observe(max(0.0, elapsed))
+        metrics.EVENTS_INGESTED.labels(SOURCE, "accepted", "").inc()
+        return f"250 2.0.0 Accepted for ticket {event.data.ticket_id}"
+
+    async def _dead_letter(self, raw: bytes, error: EmailParseError, received_at: Any) -> str:
+        digest = hashlib.sha256(raw).hexdigest()
+        record = RecordDeadLettered(
+            event_id=event_id("deadletter", f"email:{digest}"),
+            occurred_at=received_at,
+            source=self._source,
+            data=DeadLetterData(
+                reason=f"mail could not be parsed: {error.reason}",
+                field=error.field,
+                origin="smtp",
+                payload_base64=base64.b64encode(raw).decode(),
+                payload_sha256=digest,
+                payload_size=len(raw),
+            ),
+        )
+        try:
+            await self._publisher.publish(DEAD_LETTERS, digest.encode(), to_json(record))
+        except PublishError:
+            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "kafka_unavailable").inc()
+            return RETRY_LATER
+        metrics.EVENTS_INGESTED.labels(SOURCE, "dead_lettered", "unparseable").inc()
+        return "250 2.0.0 Stored for review: the message could not be read automatically"
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.exception("unexpected error in the SMTP ingestor", exc_info=error)
+        metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "internal_error").inc()
+        return RETRY_LATER
+
+
+def _peer(session: Session) -> str:
+    peer = session.peer
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer or "")
+
+
+async def serve_smtp(
+    handler: SupportMailHandler,
+    host: str,
+    port: int,
+    max_message_bytes: int,
+    hostname: str = "ticketing-engine",
+) -> asyncio.Server:
+    """Serve SMTP from the running loop (not aiosmtpd's threaded Controller)."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: SMTP(
+            handler,
+            data_size_limit=max_message_bytes,
+            enable_SMTPUTF8=True,
+            hostname=hostname,
+            ident="ticketing-engine ESMTP",
+            loop=loop,
+        ),
+        host=host,
+        port=port,
+    )

@@ -1,0 +1,54 @@
+"""``engine smtp``: the SMTP ingestor as a process, with its own /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from engine import metrics
+from engine.clock import SystemClock
+from engine.ingest.publisher import KafkaPublisher
+from engine.ingest.smtp import SupportMailHandler, serve_smtp
+from engine.settings import Settings
+
+
+async def smtp_ingestor(settings: Settings, stop: asyncio.Event) -> None:
+    publisher = KafkaPublisher(
+        settings.kafka_bootstrap, settings.kafka_ack_timeout_seconds, "ticketing-smtp"
+    )
+    await publisher.start()
+    handler = SupportMailHandler(
+        publisher, settings.support_domains, SystemClock(), f"smtp://{settings.smtp_host}"
+    )
+    server = await serve_smtp(
+        handler, settings.smtp_host, settings.smtp_port, settings.smtp_max_message_bytes
+    )
+    host, port = server.sockets[0].getsockname()[:2]
+    metrics_port = metrics.serve_metrics(settings.smtp_metrics_port)
+    print(
+        f"smtp: listening on {host}:{port} for {', '.join(settings.support_domains)}; "
+        f"metrics on http://127.0.0.1:{metrics_port}/metrics",
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        await server.wait_closed()
+        await publisher.stop()
+
+
+def run_smtp_ingestor(settings: Settings) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await smtp_ingestor(settings, stop)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

@@ -1,0 +1,43 @@
+"""Prometheus metrics. Label values are bounded: never a ticket id, address or subject."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+EVENTS_INGESTED = Counter(
+    "ticketing_events_ingested_total",
+    "Inputs received by the ingestors, by source and outcome",
+    ["source", "outcome", "reason"],
+)
+INGEST_ACK_SECONDS = Histogram(
+    "ticketing_ingest_kafka_ack_seconds",
+    "Time from an input's arrival to Kafka's acknowledgement of its event",
+    ["source"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+TICKETS_ROUTED = Counter(
+    "ticketing_tickets_routed_total",
+    "Tickets routed to a tier topic, by tier and priority",
+    ["tier", "priority"],
+)
+SPECIAL_ROUTES = Counter(
+    "ticketing_special_routes_total",
+    "Tickets sent to a special route",
+    ["route"],
+)
+EVENTS_PROCESSED = Counter(
+    "ticketing_processor_events_total",
+    "Ticket events seen by the processor, by outcome",
+    ["outcome"],
+)
+INGEST_TO_ROUTED_SECONDS = Histogram(
+    "ticketing_ingest_to_routed_seconds",
+    "Time from an event's ingestion to its ticket being routed",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+
+
+def serve_metrics(port: int, host: str = "127.0.0.1") -> int:
+    """Serve /metrics on ``port`` (0: any free port); returns the port."""
+    server, _thread = start_http_server(port, addr=host)
+    return int(server.server_address[1])

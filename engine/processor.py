@@ -1,0 +1,163 @@
+"""The triage processor: a faust-streaming agent over the ticket events topic.
+
+For each event: read the ticket's state from the ``tickets`` table (whose changelog is the
+public, compacted ``tickets.state.v1``), triage it, publish the decision and the routed
+ticket, and store the new state. Concurrency is 1 (faust can commit past an in-flight
+message otherwise), and the sends of one event are awaited before the next, so an
+offset is committed only after its effects are on Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+from typing import Any
+
+import faust
+from pydantic import ValidationError
+
+from engine import metrics
+from engine.clock import Clock, SystemClock
+from engine.models import (
+    DeadLetterData,
+    Envelope,
+    RecordDeadLettered,
+    TicketUpdated,
+    parse_incoming,
+    parse_record,
+    to_json,
+)
+from engine.identity import event_id
+from engine.rules.ruleset import RuleSet, load_ruleset
+from engine.settings import Settings
+from engine.topics import DEAD_LETTERS, TICKET_EVENTS, TICKET_STATE
+from engine.triage import publications, state_record, triage
+
+log = logging.getLogger(__name__)
+SOURCE = "engine.processor"
+
+
+def _raw_topic(app: faust.App, name: str, partitions: int | None = None) -> Any:
+    return app.topic(
+        name, key_type=bytes, value_type=bytes, partitions=partitions, internal=False
+    )
+
+
+class Processor:
+    """Wires the faust app: topics, table and the triage agent."""
+
+    def __init__(self, settings: Settings, ruleset: RuleSet, clock: Clock) -> None:
+        self.settings = settings
+        self.ruleset = ruleset
+        self.clock = clock
+        self.app = faust.App(
+            settings.app_id,
+            broker=f"kafka://{settings.kafka_bootstrap}",
+            store="memory://",
+            datadir=str(settings.state_dir / "processor"),
+            web_enabled=False,
+            topic_partitions=settings.partitions,
+            topic_replication_factor=settings.replication_factor,
+            producer_acks=-1,
+            consumer_auto_offset_reset="earliest",
+        )
+        self.events = _raw_topic(self.app, TICKET_EVENTS, settings.partitions)
+        self.tickets = self.app.Table(
+            "tickets",
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.partitions,
+            changelog_topic=_raw_topic(self.app, TICKET_STATE, settings.partitions),
+        )
+        self._outputs: dict[str, Any] = {}
+        self.app.agent(self.events, name="triage", concurrency=1)(self._triage_agent)
+
+    def _topic(self, name: str) -> Any:
+        if name not in self._outputs:
+            self._outputs[name] = _raw_topic(self.app, name)
+        return self._outputs[name]
+
+    async def _triage_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            await self.handle(event.key, event.message.value)
+
+    async def handle(self, key: bytes | None, value: bytes) -> None:
+        try:
+            incoming = parse_incoming(value)
+        except ValidationError as error:
+            await self._dead_letter(value, error)
+            return
+        now = self.clock.now()
+        stored = self.tickets.get(incoming.data.ticket_id.encode())
+        previous = _ticket_of(stored) if stored is not None else None
+        outcome = triage(previous, incoming, self.ruleset, now)
+        if outcome.duplicate:
+            metrics.EVENTS_PROCESSED.labels("duplicate").inc()
+            return
+        pending = [
+            await self._topic(p.topic).send(key=p.key.encode(), value=to_json(p.record))
+            for p in publications(outcome, incoming, now, SOURCE)
+        ]
+        await asyncio.gather(*pending)
+        ticket = outcome.ticket
+        self.tickets[ticket.ticket_id.encode()] = to_json(
+            state_record(ticket, incoming.event_id, now, SOURCE)
+        )
+        metrics.EVENTS_PROCESSED.labels("processed").inc()
+        if outcome.routed and outcome.route is not None:
+            metrics.TICKETS_ROUTED.labels(ticket.tier.value, ticket.priority.value).inc()
+            for special in outcome.route.special_routes:
+                metrics.SPECIAL_ROUTES.labels(special.value).inc()
+            metrics.INGEST_TO_ROUTED_SECONDS.observe(
+                max(0.0, (now - incoming.occurred_at).total_seconds())
+            )
+            log.info(
+                "ticket %s routed to %s as %s/%s",
+                ticket.ticket_id, ticket.tier, ticket.priority, ticket.category,
+            )  # fmt: skip
+
+    async def _dead_letter(self, value: bytes, error: ValidationError) -> None:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        digest = hashlib.sha256(value).hexdigest()
+        record = RecordDeadLettered(
+            event_id=event_id("deadletter", f"{TICKET_EVENTS}:{digest}"),
+            occurred_at=self.clock.now(),
+            source=SOURCE,
+            data=DeadLetterData(
+                reason=f"not a valid ticket event: {first['msg']}",
+                field=field,
+                origin=TICKET_EVENTS,
+                payload_base64=base64.b64encode(value).decode(),
+                payload_sha256=digest,
+                payload_size=len(value),
+            ),
+        )
+        future = await self._topic(DEAD_LETTERS).send(key=digest.encode(), value=to_json(record))
+        await future
+        metrics.EVENTS_PROCESSED.labels("dead_lettered").inc()
+        log.warning("dead-lettered a record of %s: %s (%s)", TICKET_EVENTS, first["msg"], field)
+
+
+def _ticket_of(stored: bytes) -> Any:
+    record = parse_record(stored)
+    assert isinstance(record, TicketUpdated)
+    return record.data.ticket
+
+
+def build_processor(settings: Settings, clock: Clock | None = None) -> Processor:
+    return Processor(settings, load_ruleset(settings.rules_file), clock or SystemClock())
+
+
+def run_processor(settings: Settings) -> None:
+    processor = build_processor(settings)
+    port = metrics.serve_metrics(settings.processor_metrics_port)
+    print(f"processor: consuming {TICKET_EVENTS} on {settings.kafka_bootstrap}; "
+          f"metrics on http://127.0.0.1:{port}/metrics", flush=True)  # fmt: skip
+    worker = faust.Worker(processor.app, loglevel="WARN", quiet=True)
+    worker.execute_from_commandline()
+
+
+__all__ = ["Envelope", "Processor", "build_processor", "run_processor"]

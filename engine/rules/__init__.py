@@ -1,0 +1,1 @@
+"""Classification and routing rules: validated data, pure functions, explained decisions."""

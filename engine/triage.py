@@ -1,0 +1,184 @@
+"""triage(previous, event, ruleset, now): what one incoming event does to its ticket.
+
+Pure: the processor feeds it the ticket's stored state and publishes what it returns.
+A follow-up message on an open ticket may raise its priority but never lowers it
+(a calmer follow-up does not make an outage less urgent); the first real category stays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.identity import event_id
+from engine.models import (
+    Channel,
+    Classification,
+    EmailReceived,
+    Envelope,
+    IncomingTicketEvent,
+    RouteDecision,
+    TicketClassified,
+    TicketClassifiedData,
+    TicketMessage,
+    TicketRouted,
+    TicketRoutedData,
+    TicketState,
+    TicketStatus,
+    TicketUpdated,
+    TicketUpdatedData,
+)
+from engine.rules.classify import classify
+from engine.rules.route import route
+from engine.rules.ruleset import RuleSet
+from engine.topics import SPECIAL_ROUTE_TOPICS, TICKET_DECISIONS, TIER_TOPICS
+
+RECENT_EVENTS_KEPT = 64
+
+
+@dataclass(frozen=True)
+class TriageOutcome:
+    ticket: TicketState
+    classification: Classification | None
+    route: RouteDecision | None
+    duplicate: bool
+    routed: bool
+    """True when the ticket is new, or its tier, priority or special routes changed."""
+
+
+def message_of(event: IncomingTicketEvent) -> TicketMessage:
+    match event:
+        case EmailReceived(data=data):
+            return TicketMessage(
+                channel=Channel.EMAIL,
+                subject=data.subject,
+                body=data.text,
+                sender=data.from_address,
+            )
+
+
+def ticket_id_of(event: IncomingTicketEvent) -> str:
+    return event.data.ticket_id
+
+
+def _effective(
+    classification: Classification, previous: TicketState | None, ruleset: RuleSet
+) -> Classification:
+    if previous is None:
+        return classification
+    priority, category = classification.priority, classification.category
+    notes = list(classification.explanation)
+    if previous.priority.severity > priority.severity:
+        priority = previous.priority
+        notes.append(f"priority kept at {priority}: an earlier message set it, never lowered")
+    if previous.category != ruleset.defaults.category and previous.category != category:
+        category = previous.category
+        notes.append(f"category kept at {category}: set by the ticket's first messages")
+    tags = (*previous.tags, *(tag for tag in classification.tags if tag not in previous.tags))
+    return classification.model_copy(
+        update={
+            "priority": priority,
+            "category": category,
+            "tags": tags,
+            "explanation": tuple(notes),
+        }
+    )
+
+
+def triage(
+    previous: TicketState | None,
+    event: IncomingTicketEvent,
+    ruleset: RuleSet,
+    now: datetime,
+) -> TriageOutcome:
+    if previous is not None and event.event_id in previous.recent_event_ids:
+        return TriageOutcome(previous, None, None, duplicate=True, routed=False)
+
+    message = message_of(event)
+    classification = _effective(classify(message, ruleset), previous, ruleset)
+    decision = route(classification, message.channel, ruleset.routes)
+    recent = (*(previous.recent_event_ids if previous else ()), event.event_id)
+    ticket = TicketState(
+        ticket_id=ticket_id_of(event),
+        status=previous.status if previous else TicketStatus.OPEN,
+        channel=previous.channel if previous else message.channel,
+        subject=previous.subject if previous else message.subject,
+        requester=previous.requester if previous else message.sender,
+        opened_at=previous.opened_at if previous else event.occurred_at,
+        updated_at=now,
+        priority=classification.priority,
+        category=classification.category,
+        tier=decision.tier,
+        special_routes=decision.special_routes,
+        tags=classification.tags,
+        event_count=(previous.event_count if previous else 0) + 1,
+        recent_event_ids=recent[-RECENT_EVENTS_KEPT:],
+        ruleset_version=ruleset.fingerprint,
+    )
+    routed = previous is None or (
+        (previous.tier, previous.priority, previous.special_routes)
+        != (ticket.tier, ticket.priority, ticket.special_routes)
+    )
+    return TriageOutcome(ticket, classification, decision, duplicate=False, routed=routed)
+
+
+@dataclass(frozen=True)
+class Publication:
+    topic: str
+    key: str
+    record: Envelope
+
+
+def publications(
+    outcome: TriageOutcome, cause: IncomingTicketEvent, now: datetime, source: str
+) -> list[Publication]:
+    """The records one triage outcome puts on Kafka. Their ids derive from the cause, so
+    reprocessing the same event yields the same ids (consumers can deduplicate)."""
+    if outcome.duplicate or outcome.classification is None or outcome.route is None:
+        return []
+    ticket = outcome.ticket
+    cause_id = cause.event_id
+    found: list[Publication] = [
+        Publication(
+            TICKET_DECISIONS,
+            ticket.ticket_id,
+            TicketClassified(
+                event_id=event_id("ticket.classified", cause_id),
+                occurred_at=now,
+                source=source,
+                data=TicketClassifiedData(
+                    ticket_id=ticket.ticket_id,
+                    cause_event_id=cause_id,
+                    classification=outcome.classification,
+                ),
+            ),
+        )
+    ]
+    if outcome.routed:
+        routed = TicketRouted(
+            event_id=event_id("ticket.routed", cause_id),
+            occurred_at=now,
+            source=source,
+            data=TicketRoutedData(
+                ticket_id=ticket.ticket_id,
+                cause_event_id=cause_id,
+                ticket=ticket,
+                classification=outcome.classification,
+                route=outcome.route,
+            ),
+        )
+        found.append(Publication(TIER_TOPICS[outcome.route.tier], ticket.ticket_id, routed))
+        found.extend(
+            Publication(SPECIAL_ROUTE_TOPICS[special], ticket.ticket_id, routed)
+            for special in outcome.route.special_routes
+        )
+    return found
+
+
+def state_record(ticket: TicketState, cause_id: str, now: datetime, source: str) -> TicketUpdated:
+    return TicketUpdated(
+        event_id=event_id("ticket.updated", cause_id),
+        occurred_at=now,
+        source=source,
+        data=TicketUpdatedData(ticket=ticket),
+    )
