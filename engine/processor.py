@@ -16,14 +16,16 @@ import logging
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
+from mode.supervisors import CrashingSupervisor
 from pydantic import ValidationError
 
 from engine import metrics
 from engine.clock import Clock, SystemClock
 from engine.models import (
     DeadLetterData,
-    Envelope,
     RecordDeadLettered,
+    TicketState,
     TicketUpdated,
     parse_incoming,
     parse_record,
@@ -40,8 +42,16 @@ SOURCE = "engine.processor"
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int | None = None) -> Any:
+    """A topic of plain bytes: records are JSON envelopes we parse ourselves (faust would
+    otherwise decode with its own json codec, e.g. when it restores the table)."""
     return app.topic(
-        name, key_type=bytes, value_type=bytes, partitions=partitions, internal=False
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+        internal=False,
     )
 
 
@@ -62,6 +72,9 @@ class Processor:
             topic_replication_factor=settings.replication_factor,
             producer_acks=-1,
             consumer_auto_offset_reset="earliest",
+            # An agent that fails on Kafka trouble ends the process, to be restarted,
+            # instead of leaving a worker that consumes nothing.
+            agent_supervisor=CrashingSupervisor,
         )
         self.events = _raw_topic(self.app, TICKET_EVENTS, settings.partitions)
         self.tickets = self.app.Table(
@@ -81,13 +94,22 @@ class Processor:
 
     async def _triage_agent(self, stream: Any) -> None:
         async for event in stream.events():
-            await self.handle(event.key, event.message.value)
+            value = event.message.value
+            try:
+                await self.handle(value)
+            except (KafkaError, TimeoutError):
+                raise  # Kafka trouble: crash, be restarted, reprocess from the last commit
+            except Exception as error:
+                log.exception("processing a record of %s failed", TICKET_EVENTS)
+                await self._dead_letter(value, f"processing failed: {error!r}", None)
 
-    async def handle(self, key: bytes | None, value: bytes) -> None:
+    async def handle(self, value: bytes) -> None:
         try:
             incoming = parse_incoming(value)
         except ValidationError as error:
-            await self._dead_letter(value, error)
+            first = error.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or None
+            await self._dead_letter(value, f"not a valid ticket event: {first['msg']}", field)
             return
         now = self.clock.now()
         stored = self.tickets.get(incoming.data.ticket_id.encode())
@@ -118,16 +140,14 @@ class Processor:
                 ticket.ticket_id, ticket.tier, ticket.priority, ticket.category,
             )  # fmt: skip
 
-    async def _dead_letter(self, value: bytes, error: ValidationError) -> None:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
+    async def _dead_letter(self, value: bytes, reason: str, field: str | None) -> None:
         digest = hashlib.sha256(value).hexdigest()
         record = RecordDeadLettered(
             event_id=event_id("deadletter", f"{TICKET_EVENTS}:{digest}"),
             occurred_at=self.clock.now(),
             source=SOURCE,
             data=DeadLetterData(
-                reason=f"not a valid ticket event: {first['msg']}",
+                reason=reason,
                 field=field,
                 origin=TICKET_EVENTS,
                 payload_base64=base64.b64encode(value).decode(),
@@ -138,12 +158,13 @@ class Processor:
         future = await self._topic(DEAD_LETTERS).send(key=digest.encode(), value=to_json(record))
         await future
         metrics.EVENTS_PROCESSED.labels("dead_lettered").inc()
-        log.warning("dead-lettered a record of %s: %s (%s)", TICKET_EVENTS, first["msg"], field)
+        log.warning("dead-lettered a record of %s: %s (field %s)", TICKET_EVENTS, reason, field)
 
 
-def _ticket_of(stored: bytes) -> Any:
+def _ticket_of(stored: bytes) -> TicketState:
     record = parse_record(stored)
-    assert isinstance(record, TicketUpdated)
+    if not isinstance(record, TicketUpdated):
+        raise TypeError(f"{TICKET_STATE} holds a {record.kind}, not a ticket.updated")
     return record.data.ticket
 
 
@@ -157,7 +178,6 @@ def run_processor(settings: Settings) -> None:
     print(f"processor: consuming {TICKET_EVENTS} on {settings.kafka_bootstrap}; "
           f"metrics on http://127.0.0.1:{port}/metrics", flush=True)  # fmt: skip
     worker = faust.Worker(processor.app, loglevel="WARN", quiet=True)
+    worker.spinner = None
     worker.execute_from_commandline()
 
-
-__all__ = ["Envelope", "Processor", "build_processor", "run_processor"]
