@@ -25,6 +25,9 @@ from engine.settings import Settings
 
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 READY_TIMEOUT_SECONDS = 90.0
+
+# Brokers started by this process, kept so they are reaped (not left as zombies) on stop.
+_spawned: dict[int, subprocess.Popen[bytes]] = {}
 STOP_TIMEOUT_SECONDS = 30.0
 
 
@@ -216,6 +219,7 @@ def start(settings: Settings) -> str:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+    _spawned[process.pid] = process
     paths.pid.write_text(str(process.pid))
     wait_ready(bootstrap, process.pid, paths)
     return f"Kafka broker started (pid {process.pid}) on {bootstrap}; data in {paths.data}"
@@ -274,13 +278,19 @@ def stop(settings: Settings) -> str:
     forced = running_pid(paths) == pid
     if forced:
         os.kill(pid, signal.SIGKILL)
-        _reap(pid)
+        time.sleep(0.2)
+    _reap(pid)
     paths.pid.unlink(missing_ok=True)
     return f"Kafka broker {'killed' if forced else 'stopped'} (pid {pid})"
 
 
 def _reap(pid: int) -> None:
     """Collect the exit status when the broker is our own child (started in this process)."""
+    process = _spawned.get(pid)
+    if process is not None:
+        if process.poll() is not None:
+            del _spawned[pid]
+        return
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
 

@@ -173,6 +173,7 @@ def build_processor(settings: Settings, clock: Clock | None = None) -> Processor
 
 
 def run_processor(settings: Settings) -> None:
+    (settings.state_dir / "processor").mkdir(parents=True, exist_ok=True)
     processor = build_processor(settings)
     port = metrics.serve_metrics(settings.processor_metrics_port)
     print(f"processor: consuming {TICKET_EVENTS} on {settings.kafka_bootstrap}; "

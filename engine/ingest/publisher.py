@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -14,6 +15,11 @@ from engine.errors import PublishError
 from engine.topics import DEAD_LETTER_MAX_BYTES
 
 log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    async def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Return once Kafka acknowledged the record; raise PublishError otherwise."""
 
 
 class KafkaPublisher:

@@ -15,17 +15,19 @@ import asyncio
 import base64
 import hashlib
 import logging
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from pydantic import ValidationError
 
 from engine import metrics
 from engine.clock import Clock
 from engine.errors import PublishError
 from engine.identity import event_id
 from engine.ingest.email_parse import EmailParseError, parse_email
-from engine.ingest.publisher import KafkaPublisher
-from engine.models import DeadLetterData, RecordDeadLettered, to_json
+from engine.ingest.publisher import Publisher
+from engine.models import DeadLetterData, EmailReceived, RecordDeadLettered, to_json
 from engine.topics import DEAD_LETTERS, TICKET_EVENTS
 
 log = logging.getLogger(__name__)
@@ -37,11 +39,13 @@ SOURCE = "email"
 class SupportMailHandler:
     def __init__(
         self,
-        publisher: KafkaPublisher,
+        publisher: Publisher,
         support_domains: list[str],
         clock: Clock,
         source: str,
+        parse: Callable[..., EmailReceived] = parse_email,
     ) -> None:
+        self._parse = parse
         self._publisher = publisher
         self._domains = frozenset(support_domains)
         self._clock = clock
@@ -70,7 +74,7 @@ class SupportMailHandler:
         peer = _peer(session)
         mail_from = envelope.mail_from or ""
         try:
-            event = parse_email(
+            event = self._parse(
                 raw,
                 mail_from=mail_from,
                 rcpt_to=tuple(envelope.rcpt_tos),
@@ -78,12 +82,13 @@ class SupportMailHandler:
                 received_at=received_at,
                 source=self._source,
             )
+            value = to_json(event)
         except EmailParseError as error:
-            return await self._dead_letter(raw, error, received_at)
+            return await self._dead_letter(raw, error.reason, error.field, received_at)
+        except (ValidationError, ValueError) as error:
+            return await self._dead_letter(raw, str(error), None, received_at)
         try:
-            await self._publisher.publish(
-                TICKET_EVENTS, event.data.ticket_id.encode(), to_json(event)
-            )
+            await self._publisher.publish(TICKET_EVENTS, event.data.ticket_id.encode(), value)
         except PublishError as error:
             log.warning("mail from %s not stored: %s", peer, error)
             metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "kafka_unavailable").inc()
@@ -93,15 +98,17 @@ class SupportMailHandler:
         metrics.EVENTS_INGESTED.labels(SOURCE, "accepted", "").inc()
         return f"250 2.0.0 Accepted for ticket {event.data.ticket_id}"
 
-    async def _dead_letter(self, raw: bytes, error: EmailParseError, received_at: Any) -> str:
+    async def _dead_letter(
+        self, raw: bytes, reason: str, field: str | None, received_at: datetime
+    ) -> str:
         digest = hashlib.sha256(raw).hexdigest()
         record = RecordDeadLettered(
             event_id=event_id("deadletter", f"email:{digest}"),
             occurred_at=received_at,
             source=self._source,
             data=DeadLetterData(
-                reason=f"mail could not be parsed: {error.reason}",
-                field=error.field,
+                reason=f"mail could not be parsed: {reason}",
+                field=field,
                 origin="smtp",
                 payload_base64=base64.b64encode(raw).decode(),
                 payload_sha256=digest,

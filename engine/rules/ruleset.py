@@ -133,7 +133,8 @@ def parse_ruleset(text: str, origin: str) -> RuleSet:
         return RuleSet.model_validate(document)
     except ValidationError as error:
         problems = "\n".join(
-            f"  {_path(issue['loc'])}: {issue['msg']}" for issue in error.errors()
+            f"  {_path(issue['loc'])}: {issue['msg'].removeprefix('Value error, ')}"
+            for issue in error.errors()
         )
         raise RulesError(f"{origin}: invalid rule set:\n{problems}") from error
 

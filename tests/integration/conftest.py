@@ -1,0 +1,63 @@
+"""The real Kafka broker for the integration tests: started once per session.
+
+A broker that cannot start fails the run; these tests never skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.kafka_admin import provision
+from engine.topics import declared_topics
+from tests.integration.harness import (
+    EngineProcess,
+    TopicReader,
+    engine_env,
+    local_broker_settings,
+    started_broker,
+)
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    settings = local_broker_settings(tmp_path_factory.mktemp("kafka"))
+    yield from started_broker(settings)
+
+
+@pytest.fixture(scope="session")
+def topics(kafka: str) -> str:
+    provision(kafka, declared_topics())
+    return kafka
+
+
+@pytest.fixture(scope="module")
+def engine(topics: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+    """``engine up --bootstrap-servers`` against the session broker."""
+    state = tmp_path_factory.mktemp("engine")
+    running = EngineProcess(engine_env(state, topics), state / "engine.log")
+    running.start("--bootstrap-servers", topics)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def read_topic(kafka: str) -> Iterator[object]:
+    readers: list[TopicReader] = []
+
+    def open_reader(topic: str) -> TopicReader:
+        reader = TopicReader(kafka, topic)
+        readers.append(reader)
+        return reader
+
+    yield open_reader
+    for reader in readers:
+        reader.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).parent.name == "integration":
+            item.add_marker(pytest.mark.integration)

@@ -1,0 +1,221 @@
+"""Factories for integration tests: real brokers, real engine processes, real clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from engine import broker
+from engine.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def local_broker_settings(state_dir: Path) -> Settings:
+    return Settings(
+        state_dir=state_dir,
+        broker_port=free_port(),
+        controller_port=free_port(),
+        broker_heap="512m",
+    )
+
+
+@dataclass
+class EngineProcess:
+    """``engine up`` as a user runs it, in its own process group."""
+
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def smtp_port(self) -> int:
+        return int(self.env["ENGINE_SMTP_PORT"])
+
+    @property
+    def processor_metrics_port(self) -> int:
+        return int(self.env["ENGINE_PROCESSOR_METRICS_PORT"])
+
+    def start(self, *args: str) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "engine", "up", *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_until(
+            lambda: self._alive() and port_open(self.smtp_port),
+            120,
+            f"engine up to listen for SMTP on {self.smtp_port}",
+            on_timeout=self.log,
+        )
+
+    def _alive(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"engine up exited with {self.process.returncode}\n{self.log()}")
+        return True
+
+    def stop(self) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        url = f"http://127.0.0.1:{self.processor_metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        wanted = ",".join(f'{k}="{v}"' for k, v in sorted((labels or {}).items()))
+        prefix = f"{name}{{{wanted}}}" if wanted else name
+        for line in text.splitlines():
+            if line.startswith(prefix + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+
+def engine_env(state_dir: Path, bootstrap: str = "", **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ENGINE_")}
+    env.update(
+        ENGINE_STATE_DIR=str(state_dir),
+        ENGINE_SMTP_PORT=str(free_port()),
+        ENGINE_SMTP_METRICS_PORT=str(free_port()),
+        ENGINE_PROCESSOR_METRICS_PORT=str(free_port()),
+        ENGINE_APP_ID=f"test-{free_port()}",
+        ENGINE_KAFKA_ACK_TIMEOUT_SECONDS="3",
+        PYTHONUNBUFFERED="1",
+    )
+    if bootstrap:
+        env["ENGINE_BOOTSTRAP_SERVERS"] = bootstrap
+    env.update(extra)
+    return env
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    on_timeout: Callable[[], str] | None = None,
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.25)
+    detail = f"\n{on_timeout()}" if on_timeout else ""
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}{detail}")
+
+
+def support_mail(
+    subject: str, body: str, message_id: str, sender: str = "cliente@acme.example"
+) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = f"Cliente <{sender}>"
+    message["To"] = "soporte@support.example.com"
+    message["Subject"] = subject
+    message["Message-ID"] = message_id
+    message.set_content(body)
+    return message
+
+
+def send_mail(port: int, message: EmailMessage) -> tuple[int, bytes]:
+    """Send over real SMTP; returns the DATA reply (code, text)."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.ehlo()
+        client.mail(str(message["From"]).split("<")[-1].rstrip(">"))
+        code, text = client.rcpt("soporte@support.example.com")
+        assert code == 250, (code, text)
+        return client.data(message.as_bytes())
+
+
+@dataclass
+class TopicReader:
+    """Reads a topic from the beginning, remembering what it has seen."""
+
+    bootstrap: str
+    topic: str
+    records: list[tuple[str | None, dict[str, Any]]] = field(default_factory=list)
+    _consumer: KafkaConsumer | None = None
+
+    def _poll(self) -> None:
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None
+            )
+            partitions = self._consumer.partitions_for_topic(self.topic) or set()
+            assigned = [TopicPartition(self.topic, p) for p in partitions]
+            self._consumer.assign(assigned)
+            self._consumer.seek_to_beginning(*assigned)
+        for batch in self._consumer.poll(timeout_ms=500).values():
+            for record in batch:
+                key = record.key.decode() if record.key else None
+                self.records.append((key, json.loads(record.value)))
+
+    def wait_for(
+        self, predicate: Callable[[str | None, dict[str, Any]], bool], timeout: float = 60
+    ) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            self._poll()
+            return next((value for key, value in self.records if predicate(key, value)), None)
+
+        return wait_until(found, timeout, f"a matching record on {self.topic}")  # type: ignore[no-any-return]
+
+    def matching(
+        self, predicate: Callable[[str | None, dict[str, Any]], bool]
+    ) -> list[dict[str, Any]]:
+        self._poll()
+        return [value for key, value in self.records if predicate(key, value)]
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+
+
+def started_broker(settings: Settings) -> Iterator[str]:
+    broker.start(settings)
+    try:
+        yield settings.kafka_bootstrap
+    finally:
+        broker.stop(settings)

@@ -1,0 +1,138 @@
+"""Support mail through real SMTP, a real broker and the running engine, to tier topics."""
+
+from __future__ import annotations
+
+import smtplib
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from engine.topics import DEAD_LETTERS, TICKET_DECISIONS, TICKET_STATE, TIER_TOPICS
+from engine.models import Tier
+from tests.integration.harness import (
+    EngineProcess,
+    TopicReader,
+    send_mail,
+    support_mail,
+    wait_until,
+)
+
+Reader = Callable[[str], TopicReader]
+
+
+def unique_id() -> str:
+    return f"<{uuid.uuid4()}@acme.example>"
+
+
+def routed_for(ticket_id: str) -> Callable[[str | None, dict[str, Any]], bool]:
+    return lambda key, value: key == ticket_id and value["data"]["ticket_id"] == ticket_id
+
+
+def ticket_of(reply: bytes) -> str:
+    """The 250 reply names the ticket: '2.0.0 Accepted for ticket T-...'."""
+    return reply.decode().rsplit(" ", 1)[-1]
+
+
+def test_spanish_outage_lands_on_l3_as_p1(engine: EngineProcess, read_topic: Reader) -> None:
+    code, reply = send_mail(
+        engine.smtp_port,
+        support_mail(
+            "Urgente",
+            "Buenos días: la central está caída, no entran ni salen llamadas.",
+            unique_id(),
+        ),
+    )
+    assert code == 250, reply
+    ticket = ticket_of(reply)
+
+    routed = read_topic(TIER_TOPICS[Tier.L3]).wait_for(routed_for(ticket))
+
+    data = routed["data"]
+    assert routed["kind"] == "ticket.routed"
+    assert data["ticket"]["priority"] == "P1"
+    assert data["route"]["tier"] == "L3"
+    assert data["classification"]["category"] == "pbx_down"
+    fired = {match["rule_id"] for match in data["classification"]["matches"]}
+    assert "outage-es" in fired
+    assert data["route"]["route_path"] == ["root", "critical"]
+
+
+def test_english_how_to_lands_on_l1_as_p4(engine: EngineProcess, read_topic: Reader) -> None:
+    code, reply = send_mail(
+        engine.smtp_port,
+        support_mail("Question", "Hello, how do I add an extension to our PBX?", unique_id()),
+    )
+    assert code == 250, reply
+    ticket = ticket_of(reply)
+
+    routed = read_topic(TIER_TOPICS[Tier.L1]).wait_for(routed_for(ticket))
+
+    assert routed["data"]["ticket"]["priority"] == "P4"
+    assert routed["data"]["classification"]["category"] == "adding_extensions"
+    fired = [match["rule_id"] for match in routed["data"]["classification"]["matches"]]
+    assert "howto-en" in fired
+    decision = read_topic(TICKET_DECISIONS).wait_for(routed_for(ticket))
+    assert decision["kind"] == "ticket.classified"
+
+
+def test_resending_the_same_message_id_leaves_one_ticket(
+    engine: EngineProcess, read_topic: Reader
+) -> None:
+    message = support_mail("Sin servicio", "La central está caída desde las 8", unique_id())
+    duplicates_before = engine.metric("ticketing_processor_events_total", {"outcome": "duplicate"})
+
+    first_code, first_reply = send_mail(engine.smtp_port, message)
+    second_code, second_reply = send_mail(engine.smtp_port, message)
+
+    assert (first_code, second_code) == (250, 250)
+    ticket = ticket_of(first_reply)
+    assert ticket_of(second_reply) == ticket
+    wait_until(
+        lambda: engine.metric("ticketing_processor_events_total", {"outcome": "duplicate"})
+        > duplicates_before,
+        60,
+        "the processor to recognise the resent mail",
+    )
+    routed = read_topic(TIER_TOPICS[Tier.L3]).matching(routed_for(ticket))
+    assert len(routed) == 1
+    states = read_topic(TICKET_STATE).matching(lambda key, value: key == ticket)
+    assert {state["data"]["ticket"]["event_count"] for state in states} == {1}
+
+
+def test_recipient_outside_support_domains_is_refused(engine: EngineProcess) -> None:
+    with smtplib.SMTP("127.0.0.1", engine.smtp_port, timeout=30) as client:
+        client.ehlo()
+        client.mail("spammer@elsewhere.example")
+        code, reply = client.rcpt("victim@gmail.example")
+    assert code == 550
+    assert reply.startswith(b"5.7.1")
+
+
+def test_oversized_mail_is_refused_with_552(engine: EngineProcess) -> None:
+    body = "x" * (10 * 1024 * 1024 + 10)
+    with smtplib.SMTP("127.0.0.1", engine.smtp_port, timeout=60) as client:
+        client.ehlo()
+        code, _ = client.mail("cliente@acme.example", [f"SIZE={len(body)}"])
+    assert code == 552
+
+
+@pytest.mark.parametrize("garbage", [b"\x00\xff\xfe not a mail", b"Subject: =?x?\r\n\r\n\xff"])
+def test_unparseable_bytes_never_get_a_250_without_a_stored_record(
+    engine: EngineProcess, read_topic: Reader, garbage: bytes
+) -> None:
+    with smtplib.SMTP("127.0.0.1", engine.smtp_port, timeout=30) as client:
+        client.ehlo()
+        client.mail("cliente@acme.example")
+        client.rcpt("soporte@support.example.com")
+        code, reply = client.data(garbage)
+    assert code == 250, reply
+    stored = reply.decode()
+    if "ticket" in stored:
+        from engine.topics import TICKET_EVENTS
+
+        ticket = ticket_of(reply)
+        read_topic(TICKET_EVENTS).wait_for(lambda key, value: key == ticket, timeout=30)
+    else:
+        read_topic(DEAD_LETTERS).wait_for(lambda key, value: True, timeout=30)

@@ -1,0 +1,63 @@
+"""The quick start's main command: ``engine up`` with its own local broker."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from engine import broker
+from engine.models import Tier
+from engine.settings import Settings
+from engine.topics import TIER_TOPICS
+from tests.integration.harness import (
+    EngineProcess,
+    TopicReader,
+    engine_env,
+    free_port,
+    send_mail,
+    support_mail,
+    wait_until,
+)
+
+
+def test_engine_up_runs_everything_stops_cleanly_and_finds_its_data_again(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    ports = {"ENGINE_BROKER_PORT": str(free_port()), "ENGINE_CONTROLLER_PORT": str(free_port())}
+    engine = EngineProcess(engine_env(state, **ports), tmp_path / "up.log")
+    settings = Settings(
+        state_dir=state,
+        broker_port=int(ports["ENGINE_BROKER_PORT"]),
+        controller_port=int(ports["ENGINE_CONTROLLER_PORT"]),
+    )
+    message = support_mail("Outage", "Our PBX is down, no calls at all", f"<{uuid.uuid4()}@x.example>")
+    try:
+        engine.start()
+        code, reply = send_mail(engine.smtp_port, message)
+        assert code == 250, reply
+        ticket = reply.decode().rsplit(" ", 1)[-1]
+        reader = TopicReader(settings.kafka_bootstrap, TIER_TOPICS[Tier.L3])
+        reader.wait_for(lambda key, value: key == ticket)
+        reader.close()
+
+        assert engine.stop() == 0
+        assert broker.running_pid(broker.BrokerPaths.of(settings)) is None
+        assert "up: Kafka broker stopped" in engine.log()
+
+        engine.start()
+        code, reply = send_mail(engine.smtp_port, message)
+        assert code == 250, reply
+        wait_until(
+            lambda: engine.metric("ticketing_processor_events_total", {"outcome": "duplicate"})
+            >= 1,
+            90,
+            "the restarted engine to recognise the mail from its stored state",
+            on_timeout=engine.log,
+        )
+        reader = TopicReader(settings.kafka_bootstrap, TIER_TOPICS[Tier.L3])
+        assert len(reader.matching(lambda key, value: key == ticket)) == 1
+        reader.close()
+    finally:
+        engine.stop()
+        broker.stop(settings)

@@ -1,0 +1,138 @@
+"""Parsing received mail into email.received events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.ingest.email_parse import EmailParseError, html_to_text, parse_email
+
+RECEIVED = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+
+
+def parse(raw: bytes) -> object:
+    return parse_email(
+        raw,
+        mail_from="juan@cliente.mx",
+        rcpt_to=("soporte@support.example.com",),
+        peer="127.0.0.1",
+        received_at=RECEIVED,
+        source="smtp://test",
+    )
+
+
+LATIN1_QP = (
+    b"From: =?iso-8859-1?q?Juan_P=E9rez?= <Juan@Cliente.MX>\r\n"
+    b"To: soporte@support.example.com\r\n"
+    b"Subject: =?iso-8859-1?q?Central_ca=EDda?=\r\n"
+    b"Message-ID: <abc.123@cliente.mx>\r\n"
+    b"Date: Fri, 20 Nov 2026 09:00:00 -0600\r\n"
+    b"Content-Type: text/plain; charset=iso-8859-1\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    b"La central est=E1 ca=EDda.\r\n"
+)
+
+
+def test_latin1_quoted_printable_mail_is_decoded() -> None:
+    event = parse(LATIN1_QP)
+
+    data = event.data  # type: ignore[attr-defined]
+    assert data.subject == "Central caída"
+    assert data.text == "La central está caída."
+    assert data.from_address == "juan@cliente.mx"
+    assert data.from_name == "Juan Pérez"
+    assert data.message_id == "abc.123@cliente.mx"
+    assert data.date == datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+    assert event.event_id.startswith("email:")  # type: ignore[attr-defined]
+
+
+def test_the_same_message_id_gives_the_same_event_and_ticket() -> None:
+    first, second = parse(LATIN1_QP), parse(LATIN1_QP.replace(b"est=E1", b"estaba"))
+
+    assert first.event_id == second.event_id  # type: ignore[attr-defined]
+    assert first.data.ticket_id == second.data.ticket_id  # type: ignore[attr-defined]
+
+
+def test_html_only_mail_becomes_readable_text() -> None:
+    message = EmailMessage()
+    message["From"] = "a@b.example"
+    message["Subject"] = "HTML"
+    message.set_content(
+        "<html><style>p{}</style><body><p>Hola,</p><p>la central&nbsp;est&aacute; "
+        "ca&iacute;da</p></body></html>",
+        subtype="html",
+    )
+
+    event = parse(message.as_bytes())
+
+    assert event.data.text == "Hola,\nla central está caída"  # type: ignore[attr-defined]
+
+
+def test_text_is_preferred_and_attachments_are_metadata_only() -> None:
+    message = EmailMessage()
+    message["From"] = "a@b.example"
+    message["Subject"] = "Logs"
+    message["Message-ID"] = "<m1@b.example>"
+    message.set_content("Plain words")
+    message.add_alternative("<p>HTML words</p>", subtype="html")
+    message.add_attachment(b"\x00" * 2048, maintype="application", subtype="octet-stream",
+                           filename="capture.pcap")  # fmt: skip
+
+    data = parse(message.as_bytes()).data  # type: ignore[attr-defined]
+
+    assert data.text == "Plain words"
+    (attachment,) = data.attachments
+    assert (attachment.filename, attachment.size_bytes) == ("capture.pcap", 2048)
+    assert len(attachment.sha256) == 64
+
+
+def test_mail_without_message_id_is_identified_by_content() -> None:
+    raw = b"From: a@b.example\r\nSubject: hola\r\n\r\nsin id\r\n"
+
+    first, again = parse(raw), parse(raw)
+
+    assert first.data.message_id is None  # type: ignore[attr-defined]
+    assert first.data.ticket_id == again.data.ticket_id  # type: ignore[attr-defined]
+
+
+def test_html_to_text_drops_scripts() -> None:
+    assert html_to_text("<script>alert(1)</script><div>ok</div>") == "ok"
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.binary(max_size=2048))
+def test_random_bytes_parse_or_fail_with_a_named_field(raw: bytes) -> None:
+    try:
+        event = parse(raw)
+    except EmailParseError as error:
+        assert error.field
+    else:
+        assert event.data.size_bytes == len(raw)  # type: ignore[attr-defined]
+
+
+HEADERS = st.sampled_from(
+    ["Subject", "From", "Message-ID", "In-Reply-To", "References", "Date", "Content-Type",
+     "Content-Transfer-Encoding", "To"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    st.lists(st.tuples(HEADERS, st.text(max_size=80)), max_size=8),
+    st.binary(max_size=512),
+)
+def test_random_headers_never_crash_the_parser(
+    headers: list[tuple[str, str]], body: bytes
+) -> None:
+    raw = b"".join(
+        f"{name}: {value}".encode("utf-8", "surrogatepass") + b"\r\n"
+        for name, value in headers
+        if "\n" not in value and "\r" not in value
+    )
+    try:
+        parse(raw + b"\r\n" + body)
+    except EmailParseError as error:  # refused, and the refusal names what failed
+        assert error.field

@@ -1,0 +1,147 @@
+"""The SMTP replies, through a real aiosmtpd server on loopback and a real client.
+
+Kafka is replaced at the seam (the publisher) to force its failures; the tests against
+the real broker are in tests/integration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import smtplib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from engine.clock import SystemClock
+from engine.errors import PublishError
+from engine.ingest.email_parse import EmailParseError, parse_email
+from engine.ingest.smtp import SupportMailHandler, serve_smtp
+from engine.models import EmailReceived
+from engine.topics import DEAD_LETTERS, TICKET_EVENTS
+
+MAIL = (
+    b"From: Cliente <c@acme.example>\r\nTo: soporte@support.example.com\r\n"
+    b"Subject: Hola\r\nMessage-ID: <m1@acme.example>\r\n\r\nla central esta caida\r\n"
+)
+
+
+class RecordingPublisher:
+    def __init__(self, failure: Exception | None = None) -> None:
+        self.failure = failure
+        self.published: list[tuple[str, bytes | None, dict[str, Any]]] = []
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.published.append((topic, key, json.loads(value)))
+
+
+def with_server(
+    publisher: RecordingPublisher,
+    client: Callable[[int], Any],
+    size_limit: int = 64 * 1024,
+    parse: Callable[..., EmailReceived] = parse_email,
+) -> Any:
+    async def main() -> Any:
+        handler = SupportMailHandler(
+            publisher, ["support.example.com"], SystemClock(), "smtp://test", parse
+        )
+        server = await serve_smtp(handler, "127.0.0.1", 0, size_limit)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await asyncio.to_thread(client, port)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    return asyncio.run(main())
+
+
+def send(raw: bytes, rcpt: str = "soporte@support.example.com") -> Callable[[int], Any]:
+    def client(port: int) -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.ehlo()
+            smtp.mail("c@acme.example")
+            code, reply = smtp.rcpt(rcpt)
+            if code != 250:
+                return code, reply
+            return smtp.data(raw)
+
+    return client
+
+
+def test_250_only_after_the_event_is_published_keyed_by_ticket() -> None:
+    publisher = RecordingPublisher()
+
+    code, reply = with_server(publisher, send(MAIL))
+
+    assert code == 250
+    ((topic, key, event),) = publisher.published
+    assert topic == TICKET_EVENTS
+    assert key is not None and key.decode() == event["data"]["ticket_id"]
+    assert event["kind"] == "email.received"
+    assert reply.decode().endswith(event["data"]["ticket_id"])
+
+
+def test_kafka_unavailable_gives_451_never_250() -> None:
+    publisher = RecordingPublisher(PublishError("Kafka did not acknowledge within 5s"))
+
+    code, reply = with_server(publisher, send(MAIL))
+
+    assert code == 451
+    assert reply.startswith(b"4.3.0")
+
+
+def test_an_unexpected_error_in_the_handler_is_451_not_a_permanent_500() -> None:
+    publisher = RecordingPublisher(RuntimeError("bug"))
+
+    code, reply = with_server(publisher, send(MAIL))
+
+    assert code == 451
+
+
+def test_foreign_recipient_domain_is_550_no_open_relay() -> None:
+    publisher = RecordingPublisher()
+
+    code, reply = with_server(publisher, send(MAIL, rcpt="someone@elsewhere.example"))
+
+    assert code == 550
+    assert b"5.7.1" in reply
+    assert publisher.published == []
+
+
+def test_mail_over_the_limit_is_552_after_data() -> None:
+    publisher = RecordingPublisher()
+    big = MAIL + (b"x" * 70 + b"\r\n") * 30
+
+    code, _ = with_server(publisher, send(big), size_limit=1024)
+
+    assert code == 552
+    assert publisher.published == []
+
+
+def unparseable(raw: bytes, **_: object) -> EmailReceived:
+    raise EmailParseError("body", "the text part cannot be decoded")
+
+
+@pytest.mark.parametrize("failure", [None, PublishError("down")])
+def test_unparseable_mail_is_dead_lettered_whole_with_its_reason(
+    failure: Exception | None,
+) -> None:
+    publisher = RecordingPublisher(failure)
+
+    code, reply = with_server(publisher, send(MAIL), parse=unparseable)
+
+    if failure is not None:
+        assert code == 451  # not even the dead letter is stored: the sender must retry
+        return
+    assert code == 250
+    ((topic, _key, record),) = publisher.published
+    assert topic == DEAD_LETTERS
+    assert record["kind"] == "record.dead_lettered"
+    assert record["data"]["field"] == "body"
+    assert "cannot be decoded" in record["data"]["reason"]
+    assert base64.b64decode(record["data"]["payload_base64"]) == MAIL
