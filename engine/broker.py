@@ -8,7 +8,6 @@ once, on first start. In production the engine connects to the user's cluster in
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import os
 import shutil
@@ -71,7 +70,9 @@ class BrokerPaths:
 def require_tool(name: str, install_hint: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise BrokerError(f"'{name}' is not installed; the local Kafka broker needs it. {install_hint}")
+        raise BrokerError(
+            f"'{name}' is not installed; the local Kafka broker needs it. {install_hint}"
+        )
     return path
 
 
@@ -272,27 +273,23 @@ def stop(settings: Settings) -> str:
         return "Kafka broker is not running"
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline and running_pid(paths) == pid:
-        _reap(pid)
+    while time.monotonic() < deadline and not _exited(pid, paths):
         time.sleep(0.2)
-    forced = running_pid(paths) == pid
+    forced = not _exited(pid, paths)
     if forced:
         os.kill(pid, signal.SIGKILL)
-        time.sleep(0.2)
-    _reap(pid)
+    own_child = _spawned.pop(pid, None)
+    if own_child is not None:
+        own_child.wait(timeout=10)
     paths.pid.unlink(missing_ok=True)
     return f"Kafka broker {'killed' if forced else 'stopped'} (pid {pid})"
 
 
-def _reap(pid: int) -> None:
-    """Collect the exit status when the broker is our own child (started in this process)."""
-    process = _spawned.get(pid)
-    if process is not None:
-        if process.poll() is not None:
-            del _spawned[pid]
-        return
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+def _exited(pid: int, paths: BrokerPaths) -> bool:
+    own_child = _spawned.get(pid)
+    if own_child is not None:
+        return own_child.poll() is not None
+    return running_pid(paths) != pid
 
 
 def status(settings: Settings) -> tuple[bool, str]:
@@ -303,4 +300,7 @@ def status(settings: Settings) -> tuple[bool, str]:
     if pid is None:
         return False, f"Kafka broker is not running (data in {paths.data})"
     state = "answering" if answers else "not answering yet"
-    return answers, f"Kafka broker running (pid {pid}) on {bootstrap}, {state}; data in {paths.data}"
+    return (
+        answers,
+        f"Kafka broker running (pid {pid}) on {bootstrap}, {state}; data in {paths.data}",
+    )

@@ -22,7 +22,9 @@ def cmd_broker(args: argparse.Namespace) -> int:
     from engine import broker
 
     settings = _settings(args)
-    if args.action == "start":
+    if args.action == "fetch":
+        print(f"Kafka's jars are in {broker.fetch_jars(settings)}")
+    elif args.action == "start":
         print(broker.start(settings))
     elif args.action == "stop":
         print(broker.stop(settings))
@@ -133,8 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
         )
         return sub_parser
 
-    broker_parser = command("broker", cmd_broker, "Start, stop or check the local Kafka broker.")
-    broker_parser.add_argument("action", choices=["start", "stop", "status"])
+    broker_parser = command(
+        "broker", cmd_broker, "Fetch the jars of, start, stop or check the local Kafka broker."
+    )
+    broker_parser.add_argument("action", choices=["fetch", "start", "stop", "status"])
 
     topics_parser = command("topics", cmd_topics, "Create (idempotently) or list the topics.")
     topics_parser.add_argument("action", choices=["create", "list"])

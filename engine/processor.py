@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from engine import metrics
 from engine.clock import Clock, SystemClock
+from engine.identity import event_id
 from engine.models import (
     DeadLetterData,
     RecordDeadLettered,
@@ -31,7 +32,6 @@ from engine.models import (
     parse_record,
     to_json,
 )
-from engine.identity import event_id
 from engine.rules.ruleset import RuleSet, load_ruleset
 from engine.settings import Settings
 from engine.topics import DEAD_LETTERS, TICKET_EVENTS, TICKET_STATE
@@ -181,4 +181,3 @@ def run_processor(settings: Settings) -> None:
     worker = faust.Worker(processor.app, loglevel="WARN", quiet=True)
     worker.spinner = None
     worker.execute_from_commandline()
-

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     kafka_ack_timeout_seconds: float = Field(
         default=5.0,
         gt=0,
-        description="How long an ingestor waits for Kafka's ack before telling the sender to retry.",
+        description="Seconds an ingestor waits for Kafka's ack before telling the sender to retry.",
     )
 
     app_id: str = Field(default="ticketing-engine", description="Processor consumer group.")

@@ -129,7 +129,9 @@ def declared_topics(partitions: int = 6, replication_factor: int = 1) -> tuple[T
             "What workers and agents did: assigned, informed, escalated, resolved...",
             TicketActivity,
         ),
-        ticket_topic(SLA_ALERTS, "Update-obligation warnings and breaches", SlaWarning, SlaBreached),
+        ticket_topic(
+            SLA_ALERTS, "Update-obligation warnings and breaches", SlaWarning, SlaBreached
+        ),
         TopicSpec(
             DEAD_LETTERS,
             "Input that could not be parsed or processed, kept whole with the reason",

@@ -35,9 +35,7 @@ class Component:
     started_at: float = field(default=0.0)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "engine", self.name], env=self.env
-        )
+        self.process = subprocess.Popen([sys.executable, "-m", "engine", self.name], env=self.env)
         self.started_at = time.monotonic()
 
     def check(self, now: float) -> None:

@@ -160,4 +160,3 @@ def parse_email(
             size_bytes=len(raw),
         ),
     )
-

@@ -14,7 +14,10 @@ Words = tuple[str, ...]
 
 
 def words(text: str) -> Words:
-    """Lowercase words without accents: "¿La Central está CAÍDA?" -> ("la", "central", "esta", "caida")."""
+    """Lowercase words without accents.
+
+    "¿La Central está CAÍDA?" -> ("la", "central", "esta", "caida")
+    """
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     plain = "".join(char for char in decomposed if not unicodedata.combining(char))
     return tuple(word for word in _NON_WORD.split(plain) if word)

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from engine.topics import DEAD_LETTERS, TICKET_DECISIONS, TICKET_STATE, TIER_TOPICS
 from engine.models import Tier
+from engine.topics import DEAD_LETTERS, TICKET_DECISIONS, TICKET_STATE, TIER_TOPICS
 from tests.integration.harness import (
     EngineProcess,
     TopicReader,
@@ -90,8 +90,10 @@ def test_resending_the_same_message_id_leaves_one_ticket(
     ticket = ticket_of(first_reply)
     assert ticket_of(second_reply) == ticket
     wait_until(
-        lambda: engine.metric("ticketing_processor_events_total", {"outcome": "duplicate"})
-        > duplicates_before,
+        lambda: (
+            engine.metric("ticketing_processor_events_total", {"outcome": "duplicate"})
+            > duplicates_before
+        ),
         60,
         "the processor to recognise the resent mail",
     )

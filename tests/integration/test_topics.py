@@ -29,8 +29,7 @@ def test_topics_create_is_idempotent_and_says_so(kafka: str) -> None:
     assert second.returncode == 0, second.stderr
     assert "Nothing to change" in second.stdout
     assert all(
-        outcome.action is TopicAction.UNCHANGED
-        for outcome in provision(kafka, declared_topics())
+        outcome.action is TopicAction.UNCHANGED for outcome in provision(kafka, declared_topics())
     )
 
 

@@ -31,7 +31,9 @@ def test_engine_up_runs_everything_stops_cleanly_and_finds_its_data_again(
         broker_port=int(ports["ENGINE_BROKER_PORT"]),
         controller_port=int(ports["ENGINE_CONTROLLER_PORT"]),
     )
-    message = support_mail("Outage", "Our PBX is down, no calls at all", f"<{uuid.uuid4()}@x.example>")
+    message = support_mail(
+        "Outage", "Our PBX is down, no calls at all", f"<{uuid.uuid4()}@x.example>"
+    )
     try:
         engine.start()
         code, reply = send_mail(engine.smtp_port, message)
@@ -49,8 +51,9 @@ def test_engine_up_runs_everything_stops_cleanly_and_finds_its_data_again(
         code, reply = send_mail(engine.smtp_port, message)
         assert code == 250, reply
         wait_until(
-            lambda: engine.metric("ticketing_processor_events_total", {"outcome": "duplicate"})
-            >= 1,
+            lambda: (
+                engine.metric("ticketing_processor_events_total", {"outcome": "duplicate"}) >= 1
+            ),
             90,
             "the restarted engine to recognise the mail from its stored state",
             on_timeout=engine.log,

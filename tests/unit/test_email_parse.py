@@ -124,9 +124,7 @@ HEADERS = st.sampled_from(
     st.lists(st.tuples(HEADERS, st.text(max_size=80)), max_size=8),
     st.binary(max_size=512),
 )
-def test_random_headers_never_crash_the_parser(
-    headers: list[tuple[str, str]], body: bytes
-) -> None:
+def test_random_headers_never_crash_the_parser(headers: list[tuple[str, str]], body: bytes) -> None:
     raw = b"".join(
         f"{name}: {value}".encode("utf-8", "surrogatepass") + b"\r\n"
         for name, value in headers

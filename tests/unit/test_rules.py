@@ -127,8 +127,7 @@ routes:
             "routes.routes[0].tier",
         ),
         (
-            "rules:\n  - {id: a, match: {phrases: ['¿?']}, set: {}}\n"
-            "routes: {id: root, tier: L1}",
+            "rules:\n  - {id: a, match: {phrases: ['¿?']}, set: {}}\nroutes: {id: root, tier: L1}",
             "has no letters or digits",
         ),
     ],

@@ -98,7 +98,7 @@ def test_kafka_unavailable_gives_451_never_250() -> None:
 def test_an_unexpected_error_in_the_handler_is_451_not_a_permanent_500() -> None:
     publisher = RecordingPublisher(RuntimeError("bug"))
 
-    code, reply = with_server(publisher, send(MAIL))
+    code, _reply = with_server(publisher, send(MAIL))
 
     assert code == 451
 
@@ -133,7 +133,7 @@ def test_unparseable_mail_is_dead_lettered_whole_with_its_reason(
 ) -> None:
     publisher = RecordingPublisher(failure)
 
-    code, reply = with_server(publisher, send(MAIL), parse=unparseable)
+    code, _reply = with_server(publisher, send(MAIL), parse=unparseable)
 
     if failure is not None:
         assert code == 451  # not even the dead letter is stored: the sender must retry

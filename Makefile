@@ -1,0 +1,28 @@
+# The two commands of the quick start: `make up` and `make test`.
+.PHONY: up test lint unit integration bench bootstrap
+
+bootstrap:
+	@bash deploy/bootstrap.sh
+
+up: bootstrap
+	.venv/bin/engine up
+
+lint: bootstrap
+	.venv/bin/ruff check engine tests bench
+	.venv/bin/ruff format --check engine tests bench
+	.venv/bin/mypy engine tests bench
+
+# pytest exits 5 when it collects no test: that is a failure here, said plainly.
+test: lint
+	@.venv/bin/pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$status
+
+unit: bootstrap
+	.venv/bin/pytest tests/unit
+
+integration: bootstrap
+	.venv/bin/pytest tests/integration
+
+bench: bootstrap
+	.venv/bin/python -m bench.throughput

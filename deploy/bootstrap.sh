@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks to run and test the engine; safe to run again.
+#   - Debian packages: Java (the broker), Maven (fetches Kafka's jars), swaks and kcat
+#     (real SMTP and Kafka peers used in the tests and the README)
+#   - a virtualenv in .venv with the engine and its test tools
+#   - Apache Kafka's jars from Maven Central into deploy/kafka/lib
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_packages=()
+command -v java >/dev/null || need_packages+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need_packages+=(maven)
+command -v swaks >/dev/null || need_packages+=(swaks)
+command -v kcat >/dev/null || need_packages+=(kcat)
+if ((${#need_packages[@]})); then
+  echo "bootstrap: installing ${need_packages[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "bootstrap: run as root, or install first: apt-get install ${need_packages[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "bootstrap: Python 3.11 or newer is needed ($python is $("$python" --version))" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  echo "bootstrap: installing Python dependencies into .venv"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e ".[test]"
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+
+.venv/bin/engine broker fetch
