@@ -3,8 +3,9 @@
 For each event: read the ticket's state from the ``tickets`` table (whose changelog is the
 public, compacted ``tickets.state.v1``), triage it, publish the decision and the routed
 ticket, and store the new state. Concurrency is 1 (faust can commit past an in-flight
-message otherwise), and the sends of one event are awaited before the next, so an
-offset is committed only after its effects are on Kafka.
+message otherwise). Events are taken in small batches, triaged in order, and the batch's
+offsets are acknowledged only once Kafka acknowledged all of its outputs: effects first,
+then the commit, so a crash replays (and ticket ids deduplicate) rather than loses.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import asyncio
 import base64
 import hashlib
 import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import faust
@@ -39,6 +43,16 @@ from engine.triage import publications, state_record, triage
 
 log = logging.getLogger(__name__)
 SOURCE = "engine.processor"
+# Records triaged together before their outputs' acks are awaited at once.
+BATCH_MAX_EVENTS = 500
+BATCH_WITHIN_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class _Processed:
+    outcome: str
+    sends: list[Awaitable[Any]] = field(default_factory=list)
+    routed: tuple[TicketState, datetime] | None = None
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int | None = None) -> Any:
@@ -83,6 +97,9 @@ class Processor:
             value_type=bytes,
             partitions=settings.partitions,
             changelog_topic=_raw_topic(self.app, TICKET_STATE, settings.partitions),
+            # State records are partitioned by the ticket id (the producer's key hash), like
+            # every ticket topic, not by the partition of whichever event is current.
+            use_partitioner=True,
         )
         self._outputs: dict[str, Any] = {}
         self.app.agent(self.events, name="triage", concurrency=1)(self._triage_agent)
@@ -93,54 +110,65 @@ class Processor:
         return self._outputs[name]
 
     async def _triage_agent(self, stream: Any) -> None:
-        async for event in stream.events():
-            value = event.message.value
-            try:
-                await self.handle(value)
-            except (KafkaError, TimeoutError):
-                raise  # Kafka trouble: crash, be restarted, reprocess from the last commit
-            except Exception as error:
-                log.exception("processing a record of %s failed", TICKET_EVENTS)
-                await self._dead_letter(value, f"processing failed: {error!r}", None)
+        async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_SECONDS):
+            await self.handle_batch([event.message.value for event in batch])
 
-    async def handle(self, value: bytes) -> None:
+    async def handle_batch(self, values: list[bytes]) -> None:
+        """Triage each record in order, then wait until Kafka acknowledged every output.
+        faust acknowledges the batch's offsets only after this returns."""
+        processed = [await self._process(value) for value in values]
+        await asyncio.gather(*(future for result in processed for future in result.sends))
+        acked_at = self.clock.now()
+        for result in processed:
+            metrics.EVENTS_PROCESSED.labels(result.outcome).inc()
+            if result.routed is not None:
+                ticket, occurred_at = result.routed
+                metrics.TICKETS_ROUTED.labels(ticket.tier.value, ticket.priority.value).inc()
+                for special in ticket.special_routes:
+                    metrics.SPECIAL_ROUTES.labels(special.value).inc()
+                latency = (acked_at - occurred_at).total_seconds()
+                metrics.INGEST_TO_ROUTED_SECONDS.observe(max(0.0, latency))
+
+    async def _process(self, value: bytes) -> _Processed:
+        try:
+            return await self._triage(value)
+        except (KafkaError, TimeoutError):
+            raise  # Kafka trouble: crash, be restarted, reprocess from the last commit
+        except Exception as error:
+            log.exception("processing a record of %s failed", TICKET_EVENTS)
+            return await self._dead_letter(value, f"processing failed: {error!r}", None)
+
+    async def _triage(self, value: bytes) -> _Processed:
         try:
             incoming = parse_incoming(value)
         except ValidationError as error:
             first = error.errors()[0]
             field = ".".join(str(part) for part in first["loc"]) or None
-            await self._dead_letter(value, f"not a valid ticket event: {first['msg']}", field)
-            return
+            reason = f"not a valid ticket event: {first['msg']}"
+            return await self._dead_letter(value, reason, field)
         now = self.clock.now()
         stored = self.tickets.get(incoming.data.ticket_id.encode())
         previous = _ticket_of(stored) if stored is not None else None
         outcome = triage(previous, incoming, self.ruleset, now)
         if outcome.duplicate:
-            metrics.EVENTS_PROCESSED.labels("duplicate").inc()
-            return
-        pending = [
+            return _Processed("duplicate")
+        sends = [
             await self._topic(p.topic).send(key=p.key.encode(), value=to_json(p.record))
             for p in publications(outcome, incoming, now, SOURCE)
         ]
-        await asyncio.gather(*pending)
         ticket = outcome.ticket
         self.tickets[ticket.ticket_id.encode()] = to_json(
             state_record(ticket, incoming.event_id, now, SOURCE)
         )
-        metrics.EVENTS_PROCESSED.labels("processed").inc()
-        if outcome.routed and outcome.route is not None:
-            metrics.TICKETS_ROUTED.labels(ticket.tier.value, ticket.priority.value).inc()
-            for special in outcome.route.special_routes:
-                metrics.SPECIAL_ROUTES.labels(special.value).inc()
-            metrics.INGEST_TO_ROUTED_SECONDS.observe(
-                max(0.0, (now - incoming.occurred_at).total_seconds())
-            )
-            log.info(
-                "ticket %s routed to %s as %s/%s",
-                ticket.ticket_id, ticket.tier, ticket.priority, ticket.category,
-            )  # fmt: skip
+        if not outcome.routed:
+            return _Processed("processed", sends)
+        log.info(
+            "ticket %s routed to %s as %s/%s",
+            ticket.ticket_id, ticket.tier, ticket.priority, ticket.category,
+        )  # fmt: skip
+        return _Processed("processed", sends, (ticket, incoming.occurred_at))
 
-    async def _dead_letter(self, value: bytes, reason: str, field: str | None) -> None:
+    async def _dead_letter(self, value: bytes, reason: str, field: str | None) -> _Processed:
         digest = hashlib.sha256(value).hexdigest()
         record = RecordDeadLettered(
             event_id=event_id("deadletter", f"{TICKET_EVENTS}:{digest}"),
@@ -156,9 +184,8 @@ class Processor:
             ),
         )
         future = await self._topic(DEAD_LETTERS).send(key=digest.encode(), value=to_json(record))
-        await future
-        metrics.EVENTS_PROCESSED.labels("dead_lettered").inc()
         log.warning("dead-lettered a record of %s: %s (field %s)", TICKET_EVENTS, reason, field)
+        return _Processed("dead_lettered", [future])
 
 
 def _ticket_of(stored: bytes) -> TicketState:
@@ -169,11 +196,11 @@ def _ticket_of(stored: bytes) -> TicketState:
 
 
 def build_processor(settings: Settings, clock: Clock | None = None) -> Processor:
+    (settings.state_dir / "processor").mkdir(parents=True, exist_ok=True)
     return Processor(settings, load_ruleset(settings.rules_file), clock or SystemClock())
 
 
 def run_processor(settings: Settings) -> None:
-    (settings.state_dir / "processor").mkdir(parents=True, exist_ok=True)
     processor = build_processor(settings)
     port = metrics.serve_metrics(settings.processor_metrics_port)
     print(f"processor: consuming {TICKET_EVENTS} on {settings.kafka_bootstrap}; "

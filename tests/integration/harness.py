@@ -66,9 +66,13 @@ class EngineProcess:
                 start_new_session=True,
             )
         wait_until(
-            lambda: self._alive() and port_open(self.smtp_port),
+            lambda: (
+                self._alive()
+                and port_open(self.smtp_port)
+                and port_open(self.processor_metrics_port)
+            ),
             120,
-            f"engine up to listen for SMTP on {self.smtp_port}",
+            f"engine up to listen for SMTP on {self.smtp_port} and start its processor",
             on_timeout=self.log,
         )
 
