@@ -202,9 +202,9 @@ def build_processor(settings: Settings, clock: Clock | None = None) -> Processor
 
 def run_processor(settings: Settings) -> None:
     processor = build_processor(settings)
-    port = metrics.serve_metrics(settings.processor_metrics_port)
+    port = metrics.serve_metrics(settings.processor_metrics_port, settings.metrics_host)
     print(f"processor: consuming {TICKET_EVENTS} on {settings.kafka_bootstrap}; "
-          f"metrics on http://127.0.0.1:{port}/metrics", flush=True)  # fmt: skip
+          f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
     worker = faust.Worker(processor.app, loglevel="WARN", quiet=True)
     worker.spinner = None
     worker.execute_from_commandline()

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
         default=None, description="Rule set (YAML). Empty: the shipped default rules."
     )
 
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address the /metrics endpoints listen on."
+    )
     smtp_metrics_port: int = Field(default=9464, ge=0, le=65535, description="SMTP /metrics.")
     processor_metrics_port: int = Field(
         default=9465, ge=0, le=65535, description="Processor /metrics."

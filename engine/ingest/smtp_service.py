@@ -26,10 +26,10 @@ async def smtp_ingestor(settings: Settings, stop: asyncio.Event) -> None:
         handler, settings.smtp_host, settings.smtp_port, settings.smtp_max_message_bytes
     )
     host, port = server.sockets[0].getsockname()[:2]
-    metrics_port = metrics.serve_metrics(settings.smtp_metrics_port)
+    metrics_port = metrics.serve_metrics(settings.smtp_metrics_port, settings.metrics_host)
     print(
         f"smtp: listening on {host}:{port} for {', '.join(settings.support_domains)}; "
-        f"metrics on http://127.0.0.1:{metrics_port}/metrics",
+        f"metrics on http://{settings.metrics_host}:{metrics_port}/metrics",
         flush=True,
     )
     try:
