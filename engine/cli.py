@@ -6,7 +6,9 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -93,6 +95,66 @@ def cmd_tail(args: argparse.Namespace) -> int:
     )
 
 
+def _rules_and_directory(args: argparse.Namespace) -> tuple[Any, Any]:
+    from engine.customers import load_directory
+    from engine.rules.ruleset import load_ruleset
+
+    settings = _settings(args)
+    rules_path = Path(args.rules) if getattr(args, "rules", None) else settings.rules_file
+    customers = Path(args.customers) if getattr(args, "customers", None) else None
+    return load_ruleset(rules_path), load_directory(customers or settings.customers_file)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from engine.rules.commands import classify_lines
+
+    ruleset, directory = _rules_and_directory(args)
+    return classify_lines(sys.stdin, ruleset, directory)
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from engine.rules import commands
+
+    if args.action == "check":
+        return commands.check([Path(p) for p in args.files])
+    if args.action == "test":
+        ruleset, directory = _rules_and_directory(args)
+        return max(commands.test(Path(p), ruleset, directory) for p in args.files)
+    if args.action == "publish":
+        from engine.clock import SystemClock
+        from engine.rules.publish import publish
+
+        (path,) = args.files
+        ruleset = publish(_settings(args).kafka_bootstrap, Path(path), SystemClock().now())
+        print(f"published {ruleset.fingerprint} ({len(ruleset.rules)} rules) from {path}")
+        return 0
+    from engine.customers import load_directory
+    from engine.rules.ruleset import load_ruleset
+
+    if not (args.old and args.new):
+        raise EngineError("rules diff needs --old FILE and --new FILE")
+    settings = _settings(args)
+    events = commands.recorded_events(
+        settings.kafka_bootstrap,
+        last=args.last,
+        since=_time(args.since),
+        until=_time(args.until),
+    )
+    directory = load_directory(settings.customers_file)
+    return commands.diff(
+        load_ruleset(Path(args.old)), load_ruleset(Path(args.new)), events, directory
+    )
+
+
+def _time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise EngineError(f"{value!r}: give a time zone, e.g. 2026-11-20T00:00:00+00:00")
+    return parsed
+
+
 def cmd_smtp(args: argparse.Namespace) -> int:
     from engine.ingest.smtp_service import run_smtp_ingestor
 
@@ -160,6 +222,28 @@ def build_parser() -> argparse.ArgumentParser:
     tail_parser.add_argument(
         "--timeout", type=float, default=5.0, help="without --follow: stop after this idle time"
     )
+
+    classify_parser = command(
+        "classify",
+        cmd_classify,
+        "Decide JSON lines from stdin (channel, subject, body, sender; optional customer, "
+        "trap, suggested_priority): one JSON decision a line, with its explanation.",
+    )
+    classify_parser.add_argument("--rules", help="rule set (default: ENGINE_RULES_FILE or shipped)")
+    classify_parser.add_argument("--customers", help="customer directory (YAML or CSV)")
+
+    rules_parser = command("rules", cmd_rules, "Check, test, diff or publish rule sets.")
+    rules_parser.add_argument("action", choices=["check", "test", "diff", "publish"])
+    rules_parser.add_argument(
+        "files", nargs="*", help="check: rule files; test: case files; publish: one rule file"
+    )
+    rules_parser.add_argument("--rules", help="test: the rule set (default: shipped)")
+    rules_parser.add_argument("--customers", help="test: customer directory")
+    rules_parser.add_argument("--old", help="diff: the rule set in force")
+    rules_parser.add_argument("--new", help="diff: the candidate rule set")
+    rules_parser.add_argument("--last", type=int, help="diff: the last N events of each partition")
+    rules_parser.add_argument("--since", help="diff: from this time (ISO 8601, with zone)")
+    rules_parser.add_argument("--until", help="diff: up to this time (ISO 8601, with zone)")
 
     command("smtp", cmd_smtp, "Run the SMTP ingestor.")
     command("processor", cmd_processor, "Run the triage processor (faust worker).")

@@ -30,6 +30,10 @@ EVENTS_PROCESSED = Counter(
     "Ticket events seen by the processor, by outcome",
     ["outcome"],
 )
+RULESET_SWITCHES = Counter(
+    "ticketing_ruleset_switches_total",
+    "Times a processor switched to a newly published rule set",
+)
 INGEST_TO_ROUTED_SECONDS = Histogram(
     "ticketing_ingest_to_routed_seconds",
     "Time from an event's ingestion to its ticket being routed",

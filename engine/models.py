@@ -89,6 +89,7 @@ class EventKind(StrEnum):
     SLA_WARNING = "sla.warning"
     SLA_BREACHED = "sla.breached"
     RECORD_DEAD_LETTERED = "record.dead_lettered"
+    RULES_PUBLISHED = "rules.published"
 
 
 # --- data of each kind ---------------------------------------------------------------
@@ -119,13 +120,55 @@ class EmailReceivedData(Record):
     size_bytes: int = Field(ge=0)
 
 
+class SupportPlan(StrEnum):
+    """DOMAIN.md Entitlements: business hours (Mon-Fri 09:00-18:00) or 24x7."""
+
+    BUSINESS_HOURS = "business_hours"
+    ALWAYS = "24x7"
+
+
+class CustomerProfile(Record):
+    """The customer fields rules may read, from the customer directory."""
+
+    customer_id: str
+    name: str = ""
+    language: str | None = None
+    timezone: str = "America/Mexico_City"
+    plan: SupportPlan = SupportPlan.BUSINESS_HOURS
+    version: str | None = None
+    modules: tuple[str, ...] = ()
+
+
+class Varbind(Record):
+    oid: str
+    name: str | None = Field(default=None, description="MIB name, e.g. IF-MIB::ifIndex")
+    value: str | int | float | None
+
+
+class TrapFacts(Record):
+    """The SNMP fields rules may read (filled by the SNMP channel)."""
+
+    oid: str
+    name: str | None = Field(default=None, description="MIB name, e.g. IF-MIB::linkDown")
+    varbinds: tuple[Varbind, ...] = ()
+    device_role: str | None = None
+
+
 class TicketMessage(Record):
-    """What the rules read: one message of a ticket, as any channel provides it."""
+    """What the rules read: one message of a ticket, as any channel provides it.
+
+    ``engine classify`` reads exactly this, one JSON object a line.
+    """
 
     channel: Channel
-    subject: str
-    body: str
-    sender: str
+    subject: str = ""
+    body: str = ""
+    sender: str = ""
+    customer: CustomerProfile | None = Field(default=None, description="None: an unknown customer")
+    trap: TrapFacts | None = None
+    suggested_priority: Priority | None = Field(
+        default=None, description="An agent's or a device's own priority suggestion"
+    )
 
 
 class RuleMatch(Record):
@@ -140,6 +183,10 @@ class Classification(Record):
     priority: Priority
     category: str
     tags: tuple[str, ...]
+    skills: tuple[str, ...] = ()
+    special_routes: tuple[SpecialRoute, ...] = Field(
+        default=(), description="Special routes asked for by rules (the route tree may add more)"
+    )
     matches: tuple[RuleMatch, ...]
     explanation: tuple[str, ...]
     ruleset_version: str
@@ -158,6 +205,7 @@ class TicketState(Record):
     channel: Channel
     subject: str
     requester: str
+    customer_id: str | None = Field(description="None: the sender is an unknown customer")
     opened_at: UtcDatetime
     updated_at: UtcDatetime
     priority: Priority
@@ -165,6 +213,7 @@ class TicketState(Record):
     tier: Tier
     special_routes: tuple[SpecialRoute, ...]
     tags: tuple[str, ...]
+    skills: tuple[str, ...] = ()
     event_count: int = Field(ge=1)
     recent_event_ids: tuple[str, ...] = Field(
         description="The last events applied, newest last; a redelivered one is recognised"
@@ -220,6 +269,13 @@ class DeadLetterData(Record):
     payload_size: int = Field(ge=0)
 
 
+class RulesPublishedData(Record):
+    version: str
+    fingerprint: str = Field(description="version+digest, as stamped on every decision")
+    origin: str = Field(description="The file it was published from")
+    text: str = Field(description="The rule set's YAML, validated before publishing")
+
+
 # --- envelopes --------------------------------------------------------------------------
 
 
@@ -272,6 +328,11 @@ class RecordDeadLettered(Envelope):
     data: DeadLetterData
 
 
+class RulesPublished(Envelope):
+    kind: Literal[EventKind.RULES_PUBLISHED] = EventKind.RULES_PUBLISHED
+    data: RulesPublishedData
+
+
 RECORD_TYPES: tuple[type[Envelope], ...] = (
     EmailReceived,
     TicketClassified,
@@ -281,6 +342,7 @@ RECORD_TYPES: tuple[type[Envelope], ...] = (
     SlaWarning,
     SlaBreached,
     RecordDeadLettered,
+    RulesPublished,
 )
 
 # What ingest writes to the ticket events topic. New channels add their kind here, and it
@@ -296,7 +358,8 @@ AnyRecord = Annotated[
     | TicketActivity
     | SlaWarning
     | SlaBreached
-    | RecordDeadLettered,
+    | RecordDeadLettered
+    | RulesPublished,
     Field(discriminator="kind"),
 ]
 _ANY_RECORD: TypeAdapter[AnyRecord] = TypeAdapter(AnyRecord)

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from engine import metrics
 from engine.clock import Clock, SystemClock
+from engine.customers import EMPTY_DIRECTORY, CustomerDirectory, load_directory
 from engine.identity import event_id
 from engine.models import (
     DeadLetterData,
@@ -36,6 +37,7 @@ from engine.models import (
     parse_record,
     to_json,
 )
+from engine.rules.publish import RulesFollower
 from engine.rules.ruleset import RuleSet, load_ruleset
 from engine.settings import Settings
 from engine.topics import DEAD_LETTERS, TICKET_EVENTS, TICKET_STATE
@@ -72,9 +74,16 @@ def _raw_topic(app: faust.App, name: str, partitions: int | None = None) -> Any:
 class Processor:
     """Wires the faust app: topics, table and the triage agent."""
 
-    def __init__(self, settings: Settings, ruleset: RuleSet, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ruleset: RuleSet,
+        clock: Clock,
+        customers: CustomerDirectory = EMPTY_DIRECTORY,
+    ) -> None:
         self.settings = settings
         self.ruleset = ruleset
+        self.customers = customers
         self.clock = clock
         self.app = faust.App(
             settings.app_id,
@@ -102,7 +111,16 @@ class Processor:
             use_partitioner=True,
         )
         self._outputs: dict[str, Any] = {}
+        self.rules = RulesFollower(settings.kafka_bootstrap, self._switch_rules)
+        self.app.task(self.rules.run)
         self.app.agent(self.events, name="triage", concurrency=1)(self._triage_agent)
+
+    def _switch_rules(self, ruleset: RuleSet) -> None:
+        if ruleset.fingerprint == self.ruleset.fingerprint:
+            return
+        log.warning("rules: switching from %s to %s", self.ruleset.fingerprint, ruleset.fingerprint)
+        self.ruleset = ruleset
+        metrics.RULESET_SWITCHES.inc()
 
     def _topic(self, name: str) -> Any:
         if name not in self._outputs:
@@ -110,13 +128,15 @@ class Processor:
         return self._outputs[name]
 
     async def _triage_agent(self, stream: Any) -> None:
+        await self.rules.caught_up.wait()
         async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_SECONDS):
             await self.handle_batch([event.message.value for event in batch])
 
     async def handle_batch(self, values: list[bytes]) -> None:
         """Triage each record in order, then wait until Kafka acknowledged every output.
         faust acknowledges the batch's offsets only after this returns."""
-        processed = [await self._process(value) for value in values]
+        ruleset = self.ruleset  # one rule set decides the whole batch
+        processed = [await self._process(value, ruleset) for value in values]
         await asyncio.gather(*(future for result in processed for future in result.sends))
         acked_at = self.clock.now()
         for result in processed:
@@ -129,16 +149,16 @@ class Processor:
                 latency = (acked_at - occurred_at).total_seconds()
                 metrics.INGEST_TO_ROUTED_SECONDS.observe(max(0.0, latency))
 
-    async def _process(self, value: bytes) -> _Processed:
+    async def _process(self, value: bytes, ruleset: RuleSet) -> _Processed:
         try:
-            return await self._triage(value)
+            return await self._triage(value, ruleset)
         except (KafkaError, TimeoutError):
             raise  # Kafka trouble: crash, be restarted, reprocess from the last commit
         except Exception as error:
             log.exception("processing a record of %s failed", TICKET_EVENTS)
             return await self._dead_letter(value, f"processing failed: {error!r}", None)
 
-    async def _triage(self, value: bytes) -> _Processed:
+    async def _triage(self, value: bytes, ruleset: RuleSet) -> _Processed:
         try:
             incoming = parse_incoming(value)
         except ValidationError as error:
@@ -149,7 +169,7 @@ class Processor:
         now = self.clock.now()
         stored = self.tickets.get(incoming.data.ticket_id.encode())
         previous = _ticket_of(stored) if stored is not None else None
-        outcome = triage(previous, incoming, self.ruleset, now)
+        outcome = triage(previous, incoming, ruleset, now, self.customers)
         if outcome.duplicate:
             return _Processed("duplicate")
         sends = [
@@ -197,7 +217,12 @@ def _ticket_of(stored: bytes) -> TicketState:
 
 def build_processor(settings: Settings, clock: Clock | None = None) -> Processor:
     (settings.state_dir / "processor").mkdir(parents=True, exist_ok=True)
-    return Processor(settings, load_ruleset(settings.rules_file), clock or SystemClock())
+    return Processor(
+        settings,
+        load_ruleset(settings.rules_file),
+        clock or SystemClock(),
+        load_directory(settings.customers_file),
+    )
 
 
 def run_processor(settings: Settings) -> None:

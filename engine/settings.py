@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     rules_file: Path | None = Field(
         default=None, description="Rule set (YAML). Empty: the shipped default rules."
     )
+    customers_file: Path | None = Field(
+        default=None, description="Customer directory (YAML or CSV). Empty: none known."
+    )
 
     metrics_host: str = Field(
         default="127.0.0.1", description="Address the /metrics endpoints listen on."

@@ -14,6 +14,7 @@ from engine.models import (
     EmailReceived,
     Envelope,
     RecordDeadLettered,
+    RulesPublished,
     SlaBreached,
     SlaWarning,
     SpecialRoute,
@@ -60,6 +61,8 @@ TICKET_DECISIONS = "tickets.decisions.v1"
 TICKET_ACTIVITY = "tickets.activity.v1"
 SLA_ALERTS = "sla.alerts.v1"
 DEAD_LETTERS = "deadletter.v1"
+RULES_CONFIG = "config.rules.v1"
+RULES_KEY = b"ruleset"
 
 TIER_TOPICS: dict[Tier, str] = {tier: f"tickets.routed.{tier.value.lower()}.v1" for tier in Tier}
 SPECIAL_ROUTE_TOPICS: dict[SpecialRoute, str] = {
@@ -141,5 +144,15 @@ def declared_topics(partitions: int = 6, replication_factor: int = 1) -> tuple[T
             retention_ms=90 * DAY_MS,
             ticket_keyed=False,
             extra_config={"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)},
+        ),
+        TopicSpec(
+            RULES_CONFIG,
+            "The published rule set; every processor follows it (engine rules publish)",
+            (RulesPublished,),
+            partitions=1,
+            replication_factor=replication_factor,
+            cleanup=Cleanup.COMPACT,
+            retention_ms=None,
+            ticket_keyed=False,
         ),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from engine.customers import EMPTY_DIRECTORY, CustomerDirectory
 from engine.identity import event_id
 from engine.models import (
     Channel,
@@ -46,7 +47,7 @@ class TriageOutcome:
     """True when the ticket is new, or its tier, priority or special routes changed."""
 
 
-def message_of(event: IncomingTicketEvent) -> TicketMessage:
+def message_of(event: IncomingTicketEvent, customers: CustomerDirectory) -> TicketMessage:
     match event:
         case EmailReceived(data=data):
             return TicketMessage(
@@ -54,6 +55,7 @@ def message_of(event: IncomingTicketEvent) -> TicketMessage:
                 subject=data.subject,
                 body=data.text,
                 sender=data.from_address,
+                customer=customers.profile_of(data.from_address),
             )
 
 
@@ -90,13 +92,14 @@ def triage(
     event: IncomingTicketEvent,
     ruleset: RuleSet,
     now: datetime,
+    customers: CustomerDirectory = EMPTY_DIRECTORY,
 ) -> TriageOutcome:
     if previous is not None and event.event_id in previous.recent_event_ids:
         return TriageOutcome(previous, None, None, duplicate=True, routed=False)
 
-    message = message_of(event)
+    message = message_of(event, customers)
     classification = _effective(classify(message, ruleset), previous, ruleset)
-    decision = route(classification, message.channel, ruleset.routes)
+    decision = route(classification, message, ruleset.routes)
     recent = (*(previous.recent_event_ids if previous else ()), event.event_id)
     ticket = TicketState(
         ticket_id=ticket_id_of(event),
@@ -104,6 +107,7 @@ def triage(
         channel=previous.channel if previous else message.channel,
         subject=previous.subject if previous else message.subject,
         requester=previous.requester if previous else message.sender,
+        customer_id=message.customer.customer_id if message.customer else None,
         opened_at=previous.opened_at if previous else event.occurred_at,
         updated_at=now,
         priority=classification.priority,
@@ -111,6 +115,7 @@ def triage(
         tier=decision.tier,
         special_routes=decision.special_routes,
         tags=classification.tags,
+        skills=classification.skills,
         event_count=(previous.event_count if previous else 0) + 1,
         recent_event_ids=recent[-RECENT_EVENTS_KEPT:],
         ruleset_version=ruleset.fingerprint,

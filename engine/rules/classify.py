@@ -1,74 +1,220 @@
-"""classify(message, ruleset) -> Classification: which rules fire, and what they decide."""
+"""classify(message, ruleset) -> Classification: which rules fire, and what they decide.
+
+The combining semantics are documented in ``engine.rules.ruleset``.
+"""
 
 from __future__ import annotations
 
-from engine.models import Classification, Priority, RuleMatch, TicketMessage
-from engine.rules.ruleset import Rule, RuleSet
-from engine.rules.text import Words, words
+from typing import TypeVar
+
+from engine.models import (
+    Classification,
+    CustomerProfile,
+    Priority,
+    RuleMatch,
+    SpecialRoute,
+    TicketMessage,
+    TrapFacts,
+)
+from engine.rules.ruleset import CustomerCondition, Rule, RuleSet, TrapCondition, version_key
+from engine.rules.text import PhraseHit, clauses
+
+_T = TypeVar("_T")
+_BY_SEVERITY = sorted(Priority, key=lambda p: p.severity)
 
 
-def _phrase(found: Words) -> str:
-    return " ".join(found)
+def _customer_holds(
+    condition: CustomerCondition, customer: CustomerProfile | None
+) -> list[str] | None:
+    """The evidence when the condition holds, else None."""
+    if condition.known is not None and condition.known != (customer is not None):
+        return None
+    evidence = (
+        [f"customer {'known' if customer else 'unknown'}"] if condition.known is not None else []
+    )
+    if customer is None:
+        needs_fields = (
+            condition.plan or condition.language or condition.modules_any
+            or condition.version_below or condition.version_at_least
+        )  # fmt: skip
+        return None if needs_fields else evidence
+    if condition.plan:
+        if customer.plan not in condition.plan:
+            return None
+        evidence.append(f"plan={customer.plan.value}")
+    if condition.language:
+        if customer.language not in condition.language:
+            return None
+        evidence.append(f"language={customer.language}")
+    if condition.modules_any:
+        found = [module for module in customer.modules if module in condition.modules_any]
+        if not found:
+            return None
+        evidence.append(f"modules include {', '.join(found)}")
+    for bound, below in ((condition.version_below, True), (condition.version_at_least, False)):
+        if bound is None:
+            continue
+        if customer.version is None:
+            return None
+        is_below = version_key(customer.version) < version_key(bound)
+        if is_below != below:
+            return None
+        evidence.append(f"version {customer.version} {'<' if below else '>='} {bound}")
+    return evidence
+
+
+def _trap_holds(condition: TrapCondition, trap: TrapFacts | None) -> list[str] | None:
+    if trap is None:
+        return None
+    evidence = []
+    if condition.oid:
+        if not any(trap.oid == oid or trap.oid.startswith(oid + ".") for oid in condition.oid):
+            return None
+        evidence.append(f"trap oid {trap.oid}")
+    if condition.name:
+        if trap.name not in condition.name:
+            return None
+        evidence.append(f"trap {trap.name}")
+    if condition.device_role:
+        if trap.device_role not in condition.device_role:
+            return None
+        evidence.append(f"device role {trap.device_role}")
+    for wanted, values in condition.varbinds.items():
+        bound = next((v for v in trap.varbinds if wanted in (v.oid, v.name)), None)
+        if bound is None or str(bound.value) not in values:
+            return None
+        evidence.append(f"{wanted}={bound.value}")
+    return evidence
+
+
+def _text_evidence(
+    rule: Rule, index: int, message: TicketMessage, hits: dict[str, dict[int, list[PhraseHit]]]
+) -> tuple[list[str], list[str]] | None:
+    """(fields, evidence) when the rule's text conditions hold, else None."""
+    matcher = rule.match
+    searched = [field for field in matcher.fields if field in hits]
+    for field in searched:
+        if any(not hit.negated for hit in hits[field].get(2 * index + 1, ())):
+            return None
+    if not matcher.phrases and not matcher.regex:
+        return [], []
+    fields: list[str] = []
+    evidence: list[str] = []
+    for field in searched:
+        for hit in hits[field].get(2 * index, ()):
+            if not hit.negated:
+                evidence.append(" ".join(hit.phrase))
+                if field not in fields:
+                    fields.append(field)
+    for pattern in rule.compiled_regex:
+        for field in matcher.fields:
+            found = pattern.search(getattr(message, field))
+            if found:
+                evidence.append(found.group(0))
+                if field not in fields:
+                    fields.append(field)
+    return (fields, evidence) if evidence else None
 
 
 def fired_rules(message: TicketMessage, ruleset: RuleSet) -> list[tuple[Rule, RuleMatch]]:
     """The rules whose conditions all hold, in file order, with what matched."""
-    by_field = {
-        "subject": ruleset.phrase_index.find(words(message.subject)),
-        "body": ruleset.phrase_index.find(words(message.body)),
+    index = ruleset.phrase_index
+    hits = {
+        "subject": index.find(clauses(message.subject)),
+        "body": index.find(clauses(message.body)),
     }
     fired = []
-    for index, rule in enumerate(ruleset.rules):
+    for position, rule in enumerate(ruleset.rules):
         matcher = rule.match
         if matcher.channels and message.channel not in matcher.channels:
             continue
-        evidence: list[str] = []
-        fields: list[str] = []
-        for field, found in by_field.items():
-            if index in found:
-                fields.append(field)
-                evidence.extend(_phrase(phrase) for phrase in found[index])
-        if matcher.phrases and not evidence:
+        if (
+            matcher.suggested_priority
+            and message.suggested_priority not in matcher.suggested_priority
+        ):
             continue
-        if not matcher.phrases:
+        text = _text_evidence(rule, position, message, hits)
+        if text is None:
+            continue
+        fields, evidence = text
+        if matcher.customer is not None:
+            found = _customer_holds(matcher.customer, message.customer)
+            if found is None:
+                continue
+            fields.append("customer")
+            evidence.extend(found)
+        if matcher.trap is not None:
+            found = _trap_holds(matcher.trap, message.trap)
+            if found is None:
+                continue
+            fields.append("trap")
+            evidence.extend(found)
+        if matcher.channels:
             fields.append("channel")
-            evidence.append(message.channel.value)
+            evidence.append(f"channel={message.channel.value}")
+        if matcher.suggested_priority:
+            fields.append("suggested_priority")
+            evidence.append(f"suggested {message.suggested_priority}")
         fired.append(
             (rule, RuleMatch(rule_id=rule.id, field="+".join(fields), matched=tuple(evidence)))
         )
     return fired
 
 
+def _raised(priority: Priority, levels: int) -> Priority:
+    return _BY_SEVERITY[min(len(_BY_SEVERITY) - 1, priority.severity + levels)]
+
+
+def _union(groups: list[tuple[_T, ...]]) -> tuple[_T, ...]:
+    seen: list[_T] = []
+    for group in groups:
+        seen.extend(item for item in group if item not in seen)
+    return tuple(seen)
+
+
 def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
     fired = fired_rules(message, ruleset)
-    priorities = [(rule.set.priority, rule) for rule, _ in fired if rule.set.priority]
-    categories = [(rule.set.category, rule) for rule, _ in fired if rule.set.category]
+    rules = [rule for rule, _ in fired]
     explanation: list[str] = []
 
+    candidates = [
+        (
+            rule.set.priority,
+            f"rule {rule.id}" + (f" ({rule.domain_rule})" if rule.domain_rule else ""),
+        )
+        for rule in rules
+        if rule.set.priority
+    ]
+    if message.suggested_priority is not None:
+        candidates.append((message.suggested_priority, "the suggested priority"))
     priority: Priority
-    if priorities:
-        priority, deciding = max(priorities, key=lambda pair: pair[0].severity)
-        cited = f" ({deciding.domain_rule})" if deciding.domain_rule else ""
-        explanation.append(f"priority {priority} from rule {deciding.id}{cited}: most severe fired")
+    if candidates:
+        priority, why = max(candidates, key=lambda pair: pair[0].severity)
+        explanation.append(f"priority {priority} from {why}: the most severe candidate")
     else:
         priority = ruleset.defaults.priority
         explanation.append(f"priority {priority}: no rule set one, the default")
+    for rule in rules:
+        if rule.set.raise_priority:
+            raised = _raised(priority, rule.set.raise_priority)
+            explanation.append(f"raised {priority} -> {raised} by rule {rule.id}")
+            priority = raised
 
-    if categories:
-        category, first = categories[0]
-        explanation.append(f"category {category} from rule {first.id}: first in file order")
+    category_rule = next((rule for rule in rules if rule.set.category), None)
+    if category_rule is not None and category_rule.set.category is not None:
+        category = category_rule.set.category
+        explanation.append(f"category {category} from rule {category_rule.id}: first in file order")
     else:
         category = ruleset.defaults.category
         explanation.append(f"category {category}: no rule set one, the default")
 
-    tags: list[str] = []
-    for rule, _ in fired:
-        tags.extend(tag for tag in rule.set.tags if tag not in tags)
-
+    special: tuple[SpecialRoute, ...] = _union([rule.set.special_routes for rule in rules])
     return Classification(
         priority=priority,
         category=category,
-        tags=tuple(tags),
+        tags=_union([rule.set.tags for rule in rules]),
+        skills=_union([rule.set.skills for rule in rules]),
+        special_routes=special,
         matches=tuple(match for _, match in fired),
         explanation=tuple(explanation),
         ruleset_version=ruleset.fingerprint,

@@ -1,15 +1,19 @@
 """The rule set as data: strict models of the YAML, validated as a whole at load time.
 
-Combining rules that fire together:
-- priority: the most severe priority set by any fired rule wins; none: ``defaults.priority``;
-- category: the first fired rule (in file order) that sets one wins; none: ``defaults.category``;
-- tags: the union, in file order.
+How the rules that fire combine (``classify``):
+- priority: the most severe of the priorities set by fired rules and the message's own
+  suggested priority (an agent's or a device's); with none of them, ``defaults.priority``.
+  Then every fired rule's ``raise_priority`` raises it by that many levels (up to P1).
+- category: the first fired rule, in file order, that sets one; else ``defaults.category``.
+- tags, skills, special routes: the union over fired rules, in file order.
+A phrase occurrence that is negated ("no", "not", "sin"... in the three words before it,
+same clause) does not count, unless the phrase starts with a negation itself.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+import re
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -19,23 +23,62 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.errors import RulesError
-from engine.models import Channel, Priority, SpecialRoute, Tier
+from engine.models import Channel, Priority, SpecialRoute, SupportPlan, Tier
 from engine.rules.text import PhraseIndex, build_index, words
 
 DEFAULT_RULES = Path(__file__).with_name("default.yaml")
+_ID = r"^[a-z0-9][a-z0-9_.-]*$"
+_VERSION = re.compile(r"^\d+(\.\d+)*")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """ "4.0.1-beta" -> (4, 0, 1); a version without leading digits is (0,)."""
+    found = _VERSION.match(version.strip().lstrip("vV"))
+    return tuple(int(part) for part in found.group(0).split(".")) if found else (0,)
+
+
+class CustomerCondition(_Strict):
+    known: bool | None = Field(default=None, description="true: in the directory")
+    plan: tuple[SupportPlan, ...] = ()
+    language: tuple[str, ...] = ()
+    version_below: str | None = None
+    version_at_least: str | None = None
+    modules_any: tuple[str, ...] = ()
+
+    @field_validator("version_below", "version_at_least")
+    @classmethod
+    def _numeric(cls, value: str | None) -> str | None:
+        if value is not None and not _VERSION.match(value):
+            raise ValueError(f"{value!r} is not a version such as 5 or 4.0.2")
+        return value
+
+
+class TrapCondition(_Strict):
+    oid: tuple[str, ...] = Field(default=(), description="trap OID, exact or as a prefix.")
+    name: tuple[str, ...] = Field(default=(), description="MIB name, e.g. IF-MIB::linkDown")
+    device_role: tuple[str, ...] = ()
+    varbinds: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="varbind (OID or MIB name) -> accepted values"
+    )
 
 
 class RuleMatcher(_Strict):
-    """All given conditions must hold; ``phrases`` holds when any one phrase occurs."""
+    """All given conditions must hold. ``phrases``/``regex``: any one occurs."""
 
     phrases: tuple[str, ...] = ()
+    not_phrases: tuple[str, ...] = Field(default=(), description="none of these may occur")
+    regex: tuple[str, ...] = Field(default=(), description="case-insensitive, on raw text")
+    fields: tuple[str, ...] = Field(default=("subject", "body"), description="text to search")
     channels: tuple[Channel, ...] = ()
+    customer: CustomerCondition | None = None
+    trap: TrapCondition | None = None
+    suggested_priority: tuple[Priority, ...] = ()
 
-    @field_validator("phrases")
+    @field_validator("phrases", "not_phrases")
     @classmethod
     def _phrases_have_words(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for phrase in value:
@@ -43,19 +86,44 @@ class RuleMatcher(_Strict):
                 raise ValueError(f"phrase {phrase!r} has no letters or digits to match")
         return value
 
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"bad regular expression {pattern!r}: {error}") from error
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = set(value) - {"subject", "body"}
+        if unknown or not value:
+            raise ValueError("fields lists subject and/or body")
+        return value
+
 
 class RuleActions(_Strict):
     priority: Priority | None = None
+    raise_priority: int = Field(default=0, ge=0, le=3, description="levels to raise by")
     category: str | None = None
     tags: tuple[str, ...] = ()
+    skills: tuple[str, ...] = ()
+    special_routes: tuple[SpecialRoute, ...] = ()
 
 
 class Rule(_Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    id: str = Field(pattern=_ID)
     description: str = ""
     domain_rule: str | None = Field(default=None, description="DOMAIN.md rule name, e.g. P1")
     match: RuleMatcher
     set: RuleActions
+
+    @cached_property
+    def compiled_regex(self) -> tuple[re.Pattern[str], ...]:
+        return tuple(re.compile(pattern, re.IGNORECASE) for pattern in self.match.regex)
 
 
 class RouteMatcher(_Strict):
@@ -65,12 +133,26 @@ class RouteMatcher(_Strict):
     category: tuple[str, ...] = ()
     channel: tuple[Channel, ...] = ()
     tags: tuple[str, ...] = Field(default=(), description="all of these tags present")
+    tags_any: tuple[str, ...] = Field(default=(), description="one of these tags present")
+    customer_plan: tuple[SupportPlan, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(
+            (
+                self.priority,
+                self.category,
+                self.channel,
+                self.tags,
+                self.tags_any,
+                self.customer_plan,
+            )
+        )
 
 
 class Route(_Strict):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    id: str = Field(pattern=_ID)
+    description: str = ""
     match: RouteMatcher = RouteMatcher()
     tier: Tier | None = Field(default=None, description="None: inherited from the parent")
     special_routes: tuple[SpecialRoute, ...] = ()
@@ -89,27 +171,14 @@ class RuleSet(_Strict):
     rules: tuple[Rule, ...]
     routes: Route
 
-    @field_validator("rules")
-    @classmethod
-    def _unique_rule_ids(cls, value: tuple[Rule, ...]) -> tuple[Rule, ...]:
-        duplicated = [rule_id for rule_id, n in Counter(r.id for r in value).items() if n > 1]
-        if duplicated:
-            raise ValueError(f"duplicate rule ids: {', '.join(duplicated)}")
-        return value
-
-    @field_validator("routes")
-    @classmethod
-    def _root_has_tier(cls, value: Route) -> Route:
-        if value.tier is None:
-            raise ValueError("the root route must set a tier: every ticket needs one")
-        duplicated = [rid for rid, n in Counter(r.id for r in walk(value)).items() if n > 1]
-        if duplicated:
-            raise ValueError(f"duplicate route ids: {', '.join(duplicated)}")
-        return value
-
     @cached_property
     def phrase_index(self) -> PhraseIndex:
-        return build_index((i, rule.match.phrases) for i, rule in enumerate(self.rules))
+        """Owner ``2*i`` wants rule i's phrases; ``2*i+1`` its not_phrases."""
+        return build_index(
+            owner
+            for i, rule in enumerate(self.rules)
+            for owner in ((2 * i, rule.match.phrases), (2 * i + 1, rule.match.not_phrases))
+        )
 
     @cached_property
     def fingerprint(self) -> str:
@@ -118,32 +187,155 @@ class RuleSet(_Strict):
         return f"{self.version}+{digest}"
 
 
-def walk(route: Route) -> Iterator[Route]:
-    yield route
-    for child in route.routes:
-        yield from walk(child)
+def walk(
+    route: Route, path: tuple[int | str, ...] = ("routes",)
+) -> Iterator[tuple[Route, tuple[int | str, ...]]]:
+    yield route, path
+    for index, child in enumerate(route.routes):
+        yield from walk(child, (*path, "routes", index))
+
+
+# --- whole-set checks, each naming the path of the bad value ---------------------------
+
+Problem = tuple[tuple[int | str, ...], str]
+
+
+def semantic_problems(ruleset: RuleSet) -> list[Problem]:
+    problems: list[Problem] = []
+    seen_rules: dict[str, int] = {}
+    for index, rule in enumerate(ruleset.rules):
+        if rule.id in seen_rules:
+            problems.append(
+                (
+                    ("rules", index, "id"),
+                    f"duplicate rule id {rule.id!r} (rules[{seen_rules[rule.id]}])",
+                )
+            )
+        seen_rules.setdefault(rule.id, index)
+    if ruleset.routes.tier is None:
+        problems.append(
+            (("routes", "tier"), "the root route must set a tier: every ticket needs one")
+        )
+    categories = {ruleset.defaults.category} | {
+        rule.set.category for rule in ruleset.rules if rule.set.category
+    }
+    tags = {tag for rule in ruleset.rules for tag in rule.set.tags}
+    seen_routes: dict[str, tuple[int | str, ...]] = {}
+    for route, path in walk(ruleset.routes):
+        if route.id in seen_routes:
+            problems.append(((*path, "id"), f"duplicate route id {route.id!r}"))
+        seen_routes.setdefault(route.id, path)
+        for value in route.match.category:
+            if value not in categories:
+                problems.append(
+                    (
+                        (*path, "match", "category"),
+                        f"unreachable: no rule sets category {value!r}, nor is it the default",
+                    )
+                )
+        for value in (*route.match.tags, *route.match.tags_any):
+            if value not in tags:
+                problems.append(
+                    ((*path, "match", "tags"), f"unreachable: no rule adds tag {value!r}")
+                )
+        problems.extend(_shadowed_children(route, path))
+    problems.extend(
+        _narrowing_violations(ruleset.routes, ruleset.routes.match.priority, ("routes",))
+    )
+    return problems
+
+
+def _shadowed_children(route: Route, path: tuple[int | str, ...]) -> list[Problem]:
+    problems: list[Problem] = []
+    for index, child in enumerate(route.routes):
+        if child.match.is_empty and not child.continue_:
+            for later in range(index + 1, len(route.routes)):
+                problems.append(
+                    (
+                        (*path, "routes", later),
+                        f"unreachable: routes[{index}] ({child.id}) matches everything first "
+                        "and has no 'continue'",
+                    )
+                )
+            break
+    return problems
+
+
+def _narrowing_violations(
+    route: Route, allowed: tuple[Priority, ...], path: tuple[int | str, ...]
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for index, child in enumerate(route.routes):
+        child_path = (*path, "routes", index)
+        wanted = child.match.priority
+        if allowed and wanted and not set(wanted) & set(allowed):
+            problems.append(
+                (
+                    (*child_path, "match", "priority"),
+                    f"unreachable: its parent only lets {', '.join(allowed)} through",
+                )
+            )
+        narrowed = tuple(p for p in wanted if not allowed or p in allowed) or allowed
+        problems.extend(_narrowing_violations(child, narrowed, child_path))
+    return problems
+
+
+# --- loading, with line numbers -------------------------------------------------------
+
+
+def _format_path(location: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(document)"
+
+
+def _line_of(root: yaml.Node | None, location: tuple[int | str, ...]) -> int | None:
+    """The YAML line of the value at ``location`` (or of its nearest existing parent)."""
+    node = root
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in location:
+        if isinstance(node, yaml.MappingNode):
+            match = next(
+                (value for key, value in node.value if getattr(key, "value", None) == part),
+                None,
+            )
+            if match is None:
+                key = next((k for k, _ in node.value if getattr(k, "value", None) == part), None)
+                return key.start_mark.line + 1 if key is not None else line
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+        else:
+            return line
+        line = node.start_mark.line + 1
+    return line
 
 
 def parse_ruleset(text: str, origin: str) -> RuleSet:
     try:
         document: Any = yaml.safe_load(text)
+        tree = yaml.compose(text)
     except yaml.YAMLError as error:
         raise RulesError(f"{origin}: not valid YAML: {error}") from error
     try:
-        return RuleSet.model_validate(document)
+        ruleset = RuleSet.model_validate(document)
     except ValidationError as error:
-        problems = "\n".join(
-            f"  {_path(issue['loc'])}: {issue['msg'].removeprefix('Value error, ')}"
+        problems: list[Problem] = [
+            (tuple(issue["loc"]), issue["msg"].removeprefix("Value error, "))
             for issue in error.errors()
-        )
-        raise RulesError(f"{origin}: invalid rule set:\n{problems}") from error
-
-
-def _path(location: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in location:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "(document)"
+        ]
+    else:
+        problems = semantic_problems(ruleset)
+        if not problems:
+            return ruleset
+    lines = [
+        f"  {origin}:{_line_of(tree, location) or '?'}: {_format_path(location)}: {message}"
+        for location, message in problems
+    ]
+    raise RulesError(f"{origin}: invalid rule set ({len(lines)} problems):\n" + "\n".join(lines))
 
 
 def load_ruleset(path: Path | None = None) -> RuleSet:

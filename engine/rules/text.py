@@ -1,5 +1,6 @@
-"""Text as the rules see it: case- and accent-insensitive words, and a phrase index that
-finds every rule phrase in one pass over the words, whatever the number of rules."""
+"""Text as the rules see it: clauses of case- and accent-insensitive words, and a phrase
+index that finds every rule phrase in one pass over the words, whatever the number of
+rules, telling which occurrences are negated ("la central NO está caída")."""
 
 from __future__ import annotations
 
@@ -7,10 +8,26 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+_CLAUSE_END = re.compile(r"[.,;:!?¿¡()\[\]\n\r]+|\s-\s|\bbut\b|\bpero\b|\bsino\b")
 
 Words = tuple[str, ...]
+
+# A phrase is negated when one of these stands in the NEGATION_WINDOW words before it,
+# in the same clause, unless the phrase itself starts with one ("no entran llamadas").
+NEGATORS = frozenset(
+    {"no", "not", "sin", "nunca", "never", "ni", "nor", "without", "tampoco",
+     "isn", "aren", "wasn", "weren", "doesn", "don", "didn", "hasn", "haven"}
+)  # fmt: skip
+NEGATION_WINDOW = 3
+
+
+def fold(text: str) -> str:
+    """Lowercase, without accents: "CAÍDA" -> "caida"."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
 
 
 def words(text: str) -> Words:
@@ -18,9 +35,18 @@ def words(text: str) -> Words:
 
     "¿La Central está CAÍDA?" -> ("la", "central", "esta", "caida")
     """
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
-    return tuple(word for word in _NON_WORD.split(plain) if word)
+    return tuple(word for word in _NON_WORD.split(fold(text)) if word)
+
+
+def clauses(text: str) -> tuple[Words, ...]:
+    """The text's clauses (split at punctuation and at "but"/"pero"), each as words."""
+    return tuple(found for part in _CLAUSE_END.split(fold(text)) if (found := words(part)))
+
+
+@dataclass(frozen=True)
+class PhraseHit:
+    phrase: Words
+    negated: bool
 
 
 class PhraseIndex:
@@ -40,23 +66,32 @@ class PhraseIndex:
             for first, group in by_first.items()
         }
 
-    def find(self, text: Words) -> dict[int, list[Words]]:
-        """Every owner whose phrase occurs in ``text``, with the phrases found."""
-        found: dict[int, list[Words]] = defaultdict(list)
-        for start, word in enumerate(text):
-            entry = self._by_first.get(word)
-            if entry is None:
-                continue
-            lengths, group = entry
-            for length in lengths:
-                candidate = text[start : start + length]
-                owners = group.get(candidate)
-                if owners is None:
+    def find(self, text: Sequence[Words]) -> dict[int, list[PhraseHit]]:
+        """Every owner whose phrase occurs in ``text`` (its clauses), with the hits; a
+        phrase found both negated and not counts once, as not negated."""
+        found: dict[int, dict[Words, bool]] = defaultdict(dict)
+        for clause in text:
+            for start, word in enumerate(clause):
+                entry = self._by_first.get(word)
+                if entry is None:
                     continue
-                for owner in owners:
-                    if candidate not in found[owner]:
-                        found[owner].append(candidate)
-        return found
+                lengths, group = entry
+                for length in lengths:
+                    candidate = clause[start : start + length]
+                    owners = group.get(candidate)
+                    if owners is None:
+                        continue
+                    negated = candidate[0] not in NEGATORS and any(
+                        before in NEGATORS
+                        for before in clause[max(0, start - NEGATION_WINDOW) : start]
+                    )
+                    for owner in owners:
+                        seen = found[owner]
+                        seen[candidate] = seen.get(candidate, True) and negated
+        return {
+            owner: [PhraseHit(phrase, negated) for phrase, negated in hits.items()]
+            for owner, hits in found.items()
+        }
 
 
 def build_index(phrases_by_owner: Iterable[tuple[int, Iterable[str]]]) -> PhraseIndex:
