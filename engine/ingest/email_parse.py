@@ -34,12 +34,13 @@ class EmailParseError(ValueError):
 
 
 def _header(message: EmailMessage, name: str) -> str:
+    """The header's decoded value; its raw text when the structured parse fails."""
     try:
         value = message.get(name)
-    except (ValueError, TypeError, IndexError, AttributeError):
-        raw = message.get_all(name, failobj=[])
-        value = raw[0] if raw else None
-    return str(value).strip() if value is not None else ""
+        return str(value).strip() if value is not None else ""
+    except Exception:  # header parsers raise HeaderParseError, IndexError, ValueError...
+        raw = next((v for k, v in message.raw_items() if k.lower() == name.lower()), "")
+        return " ".join(str(raw).split())
 
 
 def message_ids(value: str) -> tuple[str, ...]:
@@ -48,7 +49,10 @@ def message_ids(value: str) -> tuple[str, ...]:
 
 def _sender(message: EmailMessage) -> tuple[str, str]:
     raw = _header(message, "From")
-    pairs = getaddresses([raw])
+    try:
+        pairs = getaddresses([raw])
+    except (IndexError, ValueError):
+        return "", raw
     name, address = pairs[0] if pairs else ("", "")
     return address.strip().lower(), name.strip()
 

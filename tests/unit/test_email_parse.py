@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine.ingest.email_parse import EmailParseError, html_to_text, parse_email
@@ -124,6 +124,7 @@ HEADERS = st.sampled_from(
     st.lists(st.tuples(HEADERS, st.text(max_size=80)), max_size=8),
     st.binary(max_size=512),
 )
+@example(headers=[("From", "0@")], body=b"")  # once raised IndexError in getaddresses
 def test_random_headers_never_crash_the_parser(headers: list[tuple[str, str]], body: bytes) -> None:
     raw = b"".join(
         f"{name}: {value}".encode("utf-8", "surrogatepass") + b"\r\n"

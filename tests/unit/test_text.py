@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from engine.rules.text import build_index, words
+from engine.rules.text import PhraseHit, build_index, clauses, words
 
 
 def test_words_fold_case_and_accents_and_split_on_punctuation() -> None:
@@ -9,19 +9,43 @@ def test_words_fold_case_and_accents_and_split_on_punctuation() -> None:
     assert words("") == ()
 
 
+def test_clauses_split_at_punctuation_and_but() -> None:
+    assert clauses("No hay eco, pero la central está caída.") == (
+        ("no", "hay", "eco"),
+        ("la", "central", "esta", "caida"),
+    )
+
+
 def test_phrase_index_finds_every_owner_once_per_phrase() -> None:
     index = build_index([(0, ["no calls", "down"]), (1, ["calls"]), (2, ["no calls at all"])])
 
-    found = index.find(words("No calls at all, no calls. Down!"))
+    found = index.find(clauses("No calls at all, no calls. Down!"))
 
     assert found == {
-        0: [("no", "calls"), ("down",)],
-        1: [("calls",)],
-        2: [("no", "calls", "at", "all")],
+        0: [PhraseHit(("no", "calls"), False), PhraseHit(("down",), False)],
+        1: [PhraseHit(("calls",), True)],  # "no" stands before it, each time
+        2: [PhraseHit(("no", "calls", "at", "all"), False)],
+    }
+
+
+def test_a_phrase_after_a_negation_in_its_clause_is_negated() -> None:
+    index = build_index([(0, ["caida", "outage"])])
+
+    assert index.find(clauses("la central no está caída")) == {0: [PhraseHit(("caida",), True)]}
+    assert index.find(clauses("this is not an outage")) == {0: [PhraseHit(("outage",), True)]}
+    # The negation belongs to another clause: the phrase counts.
+    assert index.find(clauses("no hay tono. Central caída")) == {0: [PhraseHit(("caida",), False)]}
+
+
+def test_a_phrase_that_starts_with_a_negation_is_never_negated() -> None:
+    index = build_index([(0, ["no entran llamadas"])])
+
+    assert index.find(clauses("ya no, no entran llamadas")) == {
+        0: [PhraseHit(("no", "entran", "llamadas"), False)]
     }
 
 
 def test_phrase_index_does_not_match_partial_phrases() -> None:
     index = build_index([(0, ["no entran ni salen llamadas"])])
 
-    assert index.find(words("no entran llamadas")) == {}
+    assert index.find(clauses("no entran llamadas")) == {}
