@@ -123,8 +123,11 @@ def fired_rules(message: TicketMessage, ruleset: RuleSet) -> list[tuple[Rule, Ru
         "subject": index.find(clauses(message.subject)),
         "body": index.find(clauses(message.body)),
     }
+    candidates = {owner // 2 for found in hits.values() for owner in found if owner % 2 == 0}
+    candidates.update(ruleset.always_checked)
     fired = []
-    for position, rule in enumerate(ruleset.rules):
+    for position in sorted(candidates):
+        rule = ruleset.rules[position]
         matcher = rule.match
         if matcher.channels and message.channel not in matcher.channels:
             continue

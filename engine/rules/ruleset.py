@@ -181,6 +181,13 @@ class RuleSet(_Strict):
         )
 
     @cached_property
+    def always_checked(self) -> tuple[int, ...]:
+        """Rules that a phrase hit cannot select: no phrases, or regexes to run."""
+        return tuple(
+            i for i, rule in enumerate(self.rules) if not rule.match.phrases or rule.match.regex
+        )
+
+    @cached_property
     def fingerprint(self) -> str:
         """``version`` plus a digest of the content, so an edit without a bump still shows."""
         digest = hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
