@@ -49,7 +49,9 @@ def generated(count: int, seed: int = 7) -> RuleSet:
     extra = [
         {
             "id": f"generated-{n}",
-            "match": {"phrases": [" ".join(word() for _ in range(rng.randint(1, 3))) for _ in range(3)]},
+            "match": {
+                "phrases": [" ".join(word() for _ in range(rng.randint(1, 3))) for _ in range(3)]
+            },
             "set": {"category": f"generated_{n % 50}", "tags": [f"g{n % 20}"]},
         }
         for n in range(count)

@@ -22,6 +22,12 @@ NEGATORS = frozenset(
      "isn", "aren", "wasn", "weren", "doesn", "don", "didn", "hasn", "haven"}
 )  # fmt: skip
 NEGATION_WINDOW = 3
+# Negative words that agree with a "no" instead of cancelling it, Spanish negative concord:
+# "no entra ninguna llamada" says that no call comes in. A phrase starting with one of
+# these is never negated, like a phrase starting with a negator.
+NEGATIVE_WORDS = frozenset(
+    {"ninguna", "ninguno", "ningun", "nadie", "nada", "none", "nobody", "nothing", "zero"}
+)
 
 
 def fold(text: str) -> str:
@@ -81,7 +87,7 @@ class PhraseIndex:
                     owners = group.get(candidate)
                     if owners is None:
                         continue
-                    negated = candidate[0] not in NEGATORS and any(
+                    negated = candidate[0] not in NEGATORS | NEGATIVE_WORDS and any(
                         before in NEGATORS
                         for before in clause[max(0, start - NEGATION_WINDOW) : start]
                     )

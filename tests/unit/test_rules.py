@@ -106,7 +106,11 @@ rules:
     match: {customer: {version_below: "5", modules_any: [callcenter]}}
     set: {tags: [eol-callcenter]}
   - id: ups
-    match: {channels: [snmp], trap: {name: ["UPS-MIB::upsTrapOnBattery"], varbinds: {"UPS-MIB::upsAlarmDescr": ["onBattery"]}}}
+    match:
+      channels: [snmp]
+      trap:
+        name: ["UPS-MIB::upsTrapOnBattery"]
+        varbinds: {"UPS-MIB::upsAlarmDescr": ["onBattery"]}
     set: {priority: P1, special_routes: [rma]}
   - id: but-not-on-test
     match: {phrases: [caida], not_phrases: [prueba, test]}
