@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 EVENTS_INGESTED = Counter(
     "ticketing_events_ingested_total",
@@ -29,6 +29,10 @@ EVENTS_PROCESSED = Counter(
     "ticketing_processor_events_total",
     "Ticket events seen by the processor, by outcome",
     ["outcome"],
+)
+ASSIGNED_PARTITIONS = Gauge(
+    "ticketing_processor_assigned_partitions",
+    "Partitions of the ticket events topic this processor owns (0: not consuming yet)",
 )
 RULESET_SWITCHES = Counter(
     "ticketing_ruleset_switches_total",

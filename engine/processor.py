@@ -114,6 +114,11 @@ class Processor:
         self.rules = RulesFollower(settings.kafka_bootstrap, self._switch_rules)
         self.app.task(self.rules.run)
         self.app.agent(self.events, name="triage", concurrency=1)(self._triage_agent)
+        self.app.on_partitions_assigned.connect(self._on_assigned)
+
+    async def _on_assigned(self, app: Any, assigned: set[Any], **_: Any) -> None:
+        owned = sum(1 for tp in assigned if tp.topic == TICKET_EVENTS)
+        metrics.ASSIGNED_PARTITIONS.set(owned)
 
     def _switch_rules(self, ruleset: RuleSet) -> None:
         if ruleset.fingerprint == self.ruleset.fingerprint:

@@ -70,9 +70,10 @@ class EngineProcess:
                 self._alive()
                 and port_open(self.smtp_port)
                 and port_open(self.processor_metrics_port)
+                and self.metric("ticketing_processor_assigned_partitions") > 0
             ),
             120,
-            f"engine up to listen for SMTP on {self.smtp_port} and start its processor",
+            f"engine up to listen for SMTP on {self.smtp_port} and its processor to own partitions",
             on_timeout=self.log,
         )
 
