@@ -128,7 +128,7 @@ def load_directory(path: Path | None) -> CustomerDirectory:
         rows = _rows_from_csv(text)
     else:
         document = yaml.safe_load(text) or {}
-        rows = document.get("customers", []) if isinstance(document, dict) else None
+        rows = document.get("customers") if isinstance(document, dict) else None
         if not isinstance(rows, list):
             raise CustomerDirectoryError(f"{path}: expected 'customers:' with a list")
     customers = []
