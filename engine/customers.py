@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from engine.errors import EngineError
+from engine.errors import EngineError, describe_validation
 from engine.models import CustomerProfile, SupportPlan
 
 LIST_COLUMNS = ("domains", "addresses", "modules")
@@ -136,9 +136,6 @@ def load_directory(path: Path | None) -> CustomerDirectory:
         try:
             customers.append(Customer.model_validate(row))
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}"
-                for issue in error.errors()
-            )
+            problems = describe_validation(error)
             raise CustomerDirectoryError(f"{path}: customers[{index}]: {problems}") from error
     return CustomerDirectory(customers)

@@ -7,6 +7,8 @@ EngineError
  └── PublishError         Kafka did not acknowledge a record in time
 """
 
+from pydantic import ValidationError
+
 
 class EngineError(Exception):
     """Base of every error the engine raises on purpose."""
@@ -26,3 +28,13 @@ class RulesError(EngineError):
 
 class PublishError(EngineError):
     pass
+
+
+def field_path(location: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a path: ("data", "rcpt_to", 0) -> "data.rcpt_to.0"."""
+    return ".".join(str(part) for part in location)
+
+
+def describe_validation(error: ValidationError) -> str:
+    """Every problem of a validation error, as "path: message; ..."."""
+    return "; ".join(f"{field_path(issue['loc'])}: {issue['msg']}" for issue in error.errors())

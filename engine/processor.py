@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka.errors import KafkaError
@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from engine import metrics
 from engine.clock import Clock, SystemClock
 from engine.customers import EMPTY_DIRECTORY, CustomerDirectory, load_directory
+from engine.errors import field_path
 from engine.identity import event_id
 from engine.models import (
     DeadLetterData,
@@ -114,10 +115,11 @@ class Processor:
         self.rules = RulesFollower(settings.kafka_bootstrap, self._switch_rules)
         self.app.task(self.rules.run)
         self.app.agent(self.events, name="triage", concurrency=1)(self._triage_agent)
-        self.app.on_partitions_assigned.connect(self._on_assigned)
+        # mode types handlers as plain functions; a bound method is what it calls.
+        self.app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
 
-    async def _on_assigned(self, app: Any, assigned: set[Any], **_: Any) -> None:
-        owned = sum(1 for tp in assigned if tp.topic == TICKET_EVENTS)
+    async def _on_assigned(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        owned = sum(1 for tp in kwargs.get("assigned", ()) if tp.topic == TICKET_EVENTS)
         metrics.ASSIGNED_PARTITIONS.set(owned)
 
     def _switch_rules(self, ruleset: RuleSet) -> None:
@@ -168,7 +170,7 @@ class Processor:
             incoming = parse_incoming(value)
         except ValidationError as error:
             first = error.errors()[0]
-            field = ".".join(str(part) for part in first["loc"]) or None
+            field = field_path(first["loc"]) or None
             reason = f"not a valid ticket event: {first['msg']}"
             return await self._dead_letter(value, reason, field)
         now = self.clock.now()

@@ -14,7 +14,7 @@ from kafka import KafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from engine.customers import CustomerDirectory
-from engine.errors import EngineError, RulesError
+from engine.errors import EngineError, RulesError, describe_validation
 from engine.models import IncomingTicketEvent, parse_incoming
 from engine.rules.cases import load_cases, message_from, render_report, run_cases
 from engine.rules.decide import decide
@@ -64,11 +64,7 @@ def classify_lines(
 
 
 def _error_text(error: Exception) -> str:
-    if isinstance(error, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}" for issue in error.errors()
-        )
-    return str(error)
+    return describe_validation(error) if isinstance(error, ValidationError) else str(error)
 
 
 def test(
