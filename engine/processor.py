@@ -11,8 +11,6 @@ then the commit, so a crash replays (and ticket ids deduplicate) rather than los
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -27,11 +25,9 @@ from pydantic import ValidationError
 from engine import metrics
 from engine.clock import Clock, SystemClock
 from engine.customers import EMPTY_DIRECTORY, CustomerDirectory, load_directory
+from engine.deadletter import dead_letter
 from engine.errors import field_path
-from engine.identity import event_id
 from engine.models import (
-    DeadLetterData,
-    RecordDeadLettered,
     TicketState,
     TicketUpdated,
     parse_incoming,
@@ -119,7 +115,9 @@ class Processor:
         self.app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
 
     async def _on_assigned(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        owned = sum(1 for tp in kwargs.get("assigned", ()) if tp.topic == TICKET_EVENTS)
+        # faust sends the assigned partitions as the first positional argument.
+        assigned = args[0] if args else kwargs.get("assigned", ())
+        owned = sum(1 for tp in assigned if tp.topic == TICKET_EVENTS)
         metrics.ASSIGNED_PARTITIONS.set(owned)
 
     def _switch_rules(self, ruleset: RuleSet) -> None:
@@ -196,20 +194,11 @@ class Processor:
         return _Processed("processed", sends, (ticket, incoming.occurred_at))
 
     async def _dead_letter(self, value: bytes, reason: str, field: str | None) -> _Processed:
-        digest = hashlib.sha256(value).hexdigest()
-        record = RecordDeadLettered(
-            event_id=event_id("deadletter", f"{TICKET_EVENTS}:{digest}"),
-            occurred_at=self.clock.now(),
-            source=SOURCE,
-            data=DeadLetterData(
-                reason=reason,
-                field=field,
-                origin=TICKET_EVENTS,
-                payload_base64=base64.b64encode(value).decode(),
-                payload_sha256=digest,
-                payload_size=len(value),
-            ),
-        )
+        record = dead_letter(
+            value, reason=reason, field=field, origin=TICKET_EVENTS, source=SOURCE,
+            now=self.clock.now(),
+        )  # fmt: skip
+        digest = record.data.payload_sha256
         future = await self._topic(DEAD_LETTERS).send(key=digest.encode(), value=to_json(record))
         log.warning("dead-lettered a record of %s: %s (field %s)", TICKET_EVENTS, reason, field)
         return _Processed("dead_lettered", [future])

@@ -12,8 +12,6 @@ Replies, and why:
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -23,11 +21,11 @@ from pydantic import ValidationError
 
 from engine import metrics
 from engine.clock import Clock
+from engine.deadletter import dead_letter
 from engine.errors import PublishError
-from engine.identity import event_id
 from engine.ingest.email_parse import EmailParseError, parse_email
 from engine.ingest.publisher import Publisher
-from engine.models import DeadLetterData, EmailReceived, RecordDeadLettered, to_json
+from engine.models import EmailReceived, to_json
 from engine.topics import DEAD_LETTERS, TICKET_EVENTS
 
 log = logging.getLogger(__name__)
@@ -101,20 +99,15 @@ class SupportMailHandler:
     async def _dead_letter(
         self, raw: bytes, reason: str, field: str | None, received_at: datetime
     ) -> str:
-        digest = hashlib.sha256(raw).hexdigest()
-        record = RecordDeadLettered(
-            event_id=event_id("deadletter", f"email:{digest}"),
-            occurred_at=received_at,
+        record = dead_letter(
+            raw,
+            reason=f"mail could not be parsed: {reason}",
+            field=field,
+            origin="smtp",
             source=self._source,
-            data=DeadLetterData(
-                reason=f"mail could not be parsed: {reason}",
-                field=field,
-                origin="smtp",
-                payload_base64=base64.b64encode(raw).decode(),
-                payload_sha256=digest,
-                payload_size=len(raw),
-            ),
+            now=received_at,
         )
+        digest = record.data.payload_sha256
         try:
             await self._publisher.publish(DEAD_LETTERS, digest.encode(), to_json(record))
         except PublishError:

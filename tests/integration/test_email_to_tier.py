@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import smtplib
 import uuid
 from collections.abc import Callable
@@ -138,3 +139,31 @@ def test_unparseable_bytes_never_get_a_250_without_a_stored_record(
         read_topic(TICKET_EVENTS).wait_for(lambda key, value: key == ticket, timeout=30)
     else:
         read_topic(DEAD_LETTERS).wait_for(lambda key, value: True, timeout=30)
+
+
+def test_an_invalid_record_on_the_events_topic_is_dead_lettered_naming_the_field(
+    engine: EngineProcess, kafka: str, read_topic: Reader
+) -> None:
+    from kafka import KafkaProducer
+
+    from engine.topics import TICKET_EVENTS
+
+    bad = (
+        b'{"event_id":"email:bad-' + uuid.uuid4().hex.encode() + b'","kind":"email.received",'
+        b'"occurred_at":"2026-11-22T10:00:00Z","source":"test","schema_version":1,'
+        b'"data":{"ticket_id":"T-AAAAAAAAAAAAA"}}'
+    )
+    producer = KafkaProducer(bootstrap_servers=kafka)
+    producer.send(TICKET_EVENTS, key=b"T-AAAAAAAAAAAAA", value=bad).get(timeout=30)
+    producer.close()
+
+    letter = read_topic(DEAD_LETTERS).wait_for(
+        lambda key, value: (
+            value["data"]["origin"] == TICKET_EVENTS
+            and base64.b64decode(value["data"]["payload_base64"]) == bad
+        )
+    )
+
+    assert letter["kind"] == "record.dead_lettered"
+    assert letter["data"]["field"].startswith("data.")
+    assert "not a valid ticket event" in letter["data"]["reason"]
