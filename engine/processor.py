@@ -1,11 +1,12 @@
 """The triage processor: a faust-streaming agent over the ticket events topic.
 
 For each event: read the ticket's state from the ``tickets`` table (whose changelog is the
-public, compacted ``tickets.state.v1``), triage it, publish the decision and the routed
-ticket, and store the new state. Concurrency is 1 (faust can commit past an in-flight
-message otherwise). Events are taken in small batches, triaged in order, and the batch's
-offsets are acknowledged only once Kafka acknowledged all of its outputs: effects first,
-then the commit, so a crash replays (and ticket ids deduplicate) rather than loses.
+public, compacted ``tickets.state.v1``), triage it, publish the decision, the routed ticket
+and the new state (awaited like any output), and keep the state in the table.
+Concurrency is 1 (faust can commit past an in-flight message otherwise). Events are taken
+in small batches, triaged in order, and the batch's offsets are acknowledged only once
+Kafka acknowledged all of its outputs: effects first, then the commit, so a crash replays
+(and ticket ids deduplicate) rather than loses.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from engine.models import (
 from engine.rules.publish import RulesFollower
 from engine.rules.ruleset import RuleSet, load_ruleset
 from engine.settings import Settings
-from engine.topics import DEAD_LETTERS, TICKET_EVENTS, TICKET_STATE
+from engine.topics import DEAD_LETTERS, RULES_CONFIG, TICKET_EVENTS, TICKET_STATE
 from engine.triage import publications, state_record, triage
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ SOURCE = "engine.processor"
 # Records triaged together before their outputs' acks are awaited at once.
 BATCH_MAX_EVENTS = 500
 BATCH_WITHIN_SECONDS = 0.05
+# How long triage waits for the published rule set before it starts with the one it has.
+RULES_CATCH_UP_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,13 @@ class Processor:
         return self._outputs[name]
 
     async def _triage_agent(self, stream: Any) -> None:
-        await self.rules.caught_up.wait()
+        try:
+            await asyncio.wait_for(self.rules.caught_up.wait(), RULES_CATCH_UP_SECONDS)
+        except TimeoutError:
+            log.error(
+                "rules: %s not read within %ss; triaging with %s until it is",
+                RULES_CONFIG, RULES_CATCH_UP_SECONDS, self.ruleset.fingerprint,
+            )  # fmt: skip
         async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_SECONDS):
             await self.handle_batch([event.message.value for event in batch])
 
@@ -182,9 +191,12 @@ class Processor:
             for p in publications(outcome, incoming, now, SOURCE)
         ]
         ticket = outcome.ticket
-        self.tickets[ticket.ticket_id.encode()] = to_json(
-            state_record(ticket, incoming.event_id, now, SOURCE)
-        )
+        key = ticket.ticket_id.encode()
+        state = to_json(state_record(ticket, incoming.event_id, now, SOURCE))
+        # The state record is sent like every other output, so the batch waits for its ack
+        # too; the table's local store is then updated without a second changelog write.
+        sends.append(await self._topic(TICKET_STATE).send(key=key, value=state))
+        self.tickets.data[key] = state
         if not outcome.routed:
             return _Processed("processed", sends)
         log.info(
@@ -226,6 +238,6 @@ def run_processor(settings: Settings) -> None:
     port = metrics.serve_metrics(settings.processor_metrics_port, settings.metrics_host)
     print(f"processor: consuming {TICKET_EVENTS} on {settings.kafka_bootstrap}; "
           f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
-    worker = faust.Worker(processor.app, loglevel="WARN", quiet=True)
+    worker = faust.Worker(processor.app, loglevel=settings.log_level, quiet=True)
     worker.spinner = None
     worker.execute_from_commandline()

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
         default=None, description="Customer directory (YAML or CSV). Empty: none known."
     )
 
+    log_level: str = Field(
+        default="WARN", pattern="^(DEBUG|INFO|WARN|ERROR)$", description="Log level."
+    )
     metrics_host: str = Field(
         default="127.0.0.1", description="Address the /metrics endpoints listen on."
     )

@@ -80,6 +80,17 @@ class RulesFollower:
         self._on_ruleset(ruleset)
 
     async def run(self) -> None:
+        """Follow the topic for good; a failure is logged and the reading starts over."""
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("rules: reading %s failed; retrying in 2s", RULES_CONFIG)
+                await asyncio.sleep(2)
+
+    async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
         )
@@ -87,13 +98,14 @@ class RulesFollower:
         try:
             partition = TopicPartition(RULES_CONFIG, 0)
             consumer.assign([partition])
-            await consumer.seek_to_beginning(partition)
             end = (await consumer.end_offsets([partition]))[partition]
+            consumer.seek(partition, 0)
             latest: bytes | None = None
-            while await consumer.position(partition) < end:
+            last_seen = -1
+            while last_seen < end - 1:
                 for records in (await consumer.getmany(timeout_ms=1000)).values():
                     for record in records:
-                        latest = record.value
+                        latest, last_seen = record.value, record.offset
             self._apply(latest)
             self.caught_up.set()
             while True:
