@@ -42,7 +42,6 @@ class TopicSpec:
     replication_factor: int
     cleanup: Cleanup = Cleanup.DELETE
     retention_ms: int | None = 30 * DAY_MS
-    ticket_keyed: bool = True
     extra_config: dict[str, str] = field(default_factory=dict)
 
     def config(self) -> dict[str, str]:
@@ -142,7 +141,6 @@ def declared_topics(partitions: int = 6, replication_factor: int = 1) -> tuple[T
             partitions=1,
             replication_factor=replication_factor,
             retention_ms=90 * DAY_MS,
-            ticket_keyed=False,
             extra_config={"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)},
         ),
         TopicSpec(
@@ -153,6 +151,5 @@ def declared_topics(partitions: int = 6, replication_factor: int = 1) -> tuple[T
             replication_factor=replication_factor,
             cleanup=Cleanup.COMPACT,
             retention_ms=None,
-            ticket_keyed=False,
         ),
     )

@@ -2,7 +2,8 @@
 
 Pure: the processor feeds it the ticket's stored state and publishes what it returns.
 A follow-up message on an open ticket may raise its priority but never lowers it
-(a calmer follow-up does not make an outage less urgent); the first real category stays.
+(a calmer follow-up does not make an outage less urgent); the first real category stays,
+and tags and special routes only accumulate.
 """
 
 from __future__ import annotations
@@ -77,11 +78,16 @@ def _effective(
         category = previous.category
         notes.append(f"category kept at {category}: set by the ticket's first messages")
     tags = (*previous.tags, *(tag for tag in classification.tags if tag not in previous.tags))
+    special = (
+        *previous.special_routes,
+        *(route for route in classification.special_routes if route not in previous.special_routes),
+    )
     return classification.model_copy(
         update={
             "priority": priority,
             "category": category,
             "tags": tags,
+            "special_routes": special,
             "explanation": tuple(notes),
         }
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from engine.identity import event_id
-from engine.models import EmailReceived, EmailReceivedData, Priority, Tier
+from engine.models import EmailReceived, EmailReceivedData, Priority, SpecialRoute, Tier
 from engine.rules.ruleset import load_ruleset
 from engine.topics import TICKET_DECISIONS, TIER_TOPICS
 from engine.triage import publications, triage
@@ -83,3 +83,14 @@ def test_an_escalating_follow_up_reroutes_the_ticket() -> None:
     assert worse.routed
     assert (worse.ticket.priority, worse.ticket.tier) == (Priority.P1, Tier.L3)
     assert worse.ticket.category == "adding_extensions"
+
+
+def test_a_follow_up_keeps_the_special_routes_of_earlier_messages() -> None:
+    bug = triage(None, mail("after the update the web interface won't load", "m1@acme"), RULES, T0)
+    assert SpecialRoute.BUG_TRACKER in bug.ticket.special_routes
+
+    thanks = triage(bug.ticket, mail("thanks, waiting for news", "m2@acme"), RULES, T0)
+
+    assert thanks.ticket.special_routes == bug.ticket.special_routes
+    assert thanks.ticket.tier is bug.ticket.tier
+    assert not thanks.routed
