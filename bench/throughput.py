@@ -60,7 +60,8 @@ def events(count: int) -> list[tuple[bytes, bytes]]:
                 ticket_id=ticket, message_id=message_id, in_reply_to=None, references=(),
                 mail_from="c@acme.example", rcpt_to=("soporte@support.example.com",),
                 from_address="c@acme.example", from_name="Cliente", subject=subject,
-                text=body * 5, text_truncated=False, date=None, attachments=(),
+                text=body * 5, text_truncated=False, new_text=body * 5, automated_reason=None,
+                date=None, attachments=(),
                 peer="127.0.0.1", size_bytes=len(body) * 5,
             ),
         )  # fmt: skip

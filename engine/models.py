@@ -114,6 +114,13 @@ class EmailReceivedData(Record):
     subject: str
     text: str = Field(description="The body as text; HTML-only mail converted to text")
     text_truncated: bool
+    new_text: str = Field(
+        description="What the sender just wrote: the text without quoted history or signature"
+    )
+    automated_reason: str | None = Field(
+        description="Why the mail was sent by a machine (auto-reply, bounce, list); such "
+        "mail never opens a ticket and is never answered"
+    )
     date: UtcDatetime | None = Field(description="The Date header, when it parses")
     attachments: tuple[Attachment, ...]
     peer: str = Field(description="Address of the SMTP client")

@@ -39,7 +39,7 @@ from engine.rules.publish import RulesFollower
 from engine.rules.ruleset import RuleSet, load_ruleset
 from engine.settings import Settings
 from engine.topics import DEAD_LETTERS, RULES_CONFIG, TICKET_EVENTS, TICKET_STATE
-from engine.triage import publications, state_record, triage
+from engine.triage import publications, state_record, suppression_reason, triage
 
 log = logging.getLogger(__name__)
 SOURCE = "engine.processor"
@@ -180,6 +180,10 @@ class Processor:
             field = field_path(first["loc"]) or None
             reason = f"not a valid ticket event: {first['msg']}"
             return await self._dead_letter(value, reason, field)
+        suppressed = suppression_reason(incoming)
+        if suppressed is not None:
+            log.info("no ticket for %s: %s", incoming.event_id, suppressed)
+            return _Processed("suppressed")
         now = self.clock.now()
         stored = self.tickets.get(incoming.data.ticket_id.encode())
         previous = _ticket_of(stored) if stored is not None else None

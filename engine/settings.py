@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     smtp_max_message_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, description="Largest mail accepted (552 above)."
     )
+    smtp_sender_limit_per_minute: int = Field(
+        default=30, ge=1, description="Mails one sender may send a minute (451 4.7.1 above)."
+    )
     kafka_ack_timeout_seconds: float = Field(
         default=5.0,
         gt=0,

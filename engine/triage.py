@@ -54,10 +54,15 @@ def message_of(event: IncomingTicketEvent, customers: CustomerDirectory) -> Tick
             return TicketMessage(
                 channel=Channel.EMAIL,
                 subject=data.subject,
-                body=data.text,
+                body=data.new_text or data.text,
                 sender=data.from_address,
                 customer=customers.profile_of(data.from_address),
             )
+
+
+def suppression_reason(event: IncomingTicketEvent) -> str | None:
+    """Why this event must not open, update or answer a ticket (mail loops), or None."""
+    return event.data.automated_reason
 
 
 def ticket_id_of(event: IncomingTicketEvent) -> str:

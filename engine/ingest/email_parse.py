@@ -17,9 +17,14 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
 from engine.identity import email_ticket_id, event_id
+from engine.ingest.mail_rules import automated_reason, split_reply
 from engine.models import Attachment, EmailReceived, EmailReceivedData
 
 MAX_TEXT_CHARS = 200_000
+AUTOMATION_HEADERS = (
+    "auto-submitted", "precedence", "x-autoreply", "x-autorespond",
+    "x-auto-response-suppress", "list-id",
+)  # fmt: skip
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 _TAGS = re.compile(r"<[^>]+>")
 _BLOCK_END = re.compile(r"</?(p|div|br|tr|li|h[1-6])\b[^>]*>", re.IGNORECASE)
@@ -87,12 +92,21 @@ def _text(message: EmailMessage) -> str:
         content = body.get_content()
     except (LookupError, ValueError, AssertionError, TypeError):
         payload = body.get_payload(decode=True)
-        content = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else ""
+        content = decode_unknown(payload) if isinstance(payload, bytes) else ""
     if not isinstance(content, str):
         return ""
     if body.get_content_subtype() == "html":
         return html_to_text(content)
     return content.strip()
+
+
+def decode_unknown(data: bytes) -> str:
+    """Bytes in an unknown or unsupported charset: UTF-8 when they are valid UTF-8, else
+    Windows-1252 (a superset of ISO-8859-1 in practice, what such mail usually is)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
 
 
 def _attachments(message: EmailMessage) -> tuple[Attachment, ...]:
@@ -136,6 +150,12 @@ def parse_email(
     if not from_address:
         from_address = mail_from.lower()
     text = _text(message)
+    new_text, _quoted = split_reply(text)
+    automated = automated_reason(
+        message,
+        mail_from,
+        {name: _header(message, name) for name in AUTOMATION_HEADERS},
+    )
     try:
         attachments = _attachments(message)
     except Exception as error:  # a broken part must not hide the rest of the mail
@@ -158,6 +178,8 @@ def parse_email(
             subject=subject,
             text=text[:MAX_TEXT_CHARS],
             text_truncated=len(text) > MAX_TEXT_CHARS,
+            new_text=new_text[:MAX_TEXT_CHARS],
+            automated_reason=automated,
             date=_date(message),
             attachments=attachments,
             peer=peer,

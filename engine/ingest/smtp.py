@@ -6,7 +6,8 @@ Replies, and why:
 - 451 4.3.0 when Kafka is unreachable or slow past the bound, and for any unexpected
   error: the sender keeps the mail and retries (aiosmtpd would say a permanent 500);
 - 550 5.7.1 for recipients outside the support domains: this is no open relay;
-- 552 for mail over the size limit (aiosmtpd checks SIZE at MAIL FROM and after DATA).
+- 552 for mail over the size limit (aiosmtpd checks SIZE at MAIL FROM and after DATA);
+- 451 4.7.1 at MAIL FROM for a sender over its rate limit: slowed down, nothing lost.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from engine.deadletter import dead_letter
 from engine.errors import PublishError
 from engine.ingest.email_parse import EmailParseError, parse_email
 from engine.ingest.publisher import Publisher
+from engine.ingest.rate_limit import SenderRateLimit
 from engine.models import EmailReceived, to_json
 from engine.topics import DEAD_LETTERS, TICKET_EVENTS
 
@@ -42,12 +44,31 @@ class SupportMailHandler:
         clock: Clock,
         source: str,
         parse: Callable[..., EmailReceived] = parse_email,
+        rate_limit: SenderRateLimit | None = None,
     ) -> None:
         self._parse = parse
+        self._rate_limit = rate_limit
         self._publisher = publisher
         self._domains = frozenset(support_domains)
         self._clock = clock
         self._source = source
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        # A null sender (bounces) is limited by the client's address instead.
+        sender = address or f"<>@{_peer(session)}"
+        if self._rate_limit is not None and not self._rate_limit.allow(sender):
+            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "rate_limited").inc()
+            return "451 4.7.1 Too many messages from this sender; please retry later"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
 
     async def handle_RCPT(
         self,

@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import logging
 import signal
+from datetime import timedelta
 
 from engine import metrics
 from engine.clock import SystemClock
 from engine.ingest.publisher import KafkaPublisher
+from engine.ingest.rate_limit import SenderRateLimit
 from engine.ingest.smtp import SupportMailHandler, serve_smtp
 from engine.settings import Settings
 
@@ -19,8 +21,14 @@ async def smtp_ingestor(settings: Settings, stop: asyncio.Event) -> None:
         settings.kafka_bootstrap, settings.kafka_ack_timeout_seconds, "ticketing-smtp"
     )
     await publisher.start()
+    clock = SystemClock()
+    rate_limit = SenderRateLimit(settings.smtp_sender_limit_per_minute, timedelta(minutes=1), clock)
     handler = SupportMailHandler(
-        publisher, settings.support_domains, SystemClock(), f"smtp://{settings.smtp_host}"
+        publisher,
+        settings.support_domains,
+        clock,
+        f"smtp://{settings.smtp_host}",
+        rate_limit=rate_limit,
     )
     server = await serve_smtp(
         handler, settings.smtp_host, settings.smtp_port, settings.smtp_max_message_bytes

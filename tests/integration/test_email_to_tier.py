@@ -168,3 +168,27 @@ def test_an_invalid_record_on_the_events_topic_is_dead_lettered_naming_the_field
     assert letter["kind"] == "record.dead_lettered"
     assert letter["data"]["field"].startswith("data.")
     assert "not a valid ticket event" in letter["data"]["reason"]
+
+
+def test_an_auto_reply_is_stored_with_its_reason_but_opens_no_ticket(
+    engine: EngineProcess, read_topic: Reader
+) -> None:
+    message = support_mail("Fuera de la oficina", "Estaré fuera hasta el lunes.", unique_id())
+    message["Auto-Submitted"] = "auto-replied"
+    suppressed_before = engine.metric("ticketing_processor_events_total", {"outcome": "suppressed"})
+
+    code, reply = send_mail(engine.smtp_port, message)
+
+    assert code == 250, reply
+    ticket = ticket_of(reply)
+    stored = read_topic(TICKET_EVENTS).wait_for(lambda key, value: key == ticket)
+    assert stored["data"]["automated_reason"] == "Auto-Submitted: auto-replied"
+    wait_until(
+        lambda: (
+            engine.metric("ticketing_processor_events_total", {"outcome": "suppressed"})
+            > suppressed_before
+        ),
+        60,
+        "the processor to pass over the auto-reply",
+    )
+    assert read_topic(TICKET_STATE).matching(lambda key, value: key == ticket) == []

@@ -9,14 +9,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine.ingest.email_parse import EmailParseError, html_to_text, parse_email
+from engine.models import EmailReceived
 
 RECEIVED = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 
 
-def parse(raw: bytes) -> object:
+def parse(raw: bytes, mail_from: str = "juan@cliente.mx") -> EmailReceived:
     return parse_email(
         raw,
-        mail_from="juan@cliente.mx",
+        mail_from=mail_from,
         rcpt_to=("soporte@support.example.com",),
         peer="127.0.0.1",
         received_at=RECEIVED,
@@ -39,21 +40,21 @@ LATIN1_QP = (
 def test_latin1_quoted_printable_mail_is_decoded() -> None:
     event = parse(LATIN1_QP)
 
-    data = event.data  # type: ignore[attr-defined]
+    data = event.data
     assert data.subject == "Central caída"
     assert data.text == "La central está caída."
     assert data.from_address == "juan@cliente.mx"
     assert data.from_name == "Juan Pérez"
     assert data.message_id == "abc.123@cliente.mx"
     assert data.date == datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
-    assert event.event_id.startswith("email:")  # type: ignore[attr-defined]
+    assert event.event_id.startswith("email:")
 
 
 def test_the_same_message_id_gives_the_same_event_and_ticket() -> None:
     first, second = parse(LATIN1_QP), parse(LATIN1_QP.replace(b"est=E1", b"estaba"))
 
-    assert first.event_id == second.event_id  # type: ignore[attr-defined]
-    assert first.data.ticket_id == second.data.ticket_id  # type: ignore[attr-defined]
+    assert first.event_id == second.event_id
+    assert first.data.ticket_id == second.data.ticket_id
 
 
 def test_html_only_mail_becomes_readable_text() -> None:
@@ -68,7 +69,7 @@ def test_html_only_mail_becomes_readable_text() -> None:
 
     event = parse(message.as_bytes())
 
-    assert event.data.text == "Hola,\nla central está caída"  # type: ignore[attr-defined]
+    assert event.data.text == "Hola,\nla central está caída"
 
 
 def test_text_is_preferred_and_attachments_are_metadata_only() -> None:
@@ -81,7 +82,7 @@ def test_text_is_preferred_and_attachments_are_metadata_only() -> None:
     message.add_attachment(b"\x00" * 2048, maintype="application", subtype="octet-stream",
                            filename="capture.pcap")  # fmt: skip
 
-    data = parse(message.as_bytes()).data  # type: ignore[attr-defined]
+    data = parse(message.as_bytes()).data
 
     assert data.text == "Plain words"
     (attachment,) = data.attachments
@@ -94,8 +95,8 @@ def test_mail_without_message_id_is_identified_by_content() -> None:
 
     first, again = parse(raw), parse(raw)
 
-    assert first.data.message_id is None  # type: ignore[attr-defined]
-    assert first.data.ticket_id == again.data.ticket_id  # type: ignore[attr-defined]
+    assert first.data.message_id is None
+    assert first.data.ticket_id == again.data.ticket_id
 
 
 def test_html_to_text_drops_scripts() -> None:
@@ -110,7 +111,7 @@ def test_random_bytes_parse_or_fail_with_a_named_field(raw: bytes) -> None:
     except EmailParseError as error:
         assert error.field
     else:
-        assert event.data.size_bytes == len(raw)  # type: ignore[attr-defined]
+        assert event.data.size_bytes == len(raw)
 
 
 HEADERS = st.sampled_from(

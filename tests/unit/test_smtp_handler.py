@@ -145,3 +145,40 @@ def test_unparseable_mail_is_dead_lettered_whole_with_its_reason(
     assert record["data"]["field"] == "body"
     assert "cannot be decoded" in record["data"]["reason"]
     assert base64.b64decode(record["data"]["payload_base64"]) == MAIL
+
+
+def test_a_sender_over_its_rate_limit_is_told_to_retry_at_mail_from() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from engine.clock import FrozenClock
+    from engine.ingest.rate_limit import SenderRateLimit
+
+    publisher = RecordingPublisher()
+    clock = FrozenClock(datetime(2026, 11, 22, 10, 0, tzinfo=UTC))
+
+    def three_mails(port: int) -> list[int]:
+        codes = []
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.ehlo()
+            for _ in range(3):
+                code, _reply = smtp.mail("c@acme.example")
+                codes.append(code)
+                if code == 250:
+                    smtp.rcpt("soporte@support.example.com")
+                    smtp.data(MAIL)
+        return codes
+
+    async def main() -> list[int]:
+        handler = SupportMailHandler(
+            publisher, ["support.example.com"], clock, "smtp://test",
+            rate_limit=SenderRateLimit(2, timedelta(minutes=1), clock),
+        )  # fmt: skip
+        server = await serve_smtp(handler, "127.0.0.1", 0, 64 * 1024)
+        try:
+            return await asyncio.to_thread(three_mails, server.sockets[0].getsockname()[1])
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(main()) == [250, 250, 451]
+    assert len(publisher.published) == 2

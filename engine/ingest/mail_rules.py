@@ -1,0 +1,86 @@
+"""What a received mail is, before it becomes a ticket: automated or not, and which of
+its text is new. Pure functions over a parsed message."""
+
+from __future__ import annotations
+
+import re
+from email.message import EmailMessage
+
+# RFC 3834 auto-replies, bulk and list mail, bounces: never a ticket, never answered.
+_PRECEDENCE_AUTOMATED = {"bulk", "junk", "list", "auto_reply"}
+_DAEMON_LOCAL_PARTS = {"mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply"}
+
+_REPLY_HEADER = re.compile(
+    r"^\s*("
+    r"on .{1,200}wrote:|"  # On Mon, 1 Jan 2026, Ana <a@b> wrote:
+    r"el .{1,200}escribi[oó]:|"  # El lun, 1 ene 2026, Ana <a@b> escribió:
+    r"am .{1,200}schrieb .{0,100}:|"
+    r"-{2,}\s*(original message|mensaje original|forwarded message|mensaje reenviado)\s*-{2,}|"
+    r"_{10,}|"  # Outlook's rule before the quoted headers
+    r"(from|de):\s.+"  # Outlook: "De: Soporte" followed by "Enviado:"/"Sent:"
+    r")\s*$",
+    re.IGNORECASE,
+)
+_OUTLOOK_NEXT = re.compile(r"^\s*(sent|enviado|date|fecha|to|para):\s", re.IGNORECASE)
+_SIGNATURE = re.compile(
+    r"^\s*(--\s?|sent from my .+|enviado desde mi .+|get outlook for .+|obtener outlook para .+)$",
+    re.IGNORECASE,
+)
+
+
+def automated_reason(message: EmailMessage, mail_from: str, headers: dict[str, str]) -> str | None:
+    """Why this mail was sent by a machine (auto-reply, bounce, list), or None.
+
+    ``headers`` holds the decoded values of the headers read (lowercase names)."""
+    auto_submitted = headers.get("auto-submitted", "").strip().lower()
+    if auto_submitted and auto_submitted != "no":
+        return f"Auto-Submitted: {auto_submitted}"
+    precedence = headers.get("precedence", "").strip().lower()
+    if precedence in _PRECEDENCE_AUTOMATED:
+        return f"Precedence: {precedence}"
+    for name in ("x-autoreply", "x-autorespond", "x-auto-response-suppress", "list-id"):
+        if headers.get(name, "").strip():
+            return f"{name} header present"
+    if not mail_from.strip():
+        return "null sender <> (a bounce or notification)"
+    local_part = mail_from.rpartition("@")[0].strip().lower()
+    if local_part in _DAEMON_LOCAL_PARTS:
+        return f"sender {local_part} is a mail system"
+    if message.get_content_type() == "multipart/report":
+        return "delivery or disposition report"
+    return None
+
+
+def split_reply(text: str) -> tuple[str, str]:
+    """(new text, quoted history and signature) of a message body.
+
+    Cuts at the first reply header ("On ... wrote:", "El ... escribió:", Outlook's
+    "De:/Enviado:" block, "--- Original Message ---"), at a signature ("-- ", "Sent from
+    my ..."), or where only ">"-quoted lines remain."""
+    lines = text.splitlines()
+    cut = len(lines)
+    for index, line in enumerate(lines):
+        if _SIGNATURE.match(line):
+            cut = index
+            break
+        if _REPLY_HEADER.match(line):
+            if line.strip().lower().startswith(("from:", "de:")):
+                following = lines[index + 1] if index + 1 < len(lines) else ""
+                if not _OUTLOOK_NEXT.match(following):
+                    continue
+            cut = index
+            break
+    while cut > 0 and (lines[cut - 1].startswith(">") or not lines[cut - 1].strip()):
+        cut -= 1
+    new_lines = [line for line in lines[:cut] if not line.startswith(">")]
+    return "\n".join(new_lines).strip(), "\n".join(lines[cut:]).strip()
+
+
+_SUBJECT_PREFIX = re.compile(
+    r"^\s*((re|rv|aw|fw|fwd|tr|wg|enc|r)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE
+)
+
+
+def base_subject(subject: str) -> str:
+    """The subject without reply and forward prefixes: "RE: RV: Fwd: Caída" -> "Caída"."""
+    return _SUBJECT_PREFIX.sub("", subject).strip()
