@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+import os
+import time
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -48,6 +50,28 @@ BATCH_MAX_EVENTS = 500
 BATCH_WITHIN_SECONDS = 0.05
 # How long triage waits for the published rule set before it starts with the one it has.
 RULES_CATCH_UP_SECONDS = 30.0
+# A processor idle this long while an owned partition has records past its committed
+# offset has stalled: it exits to be restarted (see stalled_partitions).
+STALL_CHECK_SECONDS = 10.0
+STALL_AFTER_SECONDS = 20.0
+EXIT_STALLED = 75
+
+
+def stalled_partitions(
+    committed: Mapping[Any, int | None],
+    highwaters: Mapping[Any, int],
+    idle_seconds: float,
+    stall_after: float = STALL_AFTER_SECONDS,
+) -> list[Any]:
+    """The owned partitions with records past the committed offset, when nothing has been
+    processed for ``stall_after`` seconds; empty otherwise.
+
+    faust-streaming 0.15.3 can mark a record fetched during a rebalance as read without
+    handing it to the agent; the record then waits until the next restart. This turns
+    that into a restart within seconds."""
+    if idle_seconds < stall_after:
+        return []
+    return [tp for tp, high in highwaters.items() if (committed.get(tp) or 0) < high]
 
 
 @dataclass(frozen=True)
@@ -116,6 +140,32 @@ class Processor:
         self.app.agent(self.events, name="triage", concurrency=1)(self._triage_agent)
         # mode types handlers as plain functions; a bound method is what it calls.
         self.app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
+        self._last_progress = time.monotonic()
+        self.app.timer(STALL_CHECK_SECONDS)(self._check_stall)
+
+    async def _check_stall(self) -> None:
+        consumer = self.app.consumer
+        owned = [tp for tp in consumer.assignment() if tp.topic == TICKET_EVENTS]
+        if not owned:
+            return
+        idle = time.monotonic() - self._last_progress
+        if idle < STALL_AFTER_SECONDS:
+            return
+        try:
+            highwaters = await consumer.highwaters(*owned)
+        except KafkaError:
+            return  # Kafka away: nothing to judge by
+        # faust keeps its committed offsets privately; there is no public accessor.
+        bookkeeping = getattr(consumer, "_committed_offset", {})
+        committed = {tp: bookkeeping.get(tp) for tp in owned}
+        stalled = stalled_partitions(committed, highwaters, idle)
+        if stalled:
+            log.critical(
+                "processor stalled: records wait past the committed offset of %s and "
+                "nothing was processed for %.0fs; exiting to be restarted",
+                ", ".join(f"{tp.topic}[{tp.partition}]" for tp in stalled), idle,
+            )  # fmt: skip
+            os._exit(EXIT_STALLED)
 
     async def _on_assigned(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         # faust sends the assigned partitions as the first positional argument.
@@ -149,6 +199,7 @@ class Processor:
     async def handle_batch(self, values: list[bytes]) -> None:
         """Triage each record in order, then wait until Kafka acknowledged every output.
         faust acknowledges the batch's offsets only after this returns."""
+        self._last_progress = time.monotonic()
         ruleset = self.ruleset  # one rule set decides the whole batch
         processed = [await self._process(value, ruleset) for value in values]
         await asyncio.gather(*(future for result in processed for future in result.sends))

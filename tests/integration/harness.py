@@ -102,8 +102,11 @@ class EngineProcess:
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         url = f"http://127.0.0.1:{self.processor_metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                text = response.read().decode()
+        except OSError:  # the processor is (re)starting: nothing counted yet
+            return 0.0
         wanted = ",".join(f'{k}="{v}"' for k, v in sorted((labels or {}).items()))
         prefix = f"{name}{{{wanted}}}" if wanted else name
         for line in text.splitlines():

@@ -25,7 +25,7 @@ def test_engine_up_runs_everything_stops_cleanly_and_finds_its_data_again(
 ) -> None:
     state = tmp_path / "state"
     ports = {"ENGINE_BROKER_PORT": str(free_port()), "ENGINE_CONTROLLER_PORT": str(free_port())}
-    engine = EngineProcess(engine_env(state, **ports), tmp_path / "up.log")
+    engine = EngineProcess(engine_env(state, ENGINE_LOG_LEVEL="INFO", **ports), tmp_path / "up.log")
     settings = Settings(
         state_dir=state,
         broker_port=int(ports["ENGINE_BROKER_PORT"]),
@@ -54,7 +54,7 @@ def test_engine_up_runs_everything_stops_cleanly_and_finds_its_data_again(
             lambda: (
                 engine.metric("ticketing_processor_events_total", {"outcome": "duplicate"}) >= 1
             ),
-            90,
+            150,  # includes a stall restart (engine/processor.py, stalled_partitions)
             "the restarted engine to recognise the mail from its stored state",
             on_timeout=engine.log,
         )

@@ -96,3 +96,14 @@ def test_a_follow_up_keeps_the_special_routes_of_earlier_messages() -> None:
     assert thanks.ticket.special_routes == bug.ticket.special_routes
     assert thanks.ticket.tier is bug.ticket.tier
     assert not thanks.routed
+
+
+def test_a_processor_is_stalled_only_when_idle_with_records_past_its_commit() -> None:
+    from engine.processor import stalled_partitions
+
+    highwaters = {"p0": 5, "p1": 2, "p2": 0}
+    committed = {"p0": 5, "p1": 1, "p2": None}
+
+    assert stalled_partitions(committed, highwaters, idle_seconds=30) == ["p1"]
+    assert stalled_partitions(committed, highwaters, idle_seconds=5) == []
+    assert stalled_partitions({"p0": 5, "p1": 2}, highwaters, idle_seconds=30) == []
