@@ -155,6 +155,16 @@ def _time(value: str | None) -> datetime | None:
     return parsed
 
 
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from engine.ingest.smtp_security import hash_password
+
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline()
+    print(f"{args.user}:{hash_password(password.rstrip(chr(10)))}")
+    return 0
+
+
 def cmd_smtp(args: argparse.Namespace) -> int:
     from engine.ingest.smtp_service import run_smtp_ingestor
 
@@ -244,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     rules_parser.add_argument("--last", type=int, help="diff: the last N events of each partition")
     rules_parser.add_argument("--since", help="diff: from this time (ISO 8601, with zone)")
     rules_parser.add_argument("--until", help="diff: up to this time (ISO 8601, with zone)")
+
+    hash_parser = sub.add_parser(
+        "hash-password",
+        help="Print a line for the SMTP AUTH users file (password from the terminal or stdin).",
+    )
+    hash_parser.add_argument("user")
+    hash_parser.set_defaults(handler=cmd_hash_password)
 
     command("smtp", cmd_smtp, "Run the SMTP ingestor.")
     command("processor", cmd_processor, "Run the triage processor (faust worker).")

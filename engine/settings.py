@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     smtp_max_message_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, description="Largest mail accepted (552 above)."
     )
+    smtp_tls_cert: Path | None = Field(
+        default=None, description="PEM certificate for STARTTLS (with smtp_tls_key)."
+    )
+    smtp_tls_key: Path | None = Field(default=None, description="PEM key for STARTTLS.")
+    smtp_require_tls: bool = Field(default=False, description="Refuse MAIL before STARTTLS (530).")
+    smtp_auth_users_file: Path | None = Field(
+        default=None, description="SMTP AUTH users (engine hash-password); offered after TLS."
+    )
     smtp_sender_limit_per_minute: int = Field(
         default=30, ge=1, description="Mails one sender may send a minute (451 4.7.1 above)."
     )
@@ -106,6 +114,16 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one support domain is needed, or the server relays nothing")
         return value
+
+    @model_validator(mode="after")
+    def _tls_settings_agree(self) -> Settings:
+        if (self.smtp_tls_cert is None) != (self.smtp_tls_key is None):
+            raise ValueError("smtp_tls_cert and smtp_tls_key go together")
+        if self.smtp_tls_cert is None and (self.smtp_require_tls or self.smtp_auth_users_file):
+            raise ValueError(
+                "smtp_require_tls and smtp_auth_users_file need smtp_tls_cert and smtp_tls_key"
+            )
+        return self
 
     @property
     def uses_local_broker(self) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from datetime import datetime
 
@@ -27,6 +28,7 @@ from engine.errors import PublishError
 from engine.ingest.email_parse import EmailParseError, parse_email
 from engine.ingest.publisher import Publisher
 from engine.ingest.rate_limit import SenderRateLimit
+from engine.ingest.smtp_security import FileAuthenticator
 from engine.models import EmailReceived, to_json
 from engine.topics import DEAD_LETTERS, TICKET_EVENTS
 
@@ -156,8 +158,14 @@ async def serve_smtp(
     port: int,
     max_message_bytes: int,
     hostname: str = "ticketing-engine",
+    tls: ssl.SSLContext | None = None,
+    require_tls: bool = False,
+    authenticator: FileAuthenticator | None = None,
 ) -> asyncio.Server:
-    """Serve SMTP from the running loop (not aiosmtpd's threaded Controller)."""
+    """Serve SMTP from the running loop (not aiosmtpd's threaded Controller).
+
+    With ``tls``, STARTTLS is offered (and required before MAIL with ``require_tls``);
+    with an ``authenticator``, AUTH is offered after STARTTLS only."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
         lambda: SMTP(
@@ -167,6 +175,10 @@ async def serve_smtp(
             hostname=hostname,
             ident="ticketing-engine ESMTP",
             loop=loop,
+            tls_context=tls,
+            require_starttls=require_tls,
+            authenticator=authenticator,
+            auth_require_tls=True,
         ),
         host=host,
         port=port,

@@ -13,6 +13,7 @@ from engine.clock import SystemClock
 from engine.ingest.publisher import KafkaPublisher
 from engine.ingest.rate_limit import SenderRateLimit
 from engine.ingest.smtp import SupportMailHandler, serve_smtp
+from engine.ingest.smtp_security import FileAuthenticator, load_users, tls_context
 from engine.settings import Settings
 
 
@@ -30,8 +31,24 @@ async def smtp_ingestor(settings: Settings, stop: asyncio.Event) -> None:
         f"smtp://{settings.smtp_host}",
         rate_limit=rate_limit,
     )
+    tls = (
+        tls_context(settings.smtp_tls_cert, settings.smtp_tls_key)
+        if settings.smtp_tls_cert and settings.smtp_tls_key
+        else None
+    )
+    authenticator = (
+        FileAuthenticator(load_users(settings.smtp_auth_users_file))
+        if settings.smtp_auth_users_file
+        else None
+    )
     server = await serve_smtp(
-        handler, settings.smtp_host, settings.smtp_port, settings.smtp_max_message_bytes
+        handler,
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.smtp_max_message_bytes,
+        tls=tls,
+        require_tls=settings.smtp_require_tls,
+        authenticator=authenticator,
     )
     host, port = server.sockets[0].getsockname()[:2]
     metrics_port = metrics.serve_metrics(settings.smtp_metrics_port, settings.metrics_host)
