@@ -179,6 +179,16 @@ def cmd_processor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notifier(args: argparse.Namespace) -> int:
+    from engine.workers.notifier import run_notifier
+
+    settings = _settings(args)
+    if not settings.notify_relay:
+        raise EngineError("the notifier needs ENGINE_NOTIFY_RELAY (host:port of an SMTP relay)")
+    run_notifier(settings)
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from engine.up import run_up
 
@@ -264,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("smtp", cmd_smtp, "Run the SMTP ingestor.")
     command("processor", cmd_processor, "Run the triage processor (faust worker).")
+    command("notifier", cmd_notifier, "Send customers their acknowledgements (SMTP relay).")
     command(
         "up",
         cmd_up,

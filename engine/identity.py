@@ -12,6 +12,8 @@ import uuid
 
 TICKET_ID_PATTERN = r"T-[A-Z2-7]{13}"
 _TICKET_TAG = re.compile(r"\[#(" + TICKET_ID_PATTERN + r")\]")
+# The engine's own notices have Message-IDs <ack.T-...@domain>: a reply to one is that ticket.
+_NOTICE_ID = re.compile(r"^ack\.(" + TICKET_ID_PATTERN + r")@")
 _EVENT_NAMESPACE = uuid.UUID("8d6f5c1e-8e43-4d7a-9a57-3f1b0c0e7a11")
 
 
@@ -48,11 +50,16 @@ def email_ticket_id(
     references: tuple[str, ...],
     content_digest: str,
 ) -> str:
-    """Ticket tag in the subject first, then the thread's root Message-ID; a mail with no
-    ids at all is identified by its content, so its own redelivery still finds it."""
+    """Ticket tag in the subject first, then a reply to one of the engine's notices, then
+    the thread's root Message-ID; a mail with no ids at all is identified by its content,
+    so its own redelivery still finds it."""
     tagged = ticket_id_in_subject(subject)
     if tagged:
         return tagged
+    for known in (*references, in_reply_to):
+        notice = _NOTICE_ID.match(known or "")
+        if notice:
+            return notice.group(1)
     root = email_thread_root(message_id, in_reply_to, references)
     if root:
         return ticket_id("email", root.lower())

@@ -91,6 +91,20 @@ class Settings(BaseSettings):
     log_level: str = Field(
         default="WARN", pattern="^(DEBUG|INFO|WARN|ERROR)$", description="Log level."
     )
+    notify_relay: str = Field(
+        default="",
+        pattern=r"^$|^[^:\s]+:\d+$",
+        description="SMTP relay (host:port) for customer notices; empty: no notifier.",
+    )
+    notify_from: str = Field(
+        default="soporte@support.example.com", description="From address of notices."
+    )
+    notify_default_language: str = Field(
+        default="es", pattern="^(es|en)$", description="Notices' language when unknown."
+    )
+    notifier_metrics_port: int = Field(
+        default=9466, ge=0, le=65535, description="Notifier /metrics."
+    )
     metrics_host: str = Field(
         default="127.0.0.1", description="Address the /metrics endpoints listen on."
     )

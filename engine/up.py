@@ -84,7 +84,8 @@ def run_up(settings: Settings) -> int:
     print(f"up: topics ready ({created} created, {len(outcomes) - created} existing)", flush=True)
 
     env = {**os.environ, "ENGINE_BOOTSTRAP_SERVERS": settings.kafka_bootstrap}
-    components = [Component(name, env) for name in COMPONENTS]
+    names = [*COMPONENTS, *(("notifier",) if settings.notify_relay else ())]
+    components = [Component(name, env) for name in names]
     stopping = False
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

@@ -48,3 +48,10 @@ def test_event_ids_are_deterministic_per_source_fact() -> None:
     assert event_id("email", "m1@acme") == event_id("email", "m1@acme")
     assert event_id("email", "m1@acme") != event_id("email", "m2@acme")
     assert event_id("email", "m1@acme").startswith("email:")
+
+
+def test_a_reply_to_an_engine_notice_joins_its_ticket_even_without_the_tag() -> None:
+    ticket = ticket_id("email", "root@acme")
+    notice = f"ack.{ticket}@support.example.com"
+
+    assert email_ticket_id("Re: otra cosa", "r@acme", notice, (notice,), "d") == ticket
