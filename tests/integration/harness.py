@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,7 @@ def send_mail(port: int, message: EmailMessage) -> tuple[int, bytes]:
         client.mail(str(message["From"]).split("<")[-1].rstrip(">"))
         code, text = client.rcpt("soporte@support.example.com")
         assert code == 250, (code, text)
-        return client.data(message.as_bytes())
+        return client.data(message.as_bytes(policy=policy.SMTP))  # CRLF, as MTAs send
 
 
 @dataclass
