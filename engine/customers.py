@@ -101,6 +101,11 @@ class CustomerDirectory:
         customer = self.lookup(address)
         return customer.profile() if customer else None
 
+    def profile_by_id(self, customer_id: str) -> CustomerProfile | None:
+        """The customer a device directory entry names (SNMP channel)."""
+        customer = next((c for c in self.customers if c.id == customer_id), None)
+        return customer.profile() if customer else None
+
 
 EMPTY_DIRECTORY = CustomerDirectory(())
 

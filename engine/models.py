@@ -90,6 +90,7 @@ class EventKind(StrEnum):
     SLA_BREACHED = "sla.breached"
     RECORD_DEAD_LETTERED = "record.dead_lettered"
     RULES_PUBLISHED = "rules.published"
+    TRAP_RECEIVED = "trap.received"
 
 
 # --- data of each kind ---------------------------------------------------------------
@@ -150,6 +151,14 @@ class Varbind(Record):
     oid: str
     name: str | None = Field(default=None, description="MIB name, e.g. IF-MIB::ifIndex")
     value: str | int | float | None
+    syntax: str | None = Field(
+        default=None, description="SNMP type of the value, e.g. Integer32, OctetString, TimeTicks"
+    )
+    label: str | None = Field(
+        default=None,
+        description="The value's meaning when the MIB names it: an enumeration label "
+        "(IF-MIB::ifOperStatus 2 -> down) or an OID value's MIB name",
+    )
 
 
 class TrapFacts(Record):
@@ -206,6 +215,32 @@ class RouteDecision(Record):
     ruleset_version: str
 
 
+class AlarmTransition(StrEnum):
+    """What a notification says about its alarm."""
+
+    RAISED = "raised"
+    CLEARED = "cleared"
+    EVENT = "event"
+    """A notification with no clearing counterpart (e.g. coldStart): counted, never cleared."""
+
+
+class AlarmState(Record):
+    """An alarm's life on its ticket: storms collapse into occurrences, a clearing
+    notification clears it, and too many raise/clear transitions flag it as flapping."""
+
+    key: str = Field(description="device | trap family | affected object")
+    occurrences: int = Field(ge=1, description="Notifications received for this alarm")
+    first_seen: UtcDatetime
+    last_seen: UtcDatetime
+    cleared: bool
+    cleared_at: UtcDatetime | None
+    flapping: bool
+    transitions: tuple[UtcDatetime, ...] = Field(
+        description="When the alarm last changed between raised and cleared, within the "
+        "flapping window, oldest first"
+    )
+
+
 class TicketState(Record):
     ticket_id: str
     status: TicketStatus
@@ -226,6 +261,7 @@ class TicketState(Record):
         description="The last events applied, newest last; a redelivered one is recognised"
     )
     ruleset_version: str
+    alarm: AlarmState | None = Field(default=None, description="SNMP tickets: their alarm")
 
 
 class TicketClassifiedData(Record):
@@ -281,6 +317,52 @@ class RulesPublishedData(Record):
     fingerprint: str = Field(description="version+digest, as stamped on every decision")
     origin: str = Field(description="The file it was published from")
     text: str = Field(description="The rule set's YAML, validated before publishing")
+
+
+class SnmpVersion(StrEnum):
+    V1 = "v1"
+    V2C = "v2c"
+    V3 = "v3"
+
+
+class SecurityLevel(StrEnum):
+    NO_AUTH_NO_PRIV = "noAuthNoPriv"
+    AUTH_NO_PRIV = "authNoPriv"
+    AUTH_PRIV = "authPriv"
+
+
+class NotificationPdu(StrEnum):
+    TRAP = "trap"
+    INFORM = "inform"
+
+
+class Device(Record):
+    """A monitored device, from the device directory."""
+
+    name: str
+    role: str | None = None
+    customer_id: str | None = None
+    timezone: str | None = None
+
+
+class TrapReceivedData(Record):
+    ticket_id: str = Field(description="Derived from the alarm key: one ticket per alarm")
+    alarm_key: str = Field(description="device | trap family | affected object")
+    transition: AlarmTransition
+    sender: str = Field(description="UDP source address of the notification")
+    sender_port: int = Field(ge=0, le=65535)
+    agent_address: str | None = Field(
+        description="snmpTrapAddress, or a v1 trap's agent-addr: the device behind a relay"
+    )
+    version: SnmpVersion
+    pdu: NotificationPdu
+    security_name: str = Field(description="v3 user, or the community's name (never its value)")
+    security_level: SecurityLevel
+    engine_id: str | None = Field(description="Context engine id, hex (v3)")
+    request_id: int
+    uptime_hundredths: int | None = Field(description="sysUpTime.0 of the notification")
+    trap: TrapFacts = Field(description="Trap OID, MIB names and typed varbinds (RFC 3584 shape)")
+    device: Device | None = Field(description="None: the address is not in the device directory")
 
 
 # --- envelopes --------------------------------------------------------------------------
@@ -340,6 +422,11 @@ class RulesPublished(Envelope):
     data: RulesPublishedData
 
 
+class TrapReceived(Envelope):
+    kind: Literal[EventKind.TRAP_RECEIVED] = EventKind.TRAP_RECEIVED
+    data: TrapReceivedData
+
+
 RECORD_TYPES: tuple[type[Envelope], ...] = (
     EmailReceived,
     TicketClassified,
@@ -350,11 +437,12 @@ RECORD_TYPES: tuple[type[Envelope], ...] = (
     SlaBreached,
     RecordDeadLettered,
     RulesPublished,
+    TrapReceived,
 )
 
 # What ingest writes to the ticket events topic. New channels add their kind here, and it
 # becomes a union discriminated by ``kind``.
-IncomingTicketEvent = EmailReceived
+IncomingTicketEvent = Annotated[EmailReceived | TrapReceived, Field(discriminator="kind")]
 _INCOMING: TypeAdapter[IncomingTicketEvent] = TypeAdapter(IncomingTicketEvent)
 
 AnyRecord = Annotated[
@@ -366,7 +454,8 @@ AnyRecord = Annotated[
     | SlaWarning
     | SlaBreached
     | RecordDeadLettered
-    | RulesPublished,
+    | RulesPublished
+    | TrapReceived,
     Field(discriminator="kind"),
 ]
 _ANY_RECORD: TypeAdapter[AnyRecord] = TypeAdapter(AnyRecord)

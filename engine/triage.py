@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from engine import alarms
 from engine.customers import EMPTY_DIRECTORY, CustomerDirectory
 from engine.identity import event_id
 from engine.models import (
@@ -29,6 +30,7 @@ from engine.models import (
     TicketStatus,
     TicketUpdated,
     TicketUpdatedData,
+    TrapReceived,
 )
 from engine.rules.classify import classify
 from engine.rules.route import route
@@ -58,11 +60,17 @@ def message_of(event: IncomingTicketEvent, customers: CustomerDirectory) -> Tick
                 sender=data.from_address,
                 customer=customers.profile_of(data.from_address),
             )
+        case TrapReceived(data=data):
+            return alarms.trap_message(data, customers)
 
 
 def suppression_reason(event: IncomingTicketEvent) -> str | None:
     """Why this event must not open, update or answer a ticket (mail loops), or None."""
-    return event.data.automated_reason
+    match event:
+        case EmailReceived(data=data):
+            return data.automated_reason
+        case TrapReceived():
+            return None
 
 
 def ticket_id_of(event: IncomingTicketEvent) -> str:
@@ -112,9 +120,11 @@ def triage(
     classification = _effective(classify(message, ruleset), previous, ruleset)
     decision = route(classification, message, ruleset.routes)
     recent = (*(previous.recent_event_ids if previous else ()), event.event_id)
+    alarm = alarms.alarm_after(previous, event)
+    status = previous.status if previous else TicketStatus.OPEN
     ticket = TicketState(
         ticket_id=ticket_id_of(event),
-        status=previous.status if previous else TicketStatus.OPEN,
+        status=TicketStatus.OPEN if alarm is not None and alarm.reopened else status,
         channel=previous.channel if previous else message.channel,
         subject=previous.subject if previous else message.subject,
         requester=previous.requester if previous else message.sender,
@@ -130,6 +140,7 @@ def triage(
         event_count=(previous.event_count if previous else 0) + 1,
         recent_event_ids=recent[-RECENT_EVENTS_KEPT:],
         ruleset_version=ruleset.fingerprint,
+        alarm=alarm.state if alarm is not None else None,
     )
     routed = previous is None or (
         (previous.tier, previous.priority, previous.special_routes)
