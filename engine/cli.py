@@ -189,6 +189,13 @@ def cmd_notifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_snmp(args: argparse.Namespace) -> int:
+    from engine.ingest.snmp_service import run_snmp_receiver
+
+    run_snmp_receiver(_settings(args))
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from engine.up import run_up
 
@@ -275,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("smtp", cmd_smtp, "Run the SMTP ingestor.")
     command("processor", cmd_processor, "Run the triage processor (faust worker).")
     command("notifier", cmd_notifier, "Send customers their acknowledgements (SMTP relay).")
+    command("snmp", cmd_snmp, "Run the SNMP trap and INFORM receiver.")
     command(
         "up",
         cmd_up,

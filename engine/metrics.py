@@ -49,3 +49,18 @@ def serve_metrics(port: int, host: str = "127.0.0.1") -> int:
     """Serve /metrics on ``port`` (0: any free port); returns the port."""
     server, _thread = start_http_server(port, addr=host)
     return int(server.server_address[1])
+
+
+UDP_RCVBUF_ERRORS = Gauge(
+    "ticketing_udp_rcvbuf_errors",
+    "The kernel's Udp RcvbufErrors (/proc/net/snmp): datagrams any UDP socket of the host "
+    "dropped because its receive buffer was full, since boot",
+)
+SNMP_SOCKET_DROPS = Gauge(
+    "ticketing_snmp_socket_drops",
+    "Datagrams the kernel dropped for the SNMP receiver's own socket (/proc/net/udp)",
+)
+SNMP_RECEIVE_BUFFER_BYTES = Gauge(
+    "ticketing_snmp_receive_buffer_bytes",
+    "The SNMP receiver socket's receive buffer as the kernel granted it (SO_RCVBUF)",
+)

@@ -113,6 +113,54 @@ class Settings(BaseSettings):
         default=9465, ge=0, le=65535, description="Processor /metrics."
     )
 
+    snmp_host: str = Field(default="127.0.0.1", description="SNMP receiver listen address.")
+    snmp_port: int = Field(default=1162, ge=0, le=65535, description="SNMP receiver UDP port.")
+    snmp_communities: Annotated[list[str], NoDecode] = Field(
+        default=["public"],
+        description="SNMPv1/v2c communities accepted (comma-separated; empty: none).",
+    )
+    snmp_users_file: Path | None = Field(
+        default=None, description="SNMPv3 users (YAML: names, SHA/SHA-2 and AES keys, engine ids)."
+    )
+    snmp_auth_priv_only: bool = Field(
+        default=False, description="Accept SNMPv3 authPriv only; v1, v2c and lower levels refused."
+    )
+    snmp_engine_id: str = Field(
+        default="",
+        pattern=r"^(0x)?([0-9a-fA-F]{10,64})?$",
+        description="The receiver's snmpEngineID (hex) that INFORM senders localise keys to; "
+        "empty: generated at start.",
+    )
+    snmp_devices_file: Path | None = Field(
+        default=None, description="Device directory (YAML): address -> device, customer, role."
+    )
+    snmp_mib_dirs: Annotated[list[Path], NoDecode] = Field(
+        default=[], description="Vendor MIB directories (pysnmp-compiled modules), ':'-separated."
+    )
+    snmp_receive_buffer_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=65536,
+        description="SO_RCVBUF asked for the SNMP socket (the kernel caps it at rmem_max).",
+    )
+    snmp_max_in_flight: int = Field(
+        default=20000, ge=1, description="Notifications being stored at once; more are refused."
+    )
+    snmp_metrics_port: int = Field(default=9467, ge=0, le=65535, description="SNMP /metrics.")
+
+    @field_validator("snmp_communities", mode="before")
+    @classmethod
+    def _split_communities(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("snmp_mib_dirs", mode="before")
+    @classmethod
+    def _split_mib_dirs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(os.pathsep) if part.strip()]
+        return value
+
     @field_validator("support_domains", mode="before")
     @classmethod
     def _split_domains(cls, value: Any) -> Any:

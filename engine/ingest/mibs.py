@@ -18,6 +18,8 @@ import pysnmp_mibs
 from pysnmp.smi import builder, view
 from pysnmp.smi.error import SmiError
 
+from engine.errors import EngineError
+
 STANDARD_MIBS = (
     "SNMPv2-MIB",
     "IF-MIB",
@@ -31,7 +33,7 @@ _STANDARD_DIR = Path(pysnmp_mibs.__file__).resolve().parent
 Oid = tuple[int, ...]
 
 
-class MibError(Exception):
+class MibError(EngineError):
     """A vendor MIB directory or module cannot be loaded."""
 
 

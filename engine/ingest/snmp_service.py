@@ -1,0 +1,96 @@
+"""``engine snmp``: the SNMP receiver as a process, with its own /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from engine import metrics
+from engine.clock import SystemClock
+from engine.devices import load_devices
+from engine.ingest.mibs import MibResolver
+from engine.ingest.publisher import KafkaPublisher, Publisher
+from engine.ingest.snmp import ReceiverPolicy, SnmpReceiver, engine_id_option
+from engine.ingest.snmp_users import load_users
+from engine.ingest.udp_stats import read_rcvbuf_errors, read_socket_drops
+from engine.settings import Settings
+
+COUNTERS_EVERY_SECONDS = 1.0
+
+
+def receiver_for(settings: Settings, publisher: Publisher) -> SnmpReceiver:
+    """Everything the receiver needs from settings and files, validated before it listens."""
+    policy = ReceiverPolicy(
+        communities=tuple(settings.snmp_communities),
+        users=load_users(settings.snmp_users_file),
+        auth_priv_only=settings.snmp_auth_priv_only,
+    )
+    return SnmpReceiver(
+        publisher,
+        policy,
+        MibResolver(settings.snmp_mib_dirs),
+        load_devices(settings.snmp_devices_file),
+        SystemClock(),
+        max_in_flight=settings.snmp_max_in_flight,
+        engine_id=engine_id_option(settings.snmp_engine_id),
+    )
+
+
+async def _watch_counters(receiver: SnmpReceiver, port: int, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        receiver.count_engine_rejections()
+        errors = read_rcvbuf_errors()
+        if errors is not None:
+            metrics.UDP_RCVBUF_ERRORS.set(errors)
+        drops = read_socket_drops(port)
+        if drops is not None:
+            metrics.SNMP_SOCKET_DROPS.set(drops)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), COUNTERS_EVERY_SECONDS)
+
+
+async def snmp_receiver(settings: Settings, stop: asyncio.Event) -> None:
+    publisher = KafkaPublisher(
+        settings.kafka_bootstrap, settings.kafka_ack_timeout_seconds, "ticketing-snmp"
+    )
+    receiver = receiver_for(settings, publisher)
+    await publisher.start()
+    await receiver.start(settings.snmp_host, settings.snmp_port, settings.snmp_receive_buffer_bytes)
+    host, port = receiver.address
+    metrics.SNMP_RECEIVE_BUFFER_BYTES.set(receiver.receive_buffer_bytes)
+    metrics_port = metrics.serve_metrics(settings.snmp_metrics_port, settings.metrics_host)
+    if settings.snmp_auth_priv_only:
+        accepts = "v3 authPriv only"
+    else:
+        accepts = "v1, v2c and v3" if settings.snmp_communities else "v3"
+    print(
+        f"snmp: listening on udp {host}:{port} ({accepts}; "
+        f"engine id {receiver.snmp_engine_id.hex()}; "
+        f"receive buffer {receiver.receive_buffer_bytes} bytes); "
+        f"metrics on http://{settings.metrics_host}:{metrics_port}/metrics",
+        flush=True,
+    )
+    watcher = asyncio.ensure_future(_watch_counters(receiver, port, stop))
+    try:
+        await stop.wait()
+    finally:
+        receiver.stop()
+        await receiver.drain()
+        await watcher
+        await publisher.stop()
+
+
+def run_snmp_receiver(settings: Settings) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await snmp_receiver(settings, stop)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
