@@ -23,6 +23,7 @@ from engine.models import (
     TicketRouted,
     TicketUpdated,
     Tier,
+    TrapReceived,
 )
 
 DAY_MS = 24 * 60 * 60 * 1000
@@ -105,6 +106,7 @@ def declared_topics(partitions: int = 6, replication_factor: int = 1) -> tuple[T
             TICKET_EVENTS,
             "Raw facts from every channel (e-mail, SNMP, chat, phone), keyed by ticket id",
             EmailReceived,
+            TrapReceived,
         ),
         ticket_topic(
             TICKET_STATE,

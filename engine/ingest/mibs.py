@@ -10,6 +10,7 @@ its numeric form: the notification is still an event.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +79,11 @@ class MibResolver:
         self._builder.add_mib_sources(*sources)
         for module in (*STANDARD_MIBS, *vendor_modules):
             try:
-                self._builder.load_modules(module)
+                with warnings.catch_warnings():
+                    # pysnmp-mibs (and older mibdump output) call pysnmp 4's camelCase API,
+                    # which pysnmp 7 still serves but flags as deprecated.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    self._builder.load_modules(module)
             except SmiError as error:
                 raise MibError(f"MIB module {module} cannot be loaded: {error}") from error
         self.modules = (*STANDARD_MIBS, *vendor_modules)

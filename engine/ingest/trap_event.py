@@ -72,6 +72,8 @@ def typed_value(value: Any) -> tuple[str | int | float | None, str]:
         return oid_text(value), "ObjectIdentifier"
     if isinstance(value, univ.Integer):
         return int(value), syntax
+    if isinstance(value, univ.Null):  # also noSuchObject, endOfMibView
+        return None, syntax
     if isinstance(value, univ.OctetString):
         raw = value.asOctets()
         if isinstance(value, rfc1902.Opaque | rfc1902.Bits):
@@ -82,9 +84,7 @@ def typed_value(value: Any) -> tuple[str | int | float | None, str]:
             return "0x" + raw.hex(), syntax
         printable = all(ch.isprintable() or ch in "\r\n\t" for ch in text)
         return (text if printable else "0x" + raw.hex()), syntax
-    if isinstance(value, univ.Null):
-        return None, "Null"
-    return str(value), syntax  # noSuchObject and the like
+    return str(value), syntax
 
 
 def to_varbind(oid: Oid, value: Any, mibs: MibResolver) -> Varbind:
