@@ -21,7 +21,9 @@ from engine.models import (
     ActivityType,
     Channel,
     Classification,
+    CustomerProfile,
     EmailReceived,
+    EmailReceivedData,
     Envelope,
     IncomingTicketEvent,
     MessageEvent,
@@ -71,8 +73,16 @@ def message_of(event: MessageEvent, customers: CustomerDirectory) -> TicketMessa
                 subject=data.subject,
                 body=data.new_text or data.text,
                 sender=data.from_address,
-                customer=customers.profile_of(data.from_address),
+                customer=_customer_of(data, customers),
             )
+
+
+def _customer_of(data: EmailReceivedData, customers: CustomerDirectory) -> CustomerProfile | None:
+    """The sender's customer; for a forward from someone unknown, the original sender's."""
+    found = customers.profile_of(data.from_address)
+    if found is None and data.forwarded is not None:
+        found = customers.profile_of(data.forwarded.from_address)
+    return found
 
 
 def suppression_reason(event: IncomingTicketEvent) -> str | None:
