@@ -123,6 +123,24 @@ def test_mail_over_the_limit_is_552_after_data() -> None:
     assert publisher.published == []
 
 
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        (b"X-Filler: y\r\n" * 1001, b"1005 header fields (limit 1000)"),
+        (b"X-Long: " + b"y" * 900 + b"\r\n" + (b" " + b"y" * 900 + b"\r\n") * 300, b"bytes"),
+    ],
+)
+def test_a_header_section_over_its_limits_is_552_and_nothing_is_stored(
+    headers: bytes, reason: bytes
+) -> None:
+    publisher = RecordingPublisher()
+
+    code, reply = with_server(publisher, send(headers + MAIL), size_limit=1024 * 1024)
+
+    assert code == 552 and reply.startswith(b"5.3.4 Message header too large") and reason in reply
+    assert publisher.published == []
+
+
 def unparseable(raw: bytes, **_: object) -> EmailReceived:
     raise EmailParseError("body", "the text part cannot be decoded")
 
