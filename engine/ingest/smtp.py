@@ -27,6 +27,7 @@ from engine import metrics
 from engine.clock import Clock
 from engine.deadletter import dead_letter
 from engine.errors import PublishError
+from engine.ingest.archive import MailArchive
 from engine.ingest.email_parse import EmailParseError, parse_email
 from engine.ingest.mail_rules import header_problem
 from engine.ingest.publisher import Publisher
@@ -50,7 +51,9 @@ class SupportMailHandler:
         source: str,
         parse: Callable[..., EmailReceived] = parse_email,
         rate_limit: SenderRateLimit | None = None,
+        archive: MailArchive | None = None,
     ) -> None:
+        self._archive = archive
         self._parse = parse
         self._rate_limit = rate_limit
         self._publisher = publisher
@@ -115,6 +118,17 @@ class SupportMailHandler:
             return await self._dead_letter(raw, error.reason, error.field, received_at)
         except (ValidationError, ValueError) as error:
             return await self._dead_letter(raw, str(error), None, received_at)
+        if self._archive is not None:
+            try:
+                digest = await self._archive.store(raw)
+            except OSError as error:
+                log.error("mail archive %s: %s", self._archive.root, error)
+                metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "archive_unavailable").inc()
+                return "451 4.3.0 Mail not stored: the mail archive is unavailable, please retry"
+            event = event.model_copy(
+                update={"data": event.data.model_copy(update={"archived_sha256": digest})}
+            )
+            value = to_json(event)
         try:
             await self._publisher.publish(TICKET_EVENTS, event.data.ticket_id.encode(), value)
         except PublishError as error:
