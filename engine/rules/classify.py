@@ -81,7 +81,7 @@ def _trap_holds(condition: TrapCondition, trap: TrapFacts | None) -> list[str] |
         evidence.append(f"device role {trap.device_role}")
     for wanted, values in condition.varbinds.items():
         bound = next((v for v in trap.varbinds if wanted in (v.oid, v.name)), None)
-        if bound is None or str(bound.value) not in values:
+        if bound is None or (str(bound.value) not in values and bound.label not in values):
             return None
         evidence.append(f"{wanted}={bound.value}")
     return evidence
