@@ -32,6 +32,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def local_broker_settings(state_dir: Path) -> Settings:
     return Settings(
         state_dir=state_dir,
@@ -123,6 +129,8 @@ def engine_env(state_dir: Path, bootstrap: str = "", **extra: str) -> dict[str, 
         ENGINE_SMTP_PORT=str(free_port()),
         ENGINE_SMTP_METRICS_PORT=str(free_port()),
         ENGINE_PROCESSOR_METRICS_PORT=str(free_port()),
+        ENGINE_SNMP_PORT=str(free_udp_port()),
+        ENGINE_SNMP_METRICS_PORT=str(free_port()),
         ENGINE_APP_ID=f"test-{free_port()}",
         ENGINE_KAFKA_ACK_TIMEOUT_SECONDS="3",
         PYTHONUNBUFFERED="1",
