@@ -1,0 +1,82 @@
+"""An INFORM is answered only once Kafka holds its event: with the broker stopped the
+sender gets no answer (and retries); once it is back, the retried INFORM is stored.
+A broker of its own, so the session's broker is not stopped under other tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine import broker
+from engine.kafka_admin import provision
+from engine.settings import Settings
+from engine.topics import TICKET_EVENTS, declared_topics
+from tests.integration.harness import (
+    EngineProcess,
+    TopicReader,
+    engine_env,
+    local_broker_settings,
+    port_open,
+    wait_until,
+)
+from tests.integration.snmp_peers import LINK_DOWN, NetSnmp, link_varbinds, rejected
+
+COMMUNITY = "outage-test"
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Settings]:
+    settings = local_broker_settings(tmp_path / "broker")
+    broker.start(settings)
+    provision(settings.kafka_bootstrap, declared_topics())
+    yield settings
+    broker.stop(settings)
+
+
+def stored(reader: TopicReader, if_index: int) -> bool:
+    key = f"127.0.0.1|IF-MIB::link|{if_index}"
+    return bool(reader.matching(lambda _, v: v["data"].get("alarm_key") == key))
+
+
+def test_no_inform_response_while_kafka_is_down_and_the_retry_is_stored(
+    own_broker: Settings, tmp_path: Path
+) -> None:
+    bootstrap = own_broker.kafka_bootstrap
+    env = engine_env(tmp_path / "engine", bootstrap, ENGINE_SNMP_COMMUNITIES=COMMUNITY)
+    engine = EngineProcess(env, tmp_path / "engine.log")
+    engine.start("--bootstrap-servers", bootstrap)
+    metrics = int(env["ENGINE_SNMP_METRICS_PORT"])
+    wait_until(lambda: port_open(metrics), 60, "the SNMP receiver", on_timeout=engine.log)
+    net = NetSnmp(int(env["ENGINE_SNMP_PORT"]), tmp_path / "net-snmp")
+    reader = TopicReader(bootstrap, TICKET_EVENTS)
+    try:
+        answered = net.inform_v2c(COMMUNITY, LINK_DOWN, *link_varbinds(1, up=False))
+        assert answered.returncode == 0, answered.stderr
+        wait_until(lambda: stored(reader, 1), 60, "the first INFORM's event")
+        reader.close()
+
+        broker.stop(own_broker)
+        unanswered = net.inform_v2c(COMMUNITY, LINK_DOWN, *link_varbinds(2, up=False), retries=1)
+        assert unanswered.returncode != 0
+        assert "Timeout" in unanswered.stderr + unanswered.stdout
+        wait_until(
+            lambda: rejected(metrics, "kafka_unavailable") >= 1, 30, "kafka_unavailable counted"
+        )
+
+        broker.start(own_broker)
+
+        def retried_by_sender() -> bool:
+            done = net.inform_v2c(COMMUNITY, LINK_DOWN, *link_varbinds(2, up=False), retries=0)
+            if done.returncode != 0:
+                time.sleep(1)  # still reconnecting: a real sender retries too
+            return done.returncode == 0
+
+        wait_until(retried_by_sender, 120, "the receiver to answer INFORMs again")
+        reader = TopicReader(bootstrap, TICKET_EVENTS)
+        wait_until(lambda: stored(reader, 2), 60, "the retried INFORM's event")
+    finally:
+        reader.close()
+        engine.stop()
