@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks to run and test the engine; safe to run again.
 #   - Debian packages: Java (the broker), Maven (fetches Kafka's jars), swaks and kcat
-#     (real SMTP and Kafka peers used in the tests and the README)
+#     (real SMTP and Kafka peers used in the tests and the README), snmp and snmptrapd
+#     (net-snmp's real SNMP peers for the tests and the benchmark)
 #   - a virtualenv in .venv with the engine and its test tools
 #   - Apache Kafka's jars from Maven Central into deploy/kafka/lib
 set -euo pipefail
@@ -12,6 +13,9 @@ command -v java >/dev/null || need_packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_packages+=(maven)
 command -v swaks >/dev/null || need_packages+=(swaks)
 command -v kcat >/dev/null || need_packages+=(kcat)
+# net-snmp's snmptrap/snmpinform (test peers) and snmptrapd (the SNMP benchmark's reference)
+command -v snmptrap >/dev/null || need_packages+=(snmp)
+[ -x /usr/sbin/snmptrapd ] || command -v snmptrapd >/dev/null || need_packages+=(snmptrapd)
 if ((${#need_packages[@]})); then
   echo "bootstrap: installing ${need_packages[*]}"
   if [ "$(id -u)" -ne 0 ]; then
