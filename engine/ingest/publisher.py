@@ -67,6 +67,38 @@ class KafkaPublisher:
             await self._reset()
             raise PublishError(f"Kafka refused the record ({topic}): {error}") from error
 
+    async def publish_many(
+        self, topic: str, records: list[tuple[bytes | None, bytes]]
+    ) -> list[PublishError | None]:
+        """Publish records together (one enqueue each, one wait for all acks): for each,
+        None once Kafka acknowledged it, else the PublishError. For high-rate ingest."""
+        try:
+            producer = await asyncio.wait_for(self._connected(), timeout=self._timeout)
+            futures = [await producer.send(topic, value, key=key) for key, value in records]
+        except (TimeoutError, KafkaError, OSError) as error:
+            await self._reset()
+            failed = PublishError(f"Kafka unavailable ({topic}): {error!r}")
+            return [failed] * len(records)
+        done, _ = await asyncio.wait(futures, timeout=self._timeout)
+        outcomes: list[PublishError | None] = []
+        broken = False
+        for future in futures:
+            if future not in done:
+                future.cancel()
+                outcomes.append(
+                    PublishError(f"Kafka did not acknowledge within {self._timeout:g}s ({topic})")
+                )
+            elif future.exception() is not None:
+                broken = True
+                outcomes.append(
+                    PublishError(f"Kafka refused the record ({topic}): {future.exception()}")
+                )
+            else:
+                outcomes.append(None)
+        if broken:
+            await self._reset()
+        return outcomes
+
     async def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
         producer = await self._connected()
         await producer.send_and_wait(topic, value, key=key)

@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pyasn1.codec.ber import encoder
 from pysnmp.carrier.asyncio.dgram import udp
@@ -36,14 +37,15 @@ from engine.deadletter import dead_letter
 from engine.devices import DeviceDirectory
 from engine.errors import PublishError
 from engine.ingest.mibs import MibResolver
-from engine.ingest.publisher import Publisher
+from engine.ingest.snmp_fastpath import inform_response, parse_v2c_notification
 from engine.ingest.snmp_users import AuthProtocol, PrivProtocol, SnmpUser
 from engine.ingest.trap_event import Notification, NotificationError, trap_event
-from engine.models import NotificationPdu, SecurityLevel, SnmpVersion, to_json
+from engine.models import NotificationPdu, SecurityLevel, SnmpVersion, TrapReceived, to_json
 from engine.topics import DEAD_LETTERS, TICKET_EVENTS
 
 log = logging.getLogger(__name__)
 SOURCE = "snmp"
+BATCH = 500  # notifications published together
 
 _AUTH = {
     AuthProtocol.SHA: config.USM_AUTH_HMAC96_SHA,
@@ -106,7 +108,8 @@ class ReceiverPolicy:
 
 
 Respond = Callable[[], None]
-NotificationHandler = Callable[[Notification, Respond | None, bytes], None]
+Encoded = Callable[[], bytes]
+NotificationHandler = Callable[[Notification, Respond | None, Encoded], None]
 
 
 class AckAfterStoreReceiver(ntfrcv.NotificationReceiver):  # type: ignore[misc]  # untyped
@@ -168,7 +171,20 @@ class AckAfterStoreReceiver(ntfrcv.NotificationReceiver):  # type: ignore[misc] 
                 except error.StatusInformation as status:
                     log.warning("INFORM response not sent: %s", status)
 
-        self._handler(notification, respond, encoder.encode(PDU))
+        # Encoded only for a dead letter: BER encoding costs as much as the rest of a trap.
+        self._handler(notification, respond, lambda: bytes(encoder.encode(PDU)))
+
+
+class _FastPathTransport(udp.UdpAsyncioTransport):  # type: ignore[misc]  # untyped
+    """pysnmp's UDP transport, offering each datagram to a fast path first."""
+
+    def __init__(self, fast_path: Callable[[bytes, Any, Any], bool]) -> None:
+        super().__init__()
+        self._fast_path = fast_path
+
+    def datagram_received(self, datagram: bytes, transportAddress: Any) -> None:
+        if not self._fast_path(datagram, transportAddress, self):
+            super().datagram_received(datagram, transportAddress)
 
 
 def _udp_socket(host: str, port: int, receive_buffer: int) -> socket.socket:
@@ -182,12 +198,28 @@ def _udp_socket(host: str, port: int, receive_buffer: int) -> socket.socket:
     return sock
 
 
+class BatchPublisher(Protocol):
+    async def publish(self, topic: str, key: bytes | None, value: bytes) -> None: ...
+
+    async def publish_many(
+        self, topic: str, records: list[tuple[bytes | None, bytes]]
+    ) -> list[PublishError | None]: ...
+
+
+@dataclass(frozen=True)
+class _Received:
+    notification: Notification
+    respond: Respond | None
+    pdu: Encoded
+    at: datetime
+
+
 class SnmpReceiver:
     """One SnmpEngine on one UDP socket, publishing what it receives."""
 
     def __init__(
         self,
-        publisher: Publisher,
+        publisher: BatchPublisher,
         policy: ReceiverPolicy,
         mibs: MibResolver,
         devices: DeviceDirectory,
@@ -202,7 +234,14 @@ class SnmpReceiver:
         self._clock = clock
         self._max_in_flight = max_in_flight
         self._engine_id = engine_id
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._waiting: deque[_Received] = deque()
+        self._storing = 0
+        self._arrived = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._closing = False
+        self._community_index = {
+            community.encode(): index + 1 for index, community in enumerate(policy.communities)
+        }
         self._engine: engine.SnmpEngine | None = None
         self._counted: dict[str, int] = {}
         self._source = SOURCE
@@ -235,7 +274,7 @@ class SnmpReceiver:
             snmp_engine = engine.SnmpEngine()
         self._engine = snmp_engine
         self.socket = _udp_socket(host, port, receive_buffer)
-        transport = udp.UdpAsyncioTransport().open_server_mode(sock=self.socket)
+        transport = _FastPathTransport(self._v2c_fast_path).open_server_mode(sock=self.socket)
         config.add_transport(snmp_engine, udp.DOMAIN_NAME, transport)
         for index, community in enumerate(self._policy.communities):
             config.add_v1_system(snmp_engine, f"community-{index + 1}", community)
@@ -253,6 +292,7 @@ class SnmpReceiver:
                     ),
                 )
         AckAfterStoreReceiver(snmp_engine, self._received)
+        self._worker = asyncio.ensure_future(self._store_batches())
         self._source = f"snmp://{host}:{self.address[1]}"
         await asyncio.sleep(0)  # let the transport's endpoint open
 
@@ -262,9 +302,11 @@ class SnmpReceiver:
             self._engine = None
 
     async def drain(self) -> None:
-        """Wait for the notifications being published."""
-        while self._in_flight:
-            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
+        """Store what has arrived, then stop storing (after :meth:`stop`)."""
+        self._closing = True
+        self._arrived.set()
+        if self._worker is not None:
+            await self._worker
 
     def count_engine_rejections(self) -> None:
         """Move pysnmp's refusal counters into the ingest metric (call periodically)."""
@@ -282,42 +324,105 @@ class SnmpReceiver:
                 metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", reason).inc(delta)
             self._counted[reason] = value
 
-    def _received(self, notification: Notification, respond: Respond | None, pdu: bytes) -> None:
+    def _v2c_fast_path(self, datagram: bytes, address: Any, transport: Any) -> bool:
+        """Take a v2c trap or INFORM without pysnmp (see snmp_fastpath); False: not one."""
+        parsed = parse_v2c_notification(datagram)
+        if parsed is None:
+            return False
+        index = self._community_index.get(parsed.community)
+        if index is None:
+            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "bad_community").inc()
+            return True
+        notification = Notification(
+            version=SnmpVersion.V2C,
+            pdu=NotificationPdu.INFORM if parsed.inform else NotificationPdu.TRAP,
+            security_name=f"community-{index}",
+            security_level=SecurityLevel.NO_AUTH_NO_PRIV,
+            engine_id=None,
+            request_id=parsed.request_id,
+            sender=str(address[0]),
+            sender_port=int(address[1]),
+            varbinds=parsed.varbinds,
+        )
+        respond: Respond | None = None
+        if parsed.inform:
+            response = inform_response(parsed)
+
+            def respond() -> None:
+                transport.transport.sendto(response, address)
+
+        self._received(notification, respond, lambda: parsed.pdu)
+        return True
+
+    def _received(self, notification: Notification, respond: Respond | None, pdu: Encoded) -> None:
         refusal = self._policy.refusal(notification)
         if refusal is not None:
             log.info("refused a %s notification from %s: %s", notification.version,
                      notification.sender, refusal)  # fmt: skip
             metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", refusal).inc()
             return
-        if len(self._in_flight) >= self._max_in_flight:
+        if len(self._waiting) + self._storing >= self._max_in_flight:
             metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "overloaded").inc()
             return
-        task = asyncio.ensure_future(self._store(notification, respond, pdu))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        self._waiting.append(_Received(notification, respond, pdu, self._clock.now()))
+        self._arrived.set()
 
-    async def _store(self, notification: Notification, respond: Respond | None, pdu: bytes) -> None:
-        received_at = self._clock.now()
-        try:
-            event = trap_event(notification, self._mibs, self._devices, received_at, self._source)
-        except (NotificationError, ValueError) as problem:
-            field = problem.field if isinstance(problem, NotificationError) else None
-            await self._dead_letter(pdu, str(problem), field, received_at, respond)
-            return
-        try:
-            await self._publisher.publish(
-                TICKET_EVENTS, event.data.ticket_id.encode(), to_json(event)
+    async def _store_batches(self) -> None:
+        """Store what arrived, a batch at a time: one Kafka round trip for many traps."""
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            while self._waiting:
+                batch = [self._waiting.popleft() for _ in range(min(BATCH, len(self._waiting)))]
+                self._storing = len(batch)
+                try:
+                    await self._store(batch)
+                except Exception:
+                    log.exception("storing %d notifications failed", len(batch))
+                    metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "internal_error").inc(
+                        len(batch)
+                    )
+                finally:
+                    self._storing = 0
+            if self._closing:
+                return
+
+    async def _store(self, batch: list[_Received]) -> None:
+        events: list[tuple[_Received, TrapReceived]] = []
+        for received in batch:
+            try:
+                event = trap_event(
+                    received.notification, self._mibs, self._devices, received.at, self._source
+                )
+            except (NotificationError, ValueError) as problem:
+                field = problem.field if isinstance(problem, NotificationError) else None
+                await self._dead_letter(
+                    received.pdu(), str(problem), field, received.at, received.respond
+                )
+                continue
+            events.append((received, event))
+        outcomes = await self._publisher.publish_many(
+            TICKET_EVENTS, [(e.data.ticket_id.encode(), to_json(e)) for _, e in events]
+        )
+        acked_at = self._clock.now()
+        failures = [failure for failure in outcomes if failure is not None]
+        if failures:
+            # INFORMs stay unanswered, so their senders retry; traps are lost, counted.
+            log.warning("%d of %d notifications not stored: %s", len(failures), len(outcomes),
+                        failures[0])  # fmt: skip
+            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "kafka_unavailable").inc(
+                len(failures)
             )
-        except PublishError as problem:
-            # An INFORM stays unanswered, so its sender retries; a trap is lost, counted.
-            log.warning("%s from %s not stored: %s", notification.pdu, notification.sender, problem)
-            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "kafka_unavailable").inc()
-            return
-        elapsed = (self._clock.now() - received_at).total_seconds()
-        metrics.INGEST_ACK_SECONDS.labels(SOURCE).observe(max(0.0, elapsed))
-        metrics.EVENTS_INGESTED.labels(SOURCE, "accepted", notification.pdu.value).inc()
-        if respond is not None:
-            respond()
+        for (received, _), failure in zip(events, outcomes, strict=True):
+            if failure is not None:
+                continue
+            elapsed = (acked_at - received.at).total_seconds()
+            metrics.INGEST_ACK_SECONDS.labels(SOURCE).observe(max(0.0, elapsed))
+            metrics.EVENTS_INGESTED.labels(
+                SOURCE, "accepted", received.notification.pdu.value
+            ).inc()
+            if received.respond is not None:
+                received.respond()
 
     async def _dead_letter(
         self,

@@ -11,8 +11,8 @@ from engine import metrics
 from engine.clock import SystemClock
 from engine.devices import load_devices
 from engine.ingest.mibs import MibResolver
-from engine.ingest.publisher import KafkaPublisher, Publisher
-from engine.ingest.snmp import ReceiverPolicy, SnmpReceiver, engine_id_option
+from engine.ingest.publisher import KafkaPublisher
+from engine.ingest.snmp import BatchPublisher, ReceiverPolicy, SnmpReceiver, engine_id_option
 from engine.ingest.snmp_users import load_users
 from engine.ingest.udp_stats import read_rcvbuf_errors, read_socket_drops
 from engine.settings import Settings
@@ -20,7 +20,7 @@ from engine.settings import Settings
 COUNTERS_EVERY_SECONDS = 1.0
 
 
-def receiver_for(settings: Settings, publisher: Publisher) -> SnmpReceiver:
+def receiver_for(settings: Settings, publisher: BatchPublisher) -> SnmpReceiver:
     """Everything the receiver needs from settings and files, validated before it listens."""
     policy = ReceiverPolicy(
         communities=tuple(settings.snmp_communities),

@@ -20,7 +20,8 @@ from pysnmp.proto import rfc1902
 from engine import alarms
 from engine.devices import DeviceDirectory
 from engine.identity import event_id
-from engine.ingest.mibs import MibResolver, Oid, oid_text
+from engine.ingest.mibs import MibResolver, Oid, oid_text, parse_oid
+from engine.ingest.snmp_fastpath import Decoded
 from engine.models import (
     NotificationPdu,
     SecurityLevel,
@@ -63,6 +64,8 @@ class Notification:
 
 def typed_value(value: Any) -> tuple[str | int | float | None, str]:
     """A varbind value as JSON-friendly data and its SNMP type name."""
+    if isinstance(value, Decoded):
+        return value.value, value.syntax
     syntax = type(value).__name__
     if syntax == "Integer":
         syntax = "Integer32"  # the same type on the wire; SMIv2 names it Integer32
@@ -103,12 +106,13 @@ def to_varbind(oid: Oid, value: Any, mibs: MibResolver) -> Varbind:
     )
 
 
-def _fingerprint(notification: Notification, trap_oid: Oid) -> str:
+def _fingerprint(notification: Notification, trap_oid: Oid, varbinds: tuple[Varbind, ...]) -> str:
     """Identity of one notification: a retransmitted INFORM (same request id, same
     varbinds) has the same; two traps of a storm differ by request id or uptime."""
     sender = notification.engine_id.hex() if notification.engine_id else notification.sender
-    parts = [sender, str(notification.request_id), oid_text(trap_oid)]
-    parts.extend(f"{oid_text(oid)}={value!r}" for oid, value in notification.varbinds)
+    uptime = typed_value(dict(notification.varbinds).get(SYS_UPTIME))[0]
+    parts = [sender, str(notification.request_id), oid_text(trap_oid), str(uptime)]
+    parts.extend(f"{v.oid}={v.value!r}" for v in varbinds)
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
@@ -120,11 +124,11 @@ def trap_event(
     source: str,
 ) -> TrapReceived:
     bound = dict(notification.varbinds)
-    raw_trap_oid = bound.get(SNMP_TRAP_OID)
-    if not isinstance(raw_trap_oid, univ.ObjectIdentifier):
+    raw_trap_oid, syntax = typed_value(bound.get(SNMP_TRAP_OID))
+    if syntax != "ObjectIdentifier" or not isinstance(raw_trap_oid, str):
         raise NotificationError("the notification has no snmpTrapOID.0 varbind", "snmpTrapOID.0")
-    trap_oid = mibs.canonical_trap_oid(tuple(int(part) for part in raw_trap_oid))
-    uptime = bound.get(SYS_UPTIME)
+    trap_oid = mibs.canonical_trap_oid(parse_oid(raw_trap_oid))
+    uptime = typed_value(bound.get(SYS_UPTIME))[0]
     agent = bound.get(SNMP_TRAP_ADDRESS)
     agent_address = typed_value(agent)[0] if agent is not None else None
     device = (devices.lookup(str(agent_address)) if agent_address else None) or devices.lookup(
@@ -144,7 +148,7 @@ def trap_event(
     where = device.name if device is not None else str(agent_address or notification.sender)
     alarm = alarms.identify(trap, where)
     return TrapReceived(
-        event_id=event_id("trap", _fingerprint(notification, trap_oid)),
+        event_id=event_id("trap", _fingerprint(notification, trap_oid, trap.varbinds)),
         occurred_at=received_at,
         source=source,
         data=TrapReceivedData(
@@ -160,7 +164,7 @@ def trap_event(
             security_level=notification.security_level,
             engine_id=notification.engine_id.hex() if notification.engine_id else None,
             request_id=notification.request_id,
-            uptime_hundredths=int(uptime) if isinstance(uptime, univ.Integer) else None,
+            uptime_hundredths=uptime if isinstance(uptime, int) else None,
             trap=trap,
             device=device,
         ),
