@@ -32,6 +32,7 @@ class KafkaPublisher:
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
         self._starting = asyncio.Lock()
+        self._enqueueing = asyncio.Lock()
 
     async def _connected(self) -> AIOKafkaProducer:
         async with self._starting:
@@ -73,8 +74,10 @@ class KafkaPublisher:
         """Publish records together (one enqueue each, one wait for all acks): for each,
         None once Kafka acknowledged it, else the PublishError. For high-rate ingest."""
         try:
-            producer = await asyncio.wait_for(self._connected(), timeout=self._timeout)
-            futures = [await producer.send(topic, value, key=key) for key, value in records]
+            # Enqueued under a lock taken first thing, so concurrent calls keep their order.
+            async with self._enqueueing:
+                producer = await asyncio.wait_for(self._connected(), timeout=self._timeout)
+                futures = [await producer.send(topic, value, key=key) for key, value in records]
         except (TimeoutError, KafkaError, OSError) as error:
             await self._reset()
             failed = PublishError(f"Kafka unavailable ({topic}): {error!r}")

@@ -46,6 +46,7 @@ from engine.topics import DEAD_LETTERS, TICKET_EVENTS
 log = logging.getLogger(__name__)
 SOURCE = "snmp"
 BATCH = 500  # notifications published together
+STORERS = 4  # batches waiting for Kafka's acks at once (each enqueued in arrival order)
 
 _AUTH = {
     AuthProtocol.SHA: config.USM_AUTH_HMAC96_SHA,
@@ -237,7 +238,7 @@ class SnmpReceiver:
         self._waiting: deque[_Received] = deque()
         self._storing = 0
         self._arrived = asyncio.Event()
-        self._worker: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
         self._closing = False
         self._community_index = {
             community.encode(): index + 1 for index, community in enumerate(policy.communities)
@@ -292,7 +293,7 @@ class SnmpReceiver:
                     ),
                 )
         AckAfterStoreReceiver(snmp_engine, self._received)
-        self._worker = asyncio.ensure_future(self._store_batches())
+        self._workers = [asyncio.ensure_future(self._store_batches()) for _ in range(STORERS)]
         self._source = f"snmp://{host}:{self.address[1]}"
         await asyncio.sleep(0)  # let the transport's endpoint open
 
@@ -305,8 +306,7 @@ class SnmpReceiver:
         """Store what has arrived, then stop storing (after :meth:`stop`)."""
         self._closing = True
         self._arrived.set()
-        if self._worker is not None:
-            await self._worker
+        await asyncio.gather(*self._workers)
 
     def count_engine_rejections(self) -> None:
         """Move pysnmp's refusal counters into the ingest metric (call periodically)."""
@@ -371,10 +371,9 @@ class SnmpReceiver:
         """Store what arrived, a batch at a time: one Kafka round trip for many traps."""
         while True:
             await self._arrived.wait()
-            self._arrived.clear()
             while self._waiting:
                 batch = [self._waiting.popleft() for _ in range(min(BATCH, len(self._waiting)))]
-                self._storing = len(batch)
+                self._storing += len(batch)
                 try:
                     await self._store(batch)
                 except Exception:
@@ -383,9 +382,10 @@ class SnmpReceiver:
                         len(batch)
                     )
                 finally:
-                    self._storing = 0
+                    self._storing -= len(batch)
             if self._closing:
                 return
+            self._arrived.clear()
 
     async def _store(self, batch: list[_Received]) -> None:
         events: list[tuple[_Received, TrapReceived]] = []
