@@ -90,6 +90,7 @@ class EventKind(StrEnum):
     SLA_BREACHED = "sla.breached"
     RECORD_DEAD_LETTERED = "record.dead_lettered"
     RULES_PUBLISHED = "rules.published"
+    SLA_CLOCK_UPDATED = "sla.clock_updated"
 
 
 # --- data of each kind ---------------------------------------------------------------
@@ -265,6 +266,46 @@ class SlaAlertData(Record):
     deadline: UtcDatetime
     calendar: str
     explanation: str
+    repeat: int = Field(
+        default=1,
+        ge=0,
+        description="0: the warning; 1: the breach; 2 and on: repeated breaches. With "
+        "dedup_key, it names one alert",
+    )
+
+
+class SlaFacts(Record):
+    """What a ticket's update obligation depends on, read from its state."""
+
+    ticket_id: str
+    priority: Priority
+    status: TicketStatus
+    opened_at: UtcDatetime
+    priority_since: UtcDatetime | None = None
+    status_since: UtcDatetime | None = None
+    last_informed_at: UtcDatetime | None = None
+    informed_count: int = Field(default=0, ge=0)
+    plan: SupportPlan = SupportPlan.BUSINESS_HOURS
+    timezone: str = "America/Mexico_City"
+    calendar: str | None = Field(default=None, description="None: the calendar of the plan")
+
+
+class SlaProgress(Record):
+    """Which alerts of one obligation instance were emitted."""
+
+    key: str = Field(description="ticket:obligation:n")
+    warned: bool = False
+    breaches: int = Field(default=0, ge=0)
+
+
+class SlaClockData(Record):
+    """An armed obligation of an open ticket: the SLA worker's table row."""
+
+    ticket_id: str
+    partition: int = Field(ge=0)
+    facts: SlaFacts
+    progress: SlaProgress | None
+    next_alert_at: UtcDatetime
 
 
 class DeadLetterData(Record):
@@ -340,6 +381,11 @@ class RulesPublished(Envelope):
     data: RulesPublishedData
 
 
+class SlaClockUpdated(Envelope):
+    kind: Literal[EventKind.SLA_CLOCK_UPDATED] = EventKind.SLA_CLOCK_UPDATED
+    data: SlaClockData
+
+
 RECORD_TYPES: tuple[type[Envelope], ...] = (
     EmailReceived,
     TicketClassified,
@@ -350,6 +396,7 @@ RECORD_TYPES: tuple[type[Envelope], ...] = (
     SlaBreached,
     RecordDeadLettered,
     RulesPublished,
+    SlaClockUpdated,
 )
 
 # What ingest writes to the ticket events topic. New channels add their kind here, and it
@@ -366,7 +413,8 @@ AnyRecord = Annotated[
     | SlaWarning
     | SlaBreached
     | RecordDeadLettered
-    | RulesPublished,
+    | RulesPublished
+    | SlaClockUpdated,
     Field(discriminator="kind"),
 ]
 _ANY_RECORD: TypeAdapter[AnyRecord] = TypeAdapter(AnyRecord)

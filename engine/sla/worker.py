@@ -1,0 +1,265 @@
+"""``engine sla``: the SLA worker, a faust app over the compacted ``tickets.state.v1``.
+
+For each state record it decides the ticket's update obligation (``next_update_due``) and
+keeps it, with the alerts already emitted, in the ``sla-clocks`` table, whose changelog is
+the compacted ``sla.clocks.v1`` (written and awaited by the worker itself, like the
+processor's state). A timer asks the due index (one heap per owned partition, rebuilt from
+the table after each rebalance) for the tickets whose next alert is due, and only those
+are read: a tick with nothing due costs what checking each heap's top costs.
+
+Emission is at-least-once: the alert is acknowledged by Kafka before the progress is
+written, so a crash in between re-emits the same record (same event id, same
+``dedup_key`` and ``repeat``), which consumers show once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import faust
+from aiokafka.errors import KafkaError
+from mode.supervisors import CrashingSupervisor
+from prometheus_client import Counter, Gauge
+from pydantic import ValidationError
+
+from engine import metrics
+from engine.clock import Clock, SystemClock
+from engine.customers import CustomerDirectory, load_directory
+from engine.deadletter import dead_letter
+from engine.errors import field_path
+from engine.identity import event_id
+from engine.models import (
+    SlaClockData,
+    SlaClockUpdated,
+    SlaFacts,
+    TicketUpdated,
+    parse_record,
+    to_json,
+)
+from engine.processor import _raw_topic
+from engine.settings import Settings
+from engine.sla.alerts import alert_record, next_alert, progress_of, step
+from engine.sla.calendars import Calendars, ZonedCalendar, load_calendars
+from engine.sla.facts import facts_of
+from engine.sla.index import DueIndex
+from engine.sla.obligations import Obligation, SlaPolicy, next_update_due
+from engine.sla.timescale import TimeScale
+from engine.topics import DEAD_LETTERS, SLA_ALERTS, SLA_CLOCKS, TICKET_STATE
+
+log = logging.getLogger(__name__)
+SOURCE = "engine.sla"
+
+ALERTS = Counter("ticketing_sla_alerts_total", "SLA alerts emitted", ["kind", "obligation"])
+ARMED = Gauge("ticketing_sla_armed_obligations", "Armed obligations in the owned partitions")
+OWNED = Gauge("ticketing_sla_assigned_partitions", "Partitions of tickets.state.v1 owned")
+
+
+class SlaWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        calendars: Calendars,
+        directory: CustomerDirectory,
+        clock: Clock,
+    ) -> None:
+        self.calendars = calendars
+        self.directory = directory
+        self.clock = clock
+        self.scale = TimeScale(settings.sla_time_scale, settings.sla_time_origin)
+        self.policy = SlaPolicy(
+            warning_lead=timedelta(minutes=settings.sla_warning_lead_minutes),
+            pause_while_waiting=settings.sla_pause_while_waiting,
+        )
+        self.app = faust.App(
+            f"{settings.app_id}-sla",
+            broker=f"kafka://{settings.kafka_bootstrap}",
+            store="memory://",
+            datadir=str(settings.state_dir / "sla"),
+            web_enabled=False,
+            topic_partitions=settings.partitions,
+            topic_replication_factor=settings.replication_factor,
+            producer_acks=-1,
+            consumer_auto_offset_reset="earliest",
+            agent_supervisor=CrashingSupervisor,
+        )
+        self.states = _raw_topic(self.app, TICKET_STATE, settings.partitions)
+        self.clocks_topic = _raw_topic(self.app, SLA_CLOCKS, settings.partitions)
+        self.alerts_topic = _raw_topic(self.app, SLA_ALERTS)
+        self.dead_letters = _raw_topic(self.app, DEAD_LETTERS)
+        self.clocks = self.app.Table(
+            "sla-clocks",
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.partitions,
+            changelog_topic=self.clocks_topic,
+            use_partitioner=True,
+        )
+        self.index = DueIndex()
+        self.ready = False
+        self.app.agent(self.states, name="sla-clocks", concurrency=1)(self._clocks_agent)
+        self.app.timer(settings.sla_tick_seconds)(self.tick)
+        self.clocks.on_recover(self._rebuild_index)
+        self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
+
+    # --- the table and its index ---------------------------------------------------------
+
+    def _stored(self, ticket_id: str) -> SlaClockData | None:
+        raw = self.clocks.get(ticket_id.encode())
+        if raw is None:
+            return None
+        record = parse_record(raw)
+        if not isinstance(record, SlaClockUpdated):
+            raise TypeError(f"{SLA_CLOCKS} holds a {record.kind}, not sla.clock_updated")
+        return record.data
+
+    async def _save(self, ticket_id: str, clock: SlaClockData | None, cause: str) -> None:
+        key = ticket_id.encode()
+        if clock is None:
+            await (await self.clocks_topic.send(key=key, value=None))
+            self.clocks.data.pop(key, None)
+            return
+        record = SlaClockUpdated(
+            event_id=event_id("sla.clock_updated", f"{cause}:{clock.model_dump_json()}"),
+            occurred_at=self.clock.now(),
+            source=SOURCE,
+            data=clock,
+        )
+        value = to_json(record)
+        await (await self.clocks_topic.send(key=key, value=value))
+        self.clocks.data[key] = value
+
+    async def _rebuild_index(self) -> None:
+        owned = {
+            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == TICKET_STATE
+        }
+        for partition in self.index.partitions - owned:
+            self.index.revoke(partition)
+        entries: dict[int, list[tuple[str, datetime]]] = {partition: [] for partition in owned}
+        for raw in self.clocks.data.values():
+            record = parse_record(raw)
+            if isinstance(record, SlaClockUpdated) and record.data.partition in owned:
+                entries[record.data.partition].append(
+                    (record.data.ticket_id, record.data.next_alert_at)
+                )
+        for partition, found in entries.items():
+            self.index.assign(partition, found)
+        OWNED.set(len(owned))
+        ARMED.set(len(self.index))
+        self.ready = True
+        log.info("sla: owns partitions %s, %d armed obligations", sorted(owned), len(self.index))
+
+    async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        self.ready = False
+
+    # --- state records arm, re-arm and disarm obligations -------------------------------
+
+    def _calendar(self, facts: SlaFacts) -> ZonedCalendar:
+        return self.calendars.for_plan(facts.plan, facts.calendar).in_zone(facts.timezone)
+
+    def _obligation(self, facts: SlaFacts) -> tuple[Obligation | None, ZonedCalendar]:
+        calendar = self._calendar(facts)
+        return next_update_due(facts, calendar, self.policy), calendar
+
+    async def _clocks_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            await self.on_state(event.message.partition, event.message.value)
+
+    async def on_state(self, partition: int, value: bytes | None) -> None:
+        if value is None:
+            return  # a compacted-away ticket
+        try:
+            record = parse_record(value)
+            if not isinstance(record, TicketUpdated):
+                raise TypeError(f"expected ticket.updated, got {record.kind}")
+            facts = facts_of(record.data.ticket, self.directory, self.scale)
+            obligation, calendar = self._obligation(facts)
+        except (ValidationError, TypeError, ValueError) as error:
+            await self._dead_letter(value, error)
+            return
+        ticket_id = facts.ticket_id
+        stored = self._stored(ticket_id)
+        if obligation is None:
+            if stored is not None:
+                self.index.cancel(partition, ticket_id)
+                await self._save(ticket_id, None, record.event_id)
+            ARMED.set(len(self.index))
+            return
+        if stored is not None and stored.facts == facts:
+            return  # nothing the obligation depends on changed
+        progress = progress_of(obligation, stored.progress if stored else None)
+        upcoming = next_alert(obligation, progress, calendar, self.policy)
+        clock = SlaClockData(
+            ticket_id=ticket_id,
+            partition=partition,
+            facts=facts,
+            progress=progress,
+            next_alert_at=upcoming.due_at,
+        )
+        await self._save(ticket_id, clock, record.event_id)
+        self.index.schedule(partition, ticket_id, upcoming.due_at)
+        ARMED.set(len(self.index))
+
+    async def _dead_letter(self, value: bytes, error: Exception) -> None:
+        field = None
+        if isinstance(error, ValidationError):
+            field = field_path(error.errors()[0]["loc"]) or None
+        letter = dead_letter(
+            value, reason=f"not a usable ticket state: {error}", field=field,
+            origin=TICKET_STATE, source=SOURCE, now=self.clock.now(),
+        )  # fmt: skip
+        key = letter.data.payload_sha256.encode()
+        await (await self.dead_letters.send(key=key, value=to_json(letter)))
+
+    # --- the timer -----------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        if not self.ready:
+            return
+        now = self.scale.virtual(self.clock.now())
+        for partition, ticket_id in self.index.pop_due(now):
+            try:
+                await self._alert(partition, ticket_id, now)
+            except (KafkaError, TimeoutError):
+                log.warning("sla: alert for %s not acknowledged; retrying next tick", ticket_id)
+                self.index.schedule(partition, ticket_id, now)
+
+    async def _alert(self, partition: int, ticket_id: str, now: datetime) -> None:
+        stored = self._stored(ticket_id)
+        if stored is None:
+            return
+        obligation, calendar = self._obligation(stored.facts)
+        if obligation is None:
+            return
+        due = step(obligation, stored.progress, calendar, self.policy, now)
+        if due.emit is not None:
+            record = alert_record(obligation, due.emit, self.clock.now(), SOURCE)
+            await (await self.alerts_topic.send(key=ticket_id.encode(), value=to_json(record)))
+            ALERTS.labels(record.kind.value, obligation.name).inc()
+            log.info("sla: %s %s repeat %d", record.kind, obligation.key, due.emit.repeat)
+        updated = stored.model_copy(
+            update={"progress": due.progress, "next_alert_at": due.next_due.due_at}
+        )
+        await self._save(ticket_id, updated, f"{obligation.key}:{due.progress.breaches}")
+        self.index.schedule(partition, ticket_id, due.next_due.due_at)
+
+
+def build_worker(settings: Settings, clock: Clock | None = None) -> SlaWorker:
+    (settings.state_dir / "sla").mkdir(parents=True, exist_ok=True)
+    return SlaWorker(
+        settings,
+        load_calendars(settings.sla_calendars_file),
+        load_directory(settings.customers_file),
+        clock or SystemClock(),
+    )
+
+
+def run_sla_worker(settings: Settings) -> None:
+    worker_app = build_worker(settings)
+    port = metrics.serve_metrics(settings.sla_metrics_port, settings.metrics_host)
+    print(f"sla: timing update obligations from {TICKET_STATE}, alerts on {SLA_ALERTS}; "
+          f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
+    worker = faust.Worker(worker_app.app, loglevel=settings.log_level, quiet=True)
+    worker.spinner = None
+    worker.execute_from_commandline()
