@@ -50,6 +50,7 @@ from engine.topics import DEAD_LETTERS, SLA_ALERTS, SLA_CLOCKS, TICKET_STATE
 
 log = logging.getLogger(__name__)
 SOURCE = "engine.sla"
+SESSION_TIMEOUT_SECONDS = 10.0
 
 ALERTS = Counter("ticketing_sla_alerts_total", "SLA alerts emitted", ["kind", "obligation"])
 ARMED = Gauge("ticketing_sla_armed_obligations", "Armed obligations in the owned partitions")
@@ -83,6 +84,8 @@ class SlaWorker:
             producer_acks=-1,
             consumer_auto_offset_reset="earliest",
             agent_supervisor=CrashingSupervisor,
+            # A killed worker's partitions move to its replacement after this, not 60 s.
+            broker_session_timeout=SESSION_TIMEOUT_SECONDS,
         )
         self.states = _raw_topic(self.app, TICKET_STATE, settings.partitions)
         self.clocks_topic = _raw_topic(self.app, SLA_CLOCKS, settings.partitions)
