@@ -329,7 +329,11 @@ class SlaFacts(Record):
     status: TicketStatus
     opened_at: UtcDatetime
     priority_since: UtcDatetime | None = None
-    status_since: UtcDatetime | None = None
+    resumed_at: UtcDatetime | None = Field(
+        default=None,
+        description="When the ticket became open again after a time without obligation "
+        "(resolved, or waiting on the customer while that pauses the clock)",
+    )
     last_informed_at: UtcDatetime | None = None
     informed_count: int = Field(default=0, ge=0)
     plan: SupportPlan = SupportPlan.BUSINESS_HOURS

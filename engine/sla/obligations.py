@@ -106,8 +106,8 @@ def _armed(facts: SlaFacts, policy: SlaPolicy) -> tuple[datetime, str] | None:
         candidates.append((facts.last_informed_at, f"{INFORMED} (update {facts.informed_count})"))
     if facts.priority_since is not None:
         candidates.append((facts.priority_since, f"priority set to {facts.priority}"))
-    if facts.status is TicketStatus.OPEN and facts.status_since is not None:
-        candidates.append((facts.status_since, "ticket open again"))
+    if facts.status is TicketStatus.OPEN and facts.resumed_at is not None:
+        candidates.append((facts.resumed_at, "ticket open again"))
     return max(candidates, key=lambda candidate: candidate[0])
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from engine.models import SlaFacts
+
 DEFAULT_ORIGIN = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -22,6 +24,13 @@ class TimeScale:
         if self.factor == 1.0:
             return real
         return self.origin + (real - self.origin) * self.factor
+
+    def facts(self, facts: SlaFacts) -> SlaFacts:
+        """The facts with every instant moved onto the timeline."""
+        if self.factor == 1.0:
+            return facts
+        moved = {name: self.virtual(value) for name, value in facts if isinstance(value, datetime)}
+        return facts.model_copy(update=moved)
 
     def real(self, virtual: datetime) -> datetime:
         if self.factor == 1.0:

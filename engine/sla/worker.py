@@ -162,8 +162,9 @@ class SlaWorker:
         return self.calendars.for_plan(facts.plan, facts.calendar).in_zone(facts.timezone)
 
     def _obligation(self, facts: SlaFacts) -> tuple[Obligation | None, ZonedCalendar]:
+        """The obligation on the SLA timeline (compressed when sla_time_scale says so)."""
         calendar = self._calendar(facts)
-        return next_update_due(facts, calendar, self.policy), calendar
+        return next_update_due(self.scale.facts(facts), calendar, self.policy), calendar
 
     async def _clocks_agent(self, stream: Any) -> None:
         async for event in stream.events():
@@ -176,13 +177,16 @@ class SlaWorker:
             record = parse_record(value)
             if not isinstance(record, TicketUpdated):
                 raise TypeError(f"expected ticket.updated, got {record.kind}")
-            facts = facts_of(record.data.ticket, self.directory, self.scale)
+            ticket = record.data.ticket
+            stored = self._stored(ticket.ticket_id)
+            previous = stored.facts if stored else None
+            pause = self.policy.pause_while_waiting
+            facts = facts_of(ticket, self.directory, previous, pause)
             obligation, calendar = self._obligation(facts)
         except (ValidationError, TypeError, ValueError) as error:
             await self._dead_letter(value, error)
             return
         ticket_id = facts.ticket_id
-        stored = self._stored(ticket_id)
         if obligation is None:
             if stored is not None:
                 self.index.cancel(partition, ticket_id)

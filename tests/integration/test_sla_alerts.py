@@ -1,6 +1,7 @@
-"""SLA alerts from the running engine, on a compressed timeline (half an hour a second):
-warnings and breaches of UPD-P1, repeated while unfulfilled; a resolved ticket's alerts
-stop; killing the SLA worker repeats no alert."""
+"""SLA alerts from the running engine, on a compressed timeline (a quarter of an hour a
+second): UPD-P1 warnings and breaches, repeated while unfulfilled; informing the customer
+fulfils the obligation and arms the next; resolving stops the alerts; killing the SLA
+worker repeats no alert."""
 
 from __future__ import annotations
 
@@ -14,56 +15,32 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from engine.models import (
-    Channel,
-    Priority,
-    TicketState,
-    TicketStatus,
-    TicketUpdated,
-    TicketUpdatedData,
-    Tier,
-    to_json,
+from engine.models import ActivityType, TicketActivity, TicketActivityData, to_json
+from engine.topics import SLA_ALERTS, TICKET_EVENTS
+from tests.integration.harness import (
+    EngineProcess,
+    TopicReader,
+    engine_env,
+    free_port,
+    send_mail,
+    support_mail,
+    wait_until,
 )
-from engine.topics import SLA_ALERTS, TICKET_STATE
-from tests.integration.harness import EngineProcess, TopicReader, engine_env, free_port, wait_until
 
-# One real second is half an hour of SLA time: UPD-P1 (every 2 h) falls due every 4 s,
-# its warning (30 min before) a second earlier.
-SCALE = 1800
-
-
-def ticket_state(
-    ticket_id: str, customer_id: str, opened_at: datetime, **changes: Any
-) -> TicketState:
-    ticket = TicketState(
-        ticket_id=ticket_id,
-        status=TicketStatus.OPEN,
-        channel=Channel.EMAIL,
-        subject="La central está caída",
-        requester="gerente@acme.example",
-        customer_id=customer_id,
-        opened_at=opened_at,
-        updated_at=opened_at,
-        priority=Priority.P1,
-        category="pbx_down",
-        tier=Tier.L3,
-        special_routes=(),
-        tags=(),
-        event_count=1,
-        recent_event_ids=(f"e-{ticket_id}",),
-        ruleset_version="test",
-    )
-    return ticket.model_copy(update=changes)
+# One real second is 15 minutes of SLA time: UPD-P1 (every 2 h) falls due every 8 s, its
+# warning (30 min before) 2 s earlier.
+SCALE = 900
+OUTAGE = "La central está caída, no entran ni salen llamadas."
 
 
-def publish(producer: KafkaProducer, ticket: TicketState, cause: str) -> None:
-    record = TicketUpdated(
-        event_id=f"ticket.updated:{cause}",
+def activity(producer: KafkaProducer, ticket: str, kind: ActivityType, **fields: Any) -> None:
+    record = TicketActivity(
+        event_id=f"activity:{uuid.uuid4()}",
         occurred_at=datetime.now(UTC),
-        source="test",
-        data=TicketUpdatedData(ticket=ticket),
+        source="test-agent-tool",
+        data=TicketActivityData(ticket_id=ticket, activity=kind, actor="ana", **fields),
     )
-    producer.send(TICKET_STATE, key=ticket.ticket_id.encode(), value=to_json(record)).get(30)
+    producer.send(TICKET_EVENTS, key=ticket.encode(), value=to_json(record)).get(30)
 
 
 def sla_worker_pids(engine: EngineProcess) -> list[int]:
@@ -84,11 +61,11 @@ def sla_worker_pids(engine: EngineProcess) -> list[int]:
     return found
 
 
-def alerts_of(reader: TopicReader, ticket_id: str) -> list[dict[str, Any]]:
-    return [
-        value["data"] | {"kind": value["kind"]}
-        for value in reader.matching(lambda key, value: key == ticket_id)
-    ]
+def open_ticket(engine: EngineProcess) -> str:
+    mail = support_mail("Urgente", OUTAGE, f"<{uuid.uuid4()}@acme.example>")
+    code, reply = send_mail(engine.smtp_port, mail)
+    assert code == 250, reply
+    return reply.decode().rsplit(" ", 1)[-1]
 
 
 def test_warnings_breaches_fulfilment_and_a_killed_worker(topics: str, tmp_path: Path) -> None:
@@ -96,60 +73,67 @@ def test_warnings_breaches_fulfilment_and_a_killed_worker(topics: str, tmp_path:
     customers.write_text(
         "customers:\n  - {id: acme, domains: [acme.example], plan: 24x7, timezone: Europe/Madrid}\n"
     )
-    sla_port = free_port()
     env = engine_env(
         tmp_path / "state", topics,
         ENGINE_CUSTOMERS_FILE=str(customers),
         ENGINE_SLA_TIME_SCALE=str(SCALE),
         ENGINE_SLA_TIME_ORIGIN=datetime.now(UTC).isoformat(),
         ENGINE_SLA_TICK_SECONDS="0.2",
-        ENGINE_SLA_METRICS_PORT=str(sla_port),
+        ENGINE_SLA_METRICS_PORT=str(free_port()),
     )  # fmt: skip
     engine = EngineProcess(env, tmp_path / "engine.log")
     engine.start("--bootstrap-servers", topics)
     producer = KafkaProducer(bootstrap_servers=topics, acks="all")
-    alerts = TopicReader(topics, SLA_ALERTS)
+    reader = TopicReader(topics, SLA_ALERTS)
+
+    def alerts(ticket: str) -> list[dict[str, Any]]:
+        found = reader.matching(lambda key, value: key == ticket)
+        return [value["data"] | {"kind": value["kind"]} for value in found]
+
+    def seen(ticket: str, kind: str, instance: int, repeat: int = 0) -> bool:
+        return any(
+            alert["kind"] == kind and alert["instance"] == instance and alert["repeat"] >= repeat
+            for alert in alerts(ticket)
+        )
+
     try:
-        opened = datetime.now(UTC)
-        kept, fulfilled = (f"T-SLA{uuid.uuid4().hex[:10].upper()}" for _ in range(2))
-        for ticket_id in (kept, fulfilled):
-            publish(producer, ticket_state(ticket_id, "acme", opened), f"{ticket_id}:opened")
+        kept, informed = open_ticket(engine), open_ticket(engine)
+        wait_until(
+            lambda: seen(kept, "sla.breached", 1, 1) and seen(informed, "sla.breached", 1, 1),
+            120, "the first breaches", on_timeout=engine.log,
+        )  # fmt: skip
+        warning, breach = alerts(kept)[:2]
+        assert (warning["kind"], warning["repeat"]) == ("sla.warning", 0)
+        assert (breach["kind"], breach["repeat"]) == ("sla.breached", 1)
+        assert breach["dedup_key"] == f"{kept}:UPD-P1:1"
+        assert breach["calendar"] == "24x7 (Europe/Madrid)"
+        assert "every 2 open hours" in breach["explanation"]
 
-        def breached(ticket_id: str, repeat: int) -> bool:
-            return any(
-                alert["kind"] == "sla.breached" and alert["repeat"] >= repeat
-                for alert in alerts_of(alerts, ticket_id)
-            )
-
-        wait_until(lambda: breached(kept, 1) and breached(fulfilled, 1), 90, "first breaches",
-                   on_timeout=engine.log)  # fmt: skip
-        for ticket_id in (kept, fulfilled):
-            first = alerts_of(alerts, ticket_id)[:2]
-            assert [alert["kind"] for alert in first] == ["sla.warning", "sla.breached"]
-            assert first[0]["dedup_key"] == f"{ticket_id}:UPD-P1:1"
-            assert first[1]["calendar"] == "24x7 (Europe/Madrid)"
-            assert "every 2 open hours" in first[1]["explanation"]
-
-        resolved = ticket_state(fulfilled, "acme", opened, status=TicketStatus.RESOLVED)
-        publish(producer, resolved, f"{fulfilled}:resolved")
-        settled = len(alerts_of(alerts, fulfilled))
-        wait_until(lambda: breached(kept, 3), 60, "the unfulfilled obligation to breach again")
+        # Informing the customer fulfils UPD-P1 #1 and arms #2.
+        activity(producer, informed, ActivityType.CUSTOMER_INFORMED, message="Seguimos en ello")
+        wait_until(lambda: seen(informed, "sla.warning", 2), 60, "the warning of UPD-P1 #2")
+        first_done = len([alert for alert in alerts(informed) if alert["instance"] == 1])
+        # Resolving disarms it.
+        activity(producer, informed, ActivityType.RESOLVED, note="fuente reemplazada")
+        wait_until(lambda: seen(kept, "sla.breached", 1, 3), 60, "more breaches of the other")
+        settled = len(alerts(informed))
 
         (worker,) = sla_worker_pids(engine)
         os.kill(worker, signal.SIGKILL)
         wait_until(lambda: sla_worker_pids(engine) not in ([], [worker]), 30, "a new SLA worker")
-        highest = max(alert["repeat"] for alert in alerts_of(alerts, kept))
-        wait_until(lambda: breached(kept, highest + 2), 120, "breaches after the restart",
-                   on_timeout=engine.log)  # fmt: skip
+        highest = max(alert["repeat"] for alert in alerts(kept))
+        wait_until(lambda: seen(kept, "sla.breached", 1, highest + 2), 120,
+                   "breaches after the restart", on_timeout=engine.log)  # fmt: skip
 
         identities = Counter(
-            (alert["kind"], alert["dedup_key"], alert["repeat"])
-            for alert in alerts_of(alerts, kept)
+            (alert["kind"], alert["dedup_key"], alert["repeat"]) for alert in alerts(kept)
         )
-        assert [identity for identity, seen in identities.items() if seen > 1] == []
-        # At most one alert was already on its way when the resolution arrived.
-        assert len(alerts_of(alerts, fulfilled)) <= settled + 1
+        assert [identity for identity, count in identities.items() if count > 1] == []
+        after = alerts(informed)
+        assert len([alert for alert in after if alert["instance"] == 1]) == first_done
+        # At most the alert that was on its way when the resolution arrived.
+        assert len(after) <= settled + 1
     finally:
         producer.close()
-        alerts.close()
+        reader.close()
         assert engine.stop() == 0, engine.log()
