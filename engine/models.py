@@ -336,6 +336,9 @@ class SlaFacts(Record):
     )
     last_informed_at: UtcDatetime | None = None
     informed_count: int = Field(default=0, ge=0)
+    rearmings: int = Field(
+        default=0, ge=0, description="Priority changes and restarts since the SLA worker saw it"
+    )
     plan: SupportPlan = SupportPlan.BUSINESS_HOURS
     timezone: str = "America/Mexico_City"
     calendar: str | None = Field(default=None, description="None: the calendar of the plan")
@@ -356,7 +359,7 @@ class SlaClockData(Record):
     partition: int = Field(ge=0)
     facts: SlaFacts
     progress: SlaProgress | None
-    next_alert_at: UtcDatetime
+    next_alert_at: UtcDatetime | None = Field(description="None: no obligation now")
 
 
 class DeadLetterData(Record):

@@ -9,26 +9,30 @@ from engine.models import SlaFacts, SupportPlan, TicketState, TicketStatus
 from engine.sla.calendars import DEFAULT_ZONE
 
 
-def resumed_at(
+def restarts(
     ticket: TicketState, previous: SlaFacts | None, pause_while_waiting: bool
-) -> datetime | None:
-    """When the ticket's obligation restarted after a time without one, if it did.
+) -> tuple[datetime | None, int]:
+    """When the ticket's obligation last restarted after a time without one (if it did),
+    and how many times it was re-armed without an update (restarts, priority changes).
 
-    ``previous`` is what the SLA worker holds for an armed ticket (None: not armed). A
-    ticket open again after being resolved, or after a paused wait, restarts its cadence;
-    one that was armed while waiting (no pause) keeps it: the customer's reply that ended
-    the wait is contact, not an update to the customer."""
-    if ticket.status is not TicketStatus.OPEN:
-        return previous.resumed_at if previous else None
-    if previous is not None:
-        was_armed_while_not_open = previous.status is not TicketStatus.OPEN and not (
-            previous.status is TicketStatus.WAITING_ON_CUSTOMER and pause_while_waiting
+    ``previous`` is what the SLA worker holds for the ticket. A ticket open again after
+    being resolved, or after a paused wait, restarts its cadence; one whose obligation ran
+    while it waited (no pause) keeps it: the customer's reply that ended the wait is
+    contact, not an update to the customer."""
+    if previous is None:
+        reopened = ticket.status is TicketStatus.OPEN and (
+            ticket.status_since is not None and ticket.status_since > ticket.opened_at
         )
-        if previous.status is TicketStatus.OPEN or was_armed_while_not_open:
-            return previous.resumed_at
-    if ticket.status_since is not None and ticket.status_since > ticket.opened_at:
-        return ticket.status_since
-    return None
+        return (ticket.status_since if reopened else None), 0
+    resumed, rearmings = previous.resumed_at, previous.rearmings
+    if ticket.priority != previous.priority:
+        rearmings += 1
+    was_disarmed = previous.status is TicketStatus.RESOLVED or (
+        previous.status is TicketStatus.WAITING_ON_CUSTOMER and pause_while_waiting
+    )
+    if ticket.status is TicketStatus.OPEN and was_disarmed:
+        resumed, rearmings = ticket.status_since, rearmings + 1
+    return resumed, rearmings
 
 
 def facts_of(
@@ -41,15 +45,17 @@ def facts_of(
     directory's; an unknown customer is served on the business plan in DOMAIN.md's zone."""
     customer = directory.by_id(ticket.customer_id) if ticket.customer_id else None
     profile = ticket.customer or (customer.profile() if customer else None)
+    resumed_at, rearmings = restarts(ticket, previous, pause_while_waiting)
     return SlaFacts(
         ticket_id=ticket.ticket_id,
         priority=ticket.priority,
         status=ticket.status,
         opened_at=ticket.opened_at,
         priority_since=ticket.priority_since,
-        resumed_at=resumed_at(ticket, previous, pause_while_waiting),
+        resumed_at=resumed_at,
         last_informed_at=ticket.last_informed_at,
         informed_count=ticket.informed_count,
+        rearmings=rearmings,
         plan=profile.plan if profile else SupportPlan.BUSINESS_HOURS,
         timezone=profile.timezone if profile else DEFAULT_ZONE,
         calendar=customer.calendar if customer else None,

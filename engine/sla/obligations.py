@@ -16,8 +16,9 @@ One pure function decides it, for the timers and for ``engine sla schedule`` ali
   that day's close, P4 a week of open hours later.
 - Resolved: no obligation. Waiting on the customer: none while ``pause_while_waiting``,
   else the clock runs on.
-- Instance ``n`` is the number of updates already given plus one, so the alert key
-  ``ticket:UPD-Px:n`` names one obligation; informing the customer arms ``n + 1``.
+- Instance ``n`` counts the armings: 1 at opening, plus one for each update given, each
+  priority change and each restart, so the alert key ``ticket:UPD-Px:n`` names one
+  obligation and never comes back.
 """
 
 from __future__ import annotations
@@ -101,13 +102,15 @@ def _armed(facts: SlaFacts, policy: SlaPolicy) -> tuple[datetime, str] | None:
         return None
     if facts.status is TicketStatus.WAITING_ON_CUSTOMER and policy.pause_while_waiting:
         return None
-    candidates = [(facts.opened_at, "ticket opened")]
+    # On a tie the first named explains it: an update given as the ticket opened is an update.
+    candidates = []
     if facts.last_informed_at is not None:
         candidates.append((facts.last_informed_at, f"{INFORMED} (update {facts.informed_count})"))
-    if facts.priority_since is not None:
-        candidates.append((facts.priority_since, f"priority set to {facts.priority}"))
     if facts.status is TicketStatus.OPEN and facts.resumed_at is not None:
         candidates.append((facts.resumed_at, "ticket open again"))
+    candidates.append((facts.opened_at, "ticket opened"))
+    if facts.priority_since is not None:
+        candidates.append((facts.priority_since, f"priority set to {facts.priority}"))
     return max(candidates, key=lambda candidate: candidate[0])
 
 
@@ -120,7 +123,7 @@ def next_update_due(
         return None
     armed_at, armed_by = armed
     name = obligation_name(facts.priority)
-    instance = facts.informed_count + 1
+    instance = facts.informed_count + facts.rearmings + 1
     informed = armed_by.startswith(INFORMED)
     deadline, words = cadence_deadline(facts.priority, calendar, armed_at, informed)
     explanation = (

@@ -117,12 +117,8 @@ class SlaWorker:
             raise TypeError(f"{SLA_CLOCKS} holds a {record.kind}, not sla.clock_updated")
         return record.data
 
-    async def _save(self, ticket_id: str, clock: SlaClockData | None, cause: str) -> None:
+    async def _save(self, ticket_id: str, clock: SlaClockData, cause: str) -> None:
         key = ticket_id.encode()
-        if clock is None:
-            await (await self.clocks_topic.send(key=key, value=None))
-            self.clocks.data.pop(key, None)
-            return
         record = SlaClockUpdated(
             event_id=event_id("sla.clock_updated", f"{cause}:{clock.model_dump_json()}"),
             occurred_at=self.clock.now(),
@@ -142,7 +138,9 @@ class SlaWorker:
         entries: dict[int, list[tuple[str, datetime]]] = {partition: [] for partition in owned}
         for raw in self.clocks.data.values():
             record = parse_record(raw)
-            if isinstance(record, SlaClockUpdated) and record.data.partition in owned:
+            if not isinstance(record, SlaClockUpdated) or record.data.next_alert_at is None:
+                continue
+            if record.data.partition in owned:
                 entries[record.data.partition].append(
                     (record.data.ticket_id, record.data.next_alert_at)
                 )
@@ -187,25 +185,26 @@ class SlaWorker:
             await self._dead_letter(value, error)
             return
         ticket_id = facts.ticket_id
-        if obligation is None:
-            if stored is not None:
-                self.index.cancel(partition, ticket_id)
-                await self._save(ticket_id, None, record.event_id)
-            ARMED.set(len(self.index))
-            return
         if stored is not None and stored.facts == facts:
             return  # nothing the obligation depends on changed
-        progress = progress_of(obligation, stored.progress if stored else None)
-        upcoming = next_alert(obligation, progress, calendar, self.policy)
+        # A disarmed ticket keeps its row: its facts count the armings, so a key
+        # ticket:UPD-Px:n never comes back after a resolution or a pause.
+        progress, next_alert_at = None, None
+        if obligation is not None:
+            progress = progress_of(obligation, stored.progress if stored else None)
+            next_alert_at = next_alert(obligation, progress, calendar, self.policy).due_at
         clock = SlaClockData(
             ticket_id=ticket_id,
             partition=partition,
             facts=facts,
             progress=progress,
-            next_alert_at=upcoming.due_at,
+            next_alert_at=next_alert_at,
         )
         await self._save(ticket_id, clock, record.event_id)
-        self.index.schedule(partition, ticket_id, upcoming.due_at)
+        if next_alert_at is None:
+            self.index.cancel(partition, ticket_id)
+        else:
+            self.index.schedule(partition, ticket_id, next_alert_at)
         ARMED.set(len(self.index))
 
     async def _dead_letter(self, value: bytes, error: Exception) -> None:
@@ -234,7 +233,7 @@ class SlaWorker:
 
     async def _alert(self, partition: int, ticket_id: str, now: datetime) -> None:
         stored = self._stored(ticket_id)
-        if stored is None:
+        if stored is None or stored.next_alert_at is None:
             return
         obligation, calendar = self._obligation(stored.facts)
         if obligation is None:
