@@ -227,6 +227,34 @@ def cmd_sla(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_entitlements(args: argparse.Namespace) -> int:
+    from engine.entitlements import worker
+
+    settings = _settings(args)
+    if args.action == "run":
+        worker.run_ledger(settings)
+        return 0
+    if not args.customer:
+        raise EngineError(f"entitlements {args.action} needs a CUSTOMER id")
+    if args.action == "topup":
+        from engine.clock import SystemClock
+
+        if args.hours is None or args.hours <= 0 or not args.reference:
+            raise EngineError("entitlements topup needs --hours (more than 0) and --reference")
+        record = worker.top_up(
+            settings.kafka_bootstrap, args.customer, args.hours, args.reference,
+            args.actor, SystemClock().now(),
+        )  # fmt: skip
+        print(f"topped up {args.customer} with {args.hours:g} h ({record.event_id})")
+        return 0
+    balance = worker.read_balances(settings.kafka_bootstrap).get(args.customer)
+    if balance is None:
+        print(f"{args.customer}: no balance (support not metered, or the ledger has not run)")
+        return 1
+    print(worker.describe_balance(balance))
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from engine.up import run_up
 
@@ -329,6 +357,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--informed-at", action="append", default=[], help="ISO 8601 with zone; repeatable"
     )
     sla_parser.add_argument("--repeats", type=int, default=3, help="breach steps to show")
+    entitlements_parser = command(
+        "entitlements",
+        cmd_entitlements,
+        "Run the support-hours ledger, show a customer's balance, or top it up.",
+    )
+    entitlements_parser.add_argument(
+        "action", nargs="?", choices=["run", "show", "topup"], default="run"
+    )
+    entitlements_parser.add_argument("customer", nargs="?", help="show, topup: customer id")
+    entitlements_parser.add_argument("--hours", type=float, help="topup: hours bought")
+    entitlements_parser.add_argument("--reference", help="topup: order or invoice (once each)")
+    entitlements_parser.add_argument("--actor", default="cli", help="topup: who records it")
     command(
         "up",
         cmd_up,

@@ -92,6 +92,8 @@ class EventKind(StrEnum):
     RECORD_DEAD_LETTERED = "record.dead_lettered"
     RULES_PUBLISHED = "rules.published"
     SLA_CLOCK_UPDATED = "sla.clock_updated"
+    ENTITLEMENT_TOPPED_UP = "entitlement.topped_up"
+    ENTITLEMENT_UPDATED = "entitlement.updated"
 
 
 # --- data of each kind ---------------------------------------------------------------
@@ -444,6 +446,40 @@ class SlaClockUpdated(Envelope):
     data: SlaClockData
 
 
+class EntitlementTopUpData(Record):
+    """Prepaid support hours bought by a customer (DOMAIN.md Entitlements)."""
+
+    customer_id: str = Field(min_length=1)
+    hours: float = Field(gt=0)
+    reference: str = Field(min_length=1, description="Order or invoice: one top-up per reference")
+    actor: str = Field(min_length=1)
+
+
+class EntitlementBalanceData(Record):
+    """A customer's support-hours balance: the directory's hours, plus top-ups, minus the
+    time spent on their tickets."""
+
+    customer_id: str
+    initial_hours: float = Field(ge=0, description="From the customer directory")
+    topped_up_hours: float = Field(ge=0)
+    spent_minutes: int = Field(ge=0)
+    hours_left: float = Field(description="Negative: more time was spent than bought")
+    last_ticket_id: str | None = Field(description="The ticket whose time was last deducted")
+    recent_event_ids: tuple[str, ...] = Field(
+        description="The last events applied, newest last; a redelivered one is recognised"
+    )
+
+
+class EntitlementToppedUp(Envelope):
+    kind: Literal[EventKind.ENTITLEMENT_TOPPED_UP] = EventKind.ENTITLEMENT_TOPPED_UP
+    data: EntitlementTopUpData
+
+
+class EntitlementUpdated(Envelope):
+    kind: Literal[EventKind.ENTITLEMENT_UPDATED] = EventKind.ENTITLEMENT_UPDATED
+    data: EntitlementBalanceData
+
+
 RECORD_TYPES: tuple[type[Envelope], ...] = (
     EmailReceived,
     TicketClassified,
@@ -455,6 +491,8 @@ RECORD_TYPES: tuple[type[Envelope], ...] = (
     RecordDeadLettered,
     RulesPublished,
     SlaClockUpdated,
+    EntitlementToppedUp,
+    EntitlementUpdated,
 )
 
 # What ingest writes to the ticket events topic; new channels add their envelope here.
@@ -473,7 +511,9 @@ AnyRecord = Annotated[
     | SlaBreached
     | RecordDeadLettered
     | RulesPublished
-    | SlaClockUpdated,
+    | SlaClockUpdated
+    | EntitlementToppedUp
+    | EntitlementUpdated,
     Field(discriminator="kind"),
 ]
 _ANY_RECORD: TypeAdapter[AnyRecord] = TypeAdapter(AnyRecord)

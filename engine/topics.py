@@ -12,6 +12,8 @@ from enum import StrEnum
 
 from engine.models import (
     EmailReceived,
+    EntitlementToppedUp,
+    EntitlementUpdated,
     Envelope,
     RecordDeadLettered,
     RulesPublished,
@@ -64,6 +66,8 @@ DEAD_LETTERS = "deadletter.v1"
 RULES_CONFIG = "config.rules.v1"
 RULES_KEY = b"ruleset"
 SLA_CLOCKS = "sla.clocks.v1"
+ENTITLEMENT_EVENTS = "entitlements.events.v1"
+ENTITLEMENT_BALANCES = "entitlements.balances.v1"
 
 TIER_TOPICS: dict[Tier, str] = {tier: f"tickets.routed.{tier.value.lower()}.v1" for tier in Tier}
 SPECIAL_ROUTE_TOPICS: dict[SpecialRoute, str] = {
@@ -141,6 +145,19 @@ def declared_topics(partitions: int = 6, replication_factor: int = 1) -> tuple[T
             "Armed update obligations of open tickets and the alerts sent (the SLA worker's "
             "table changelog)",
             SlaClockUpdated,
+            cleanup=Cleanup.COMPACT,
+            retention_ms=None,
+        ),
+        ticket_topic(
+            ENTITLEMENT_EVENTS,
+            "Support hours bought (top-ups), keyed by customer id",
+            EntitlementToppedUp,
+            retention_ms=365 * DAY_MS,
+        ),
+        ticket_topic(
+            ENTITLEMENT_BALANCES,
+            "Support-hours balance of every customer, keyed by customer id",
+            EntitlementUpdated,
             cleanup=Cleanup.COMPACT,
             retention_ms=None,
         ),
