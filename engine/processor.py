@@ -139,7 +139,7 @@ class Processor:
         self._outputs: dict[str, Any] = {}
         self.rules = RulesFollower(settings.kafka_bootstrap, self._switch_rules)
         self.app.task(self.rules.run)
-        self.balances = BalancesFollower(settings.kafka_bootstrap)
+        self.balances = BalancesFollower(settings.kafka_bootstrap, settings.partitions)
         self.app.task(self.balances.run)
         self.app.agent(self.events, name="triage", concurrency=1)(self._triage_agent)
         # mode types handlers as plain functions; a bound method is what it calls.

@@ -9,16 +9,22 @@ import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import Gauge
 
 from engine.models import EntitlementUpdated, parse_record
 from engine.topics import ENTITLEMENT_BALANCES
 
 log = logging.getLogger(__name__)
+WITHOUT_HOURS = Gauge(
+    "ticketing_customers_without_hours",
+    "Customers with a metered balance and no support hours left, as the processor knows",
+)
 
 
 class BalancesFollower:
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, partitions: int) -> None:
         self._bootstrap = bootstrap
+        self._partitions = [TopicPartition(ENTITLEMENT_BALANCES, n) for n in range(partitions)]
         self.hours_left: dict[str, float] = {}
         self.caught_up = asyncio.Event()
 
@@ -36,6 +42,7 @@ class BalancesFollower:
             return
         if isinstance(record, EntitlementUpdated):
             self.hours_left[record.data.customer_id] = record.data.hours_left
+        WITHOUT_HOURS.set(sum(left <= 0 for left in self.hours_left.values()))
 
     async def run(self) -> None:
         """Follow the topic for good; a failure is logged and the reading starts over."""
@@ -56,9 +63,7 @@ class BalancesFollower:
         )
         await consumer.start()
         try:
-            await consumer.topics()  # fetches the metadata
-            numbers = consumer.partitions_for_topic(ENTITLEMENT_BALANCES) or set()
-            partitions = [TopicPartition(ENTITLEMENT_BALANCES, p) for p in sorted(numbers)]
+            partitions = self._partitions
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             ends = await consumer.end_offsets(partitions)
