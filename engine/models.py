@@ -356,6 +356,9 @@ class SlaProgress(Record):
     key: str = Field(description="ticket:obligation:n")
     warned: bool = False
     breaches: int = Field(default=0, ge=0)
+    last_breach_at: UtcDatetime | None = Field(
+        default=None, description="The deadline of the last breach emitted"
+    )
 
 
 class SlaClockData(Record):

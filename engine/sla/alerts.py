@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import islice
 
 from engine.identity import event_id
 from engine.models import SlaAlertData, SlaBreached, SlaProgress, SlaWarning
 from engine.sla.calendars import ZonedCalendar
-from engine.sla.obligations import Obligation, SlaPolicy, breach_deadlines
+from engine.sla.obligations import Obligation, SlaPolicy, cadence_deadline
 
 WARNING_REPEAT = 0
 
@@ -46,15 +45,18 @@ def next_alert(
     if not progress.warned and progress.breaches == 0:
         due = max(obligation.armed_at, obligation.deadline - policy.warning_lead)
         return PlannedAlert(WARNING_REPEAT, due, obligation.deadline)
-    repeat = progress.breaches + 1
-    deadline = next(islice(breach_deadlines(obligation, calendar), repeat - 1, None))
-    return PlannedAlert(repeat, deadline, deadline)
+    if progress.last_breach_at is None:
+        return PlannedAlert(1, obligation.deadline, obligation.deadline)
+    deadline, _ = cadence_deadline(obligation.priority, calendar, progress.last_breach_at)
+    return PlannedAlert(progress.breaches + 1, deadline, deadline)
 
 
 def _after(progress: SlaProgress, alert: PlannedAlert) -> SlaProgress:
     if alert.is_warning:
         return progress.model_copy(update={"warned": True})
-    return progress.model_copy(update={"warned": True, "breaches": alert.repeat})
+    return progress.model_copy(
+        update={"warned": True, "breaches": alert.repeat, "last_breach_at": alert.deadline}
+    )
 
 
 @dataclass(frozen=True)

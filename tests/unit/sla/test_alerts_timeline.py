@@ -156,7 +156,9 @@ def test_a_worker_that_was_away_emits_only_the_latest_alert_due() -> None:
     timeline.clock.advance(timedelta(hours=7))
     timeline.tick()
     assert timeline.alerts == [(utc(2026, 11, 23, 23), "sla.breached", "T-1:UPD-P1:1", 3)]
-    assert timeline.progress == SlaProgress(key="T-1:UPD-P1:1", warned=True, breaches=3)
+    assert timeline.progress == SlaProgress(
+        key="T-1:UPD-P1:1", warned=True, breaches=3, last_breach_at=utc(2026, 11, 23, 22)
+    )
 
 
 def test_an_alert_emitted_twice_is_the_same_record() -> None:
