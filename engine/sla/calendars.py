@@ -54,7 +54,11 @@ class Calendar:
     always: bool = False
 
     def in_zone(self, zone: str) -> ZonedCalendar:
-        return ZonedCalendar(self, ZoneInfo(self.timezone or zone))
+        key = self.timezone or zone
+        try:
+            return ZonedCalendar(self, ZoneInfo(key))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise CalendarError(f"unknown IANA time zone {key!r}") from None
 
     @property
     def weekly_open(self) -> timedelta:

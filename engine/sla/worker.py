@@ -41,7 +41,7 @@ from engine.models import (
 from engine.processor import _raw_topic
 from engine.settings import Settings
 from engine.sla.alerts import alert_record, next_alert, progress_of, step
-from engine.sla.calendars import Calendars, ZonedCalendar, load_calendars
+from engine.sla.calendars import CalendarError, Calendars, ZonedCalendar, load_calendars
 from engine.sla.facts import facts_of
 from engine.sla.index import DueIndex
 from engine.sla.obligations import Obligation, SlaPolicy, next_update_due
@@ -181,7 +181,7 @@ class SlaWorker:
             pause = self.policy.pause_while_waiting
             facts = facts_of(ticket, self.directory, previous, pause)
             obligation, calendar = self._obligation(facts)
-        except (ValidationError, TypeError, ValueError) as error:
+        except (ValidationError, TypeError, ValueError, CalendarError) as error:
             await self._dead_letter(value, error)
             return
         ticket_id = facts.ticket_id
@@ -253,12 +253,15 @@ class SlaWorker:
 
 def build_worker(settings: Settings, clock: Clock | None = None) -> SlaWorker:
     (settings.state_dir / "sla").mkdir(parents=True, exist_ok=True)
-    return SlaWorker(
-        settings,
-        load_calendars(settings.sla_calendars_file),
-        load_directory(settings.customers_file),
-        clock or SystemClock(),
-    )
+    calendars = load_calendars(settings.sla_calendars_file)
+    directory = load_directory(settings.customers_file)
+    for customer in directory.customers:
+        if customer.calendar is not None:
+            try:
+                calendars.named(customer.calendar)
+            except CalendarError as error:
+                raise CalendarError(f"customer {customer.id}: {error}") from None
+    return SlaWorker(settings, calendars, directory, clock or SystemClock())
 
 
 def run_sla_worker(settings: Settings) -> None:

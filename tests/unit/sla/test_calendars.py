@@ -107,3 +107,8 @@ def test_a_bad_calendars_file_names_what_is_wrong(document: object, message: str
 def test_an_unknown_calendar_name_lists_the_known_ones() -> None:
     with pytest.raises(CalendarError, match="known: 24x7, business"):
         DEFAULT_CALENDARS.named("gold")
+
+
+def test_an_unknown_zone_is_a_calendar_error() -> None:
+    with pytest.raises(CalendarError, match="unknown IANA time zone 'Mars/Olympus'"):
+        business_calendar().in_zone("Mars/Olympus")
