@@ -58,7 +58,7 @@ def mime_trees() -> st.SearchStrategy[EmailMessage]:
         def build(draw: st.DrawFn) -> EmailMessage:
             container = EmailMessage()
             subtype = draw(st.sampled_from(["mixed", "alternative", "related", "report"]))
-            boundary = draw(st.sampled_from(["b1", "==x==", "", "a b"]))
+            boundary = draw(st.sampled_from(["b1", "==x==", "a b", "x" * 75]))
             container["Content-Type"] = f'multipart/{subtype}; boundary="{boundary}"'
             container.set_payload(list[Any](draw(children)))
             return container
