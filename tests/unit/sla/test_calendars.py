@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from engine.sla.calendars import (
     CalendarError,
     always_calendar,
     business_calendar,
+    load_calendars,
     parse_calendars,
 )
 
@@ -112,3 +114,18 @@ def test_an_unknown_calendar_name_lists_the_known_ones() -> None:
 def test_an_unknown_zone_is_a_calendar_error() -> None:
     with pytest.raises(CalendarError, match="unknown IANA time zone 'Mars/Olympus'"):
         business_calendar().in_zone("Mars/Olympus")
+
+
+def test_the_example_calendars_file_loads() -> None:
+    example = Path(__file__).resolve().parents[3] / "deploy" / "calendars.example.yaml"
+    calendars = load_calendars(example)
+    saturdays = calendars.named("mx-saturdays").in_zone("Europe/Madrid")  # the pinned zone wins
+    assert saturdays.zone.key == "America/Mexico_City"
+    assert saturdays.is_open(utc(2026, 11, 28, 17))  # Saturday 11:00 in Mexico City
+    business = calendars.for_plan(SupportPlan.BUSINESS_HOURS).in_zone("America/Mexico_City")
+    assert not business.is_open(utc(2026, 11, 16, 17))  # a Monday holiday
+
+
+def test_a_missing_calendars_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(CalendarError, match="cannot read the calendars"):
+        load_calendars(tmp_path / "none.yaml")
