@@ -14,7 +14,9 @@ written, so a crash in between re-emits the same record (same event id, same
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -31,9 +33,11 @@ from engine.deadletter import dead_letter
 from engine.errors import field_path
 from engine.identity import event_id
 from engine.models import (
+    SlaBreached,
     SlaClockData,
     SlaClockUpdated,
     SlaFacts,
+    SlaWarning,
     TicketUpdated,
     parse_record,
     to_json,
@@ -117,17 +121,22 @@ class SlaWorker:
             raise TypeError(f"{SLA_CLOCKS} holds a {record.kind}, not sla.clock_updated")
         return record.data
 
-    async def _save(self, ticket_id: str, clock: SlaClockData, cause: str) -> None:
-        key = ticket_id.encode()
+    def _row(self, clock: SlaClockData, cause: str) -> bytes:
         record = SlaClockUpdated(
-            event_id=event_id("sla.clock_updated", f"{cause}:{clock.model_dump_json()}"),
+            event_id=event_id("sla.clock_updated", f"{clock.ticket_id}:{cause}"),
             occurred_at=self.clock.now(),
             source=SOURCE,
             data=clock,
         )
-        value = to_json(record)
-        await (await self.clocks_topic.send(key=key, value=value))
-        self.clocks.data[key] = value
+        return to_json(record)
+
+    async def _send_row(self, ticket_id: str, row: bytes) -> Any:
+        return await self.clocks_topic.send(key=ticket_id.encode(), value=row)
+
+    async def _save(self, clock: SlaClockData, cause: str) -> None:
+        row = self._row(clock, cause)
+        await (await self._send_row(clock.ticket_id, row))
+        self.clocks.data[clock.ticket_id.encode()] = row
 
     async def _rebuild_index(self) -> None:
         owned = {
@@ -200,7 +209,7 @@ class SlaWorker:
             progress=progress,
             next_alert_at=next_alert_at,
         )
-        await self._save(ticket_id, clock, record.event_id)
+        await self._save(clock, record.event_id)
         if next_alert_at is None:
             self.index.cancel(partition, ticket_id)
         else:
@@ -224,31 +233,65 @@ class SlaWorker:
         if not self.ready:
             return
         now = self.scale.virtual(self.clock.now())
-        for partition, ticket_id in self.index.pop_due(now):
-            try:
-                await self._alert(partition, ticket_id, now)
-            except (KafkaError, TimeoutError):
-                log.warning("sla: alert for %s not acknowledged; retrying next tick", ticket_id)
+        due = self.index.pop_due(now)
+        if not due:
+            return
+        planned = [
+            (partition, plan)
+            for partition, ticket_id in due
+            if (plan := self._plan(ticket_id, now)) is not None
+        ]
+        try:
+            # Every alert of the tick is sent, then all acknowledgements awaited, and only
+            # then is the progress recorded: effects before bookkeeping.
+            sent = [await self._send_alert(plan) for _, plan in planned if plan.alert]
+            await asyncio.gather(*sent)
+            rows = [await self._send_row(plan.clock.ticket_id, plan.row) for _, plan in planned]
+            await asyncio.gather(*rows)
+        except (KafkaError, TimeoutError):
+            log.warning("sla: %d alerts not acknowledged; retrying next tick", len(planned))
+            for partition, ticket_id in due:
                 self.index.schedule(partition, ticket_id, now)
+            return
+        for partition, plan in planned:
+            self.clocks.data[plan.clock.ticket_id.encode()] = plan.row
+            if plan.clock.next_alert_at is not None:
+                self.index.schedule(partition, plan.clock.ticket_id, plan.clock.next_alert_at)
 
-    async def _alert(self, partition: int, ticket_id: str, now: datetime) -> None:
+    def _plan(self, ticket_id: str, now: datetime) -> _Planned | None:
+        """What the timer does for one due ticket: the alert to send, if any, and the row."""
         stored = self._stored(ticket_id)
         if stored is None or stored.next_alert_at is None:
-            return
+            return None
         obligation, calendar = self._obligation(stored.facts)
         if obligation is None:
-            return
+            return None
         due = step(obligation, stored.progress, calendar, self.policy, now)
+        alert = None
         if due.emit is not None:
-            record = alert_record(obligation, due.emit, self.clock.now(), SOURCE)
-            await (await self.alerts_topic.send(key=ticket_id.encode(), value=to_json(record)))
-            ALERTS.labels(record.kind.value, obligation.name).inc()
-            log.info("sla: %s %s repeat %d", record.kind, obligation.key, due.emit.repeat)
-        updated = stored.model_copy(
+            alert = alert_record(obligation, due.emit, self.clock.now(), SOURCE)
+        clock = stored.model_copy(
             update={"progress": due.progress, "next_alert_at": due.next_due.due_at}
         )
-        await self._save(ticket_id, updated, f"{obligation.key}:{due.progress.breaches}")
-        self.index.schedule(partition, ticket_id, due.next_due.due_at)
+        cause = f"{obligation.key}:{due.progress.warned}:{due.progress.breaches}"
+        return _Planned(alert, clock, self._row(clock, cause))
+
+    async def _send_alert(self, plan: _Planned) -> Any:
+        assert plan.alert is not None
+        future = await self.alerts_topic.send(
+            key=plan.clock.ticket_id.encode(), value=to_json(plan.alert)
+        )
+        data = plan.alert.data
+        ALERTS.labels(plan.alert.kind.value, data.obligation).inc()
+        log.info("sla: %s %s repeat %d", plan.alert.kind, data.dedup_key, data.repeat)
+        return future
+
+
+@dataclass(frozen=True)
+class _Planned:
+    alert: SlaWarning | SlaBreached | None
+    clock: SlaClockData
+    row: bytes
 
 
 def build_worker(settings: Settings, clock: Clock | None = None) -> SlaWorker:
