@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -42,7 +44,13 @@ from engine.models import (
     parse_record,
     to_json,
 )
-from engine.processor import _raw_topic
+from engine.processor import (
+    EXIT_STALLED,
+    STALL_AFTER_SECONDS,
+    STALL_CHECK_SECONDS,
+    _raw_topic,
+    stalled_partitions,
+)
 from engine.settings import Settings
 from engine.sla.alerts import alert_record, next_alert, progress_of, step
 from engine.sla.calendars import CalendarError, Calendars, ZonedCalendar, load_calendars
@@ -107,6 +115,8 @@ class SlaWorker:
         self.ready = False
         self.app.agent(self.states, name="sla-clocks", concurrency=1)(self._clocks_agent)
         self.app.timer(settings.sla_tick_seconds)(self.tick)
+        self._last_progress = time.monotonic()
+        self.app.timer(STALL_CHECK_SECONDS)(self._check_stall)
         self.clocks.on_recover(self._rebuild_index)
         self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
 
@@ -175,7 +185,27 @@ class SlaWorker:
 
     async def _clocks_agent(self, stream: Any) -> None:
         async for event in stream.events():
+            self._last_progress = time.monotonic()
             await self.on_state(event.message.partition, event.message.value)
+
+    async def _check_stall(self) -> None:
+        """The processor's watchdog (decision 5), for the same faust race: state records
+        waiting past the committed offset while the agent idles mean a restart."""
+        consumer = self.app.consumer
+        owned = [tp for tp in consumer.assignment() if tp.topic == TICKET_STATE]
+        idle = time.monotonic() - self._last_progress
+        if not owned or idle < STALL_AFTER_SECONDS:
+            return
+        try:
+            highwaters = await consumer.highwaters(*owned)
+        except KafkaError:
+            return
+        bookkeeping = getattr(consumer, "_committed_offset", {})  # no public accessor
+        committed = {tp: bookkeeping.get(tp) for tp in owned}
+        if stalled_partitions(committed, highwaters, idle):
+            log.critical("sla: state records wait past the committed offset and nothing was "
+                         "processed for %.0fs; exiting to be restarted", idle)  # fmt: skip
+            os._exit(EXIT_STALLED)
 
     async def on_state(self, partition: int, value: bytes | None) -> None:
         if value is None:

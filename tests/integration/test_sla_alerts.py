@@ -1,12 +1,15 @@
 """SLA alerts from the running engine, on a compressed timeline (a quarter of an hour a
 second): UPD-P1 warnings and breaches, repeated while unfulfilled; informing the customer
-fulfils the obligation and arms the next; resolving stops the alerts; killing the SLA
-worker repeats no alert."""
+fulfils the obligation and arms the next; resolving stops the alerts; a second SLA worker
+joining, and each worker killed in turn, move partitions without repeating an alert."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import urllib.request
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -61,6 +64,16 @@ def sla_worker_pids(engine: EngineProcess) -> list[int]:
     return found
 
 
+def metric(port: int, name: str) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:  # not serving yet
+        return 0.0
+    found = [line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")]
+    return float(found[0]) if found else 0.0
+
+
 def open_ticket(engine: EngineProcess) -> str:
     mail = support_mail("Urgente", OUTAGE, f"<{uuid.uuid4()}@acme.example>")
     code, reply = send_mail(engine.smtp_port, mail)
@@ -68,7 +81,7 @@ def open_ticket(engine: EngineProcess) -> str:
     return reply.decode().rsplit(" ", 1)[-1]
 
 
-def test_warnings_breaches_fulfilment_and_a_killed_worker(topics: str, tmp_path: Path) -> None:
+def test_warnings_breaches_fulfilment_and_workers_killed(topics: str, tmp_path: Path) -> None:
     customers = tmp_path / "customers.yaml"
     customers.write_text(
         "customers:\n  - {id: acme, domains: [acme.example], plan: 24x7, timezone: Europe/Madrid}\n"
@@ -118,12 +131,32 @@ def test_warnings_breaches_fulfilment_and_a_killed_worker(topics: str, tmp_path:
         wait_until(lambda: seen(kept, "sla.breached", 1, 3), 60, "more breaches of the other")
         settled = len(alerts(informed))
 
-        (worker,) = sla_worker_pids(engine)
-        os.kill(worker, signal.SIGKILL)
-        wait_until(lambda: sla_worker_pids(engine) not in ([], [worker]), 30, "a new SLA worker")
-        highest = max(alert["repeat"] for alert in alerts(kept))
-        wait_until(lambda: seen(kept, "sla.breached", 1, highest + 2), 120,
-                   "breaches after the restart", on_timeout=engine.log)  # fmt: skip
+        def breaches_go_on(what: str) -> None:
+            highest = max(alert["repeat"] for alert in alerts(kept))
+            wait_until(lambda: seen(kept, "sla.breached", 1, highest + 2), 120, what,
+                       on_timeout=engine.log)  # fmt: skip
+
+        # A second worker joins the group and takes some partitions; then each worker is
+        # killed in turn, so the ticket's partition moves at least once.
+        second_port = free_port()
+        second = subprocess.Popen(
+            [sys.executable, "-m", "engine", "sla"],
+            env={**env, "ENGINE_SLA_METRICS_PORT": str(second_port)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: metric(second_port, "ticketing_sla_assigned_partitions") > 0,
+                       120, "the second SLA worker to own partitions")  # fmt: skip
+            breaches_go_on("breaches after the second worker joined")
+            (worker,) = sla_worker_pids(engine)
+            os.kill(worker, signal.SIGKILL)
+            wait_until(lambda: sla_worker_pids(engine) not in ([], [worker]), 30,
+                       "engine up to restart its SLA worker")  # fmt: skip
+            breaches_go_on("breaches after the first worker was killed")
+        finally:
+            second.kill()
+            second.wait()
+        breaches_go_on("breaches after the second worker was killed")
 
         identities = Counter(
             (alert["kind"], alert["dedup_key"], alert["repeat"]) for alert in alerts(kept)
