@@ -30,3 +30,4 @@ bench: bootstrap
 	.venv/bin/python -m bench.smtp_ingest
 	.venv/bin/python -m bench.throughput
 	.venv/bin/python -m bench.sla_ticks
+	.venv/bin/python -m bench.sla_worker
