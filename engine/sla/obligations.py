@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from engine.models import Priority, SlaFacts, TicketStatus
 from engine.sla.calendars import ZonedCalendar
@@ -94,10 +95,13 @@ def cadence_deadline(
     return deadline, words
 
 
-INFORMED = "customer informed"
+class _Arming(NamedTuple):
+    at: datetime
+    by: str
+    informed: bool = False
 
 
-def _armed(facts: SlaFacts, policy: SlaPolicy) -> tuple[datetime, str] | None:
+def _armed(facts: SlaFacts, policy: SlaPolicy) -> _Arming | None:
     if facts.status is TicketStatus.RESOLVED:
         return None
     if facts.status is TicketStatus.WAITING_ON_CUSTOMER and policy.pause_while_waiting:
@@ -105,13 +109,14 @@ def _armed(facts: SlaFacts, policy: SlaPolicy) -> tuple[datetime, str] | None:
     # On a tie the first named explains it: an update given as the ticket opened is an update.
     candidates = []
     if facts.last_informed_at is not None:
-        candidates.append((facts.last_informed_at, f"{INFORMED} (update {facts.informed_count})"))
+        update = f"customer informed (update {facts.informed_count})"
+        candidates.append(_Arming(facts.last_informed_at, update, informed=True))
     if facts.status is TicketStatus.OPEN and facts.resumed_at is not None:
-        candidates.append((facts.resumed_at, "ticket open again"))
-    candidates.append((facts.opened_at, "ticket opened"))
+        candidates.append(_Arming(facts.resumed_at, "ticket open again"))
+    candidates.append(_Arming(facts.opened_at, "ticket opened"))
     if facts.priority_since is not None:
-        candidates.append((facts.priority_since, f"priority set to {facts.priority}"))
-    return max(candidates, key=lambda candidate: candidate[0])
+        candidates.append(_Arming(facts.priority_since, f"priority set to {facts.priority}"))
+    return max(candidates, key=lambda candidate: candidate.at)
 
 
 def next_update_due(
@@ -121,22 +126,20 @@ def next_update_due(
     armed = _armed(facts, policy)
     if armed is None:
         return None
-    armed_at, armed_by = armed
     name = obligation_name(facts.priority)
     instance = facts.informed_count + facts.rearmings + 1
-    informed = armed_by.startswith(INFORMED)
-    deadline, words = cadence_deadline(facts.priority, calendar, armed_at, informed)
+    deadline, words = cadence_deadline(facts.priority, calendar, armed.at, armed.informed)
     explanation = (
         f"{name} #{instance} ({facts.plan.value} plan, calendar {calendar.calendar.describe()}, "
-        f"zone {calendar.zone.key}): armed by {armed_by}; inform {words}"
+        f"zone {calendar.zone.key}): armed by {armed.by}; inform {words}"
     )
     return Obligation(
         ticket_id=facts.ticket_id,
         name=name,
         instance=instance,
         priority=facts.priority,
-        armed_at=armed_at,
-        armed_by=armed_by,
+        armed_at=armed.at,
+        armed_by=armed.by,
         deadline=deadline,
         calendar=calendar.name,
         zone=calendar.zone.key,
