@@ -6,7 +6,8 @@ Three figures, measured in one run on the SLA worker's own code (no Kafka):
    (the due index looks at the top of each partition's heap, so the ratio should be ~1);
 2. cost per expiring deadline: popping it, deciding the obligation and the alert
    (next_update_due, step) and building the alert record, as the timer does;
-3. memory per open ticket: the index entry plus the table row (the JSON the worker keeps).
+3. memory per open ticket: the index entry plus the table row (the JSON the worker keeps),
+   and the time to rebuild the index from the rows after a rebalance.
 
     python -m bench.sla_ticks [--open 1000000] [--small 1000] [--expiring 20000]
 """
@@ -35,6 +36,7 @@ from engine.sla.alerts import alert_record, next_alert, progress_of, step
 from engine.sla.calendars import DEFAULT_CALENDARS
 from engine.sla.index import DueIndex
 from engine.sla.obligations import SlaPolicy, next_update_due
+from engine.sla.worker import index_entry
 
 PARTITIONS = 6
 NOW = datetime(2026, 11, 23, 16, tzinfo=UTC)
@@ -127,8 +129,23 @@ def expiring_cost(count: int) -> float:
     return elapsed / len(due_now)
 
 
-def memory_per_ticket(count: int) -> tuple[float, float]:
-    """Bytes per open ticket: (index entry, index entry + table row)."""
+def rebuild_cost(rows: dict[bytes, bytes]) -> float:
+    """Seconds per table row to rebuild the due index after a rebalance."""
+    started = time.perf_counter()
+    entries: list[list[tuple[str, datetime]]] = [[] for _ in range(PARTITIONS)]
+    for raw in rows.values():
+        entry = index_entry(raw)
+        if entry is not None:
+            entries[entry[0]].append(entry[1:])
+    index = DueIndex()
+    for partition, found in enumerate(entries):
+        index.assign(partition, found)
+    return (time.perf_counter() - started) / len(rows)
+
+
+def memory_per_ticket(count: int) -> tuple[float, float, float]:
+    """Bytes per open ticket (index entry, index entry + table row), and the seconds per
+    row of rebuilding the index from those rows."""
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
@@ -146,7 +163,7 @@ def memory_per_ticket(count: int) -> tuple[float, float]:
     with_rows = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     assert len(index) == len(rows) == count
-    return (with_index - before) / count, (with_rows - before) / count
+    return (with_index - before) / count, (with_rows - before) / count, rebuild_cost(rows)
 
 
 def main() -> None:
@@ -164,9 +181,10 @@ def main() -> None:
     each = expiring_cost(args.expiring)
     print(f"per expiring deadline ({args.expiring:,} due at once): {each * 1e6:.0f} µs "
           f"of CPU (obligation, alert step, alert and table records; Kafka excluded)")  # fmt: skip
-    index_only, total = memory_per_ticket(args.memory_tickets)
+    index_only, total, rebuild = memory_per_ticket(args.memory_tickets)
     print(f"memory per open ticket ({args.memory_tickets:,}): index {index_only:.0f} B, "
           f"index + table row {total:.0f} B")  # fmt: skip
+    print(f"index rebuild after a rebalance: {rebuild * 1e6:.1f} µs per table row")
 
 
 if __name__ == "__main__":

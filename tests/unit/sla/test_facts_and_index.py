@@ -11,17 +11,21 @@ from engine.models import (
     ActivityType,
     Channel,
     Priority,
+    SlaClockData,
+    SlaClockUpdated,
     SlaFacts,
     SupportPlan,
     TicketActivityData,
     TicketState,
     TicketStatus,
     Tier,
+    to_json,
 )
 from engine.sla.calendars import DEFAULT_CALENDARS
 from engine.sla.facts import facts_of
 from engine.sla.index import DueIndex
 from engine.sla.obligations import SlaPolicy, next_update_due
+from engine.sla.worker import index_entry
 
 OPENED = datetime(2026, 11, 23, 16, tzinfo=UTC)
 DIRECTORY = CustomerDirectory(
@@ -121,3 +125,18 @@ def test_the_index_pops_only_what_is_due_and_forgets_rescheduled_entries() -> No
     assert index.partitions == frozenset({1}) and len(index) == 0
     index.schedule(0, "T-x", OPENED)  # a partition not owned: ignored
     assert len(index) == 0
+
+
+def test_the_index_is_rebuilt_from_table_rows_read_lightly() -> None:
+    facts = facts_of(opened_ticket(), DIRECTORY)
+    armed = SlaClockData(
+        ticket_id=facts.ticket_id, partition=4, facts=facts, progress=None,
+        next_alert_at=OPENED + timedelta(hours=2),
+    )  # fmt: skip
+    disarmed = armed.model_copy(update={"next_alert_at": None})
+
+    def row(data: SlaClockData) -> bytes:
+        return to_json(SlaClockUpdated(event_id="e", occurred_at=OPENED, source="t", data=data))
+
+    assert index_entry(row(armed)) == (4, facts.ticket_id, OPENED + timedelta(hours=2))
+    assert index_entry(row(disarmed)) is None
