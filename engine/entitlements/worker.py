@@ -94,10 +94,12 @@ class Ledger:
         balances: dict[str, EntitlementBalanceData],
         directory: CustomerDirectory,
         clock: Clock,
+        default_language: str = "es",
     ) -> None:
         self.balances = balances
         self.directory = directory
         self.clock = clock
+        self.default_language = default_language
 
     def opening_outputs(self) -> list[Output]:
         """Balances for directory customers with hours and no balance yet, and for those
@@ -156,7 +158,9 @@ class Ledger:
         ticket = routed.data.ticket
         balance = self.balances.get(ticket.customer_id or "")
         left = balance.hours_left if balance else 0.0
-        language = (ticket.customer.language if ticket.customer else None) or "es"
+        language = (ticket.customer.language if ticket.customer else None) or (
+            self.default_language
+        )
         notice = exhausted_notice(routed, left, language, SOURCE)
         return TICKET_EVENTS, ticket.ticket_id, notice
 
@@ -173,8 +177,10 @@ def _send(producer: KafkaProducer, outputs: Iterable[Output]) -> None:
 def run_ledger(settings: Settings, clock: Clock | None = None) -> None:
     logging.basicConfig(level=settings.log_level.replace("WARN", "WARNING"))
     bootstrap = settings.kafka_bootstrap
-    ledger = Ledger(read_balances(bootstrap), load_directory(settings.customers_file),
-                    clock or SystemClock())  # fmt: skip
+    ledger = Ledger(
+        read_balances(bootstrap), load_directory(settings.customers_file),
+        clock or SystemClock(), settings.notify_default_language,
+    )  # fmt: skip
     producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all")
     _send(producer, ledger.opening_outputs())
     consumer = KafkaConsumer(
