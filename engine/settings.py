@@ -7,6 +7,7 @@ validated once, at start-up; an invalid value stops the process with the name of
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -116,6 +117,28 @@ class Settings(BaseSettings):
     processor_metrics_port: int = Field(
         default=9465, ge=0, le=65535, description="Processor /metrics."
     )
+    sla_calendars_file: Path | None = Field(
+        default=None, description="Business calendars (YAML). Empty: DOMAIN.md's and 24x7."
+    )
+    sla_warning_lead_minutes: float = Field(
+        default=30.0, ge=0, description="Minutes before a deadline the SLA warning is sent."
+    )
+    sla_pause_while_waiting: bool = Field(
+        default=True, description="No update obligation while waiting on the customer."
+    )
+    sla_tick_seconds: float = Field(
+        default=1.0, gt=0, description="How often the SLA worker looks for due alerts."
+    )
+    sla_time_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="SLA seconds per real second (3600: an hour a second); tests and demos.",
+    )
+    sla_time_origin: datetime = Field(
+        default=datetime(2026, 1, 1, tzinfo=UTC),
+        description="Where the compressed SLA timeline meets real time (with sla_time_scale).",
+    )
+    sla_metrics_port: int = Field(default=9467, ge=0, le=65535, description="SLA worker /metrics.")
 
     snmp_host: str = Field(default="127.0.0.1", description="SNMP receiver listen address.")
     snmp_port: int = Field(default=1162, ge=0, le=65535, description="SNMP receiver UDP port.")
@@ -149,7 +172,7 @@ class Settings(BaseSettings):
     snmp_max_in_flight: int = Field(
         default=20000, ge=1, description="Notifications being stored at once; more are refused."
     )
-    snmp_metrics_port: int = Field(default=9467, ge=0, le=65535, description="SNMP /metrics.")
+    snmp_metrics_port: int = Field(default=9469, ge=0, le=65535, description="SNMP /metrics.")
 
     @field_validator("snmp_communities", mode="before")
     @classmethod

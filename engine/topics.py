@@ -12,10 +12,13 @@ from enum import StrEnum
 
 from engine.models import (
     EmailReceived,
+    EntitlementToppedUp,
+    EntitlementUpdated,
     Envelope,
     RecordDeadLettered,
     RulesPublished,
     SlaBreached,
+    SlaClockUpdated,
     SlaWarning,
     SpecialRoute,
     TicketActivity,
@@ -63,6 +66,9 @@ SLA_ALERTS = "sla.alerts.v1"
 DEAD_LETTERS = "deadletter.v1"
 RULES_CONFIG = "config.rules.v1"
 RULES_KEY = b"ruleset"
+SLA_CLOCKS = "sla.clocks.v1"
+ENTITLEMENT_EVENTS = "entitlements.events.v1"
+ENTITLEMENT_BALANCES = "entitlements.balances.v1"
 
 TIER_TOPICS: dict[Tier, str] = {tier: f"tickets.routed.{tier.value.lower()}.v1" for tier in Tier}
 SPECIAL_ROUTE_TOPICS: dict[SpecialRoute, str] = {
@@ -135,6 +141,27 @@ def declared_topics(partitions: int = 6, replication_factor: int = 1) -> tuple[T
         ),
         ticket_topic(
             SLA_ALERTS, "Update-obligation warnings and breaches", SlaWarning, SlaBreached
+        ),
+        ticket_topic(
+            SLA_CLOCKS,
+            "Armed update obligations of open tickets and the alerts sent (the SLA worker's "
+            "table changelog)",
+            SlaClockUpdated,
+            cleanup=Cleanup.COMPACT,
+            retention_ms=None,
+        ),
+        ticket_topic(
+            ENTITLEMENT_EVENTS,
+            "Support hours bought (top-ups), keyed by customer id",
+            EntitlementToppedUp,
+            retention_ms=365 * DAY_MS,
+        ),
+        ticket_topic(
+            ENTITLEMENT_BALANCES,
+            "Support-hours balance of every customer, keyed by customer id",
+            EntitlementUpdated,
+            cleanup=Cleanup.COMPACT,
+            retention_ms=None,
         ),
         TopicSpec(
             DEAD_LETTERS,

@@ -11,12 +11,14 @@ refused with its reason.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from engine import alarms
 from engine.activity import InvalidTransition, apply_activity, tier_rank
 from engine.customers import EMPTY_DIRECTORY, CustomerDirectory
+from engine.entitlements.routing import entitlement_check
 from engine.identity import event_id
 from engine.models import (
     ActivityType,
@@ -142,12 +144,13 @@ def triage(
     ruleset: RuleSet,
     now: datetime,
     customers: CustomerDirectory = EMPTY_DIRECTORY,
+    hours_left: Mapping[str, float] | None = None,
 ) -> TriageOutcome:
     if previous is not None and event.event_id in previous.recent_event_ids:
         return TriageOutcome(previous, None, None, duplicate=True, routed=False)
     if isinstance(event, TicketActivity):
         return _apply_activity(previous, event, now)
-    return _triage_message(previous, event, ruleset, now, customers)
+    return _triage_message(previous, event, ruleset, now, customers, hours_left or {})
 
 
 def _recorded(previous: TicketState | None, event_id: str) -> dict[str, object]:
@@ -170,11 +173,16 @@ def _triage_message(
     ruleset: RuleSet,
     now: datetime,
     customers: CustomerDirectory,
+    hours_left: Mapping[str, float],
 ) -> TriageOutcome:
     message = message_of(event, customers)
     classification = _effective(classify(message, ruleset), previous, ruleset)
     ruled = route(classification, message, ruleset.routes)
     decision = _kept_tier(ruled, previous)
+    if previous is None:
+        decision, classification = entitlement_check(
+            decision, classification, message.customer, hours_left
+        )
     if decision.tier is not ruled.tier:
         note = f"tier kept at {decision.tier}: set earlier, never lowered by a follow-up"
         classification = classification.model_copy(

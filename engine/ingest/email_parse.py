@@ -11,10 +11,13 @@ import functools
 import hashlib
 import html
 import re
+from collections.abc import Iterator
 from datetime import datetime
-from email import policy
+from email import errors, policy
+from email.errors import HeaderParseError
+from email.header import decode_header
 from email.headerregistry import BaseHeader, HeaderRegistry
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
@@ -45,6 +48,11 @@ class _RememberingHeaderRegistry(HeaderRegistry):
     def __init__(self) -> None:
         super().__init__()
         self._remembered = functools.lru_cache(maxsize=4096)(super().__call__)
+        self._classes = functools.lru_cache(maxsize=256)(super().__getitem__)
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        # HeaderRegistry builds a new class for every header it parses; one per name will do.
+        return self._classes(name)
 
     def __call__(self, name: str, value: str) -> BaseHeader:
         if len(value) > self.REMEMBERED_VALUE_CHARS:
@@ -52,7 +60,25 @@ class _RememberingHeaderRegistry(HeaderRegistry):
         return self._remembered(name, value)
 
 
-PARSE_POLICY = policy.default.clone(header_factory=_RememberingHeaderRegistry())
+class _ReceivedMessage(EmailMessage):
+    """A received message, read but never changed: its content type is worked out once
+    (reading a mail asks for it about ten times, each a scan of the headers)."""
+
+    _content_type: str | None = None
+
+    def get_content_type(self) -> str:
+        if self._content_type is None:
+            self._content_type = super().get_content_type()
+        return self._content_type
+
+    def set_default_type(self, ctype: str) -> None:
+        self._content_type = None
+        super().set_default_type(ctype)
+
+
+PARSE_POLICY = policy.default.clone(
+    header_factory=_RememberingHeaderRegistry(), message_factory=_ReceivedMessage
+)
 
 
 class EmailParseError(ValueError):
@@ -66,10 +92,20 @@ def _header(message: EmailMessage, name: str) -> str:
     """The header's decoded value; its raw text when the structured parse fails."""
     try:
         value = message.get(name)
-        return str(value).strip() if value is not None else ""
+        return readable(str(value).strip()) if value is not None else ""
     except Exception:  # header parsers raise HeaderParseError, IndexError, ValueError...
         raw = next((v for k, v in message.raw_items() if k.lower() == name.lower()), "")
-        return " ".join(str(raw).split())
+        return readable(" ".join(str(raw).split()))
+
+
+def readable(text: str) -> str:
+    """Text as it can travel in JSON: raw 8-bit bytes in a header (kept by the parser as
+    lone surrogates) decoded like a body in an unknown charset."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return decode_unknown(text.encode("utf-8", "surrogateescape"))
+    return text
 
 
 def message_ids(value: str) -> tuple[str, ...]:
@@ -105,14 +141,20 @@ def html_to_text(markup: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _text(message: EmailMessage) -> str:
+def _body(message: EmailMessage) -> MIMEPart | None:
     try:
-        body = message.get_body(preferencelist=("plain", "html"))
+        return message.get_body(preferencelist=("plain", "html"))
     except (KeyError, ValueError, TypeError) as error:
         raise EmailParseError("body", f"cannot find the text part: {error}") from error
+
+
+def _text(message: EmailMessage) -> str:
+    body = _body(message)
     if body is None:
-        return ""
+        return _unstructured_text(message)
     try:
+        if body.get_param("charset") is None and body.get_content_maintype() == "text":
+            raise LookupError("no charset declared")  # RFC 2045 says ASCII; mail says otherwise
         content = body.get_content()
     except (LookupError, ValueError, AssertionError, TypeError):
         payload = body.get_payload(decode=True)
@@ -124,6 +166,68 @@ def _text(message: EmailMessage) -> str:
     return content.strip()
 
 
+def _unstructured_text(message: EmailMessage) -> str:
+    """The text of a "multipart" whose parts cannot be found (no boundary declared): what
+    the sender wrote is still there, as plain text."""
+    payload = message.get_payload()
+    if message.get_content_maintype() != "multipart" or not isinstance(payload, str):
+        return ""
+    return decode_unknown(payload.encode("ascii", "surrogateescape")).strip()
+
+
+_BOUNDARY_LINE = re.compile(r"^--([^\s]{1,70}?)(--)?[ \t]*\r?$", re.MULTILINE)
+
+
+def _with_boundary_found(message: EmailMessage, raw: bytes) -> EmailMessage:
+    """A multipart whose declared boundary never occurs, parsed again with the boundary
+    its parts do use (senders that rewrite one and not the other); else as it was."""
+    declared = message.get_param("boundary")
+    payload = message.get_payload()
+    if not isinstance(declared, str) or not declared or not isinstance(payload, str):
+        return message
+    if not any(isinstance(d, errors.StartBoundaryNotFoundDefect) for d in message.defects):
+        return message
+    used = _BOUNDARY_LINE.search(payload)
+    if used is None:
+        return message
+    fixed = raw.replace(declared.encode(), used.group(1).encode(), 1)
+    reparsed = BytesParser(policy=PARSE_POLICY).parsebytes(fixed)
+    return reparsed if isinstance(reparsed, EmailMessage) and reparsed.is_multipart() else message
+
+
+def _subject(message: EmailMessage) -> str:
+    """The Subject, decoded; encoded words in an unknown charset decoded like bodies are."""
+    subject = " ".join(_header(message, "Subject").split())
+    if "\ufffd" not in subject:
+        return subject
+    raw = next((str(v) for k, v in message.raw_items() if k.lower() == "subject"), "")
+    try:
+        chunks = decode_header(raw)
+    except (HeaderParseError, ValueError):
+        return subject
+    decoded = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            decoded.append(readable(chunk))
+            continue
+        try:
+            decoded.append(chunk.decode(charset or "ascii"))
+        except (LookupError, UnicodeDecodeError):
+            decoded.append(decode_unknown(chunk))
+    return " ".join("".join(decoded).split())
+
+
+def _mostly_text(text: str) -> bool:
+    """Whether decoded bytes read as text: nine in ten characters printable, few that could
+    not be decoded."""
+    if not text.strip():
+        return False
+    printable = sum(
+        1 for char in text if (char.isprintable() or char.isspace()) and char != "\ufffd"
+    )
+    return printable >= 0.9 * len(text)
+
+
 def decode_unknown(data: bytes) -> str:
     """Bytes in an unknown or unsupported charset: UTF-8 when they are valid UTF-8, else
     Windows-1252 (a superset of ISO-8859-1 in practice, what such mail usually is)."""
@@ -133,7 +237,7 @@ def decode_unknown(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def _part_bytes(part: EmailMessage) -> bytes:
+def _part_bytes(part: MIMEPart) -> bytes:
     if part.get_content_maintype() == "message":
         inner = part.get_payload()
         first = inner[0] if isinstance(inner, list) and inner else inner
@@ -186,9 +290,36 @@ def _forwarded(message: EmailMessage, text: str, subject: str) -> tuple[Forwarde
     return original, split_reply(inline.note)[0]
 
 
+def _leaves(part: MIMEPart) -> Iterator[MIMEPart]:
+    """The parts that hold content, in order; a forwarded message is one leaf."""
+    payload = part.get_payload()
+    if part.get_content_maintype() == "multipart" and isinstance(payload, list):
+        for child in payload:
+            if isinstance(child, MIMEPart):
+                yield from _leaves(child)
+    else:
+        yield part
+
+
+def _is_body_text(part: MIMEPart) -> bool:
+    """A text part without a name that is not marked as an attachment: the body or one of
+    its alternatives, not a file."""
+    return (
+        part.get_content_type() in ("text/plain", "text/html")
+        and not part.get_filename()
+        and not part.is_attachment()
+    )
+
+
 def _attachments(message: EmailMessage) -> tuple[Attachment, ...]:
+    """Every part that is not the text the sender wrote: files, inline images (pasted
+    screenshots in multipart/related), forwarded messages."""
+    if not message.is_multipart():
+        return ()
     found = []
-    for part in message.iter_attachments():
+    for part in _leaves(message):
+        if _is_body_text(part):
+            continue
         data = _part_bytes(part)
         found.append(
             Attachment(
@@ -212,6 +343,8 @@ def parse_email(
 ) -> EmailReceived:
     try:
         message = BytesParser(policy=PARSE_POLICY).parsebytes(raw)
+        assert isinstance(message, EmailMessage)
+        message = _with_boundary_found(message, raw)
     except Exception as error:  # the parser's failures have no common base class
         raise EmailParseError("message", f"not parseable as MIME: {error}") from error
     assert isinstance(message, EmailMessage)
@@ -221,11 +354,13 @@ def parse_email(
     reply_to_ids = message_ids(_header(message, "In-Reply-To"))
     in_reply_to = reply_to_ids[0] if reply_to_ids else None
     references = message_ids(_header(message, "References"))
-    subject = " ".join(_header(message, "Subject").split())
+    subject = _subject(message)
     from_address, from_name = _sender(message)
     if not from_address:
         from_address = mail_from.lower()
     text = _text(message)
+    if not message.keys() and not _mostly_text(text):
+        raise EmailParseError("message", "not a mail: no header fields and no readable text")
     forwarded, note = _forwarded(message, text, subject)
     if forwarded is None:
         new_text, _quoted = split_reply(text)
