@@ -31,3 +31,4 @@ bench: bootstrap
 	.venv/bin/python -m bench.throughput
 	.venv/bin/python -m bench.sla_ticks
 	.venv/bin/python -m bench.sla_worker
+	.venv/bin/python -m bench.snmp_traps
