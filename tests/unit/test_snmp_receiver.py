@@ -1,0 +1,131 @@
+"""The receiver on a real loopback socket with net-snmp's tools as the peer, and a
+publisher standing in for Kafka: the authPriv-only mode, and INFORMs answered only once
+stored."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.clock import SystemClock
+from engine.devices import EMPTY_DEVICES
+from engine.errors import PublishError
+from engine.ingest.snmp import ReceiverPolicy, SnmpReceiver
+from engine.ingest.snmp_users import SnmpUser
+from tests.integration.snmp_peers import LINK_DOWN, NetSnmp, link_varbinds
+from tests.unit.trap_samples import MIBS
+
+ENGINE_ID = "8000000001cc000003"
+USER = SnmpUser.model_validate(
+    {"name": "nms", "auth": "SHA256", "auth_key": "auth-secret-1", "priv": "AES",
+     "priv_key": "priv-secret-1", "engine_ids": [ENGINE_ID]}
+)  # fmt: skip
+
+
+class StandInKafka:
+    """Acknowledges every record, or refuses them all while ``down``."""
+
+    def __init__(self) -> None:
+        self.stored: list[dict[str, object]] = []
+        self.down = False
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
+        if self.down:
+            raise PublishError("down")
+        self.stored.append(json.loads(value))
+
+    async def publish_many(
+        self, topic: str, records: list[tuple[bytes | None, bytes]]
+    ) -> list[PublishError | None]:
+        if self.down:
+            return [PublishError("down")] * len(records)
+        self.stored.extend(json.loads(value) for _, value in records)
+        return [None] * len(records)
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    running = asyncio.new_event_loop()
+    yield running
+    running.close()
+
+
+def run_receiver(
+    loop: asyncio.AbstractEventLoop, kafka: StandInKafka, policy: ReceiverPolicy
+) -> SnmpReceiver:
+    receiver = SnmpReceiver(kafka, policy, MIBS, EMPTY_DEVICES, SystemClock())
+    loop.run_until_complete(receiver.start("127.0.0.1", 0, 1 << 20))
+    return receiver
+
+
+async def send(tool: NetSnmp, *args: str) -> int:
+    """Run a net-snmp tool without blocking the receiver's loop; its exit status."""
+    done = await asyncio.to_thread(tool.run, *args)
+    return done.returncode
+
+
+def test_auth_priv_only_refuses_communities_and_lower_levels(
+    loop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    kafka = StandInKafka()
+    receiver = run_receiver(loop, kafka, ReceiverPolicy(("public",), (USER,), auth_priv_only=True))
+    net = NetSnmp(receiver.address[1], tmp_path)
+    auth = ["-u", "nms", "-a", "SHA-256", "-A", "auth-secret-1"]
+    priv = ["-x", "AES", "-X", "priv-secret-1"]
+
+    async def scenario() -> None:
+        target = net.target
+        await send(net, "snmptrap", "-v", "2c", "-c", "public", target, "", LINK_DOWN,
+                   *link_varbinds(1, up=False))  # fmt: skip
+        await send(net, "snmptrap", "-v", "3", "-e", ENGINE_ID, *auth, "-l", "authNoPriv",
+                   target, "", LINK_DOWN, *link_varbinds(2, up=False))  # fmt: skip
+        await send(net, "snmptrap", "-v", "3", "-e", ENGINE_ID, *auth, "-l", "authPriv", *priv,
+                   target, "", LINK_DOWN, *link_varbinds(3, up=False))  # fmt: skip
+        for _ in range(100):
+            if kafka.stored:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        receiver.stop()
+        loop.run_until_complete(receiver.drain())
+    assert [e["data"]["security_level"] for e in kafka.stored] == ["authPriv"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("version", ["2c", "3"])
+def test_an_inform_is_answered_only_once_stored(
+    loop: asyncio.AbstractEventLoop, tmp_path: Path, version: str
+) -> None:
+    kafka = StandInKafka()
+    receiver = run_receiver(loop, kafka, ReceiverPolicy(("public",), (USER,)))
+    net = NetSnmp(receiver.address[1], tmp_path)
+    if version == "2c":
+        security = ["-c", "public"]
+    else:
+        security = ["-u", "nms", "-l", "authPriv", "-a", "SHA-256", "-A", "auth-secret-1",
+                    "-x", "AES", "-X", "priv-secret-1"]  # fmt: skip
+    inform = ["snmpinform", "-v", version, *security, "-t", "1", "-r", "1", net.target, "",
+              LINK_DOWN, *link_varbinds(4, up=False)]  # fmt: skip
+
+    async def scenario() -> tuple[int, int]:
+        kafka.down = True
+        while_down = await send(net, *inform)
+        kafka.down = False
+        once_back = await send(net, *inform)
+        return while_down, once_back
+
+    try:
+        while_down, once_back = loop.run_until_complete(scenario())
+    finally:
+        receiver.stop()
+        loop.run_until_complete(receiver.drain())
+    assert while_down != 0  # no answer: snmpinform timed out
+    assert once_back == 0
+    assert len(kafka.stored) == 1
