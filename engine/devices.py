@@ -15,6 +15,7 @@ validated once at start-up; errors name the entry and the field.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from pathlib import Path
@@ -85,7 +86,9 @@ class DeviceDirectory:
                     f"{entry.address} is claimed by {other} and {entry.name}"
                 )
 
-    def lookup(self, address: str) -> Device | None:
+        self.lookup = functools.lru_cache(maxsize=4096)(self._lookup)
+
+    def _lookup(self, address: str) -> Device | None:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:

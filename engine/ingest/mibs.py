@@ -51,8 +51,9 @@ class Resolved:
         return f"{self.module}::{self.symbol}"
 
 
-def oid_text(oid: Iterable[int]) -> str:
-    return ".".join(str(part) for part in oid)
+@functools.lru_cache(maxsize=65536)
+def oid_text(oid: Oid) -> str:
+    return ".".join(map(str, oid))
 
 
 def parse_oid(text: str) -> Oid:

@@ -72,7 +72,7 @@ def typed_value(value: Any) -> tuple[str | int | float | None, str]:
     if isinstance(value, rfc1902.IpAddress) or syntax == "IpAddress":
         return ".".join(str(octet) for octet in value.asOctets()), "IpAddress"
     if isinstance(value, univ.ObjectIdentifier):
-        return oid_text(value), "ObjectIdentifier"
+        return oid_text(tuple(value)), "ObjectIdentifier"
     if isinstance(value, univ.Integer):
         return int(value), syntax
     if isinstance(value, univ.Null):  # also noSuchObject, endOfMibView
