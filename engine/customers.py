@@ -73,6 +73,7 @@ class CustomerDirectory:
         self.customers = tuple(customers)
         self._by_address: dict[str, Customer] = {}
         self._by_domain: dict[str, Customer] = {}
+        self._by_id = {customer.id: customer for customer in self.customers}
         for customer in self.customers:
             for address in customer.addresses:
                 self._claim(self._by_address, address, customer)
@@ -99,6 +100,10 @@ class CustomerDirectory:
 
     def profile_of(self, address: str) -> CustomerProfile | None:
         customer = self.lookup(address)
+        return customer.profile() if customer else None
+
+    def profile_by_id(self, customer_id: str) -> CustomerProfile | None:
+        customer = self._by_id.get(customer_id)
         return customer.profile() if customer else None
 
 

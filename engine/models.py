@@ -90,6 +90,8 @@ class EventKind(StrEnum):
     SLA_BREACHED = "sla.breached"
     RECORD_DEAD_LETTERED = "record.dead_lettered"
     RULES_PUBLISHED = "rules.published"
+    CHAT_MESSAGE_RECEIVED = "chat.message.received"
+    PHONE_CALL_LOGGED = "phone.call.logged"
 
 
 # --- data of each kind ---------------------------------------------------------------
@@ -283,6 +285,28 @@ class RulesPublishedData(Record):
     text: str = Field(description="The rule set's YAML, validated before publishing")
 
 
+class ChatMessageReceivedData(Record):
+    ticket_id: str = Field(description="Derived from the conversation: one chat, one ticket")
+    conversation_id: str = Field(min_length=1, max_length=128)
+    message_id: str = Field(min_length=1, max_length=128, description="Unique in its chat")
+    sender: str = Field(description="Who wrote it, as the chat widget knows them (e-mail)")
+    customer_id: str | None = Field(description="None: an unknown customer")
+    text: str
+
+
+class PhoneCallLoggedData(Record):
+    ticket_id: str = Field(description="Derived from the call id")
+    call_id: str = Field(min_length=1, max_length=128)
+    caller: str = Field(description="Who called: name, number or e-mail")
+    customer_id: str | None = Field(description="None: an unknown customer")
+    subject: str
+    summary: str
+    agent: str = Field(description="The agent who took the call")
+    suggested_priority: Priority | None = Field(
+        description="The agent's own priority; the rules confirm or override it"
+    )
+
+
 # --- envelopes --------------------------------------------------------------------------
 
 
@@ -340,6 +364,16 @@ class RulesPublished(Envelope):
     data: RulesPublishedData
 
 
+class ChatMessageReceived(Envelope):
+    kind: Literal[EventKind.CHAT_MESSAGE_RECEIVED] = EventKind.CHAT_MESSAGE_RECEIVED
+    data: ChatMessageReceivedData
+
+
+class PhoneCallLogged(Envelope):
+    kind: Literal[EventKind.PHONE_CALL_LOGGED] = EventKind.PHONE_CALL_LOGGED
+    data: PhoneCallLoggedData
+
+
 RECORD_TYPES: tuple[type[Envelope], ...] = (
     EmailReceived,
     TicketClassified,
@@ -350,11 +384,15 @@ RECORD_TYPES: tuple[type[Envelope], ...] = (
     SlaBreached,
     RecordDeadLettered,
     RulesPublished,
+    ChatMessageReceived,
+    PhoneCallLogged,
 )
 
 # What ingest writes to the ticket events topic. New channels add their kind here, and it
 # becomes a union discriminated by ``kind``.
-IncomingTicketEvent = EmailReceived
+IncomingTicketEvent = Annotated[
+    EmailReceived | ChatMessageReceived | PhoneCallLogged, Field(discriminator="kind")
+]
 _INCOMING: TypeAdapter[IncomingTicketEvent] = TypeAdapter(IncomingTicketEvent)
 
 AnyRecord = Annotated[
@@ -366,7 +404,9 @@ AnyRecord = Annotated[
     | SlaWarning
     | SlaBreached
     | RecordDeadLettered
-    | RulesPublished,
+    | RulesPublished
+    | ChatMessageReceived
+    | PhoneCallLogged,
     Field(discriminator="kind"),
 ]
 _ANY_RECORD: TypeAdapter[AnyRecord] = TypeAdapter(AnyRecord)

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from engine.models import (
+    ChatMessageReceived,
     EmailReceived,
     Envelope,
+    PhoneCallLogged,
     RecordDeadLettered,
     RulesPublished,
     SlaBreached,
@@ -105,6 +107,8 @@ def declared_topics(partitions: int = 6, replication_factor: int = 1) -> tuple[T
             TICKET_EVENTS,
             "Raw facts from every channel (e-mail, SNMP, chat, phone), keyed by ticket id",
             EmailReceived,
+            ChatMessageReceived,
+            PhoneCallLogged,
         ),
         ticket_topic(
             TICKET_STATE,

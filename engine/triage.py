@@ -15,10 +15,13 @@ from engine.customers import EMPTY_DIRECTORY, CustomerDirectory
 from engine.identity import event_id
 from engine.models import (
     Channel,
+    ChatMessageReceived,
     Classification,
+    CustomerProfile,
     EmailReceived,
     Envelope,
     IncomingTicketEvent,
+    PhoneCallLogged,
     RouteDecision,
     TicketClassified,
     TicketClassifiedData,
@@ -58,11 +61,41 @@ def message_of(event: IncomingTicketEvent, customers: CustomerDirectory) -> Tick
                 sender=data.from_address,
                 customer=customers.profile_of(data.from_address),
             )
+        case ChatMessageReceived(data=data):
+            return TicketMessage(
+                channel=Channel.CHAT,
+                body=data.text,
+                sender=data.sender,
+                customer=_customer(customers, data.customer_id, data.sender),
+            )
+        case PhoneCallLogged(data=data):
+            return TicketMessage(
+                channel=Channel.PHONE,
+                subject=data.subject,
+                body=data.summary,
+                sender=data.caller,
+                customer=_customer(customers, data.customer_id, data.caller),
+                suggested_priority=data.suggested_priority,
+            )
+
+
+def _customer(
+    customers: CustomerDirectory, customer_id: str | None, contact: str
+) -> CustomerProfile | None:
+    """The customer named by id (kept even when the directory does not know it), else the
+    one the contact's address belongs to."""
+    if customer_id is not None:
+        return customers.profile_by_id(customer_id) or CustomerProfile(customer_id=customer_id)
+    return customers.profile_of(contact)
 
 
 def suppression_reason(event: IncomingTicketEvent) -> str | None:
     """Why this event must not open, update or answer a ticket (mail loops), or None."""
-    return event.data.automated_reason
+    match event:
+        case EmailReceived(data=data):
+            return data.automated_reason
+        case ChatMessageReceived() | PhoneCallLogged():
+            return None
 
 
 def ticket_id_of(event: IncomingTicketEvent) -> str:

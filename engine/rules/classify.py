@@ -175,6 +175,12 @@ def _union(groups: list[tuple[_T, ...]]) -> tuple[_T, ...]:
     return tuple(seen)
 
 
+def _suggestion_verdict(suggested: Priority, decided: Priority) -> str:
+    if suggested == decided:
+        return f"suggested priority {suggested} confirmed"
+    return f"suggested priority {suggested} overridden: the rules decided {decided}"
+
+
 def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
     fired = fired_rules(message, ruleset)
     rules = [rule for rule, _ in fired]
@@ -202,6 +208,9 @@ def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
             raised = _raised(priority, rule.set.raise_priority)
             explanation.append(f"raised {priority} -> {raised} by rule {rule.id}")
             priority = raised
+
+    if message.suggested_priority is not None:
+        explanation.append(_suggestion_verdict(message.suggested_priority, priority))
 
     category_rule = next((rule for rule in rules if rule.set.category), None)
     if category_rule is not None and category_rule.set.category is not None:
