@@ -78,6 +78,7 @@ class ActivityType(StrEnum):
     TIME_SPENT = "time_spent"
     RESOLVED = "resolved"
     REOPENED = "reopened"
+    CUSTOMER_REPLIED = "customer_replied"
 
 
 class EventKind(StrEnum):
@@ -190,6 +191,9 @@ class RuleMatch(Record):
 
 class Classification(Record):
     priority: Priority
+    priority_by_default: bool = Field(
+        default=False, description="No rule set the priority: it is the rule set's default"
+    )
     category: str
     tags: tuple[str, ...]
     skills: tuple[str, ...] = ()
@@ -223,6 +227,25 @@ class TicketState(Record):
     special_routes: tuple[SpecialRoute, ...]
     tags: tuple[str, ...]
     skills: tuple[str, ...] = ()
+    customer: CustomerProfile | None = Field(
+        default=None, description="The customer's profile when the ticket was last updated"
+    )
+    assignee: str | None = None
+    priority_since: UtcDatetime | None = Field(
+        default=None, description="When the current priority was set"
+    )
+    status_since: UtcDatetime | None = Field(
+        default=None, description="When the current status was entered"
+    )
+    informed_count: int = Field(default=0, ge=0, description="customer_informed activities so far")
+    last_informed_at: UtcDatetime | None = Field(
+        default=None, description="When the desk last informed the customer"
+    )
+    last_customer_contact_at: UtcDatetime | None = Field(
+        default=None, description="When the customer last wrote (replies count as contact)"
+    )
+    resolved_at: UtcDatetime | None = None
+    time_spent_minutes: int = Field(default=0, ge=0)
     event_count: int = Field(ge=1)
     recent_event_ids: tuple[str, ...] = Field(
         description="The last events applied, newest last; a redelivered one is recognised"
@@ -249,14 +272,25 @@ class TicketUpdatedData(Record):
 
 
 class TicketActivityData(Record):
+    """One thing done on a ticket. Agents and tools write it to the ticket events topic; the
+    processor applies it and republishes it, with ``customer_id`` and ``ticket`` filled, on
+    the ticket activity topic."""
+
     ticket_id: str
     activity: ActivityType
-    actor: str
-    note: str | None = None
-    assignee: str | None = None
-    tier: Tier | None = None
-    minutes: int | None = Field(default=None, ge=0)
-    informed_via: Channel | None = None
+    actor: str = Field(min_length=1, description="Who did it: an agent, a tool, the customer")
+    note: str | None = Field(default=None, description="Free text; the reason of an escalation")
+    message: str | None = Field(
+        default=None, description="customer_informed: what the customer is told"
+    )
+    assignee: str | None = Field(default=None, description="assigned: to whom")
+    tier: Tier | None = Field(default=None, description="escalated: to which tier")
+    minutes: int | None = Field(default=None, ge=0, description="time_spent: minutes worked")
+    informed_via: Channel | None = Field(default=None, description="customer_informed: how")
+    customer_id: str | None = Field(default=None, description="Filled by the processor")
+    ticket: TicketState | None = Field(
+        default=None, description="The ticket after the activity; filled by the processor"
+    )
 
 
 class SlaAlertData(Record):
@@ -388,11 +422,13 @@ RECORD_TYPES: tuple[type[Envelope], ...] = (
     PhoneCallLogged,
 )
 
-# What ingest writes to the ticket events topic. New channels add their kind here, and it
-# becomes a union discriminated by ``kind``.
+# What ingest writes to the ticket events topic; new channels add their envelope here.
 IncomingTicketEvent = Annotated[
-    EmailReceived | ChatMessageReceived | PhoneCallLogged, Field(discriminator="kind")
+    EmailReceived | TicketActivity | ChatMessageReceived | PhoneCallLogged,
+    Field(discriminator="kind"),
 ]
+# The events that carry a message to classify (every one but agents' activity).
+MessageEvent = EmailReceived | ChatMessageReceived | PhoneCallLogged
 _INCOMING: TypeAdapter[IncomingTicketEvent] = TypeAdapter(IncomingTicketEvent)
 
 AnyRecord = Annotated[

@@ -241,6 +241,9 @@ class Processor:
         outcome = triage(previous, incoming, ruleset, now, self.customers)
         if outcome.duplicate:
             return _Processed("duplicate")
+        if outcome.refused is not None or outcome.ticket is None:
+            reason = f"activity refused: {outcome.refused}"
+            return await self._dead_letter(value, reason, "data.activity", outcome="refused")
         sends = [
             await self._topic(p.topic).send(key=p.key.encode(), value=to_json(p.record))
             for p in publications(outcome, incoming, now, SOURCE)
@@ -260,7 +263,9 @@ class Processor:
         )  # fmt: skip
         return _Processed("processed", sends, (ticket, incoming.occurred_at))
 
-    async def _dead_letter(self, value: bytes, reason: str, field: str | None) -> _Processed:
+    async def _dead_letter(
+        self, value: bytes, reason: str, field: str | None, outcome: str = "dead_lettered"
+    ) -> _Processed:
         record = dead_letter(
             value, reason=reason, field=field, origin=TICKET_EVENTS, source=SOURCE,
             now=self.clock.now(),
@@ -268,7 +273,7 @@ class Processor:
         digest = record.data.payload_sha256
         future = await self._topic(DEAD_LETTERS).send(key=digest.encode(), value=to_json(record))
         log.warning("dead-lettered a record of %s: %s (field %s)", TICKET_EVENTS, reason, field)
-        return _Processed("dead_lettered", [future])
+        return _Processed(outcome, [future])
 
 
 def _ticket_of(stored: bytes) -> TicketState:

@@ -1,9 +1,12 @@
 """triage(previous, event, ruleset, now): what one incoming event does to its ticket.
 
 Pure: the processor feeds it the ticket's stored state and publishes what it returns.
-A follow-up message on an open ticket may raise its priority but never lowers it
-(a calmer follow-up does not make an outage less urgent); the first real category stays,
-and tags and special routes only accumulate.
+A message is classified and routed. A follow-up message on an open ticket may raise its
+priority and tier but never lowers them (a calmer follow-up does not make an outage less
+urgent, nor undo an escalation); the first real category stays, and tags and special
+routes only accumulate. A follow-up the customer wrote is also recorded as a
+``customer_replied`` activity. An agent's activity is applied by ``apply_activity``, or
+refused with its reason.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from engine.activity import InvalidTransition, apply_activity, tier_rank
 from engine.customers import EMPTY_DIRECTORY, CustomerDirectory
 from engine.identity import event_id
 from engine.models import (
+    ActivityType,
     Channel,
     ChatMessageReceived,
     Classification,
@@ -21,8 +26,11 @@ from engine.models import (
     EmailReceived,
     Envelope,
     IncomingTicketEvent,
+    MessageEvent,
     PhoneCallLogged,
     RouteDecision,
+    TicketActivity,
+    TicketActivityData,
     TicketClassified,
     TicketClassifiedData,
     TicketMessage,
@@ -36,22 +44,29 @@ from engine.models import (
 from engine.rules.classify import classify
 from engine.rules.route import route
 from engine.rules.ruleset import RuleSet
-from engine.topics import SPECIAL_ROUTE_TOPICS, TICKET_DECISIONS, TIER_TOPICS
+from engine.topics import SPECIAL_ROUTE_TOPICS, TICKET_ACTIVITY, TICKET_DECISIONS, TIER_TOPICS
 
 RECENT_EVENTS_KEPT = 64
+# Channels where a follow-up is the customer writing (a repeated trap is not).
+CUSTOMER_CHANNELS = frozenset({Channel.EMAIL, Channel.CHAT, Channel.PHONE})
 
 
 @dataclass(frozen=True)
 class TriageOutcome:
-    ticket: TicketState
+    ticket: TicketState | None
+    """The ticket after the event; None when a refused activity names no known ticket."""
     classification: Classification | None
     route: RouteDecision | None
     duplicate: bool
     routed: bool
     """True when the ticket is new, or its tier, priority or special routes changed."""
+    activity: TicketActivityData | None = None
+    """Activity to publish on the activity feed: an agent's, or the customer's reply."""
+    refused: str | None = None
+    """Why an activity was not applied."""
 
 
-def message_of(event: IncomingTicketEvent, customers: CustomerDirectory) -> TicketMessage:
+def message_of(event: MessageEvent, customers: CustomerDirectory) -> TicketMessage:
     match event:
         case EmailReceived(data=data):
             return TicketMessage(
@@ -94,7 +109,7 @@ def suppression_reason(event: IncomingTicketEvent) -> str | None:
     match event:
         case EmailReceived(data=data):
             return data.automated_reason
-        case ChatMessageReceived() | PhoneCallLogged():
+        case TicketActivity() | ChatMessageReceived() | PhoneCallLogged():
             return None
 
 
@@ -109,13 +124,18 @@ def _effective(
         return classification
     priority, category = classification.priority, classification.category
     notes = list(classification.explanation)
-    if previous.priority.severity > priority.severity:
+    if classification.priority_by_default and previous.priority is not priority:
+        priority = previous.priority
+        notes.append(f"priority kept at {priority}: no rule set one for this follow-up")
+    elif previous.priority.severity > priority.severity:
         priority = previous.priority
         notes.append(f"priority kept at {priority}: an earlier message set it, never lowered")
     if previous.category != ruleset.defaults.category and previous.category != category:
         category = previous.category
         notes.append(f"category kept at {category}: set by the ticket's first messages")
     tags = (*previous.tags, *(tag for tag in classification.tags if tag not in previous.tags))
+    if previous.status is TicketStatus.RESOLVED:
+        notes.append("the customer wrote on a resolved ticket: reopened")
     special = (
         *previous.special_routes,
         *(route for route in classification.special_routes if route not in previous.special_routes),
@@ -140,11 +160,44 @@ def triage(
 ) -> TriageOutcome:
     if previous is not None and event.event_id in previous.recent_event_ids:
         return TriageOutcome(previous, None, None, duplicate=True, routed=False)
+    if isinstance(event, TicketActivity):
+        return _apply_activity(previous, event, now)
+    return _triage_message(previous, event, ruleset, now, customers)
 
+
+def _recorded(previous: TicketState | None, event_id: str) -> dict[str, object]:
+    recent = (*(previous.recent_event_ids if previous else ()), event_id)
+    return {
+        "event_count": (previous.event_count if previous else 0) + 1,
+        "recent_event_ids": recent[-RECENT_EVENTS_KEPT:],
+    }
+
+
+def _kept_tier(decision: RouteDecision, previous: TicketState | None) -> RouteDecision:
+    if previous is None or tier_rank(previous.tier) <= tier_rank(decision.tier):
+        return decision
+    return decision.model_copy(update={"tier": previous.tier})
+
+
+def _triage_message(
+    previous: TicketState | None,
+    event: MessageEvent,
+    ruleset: RuleSet,
+    now: datetime,
+    customers: CustomerDirectory,
+) -> TriageOutcome:
     message = message_of(event, customers)
     classification = _effective(classify(message, ruleset), previous, ruleset)
-    decision = route(classification, message, ruleset.routes)
-    recent = (*(previous.recent_event_ids if previous else ()), event.event_id)
+    ruled = route(classification, message, ruleset.routes)
+    decision = _kept_tier(ruled, previous)
+    if decision.tier is not ruled.tier:
+        note = f"tier kept at {decision.tier}: set earlier, never lowered by a follow-up"
+        classification = classification.model_copy(
+            update={"explanation": (*classification.explanation, note)}
+        )
+    priority_since = event.occurred_at
+    if previous is not None and previous.priority is classification.priority:
+        priority_since = previous.priority_since or previous.opened_at
     ticket = TicketState(
         ticket_id=ticket_id_of(event),
         status=previous.status if previous else TicketStatus.OPEN,
@@ -152,6 +205,15 @@ def triage(
         subject=previous.subject if previous else message.subject,
         requester=previous.requester if previous else message.sender,
         customer_id=message.customer.customer_id if message.customer else None,
+        customer=message.customer,
+        assignee=previous.assignee if previous else None,
+        priority_since=priority_since,
+        status_since=previous.status_since if previous else event.occurred_at,
+        informed_count=previous.informed_count if previous else 0,
+        last_informed_at=previous.last_informed_at if previous else None,
+        last_customer_contact_at=previous.last_customer_contact_at if previous else None,
+        resolved_at=previous.resolved_at if previous else None,
+        time_spent_minutes=previous.time_spent_minutes if previous else 0,
         opened_at=previous.opened_at if previous else event.occurred_at,
         updated_at=now,
         priority=classification.priority,
@@ -160,15 +222,67 @@ def triage(
         special_routes=decision.special_routes,
         tags=classification.tags,
         skills=classification.skills,
-        event_count=(previous.event_count if previous else 0) + 1,
-        recent_event_ids=recent[-RECENT_EVENTS_KEPT:],
         ruleset_version=ruleset.fingerprint,
+        **_recorded(previous, event.event_id),  # type: ignore[arg-type]
     )
+    reply = None
+    if previous is not None and message.channel in CUSTOMER_CHANNELS:
+        reply = TicketActivityData(
+            ticket_id=ticket.ticket_id,
+            activity=ActivityType.CUSTOMER_REPLIED,
+            actor=message.sender or "customer",
+            note=message.subject or None,
+        )
+        ticket = apply_activity(ticket, reply, event.occurred_at).model_copy(
+            update={"updated_at": now}
+        )
+        reply = _published(reply, ticket)
     routed = previous is None or (
         (previous.tier, previous.priority, previous.special_routes)
         != (ticket.tier, ticket.priority, ticket.special_routes)
     )
-    return TriageOutcome(ticket, classification, decision, duplicate=False, routed=routed)
+    return TriageOutcome(
+        ticket, classification, decision, duplicate=False, routed=routed, activity=reply
+    )
+
+
+def _published(activity: TicketActivityData, ticket: TicketState) -> TicketActivityData:
+    return activity.model_copy(update={"customer_id": ticket.customer_id, "ticket": ticket})
+
+
+def _apply_activity(
+    previous: TicketState | None, event: TicketActivity, now: datetime
+) -> TriageOutcome:
+    activity = event.data
+    try:
+        applied = apply_activity(previous, activity, now)
+    except InvalidTransition as refusal:
+        return TriageOutcome(previous, None, None, False, False, refused=str(refusal))
+    ticket = applied.model_copy(update=_recorded(previous, event.event_id))
+    if activity.activity is not ActivityType.ESCALATED:
+        return TriageOutcome(ticket, None, None, False, False, _published(activity, ticket))
+    reason = f"escalated to {ticket.tier} by {activity.actor}" + (
+        f": {activity.note}" if activity.note else ""
+    )
+    classification = Classification(
+        priority=ticket.priority,
+        category=ticket.category,
+        tags=ticket.tags,
+        skills=ticket.skills,
+        special_routes=ticket.special_routes,
+        matches=(),
+        explanation=(reason,),
+        ruleset_version=ticket.ruleset_version,
+    )
+    decision = RouteDecision(
+        tier=ticket.tier,
+        special_routes=(),
+        route_path=("escalated",),
+        ruleset_version=ticket.ruleset_version,
+    )
+    return TriageOutcome(
+        ticket, classification, decision, False, True, _published(activity, ticket)
+    )
 
 
 @dataclass(frozen=True)
@@ -183,27 +297,24 @@ def publications(
 ) -> list[Publication]:
     """The records one triage outcome puts on Kafka. Their ids derive from the cause, so
     reprocessing the same event yields the same ids (consumers can deduplicate)."""
-    if outcome.duplicate or outcome.classification is None or outcome.route is None:
-        return []
     ticket = outcome.ticket
+    if outcome.duplicate or outcome.refused is not None or ticket is None:
+        return []
     cause_id = cause.event_id
-    found: list[Publication] = [
-        Publication(
-            TICKET_DECISIONS,
-            ticket.ticket_id,
-            TicketClassified(
-                event_id=event_id("ticket.classified", cause_id),
-                occurred_at=now,
-                source=source,
-                data=TicketClassifiedData(
-                    ticket_id=ticket.ticket_id,
-                    cause_event_id=cause_id,
-                    classification=outcome.classification,
-                ),
+    found: list[Publication] = []
+    if outcome.classification is not None and isinstance(cause, MessageEvent):
+        classified = TicketClassified(
+            event_id=event_id("ticket.classified", cause_id),
+            occurred_at=now,
+            source=source,
+            data=TicketClassifiedData(
+                ticket_id=ticket.ticket_id,
+                cause_event_id=cause_id,
+                classification=outcome.classification,
             ),
         )
-    ]
-    if outcome.routed:
+        found.append(Publication(TICKET_DECISIONS, ticket.ticket_id, classified))
+    if outcome.routed and outcome.classification is not None and outcome.route is not None:
         routed = TicketRouted(
             event_id=event_id("ticket.routed", cause_id),
             occurred_at=now,
@@ -221,6 +332,18 @@ def publications(
             Publication(SPECIAL_ROUTE_TOPICS[special], ticket.ticket_id, routed)
             for special in outcome.route.special_routes
         )
+    if outcome.activity is not None:
+        # An agent's activity keeps its own id; a reply's derives from the mail.
+        activity_id = (
+            cause_id if isinstance(cause, TicketActivity) else event_id("ticket.activity", cause_id)
+        )
+        activity = TicketActivity(
+            event_id=activity_id,
+            occurred_at=cause.occurred_at,
+            source=cause.source if isinstance(cause, TicketActivity) else source,
+            data=outcome.activity,
+        )
+        found.append(Publication(TICKET_ACTIVITY, ticket.ticket_id, activity))
     return found
 
 

@@ -203,8 +203,10 @@ def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
     else:
         priority = ruleset.defaults.priority
         explanation.append(f"priority {priority}: no rule set one, the default")
+    by_default = not candidates
     for rule in rules:
         if rule.set.raise_priority:
+            by_default = False
             raised = _raised(priority, rule.set.raise_priority)
             explanation.append(f"raised {priority} -> {raised} by rule {rule.id}")
             priority = raised
@@ -223,6 +225,7 @@ def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
     special: tuple[SpecialRoute, ...] = _union([rule.set.special_routes for rule in rules])
     return Classification(
         priority=priority,
+        priority_by_default=by_default,
         category=category,
         tags=_union([rule.set.tags for rule in rules]),
         skills=_union([rule.set.skills for rule in rules]),

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from engine.customers import CustomerDirectory
 from engine.errors import EngineError, RulesError, describe_validation
-from engine.models import IncomingTicketEvent, parse_incoming
+from engine.models import MessageEvent, parse_incoming
 from engine.rules.cases import load_cases, message_from, render_report, run_cases
 from engine.rules.decide import decide
 from engine.rules.ruleset import RuleSet, load_ruleset, walk
@@ -80,8 +80,9 @@ def recorded_events(
     last: int | None,
     since: datetime | None,
     until: datetime | None,
-) -> Iterator[IncomingTicketEvent]:
-    """Ticket events from Kafka: the last N of each partition, or a time range."""
+) -> Iterator[MessageEvent]:
+    """Messages recorded on the ticket events topic (agents' activity is not classified):
+    the last N of each partition, or a time range."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
     try:
         partitions = [
@@ -110,9 +111,11 @@ def recorded_events(
                     if limit_ms is not None and record.timestamp > limit_ms:
                         continue
                     try:
-                        yield parse_incoming(record.value)
+                        event = parse_incoming(record.value)
                     except ValidationError:
                         continue  # dead-lettered by the processor; not a decision to compare
+                    if isinstance(event, MessageEvent):
+                        yield event
     finally:
         consumer.close()
 
@@ -120,7 +123,7 @@ def recorded_events(
 def diff(
     old: RuleSet,
     new: RuleSet,
-    events: Iterator[IncomingTicketEvent],
+    events: Iterator[MessageEvent],
     directory: CustomerDirectory,
     out: TextIO = sys.stdout,
 ) -> int:

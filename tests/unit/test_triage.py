@@ -5,10 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from engine.identity import event_id
-from engine.models import EmailReceived, EmailReceivedData, Priority, SpecialRoute, Tier
+from engine.models import (
+    ActivityType,
+    EmailReceived,
+    EmailReceivedData,
+    Priority,
+    SpecialRoute,
+    TicketActivity,
+    TicketActivityData,
+    TicketState,
+    TicketStatus,
+    Tier,
+)
 from engine.rules.ruleset import load_ruleset
-from engine.topics import TICKET_DECISIONS, TIER_TOPICS
-from engine.triage import publications, triage
+from engine.topics import TICKET_ACTIVITY, TICKET_DECISIONS, TIER_TOPICS
+from engine.triage import TriageOutcome, publications, triage
 
 RULES = load_ruleset()
 T0 = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
@@ -41,11 +52,16 @@ def mail(body: str, message_id: str, subject: str = "Soporte") -> EmailReceived:
     )
 
 
+def opened(outcome: TriageOutcome) -> TicketState:
+    assert outcome.ticket is not None, outcome.refused
+    return outcome.ticket
+
+
 def test_a_new_ticket_is_opened_classified_and_routed() -> None:
     outcome = triage(None, mail("la central está caída", "m1@acme"), RULES, T0)
 
     assert outcome.routed and not outcome.duplicate
-    ticket = outcome.ticket
+    ticket = opened(outcome)
     assert (ticket.priority, ticket.tier, ticket.event_count) == (Priority.P1, Tier.L3, 1)
     assert ticket.opened_at == T0
     topics = [p.topic for p in publications(outcome, mail("x", "m1@acme"), T0, "test")]
@@ -55,7 +71,7 @@ def test_a_new_ticket_is_opened_classified_and_routed() -> None:
 def test_a_redelivered_event_changes_nothing() -> None:
     first = triage(None, mail("la central está caída", "m1@acme"), RULES, T0)
 
-    again = triage(first.ticket, mail("la central está caída", "m1@acme"), RULES, T0)
+    again = triage(opened(first), mail("la central está caída", "m1@acme"), RULES, T0)
 
     assert again.duplicate and not again.routed
     assert again.ticket == first.ticket
@@ -66,11 +82,11 @@ def test_a_calmer_follow_up_never_lowers_priority_and_is_not_rerouted() -> None:
     first = triage(None, mail("la central está caída", "m1@acme"), RULES, T0)
     later = T0 + timedelta(minutes=5)
 
-    follow_up = triage(first.ticket, mail("¿cómo puedo ver el log?", "m2@acme"), RULES, later)
+    follow_up = triage(opened(first), mail("¿cómo puedo ver el log?", "m2@acme"), RULES, later)
 
-    assert follow_up.ticket.priority is Priority.P1
-    assert follow_up.ticket.event_count == 2
-    assert follow_up.ticket.updated_at == later
+    assert opened(follow_up).priority is Priority.P1
+    assert opened(follow_up).event_count == 2
+    assert opened(follow_up).updated_at == later
     assert not follow_up.routed
     assert follow_up.classification is not None
     assert any("never lowered" in line for line in follow_up.classification.explanation)
@@ -78,23 +94,23 @@ def test_a_calmer_follow_up_never_lowers_priority_and_is_not_rerouted() -> None:
 
 def test_an_escalating_follow_up_reroutes_the_ticket() -> None:
     first = triage(None, mail("how do I add an extension?", "m1@acme"), RULES, T0)
-    assert first.ticket.tier is Tier.L1
+    assert opened(first).tier is Tier.L1
 
-    worse = triage(first.ticket, mail("now the PBX is down", "m2@acme"), RULES, T0)
+    worse = triage(opened(first), mail("now the PBX is down", "m2@acme"), RULES, T0)
 
     assert worse.routed
-    assert (worse.ticket.priority, worse.ticket.tier) == (Priority.P1, Tier.L3)
-    assert worse.ticket.category == "adding_extensions"
+    assert (opened(worse).priority, opened(worse).tier) == (Priority.P1, Tier.L3)
+    assert opened(worse).category == "adding_extensions"
 
 
 def test_a_follow_up_keeps_the_special_routes_of_earlier_messages() -> None:
     bug = triage(None, mail("after the update the web interface won't load", "m1@acme"), RULES, T0)
-    assert SpecialRoute.BUG_TRACKER in bug.ticket.special_routes
+    assert SpecialRoute.BUG_TRACKER in opened(bug).special_routes
 
-    thanks = triage(bug.ticket, mail("thanks, waiting for news", "m2@acme"), RULES, T0)
+    thanks = triage(opened(bug), mail("thanks, waiting for news", "m2@acme"), RULES, T0)
 
-    assert thanks.ticket.special_routes == bug.ticket.special_routes
-    assert thanks.ticket.tier is bug.ticket.tier
+    assert opened(thanks).special_routes == opened(bug).special_routes
+    assert opened(thanks).tier is opened(bug).tier
     assert not thanks.routed
 
 
@@ -107,3 +123,83 @@ def test_a_processor_is_stalled_only_when_idle_with_records_past_its_commit() ->
     assert stalled_partitions(committed, highwaters, idle_seconds=30) == ["p1"]
     assert stalled_partitions(committed, highwaters, idle_seconds=5) == []
     assert stalled_partitions({"p0": 5, "p1": 2}, highwaters, idle_seconds=30) == []
+
+
+def activity(kind: ActivityType, at: datetime = T0, **fields: object) -> TicketActivity:
+    data = TicketActivityData.model_validate(
+        {"ticket_id": "T-AAAAAAAAAAAAA", "activity": kind, "actor": "ana", **fields}
+    )
+    return TicketActivity(
+        event_id=f"act-{kind}-{at.isoformat()}",
+        occurred_at=at,
+        source="api://test",
+        data=data,
+    )
+
+
+def test_a_customer_reply_is_contact_recorded_as_activity_not_an_update() -> None:
+    first = opened(triage(None, mail("how do I add an extension?", "m1@acme"), RULES, T0))
+    later = T0 + timedelta(hours=1)
+    reply_mail = mail("still cannot add it", "m2@acme").model_copy(update={"occurred_at": later})
+
+    reply = triage(first, reply_mail, RULES, later)
+
+    ticket = opened(reply)
+    assert ticket.last_customer_contact_at == later
+    assert (ticket.informed_count, ticket.last_informed_at) == (0, None)
+    assert reply.activity is not None and reply.activity.activity is ActivityType.CUSTOMER_REPLIED
+    published = publications(reply, reply_mail, later, "test")
+    feed = [p.record for p in published if p.topic == TICKET_ACTIVITY]
+    assert len(feed) == 1 and feed[0].event_id == event_id("ticket.activity", reply_mail.event_id)
+
+
+def test_the_customer_writing_on_a_resolved_ticket_reopens_it() -> None:
+    first = opened(triage(None, mail("how do I add an extension?", "m1@acme"), RULES, T0))
+    resolved = opened(triage(first, activity(ActivityType.RESOLVED), RULES, T0))
+    assert resolved.status is TicketStatus.RESOLVED
+
+    again = opened(triage(resolved, mail("it broke again", "m2@acme"), RULES, T0))
+
+    assert (again.status, again.resolved_at) == (TicketStatus.OPEN, None)
+
+
+def test_agent_activity_moves_the_ticket_and_is_republished_with_it() -> None:
+    first = opened(triage(None, mail("how do I add an extension?", "m1@acme"), RULES, T0))
+    informed_at = T0 + timedelta(hours=2)
+    event = activity(ActivityType.CUSTOMER_INFORMED, informed_at, message="Working on it")
+
+    outcome = triage(first, event, RULES, informed_at)
+
+    ticket = opened(outcome)
+    assert (ticket.informed_count, ticket.last_informed_at) == (1, informed_at)
+    assert ticket.event_count == 2 and event.event_id in ticket.recent_event_ids
+    [published] = publications(outcome, event, informed_at, "test")
+    assert published.topic == TICKET_ACTIVITY and published.record.event_id == event.event_id
+    data = published.record.data
+    assert isinstance(data, TicketActivityData) and data.ticket == ticket
+
+
+def test_an_escalation_routes_the_ticket_to_the_higher_tier_and_sticks() -> None:
+    first = opened(triage(None, mail("how do I add an extension?", "m1@acme"), RULES, T0))
+    escalation = activity(ActivityType.ESCALATED, tier=Tier.L3, note="customer is a carrier")
+
+    outcome = triage(first, escalation, RULES, T0)
+
+    assert outcome.routed and opened(outcome).tier is Tier.L3
+    topics = [p.topic for p in publications(outcome, escalation, T0, "test")]
+    assert topics == [TIER_TOPICS[Tier.L3], TICKET_ACTIVITY]
+    follow_up = triage(opened(outcome), mail("any news?", "m2@acme"), RULES, T0)
+    assert opened(follow_up).tier is Tier.L3 and not follow_up.routed
+
+
+def test_an_impossible_activity_is_refused_with_its_reason_and_publishes_nothing() -> None:
+    first = opened(triage(None, mail("how do I add an extension?", "m1@acme"), RULES, T0))
+    resolved = opened(triage(first, activity(ActivityType.RESOLVED), RULES, T0))
+    twice = activity(ActivityType.RESOLVED, T0 + timedelta(minutes=1))
+
+    outcome = triage(resolved, twice, RULES, T0)
+
+    assert outcome.refused == "ticket T-AAAAAAAAAAAAA is already resolved"
+    assert publications(outcome, twice, T0, "test") == []
+    unknown = triage(None, activity(ActivityType.NOTE, note="hello"), RULES, T0)
+    assert unknown.refused == "no ticket T-AAAAAAAAAAAAA"
