@@ -113,6 +113,32 @@ class Settings(BaseSettings):
         default=9465, ge=0, le=65535, description="Processor /metrics."
     )
 
+    api_host: str = Field(default="127.0.0.1", description="HTTP API listen address.")
+    api_port: int = Field(default=8080, ge=0, le=65535, description="HTTP API port.")
+    api_tokens_file: Path | None = Field(
+        default=None, description="API bearer tokens (engine api-token); none: every call is 401."
+    )
+    api_max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request body or WebSocket message (413)."
+    )
+    api_rate_limit_per_minute: int = Field(
+        default=600, ge=1, description="Requests one token may make a minute (429 above)."
+    )
+    api_rate_limit_burst: int = Field(
+        default=60, ge=1, description="Requests one token may make at once before the limit."
+    )
+    api_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default=[], description="Browser Origins allowed to call the API (comma-separated)."
+    )
+    api_metrics_port: int = Field(default=9467, ge=0, le=65535, description="HTTP API /metrics.")
+
+    @field_validator("api_allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @field_validator("support_domains", mode="before")
     @classmethod
     def _split_domains(cls, value: Any) -> Any:
