@@ -21,7 +21,14 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from engine.api.context import ApiError, context_of, parse_body, parse_parameter, requires
+from engine.api.context import (
+    ApiError,
+    context_of,
+    integration_of,
+    parse_body,
+    parse_parameter,
+    requires,
+)
 from engine.api.contract import ChatMessageIn
 from engine.api.security import Scope
 from engine.api.writes import CONVERSATION_ID, accept_chat_message
@@ -138,7 +145,7 @@ async def chat_websocket(request: web.Request) -> web.WebSocketResponse:
     existing = context.view.get(ticket_id)
     if existing is not None:
         socket.ticket_seen(existing)
-    integration = request["integration"]
+    integration = integration_of(request)
     try:
         async for frame in ws:
             if frame.type is not WSMsgType.TEXT:

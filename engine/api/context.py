@@ -37,7 +37,7 @@ class ApiContext:
 
 
 CONTEXT = web.AppKey("context", ApiContext)
-INTEGRATION = "integration"
+INTEGRATION = web.RequestKey("integration", Integration)
 
 
 def context_of(request: web.Request) -> ApiContext:
@@ -45,8 +45,7 @@ def context_of(request: web.Request) -> ApiContext:
 
 
 def integration_of(request: web.Request) -> Integration:
-    found: Integration = request[INTEGRATION]
-    return found
+    return request[INTEGRATION]
 
 
 class ApiError(Exception):

@@ -61,8 +61,9 @@ def load_integrations(path: Path) -> dict[str, Integration]:
     for number, line in enumerate(lines, start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
+        # Scopes contain colons themselves; the hash contains none.
         name, _, rest = line.strip().partition(":")
-        scope_list, _, stored = rest.partition(":")
+        scope_list, _, stored = rest.rpartition(":")
         if not name or not stored.startswith("pbkdf2_sha256$"):
             raise ApiSecurityError(
                 f"{path}:{number}: expected integration:scopes:pbkdf2_sha256$... "

@@ -154,6 +154,8 @@ class ViewFollower:
                 await self._follow(consumer)
             except (KafkaError, OSError) as error:
                 log.warning("view: Kafka unavailable (%s); retrying", error)
+            except Exception:
+                log.exception("view: following the ticket topics failed; starting over")
             finally:
                 with contextlib.suppress(Exception):
                     await consumer.stop()
@@ -198,9 +200,10 @@ class ViewFollower:
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
-    await consumer.topics()  # refreshes the cluster's metadata
+    # The consumer's public partitions_for_topic only knows topics it already follows.
+    cluster = await consumer._client.fetch_all_metadata()
     return [
         TopicPartition(topic, partition)
         for topic in topics
-        for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        for partition in sorted(cluster.partitions_for_topic(topic) or ())
     ]
