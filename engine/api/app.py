@@ -44,6 +44,8 @@ ROUTES = (
     ("GET", "/health", health),
 )
 CORS_HEADERS = "Authorization, Content-Type"
+# What aiohttp's own refusals (404, 405) say besides their text.
+KEPT_HEADERS = frozenset({hdrs.ALLOW, hdrs.RETRY_AFTER})
 
 
 def _route_name(request: web.Request) -> str:
@@ -65,8 +67,8 @@ async def answer_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        response = ApiError(error.status, error.reason, headers=dict(error.headers)).response()
-        response.headers.pop(hdrs.CONTENT_LENGTH, None)
+        kept = {name: value for name, value in error.headers.items() if name in KEPT_HEADERS}
+        response = ApiError(error.status, error.reason, headers=kept).response()
     except Exception:
         log.exception("%s %s failed", request.method, _route_name(request))
         response = ApiError(500, "internal error").response()

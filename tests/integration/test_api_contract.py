@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -38,7 +39,7 @@ def test_the_served_document_is_the_generated_one(api_url: str) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-def test_no_operation_fails_on_generated_input(case: schemathesis.Case, api_url: str) -> None:
+def test_no_operation_fails_on_generated_input(case: schemathesis.Case[Any], api_url: str) -> None:
     case.call_and_validate(
         base_url=api_url,
         headers={"Authorization": f"Bearer {TOKEN}"},

@@ -32,6 +32,7 @@ from engine.identity import chat_ticket_id, phone_ticket_id
 from engine.ingest.smtp_security import hash_password
 from engine.models import (
     Channel,
+    EventKind,
     Priority,
     TicketState,
     TicketStatus,
@@ -143,7 +144,7 @@ def test_a_chat_message_is_answered_202_with_its_ticket_once_published() -> None
         ((topic, key, value),) = api.publisher.sent
         event = parse_incoming(value)
         assert topic == TICKET_EVENTS and key == body["ticket_id"].encode()
-        assert event.kind == "chat.message.received" and event.event_id == body["event_id"]
+        assert event.kind is EventKind.CHAT_MESSAGE_RECEIVED and event.event_id == body["event_id"]
 
     with_api(check)
 
@@ -254,8 +255,8 @@ def test_a_phone_call_carries_the_agents_priority() -> None:
 
         assert status == 202 and body["ticket_id"] == phone_ticket_id("call-7")
         event = parse_incoming(api.publisher.sent[0][2])
-        assert event.kind == "phone.call.logged"
-        assert event.data.suggested_priority is Priority.P2  # type: ignore[union-attr]
+        assert event.kind is EventKind.PHONE_CALL_LOGGED
+        assert event.data.suggested_priority is Priority.P2
 
     with_api(check)
 
@@ -278,7 +279,7 @@ def test_activity_is_checked_against_the_view() -> None:
         status, body, _ = await api.call("POST", path, "agent", json=reopen)
         assert status == 202
         event = parse_incoming(api.publisher.sent[0][2])
-        assert event.kind == "ticket.activity" and event.data.ticket_id == "T-AAAAAAAAAAAAA"
+        assert event.kind is EventKind.TICKET_ACTIVITY and event.data.ticket_id == "T-AAAAAAAAAAAAA"
 
     with_api(check)
 
@@ -339,3 +340,13 @@ def test_the_tokens_file_holds_scopes_and_hashes_only(tmp_path: Path) -> None:
     path.write_text("chat-widget:chat:write,chat:nothing:pbkdf2_sha256$1$00$00\n")
     with pytest.raises(ApiSecurityError, match=r"tokens:1: .*scopes are chat:write"):
         load_integrations(path)
+
+
+def test_unknown_routes_and_methods_are_json_refusals() -> None:
+    async def check(api: Api) -> None:
+        status, body, headers = await api.call("TRACE", CHAT_PATH, "widget", json=CHAT)
+        assert status == 405 and headers["Allow"] == "POST" and body["error"]
+        status, body, _ = await api.call("GET", "/nowhere", "widget")
+        assert status == 404 and body["error"]
+
+    with_api(check)
