@@ -12,8 +12,9 @@ import uuid
 
 TICKET_ID_PATTERN = r"T-[A-Z2-7]{13}"
 _TICKET_TAG = re.compile(r"\[#(" + TICKET_ID_PATTERN + r")\]")
-# The engine's own notices have Message-IDs <ack.T-...@domain>: a reply to one is that ticket.
-_NOTICE_ID = re.compile(r"^ack\.(" + TICKET_ID_PATTERN + r")@")
+# The engine's own notices have Message-IDs <ack.T-...@domain> (acknowledgement) and
+# <upd.N.T-...@domain> (updates): a reply to one is that ticket.
+_NOTICE_ID = re.compile(r"^(?:ack|upd\.[0-9a-z-]+)\.(" + TICKET_ID_PATTERN + r")@")
 _EVENT_NAMESPACE = uuid.UUID("8d6f5c1e-8e43-4d7a-9a57-3f1b0c0e7a11")
 
 

@@ -105,6 +105,16 @@ class Attachment(Record):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class ForwardedMail(Record):
+    """The original of a forwarded mail (attached as message/rfc822, or inline)."""
+
+    from_address: str
+    from_name: str
+    subject: str
+    date: str = Field(description="The original's date, as the forward shows it")
+    text: str = Field(description="What the original says, without its own quoted history")
+
+
 class EmailReceivedData(Record):
     ticket_id: str
     message_id: str | None = Field(description="Message-ID without angle brackets")
@@ -126,6 +136,13 @@ class EmailReceivedData(Record):
     )
     date: UtcDatetime | None = Field(description="The Date header, when it parses")
     attachments: tuple[Attachment, ...]
+    archived_sha256: str | None = Field(
+        default=None,
+        description="SHA-256 of the whole mail in the mail archive (ENGINE_SMTP_ARCHIVE_DIR)",
+    )
+    forwarded: ForwardedMail | None = Field(
+        default=None, description="The forwarded original, when this mail forwards one"
+    )
     peer: str = Field(description="Address of the SMTP client")
     size_bytes: int = Field(ge=0)
 
@@ -456,6 +473,14 @@ def parse_record(raw: bytes | str) -> AnyRecord:
 def parse_incoming(raw: bytes | str) -> IncomingTicketEvent:
     """Parse one record of the ticket events topic."""
     return _INCOMING.validate_json(raw)
+
+
+def record_location(location: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """A validation error's location within the record: without the ``kind`` that a
+    discriminated union puts first ("email.received", "data", "x" -> "data", "x")."""
+    if location and location[0] in EventKind._value2member_map_:
+        return location[1:]
+    return location
 
 
 def to_json(record: Envelope) -> bytes:

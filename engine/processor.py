@@ -35,6 +35,7 @@ from engine.models import (
     TicketUpdated,
     parse_incoming,
     parse_record,
+    record_location,
     to_json,
 )
 from engine.rules.publish import RulesFollower
@@ -228,7 +229,7 @@ class Processor:
             incoming = parse_incoming(value)
         except ValidationError as error:
             first = error.errors()[0]
-            field = field_path(first["loc"]) or None
+            field = field_path(record_location(first["loc"])) or None
             reason = f"not a valid ticket event: {first['msg']}"
             return await self._dead_letter(value, reason, field)
         suppressed = suppression_reason(incoming)

@@ -24,6 +24,7 @@ from engine.models import (
     Classification,
     CustomerProfile,
     EmailReceived,
+    EmailReceivedData,
     Envelope,
     IncomingTicketEvent,
     MessageEvent,
@@ -74,7 +75,7 @@ def message_of(event: MessageEvent, customers: CustomerDirectory) -> TicketMessa
                 subject=data.subject,
                 body=data.new_text or data.text,
                 sender=data.from_address,
-                customer=customers.profile_of(data.from_address),
+                customer=_customer_of(data, customers),
             )
         case ChatMessageReceived(data=data):
             return TicketMessage(
@@ -102,6 +103,14 @@ def _customer(
     if customer_id is not None:
         return customers.profile_by_id(customer_id) or CustomerProfile(customer_id=customer_id)
     return customers.profile_of(contact)
+
+
+def _customer_of(data: EmailReceivedData, customers: CustomerDirectory) -> CustomerProfile | None:
+    """The sender's customer; for a forward from someone unknown, the original sender's."""
+    found = customers.profile_of(data.from_address)
+    if found is None and data.forwarded is not None:
+        found = customers.profile_of(data.forwarded.from_address)
+    return found
 
 
 def suppression_reason(event: IncomingTicketEvent) -> str | None:

@@ -7,18 +7,20 @@ defensively, the text body preferred over HTML. Whatever still fails raises
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import re
 from datetime import datetime
 from email import policy
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
 from engine.identity import email_ticket_id, event_id
-from engine.ingest.mail_rules import automated_reason, split_reply
-from engine.models import Attachment, EmailReceived, EmailReceivedData
+from engine.ingest.mail_rules import automated_reason, inline_forward, split_reply
+from engine.models import Attachment, EmailReceived, EmailReceivedData, ForwardedMail
 
 MAX_TEXT_CHARS = 200_000
 AUTOMATION_HEADERS = (
@@ -29,6 +31,51 @@ _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 _TAGS = re.compile(r"<[^>]+>")
 _BLOCK_END = re.compile(r"</?(p|div|br|tr|li|h[1-6])\b[^>]*>", re.IGNORECASE)
 _DROPPED = re.compile(r"<(script|style)\b.*?</\1>", re.IGNORECASE | re.DOTALL)
+
+
+class _RememberingHeaderRegistry(HeaderRegistry):
+    """policy.default's header parsing, remembered by (name, value) for short values.
+
+    ``EmailMessage`` parses a header again on every read, and reading one mail asks for
+    its Content-Type about ten times; header objects are immutable, so one parse serves
+    them all (and the next mail with the same header)."""
+
+    REMEMBERED_VALUE_CHARS = 512
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._remembered = functools.lru_cache(maxsize=4096)(super().__call__)
+        self._classes = functools.lru_cache(maxsize=256)(super().__getitem__)
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        # HeaderRegistry builds a new class for every header it parses; one per name will do.
+        return self._classes(name)
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        if len(value) > self.REMEMBERED_VALUE_CHARS:
+            return super().__call__(name, value)
+        return self._remembered(name, value)
+
+
+class _ReceivedMessage(EmailMessage):
+    """A received message, read but never changed: its content type is worked out once
+    (reading a mail asks for it about ten times, each a scan of the headers)."""
+
+    _content_type: str | None = None
+
+    def get_content_type(self) -> str:
+        if self._content_type is None:
+            self._content_type = super().get_content_type()
+        return self._content_type
+
+    def set_default_type(self, ctype: str) -> None:
+        self._content_type = None
+        super().set_default_type(ctype)
+
+
+PARSE_POLICY = policy.default.clone(
+    header_factory=_RememberingHeaderRegistry(), message_factory=_ReceivedMessage
+)
 
 
 class EmailParseError(ValueError):
@@ -109,11 +156,63 @@ def decode_unknown(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
+def _part_bytes(part: EmailMessage) -> bytes:
+    if part.get_content_maintype() == "message":
+        inner = part.get_payload()
+        first = inner[0] if isinstance(inner, list) and inner else inner
+        try:
+            return first.as_bytes() if isinstance(first, EmailMessage) else b""
+        except (LookupError, ValueError, TypeError):
+            return b""
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
+
+
+def _attached_original(message: EmailMessage) -> EmailMessage | None:
+    for part in message.iter_attachments():
+        if part.get_content_type() == "message/rfc822":
+            inner = part.get_payload()
+            first = inner[0] if isinstance(inner, list) and inner else inner
+            if isinstance(first, EmailMessage):
+                return first
+    return None
+
+
+def _forwarded(message: EmailMessage, text: str, subject: str) -> tuple[ForwardedMail | None, str]:
+    """(the forwarded original, the forwarder's own note) of a mail; (None, "") if none."""
+    attached = _attached_original(message)
+    if attached is not None:
+        address, name = _sender(attached)
+        original = ForwardedMail(
+            from_address=address,
+            from_name=name,
+            subject=" ".join(_header(attached, "Subject").split()),
+            date=_header(attached, "Date"),
+            text=split_reply(_text(attached))[0][:MAX_TEXT_CHARS],
+        )
+        return original, split_reply(text)[0]
+    inline = inline_forward(text, subject)
+    if inline is None:
+        return None, ""
+    try:
+        pairs = getaddresses([inline.headers["from"]])
+    except (IndexError, ValueError):
+        pairs = []
+    name, address = pairs[0] if pairs else ("", "")
+    original = ForwardedMail(
+        from_address=address.strip().lower(),
+        from_name=name.strip() or inline.headers["from"],
+        subject=inline.headers.get("subject", ""),
+        date=inline.headers.get("date", ""),
+        text=split_reply(inline.text)[0][:MAX_TEXT_CHARS],
+    )
+    return original, split_reply(inline.note)[0]
+
+
 def _attachments(message: EmailMessage) -> tuple[Attachment, ...]:
     found = []
     for part in message.iter_attachments():
-        payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
+        data = _part_bytes(part)
         found.append(
             Attachment(
                 filename=part.get_filename(),
@@ -135,7 +234,7 @@ def parse_email(
     source: str,
 ) -> EmailReceived:
     try:
-        message = BytesParser(policy=policy.default).parsebytes(raw)
+        message = BytesParser(policy=PARSE_POLICY).parsebytes(raw)
     except Exception as error:  # the parser's failures have no common base class
         raise EmailParseError("message", f"not parseable as MIME: {error}") from error
     assert isinstance(message, EmailMessage)
@@ -150,7 +249,11 @@ def parse_email(
     if not from_address:
         from_address = mail_from.lower()
     text = _text(message)
-    new_text, _quoted = split_reply(text)
+    forwarded, note = _forwarded(message, text, subject)
+    if forwarded is None:
+        new_text, _quoted = split_reply(text)
+    else:  # what the forwarder says, then what the original asked: both are the request
+        new_text = "\n\n".join(part for part in (note, forwarded.subject, forwarded.text) if part)
     automated = automated_reason(
         message,
         mail_from,
@@ -182,6 +285,7 @@ def parse_email(
             automated_reason=automated,
             date=_date(message),
             attachments=attachments,
+            forwarded=forwarded,
             peer=peer,
             size_bytes=len(raw),
         ),

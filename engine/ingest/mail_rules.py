@@ -4,6 +4,7 @@ its text is new. Pure functions over a parsed message."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from email.message import EmailMessage
 
 # RFC 3834 auto-replies, bulk and list mail, bounces: never a ticket, never answered.
@@ -26,6 +27,24 @@ _SIGNATURE = re.compile(
     r"^\s*(--\s?|sent from my .+|enviado desde mi .+|get outlook for .+|obtener outlook para .+)$",
     re.IGNORECASE,
 )
+
+
+# Header limits: generous for real mail (long Received chains, DKIM), fatal to abuse.
+MAX_HEADER_BYTES = 256 * 1024
+MAX_HEADER_FIELDS = 1000
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+def header_problem(raw: bytes) -> str | None:
+    """Why the mail's header section is over the limits, or None."""
+    end = _HEADER_END.search(raw)
+    section = raw[: end.start()] if end else raw
+    if len(section) > MAX_HEADER_BYTES:
+        return f"header section of {len(section)} bytes (limit {MAX_HEADER_BYTES})"
+    fields = sum(1 for line in section.splitlines() if line and line[:1] not in b" \t")
+    if fields > MAX_HEADER_FIELDS:
+        return f"{fields} header fields (limit {MAX_HEADER_FIELDS})"
+    return None
 
 
 def automated_reason(message: EmailMessage, mail_from: str, headers: dict[str, str]) -> str | None:
@@ -74,6 +93,74 @@ def split_reply(text: str) -> tuple[str, str]:
         cut -= 1
     new_lines = [line for line in lines[:cut] if not line.startswith(">")]
     return "\n".join(new_lines).strip(), "\n".join(lines[cut:]).strip()
+
+
+_FORWARD_MARKER = re.compile(
+    r"^\s*(-{2,}\s*(forwarded message|mensaje reenviado|original message|mensaje original)"
+    r"\s*-{2,}|begin forwarded message:|inicio del mensaje reenviado:)\s*$",
+    re.IGNORECASE,
+)
+_FORWARD_HEADER = re.compile(
+    r"^\s*(from|de|subject|asunto|date|fecha|sent|enviado|to|para|cc)\s*:\s*(.*)$", re.IGNORECASE
+)
+_FORWARD_PREFIX = re.compile(r"^\s*(fw|fwd|rv|enc|tr|wg)\s*(\[\d+\])?\s*:", re.IGNORECASE)
+_FIELD_NAMES = {
+    "from": "from", "de": "from", "subject": "subject", "asunto": "subject",
+    "date": "date", "fecha": "date", "sent": "date", "enviado": "date",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class InlineForward:
+    """A message forwarded in the body: the forwarder's note, the original's headers, text."""
+
+    note: str
+    headers: dict[str, str]
+    text: str
+
+
+def is_forward_subject(subject: str) -> bool:
+    """ "Fwd:", "FW:", "RV:" (reenviado), "ENC:" (encaminhado), "TR:", "WG:" lead the subject."""
+    return bool(_FORWARD_PREFIX.match(subject))
+
+
+def inline_forward(text: str, subject: str) -> InlineForward | None:
+    """The message forwarded inline in ``text``, or None.
+
+    Found at a forward marker ("---------- Forwarded message ---------", "Begin forwarded
+    message:", "Mensaje reenviado"), or, when the subject says it is a forward, at an
+    Outlook "De:/Enviado:" block; the header lines up to the first blank line are the
+    original's, what follows is its text."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if _FORWARD_MARKER.match(line):
+            start = index + 1
+        elif is_forward_subject(subject) and _outlook_block(lines, index):
+            start = index
+        else:
+            continue
+        headers: dict[str, str] = {}
+        end = start
+        while end < len(lines) and lines[end].strip():
+            header = _FORWARD_HEADER.match(lines[end])
+            if header is None:
+                break
+            field = _FIELD_NAMES.get(header.group(1).lower())
+            if field and field not in headers:
+                headers[field] = header.group(2).strip()
+            end += 1
+        if "from" not in headers:
+            continue
+        note = "\n".join(lines[:index]).strip()
+        return InlineForward(note, headers, "\n".join(lines[end:]).strip())
+    return None
+
+
+def _outlook_block(lines: list[str], index: int) -> bool:
+    if not re.match(r"^\s*(from|de):\s", lines[index], re.IGNORECASE):
+        return False
+    following = lines[index + 1] if index + 1 < len(lines) else ""
+    return bool(_OUTLOOK_NEXT.match(following))
 
 
 _SUBJECT_PREFIX = re.compile(

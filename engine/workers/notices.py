@@ -3,6 +3,8 @@
 An acknowledgement goes out when a ticket opened by e-mail is first routed, in the
 customer's language, with the ticket tag in the subject so the replies thread back, and
 the update cadence the support plan promises for the ticket's priority (DOMAIN.md UPD-*).
+An update goes out when the desk records a ``customer_informed`` activity with a message
+to be sent by e-mail: the agent's text, under the same tag.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from engine.identity import ticket_tag
+from engine.identity import event_id, ticket_tag
 from engine.ingest.mail_rules import base_subject
-from engine.models import Channel, Priority, TicketRouted
+from engine.models import ActivityType, Channel, Priority, TicketActivity, TicketRouted, TicketState
 
 _DAEMON_LOCAL_PARTS = {"mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply"}
 
@@ -46,6 +48,20 @@ _ACK = {
 }
 
 
+_UPDATE = {
+    "es": (
+        "{tag} Avance de su solicitud: {subject}",
+        "{message}\n\n--\nTicket {ticket}, prioridad {priority}; {cadence}.\nPara agregar "
+        "información, responda a este correo sin cambiar el asunto.\n",
+    ),
+    "en": (
+        "{tag} Update on your request: {subject}",
+        "{message}\n\n--\nTicket {ticket}, priority {priority}; {cadence}.\nTo add "
+        "information, reply to this e-mail without changing the subject.\n",
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Notice:
     to: str
@@ -67,22 +83,53 @@ def acknowledgement(
         return None
     if not may_receive_mail(ticket.requester):
         return None
-    subject_template, body_template = _ACK.get(language, _ACK["es"])
-    cadence = _CADENCE.get(language, _CADENCE["es"])[ticket.priority]
+    message = _mail(_ACK, language, ticket, sender, f"ack.{ticket.ticket_id}@{engine_domain}")
+    message["Auto-Submitted"] = "auto-replied"  # RFC 3834: their auto-replies stay quiet
+    return Notice(ticket.requester, message)
+
+
+def update(
+    activity: TicketActivity, language: str, sender: str, engine_domain: str
+) -> Notice | None:
+    """The mail carrying an agent's update to the customer, or None when none is due."""
+    data, ticket = activity.data, activity.data.ticket
+    if data.activity is not ActivityType.CUSTOMER_INFORMED or ticket is None:
+        return None
+    if not data.message or data.informed_via not in (None, Channel.EMAIL):
+        return None
+    if not may_receive_mail(ticket.requester):
+        return None
+    serial = event_id("notice", activity.event_id).rpartition(":")[2]
+    message_id = f"upd.{serial}.{ticket.ticket_id}@{engine_domain}"
+    message = _mail(_UPDATE, language, ticket, sender, message_id, data.message)
+    message["In-Reply-To"] = f"<ack.{ticket.ticket_id}@{engine_domain}>"
+    message["References"] = f"<ack.{ticket.ticket_id}@{engine_domain}>"
+    return Notice(ticket.requester, message)
+
+
+def _mail(
+    templates: dict[str, tuple[str, str]],
+    language: str,
+    ticket: TicketState,
+    sender: str,
+    message_id: str,
+    text: str = "",
+) -> EmailMessage:
+    subject_template, body_template = templates.get(language, templates["es"])
     fields = {
         "tag": ticket_tag(ticket.ticket_id),
         "ticket": ticket.ticket_id,
         "subject": base_subject(ticket.subject) or "-",
         "priority": ticket.priority.value,
-        "cadence": cadence,
+        "cadence": _CADENCE.get(language, _CADENCE["es"])[ticket.priority],
+        "message": text.strip(),
     }
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ticket.requester
     message["Subject"] = subject_template.format(**fields)
     # Deterministic: a replayed notice carries the same id, and replies to it thread back.
-    message["Message-ID"] = f"<ack.{ticket.ticket_id}@{engine_domain}>"
-    message["Auto-Submitted"] = "auto-replied"  # RFC 3834: their auto-replies stay quiet
+    message["Message-ID"] = f"<{message_id}>"
     message["X-Ticket-Id"] = ticket.ticket_id
     message.set_content(body_template.format(**fields))
-    return Notice(ticket.requester, message)
+    return message

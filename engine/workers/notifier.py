@@ -1,6 +1,8 @@
-"""``engine notifier``: tells customers their mail became a ticket.
+"""``engine notifier``: tells customers their mail became a ticket, and what the desk
+has to tell them since.
 
-A downstream consumer (its own consumer group) of the tier topics. Each acknowledgement is
+A downstream consumer (its own consumer group) of the tier topics (acknowledgements) and
+of the ticket activity topic (the desk's updates). Each notice is
 handed to the configured SMTP relay; a 4xx or an unreachable relay is retried with backoff,
 and the offset is committed only after the relay accepted it (at-least-once; a notice
 replayed after a crash carries the same Message-ID). A 5xx is permanent: the notice is
@@ -24,10 +26,10 @@ from engine import metrics
 from engine.clock import SystemClock
 from engine.customers import CustomerDirectory, load_directory
 from engine.deadletter import dead_letter
-from engine.models import TicketRouted, parse_record, to_json
+from engine.models import TicketActivity, TicketRouted, parse_record, to_json
 from engine.settings import Settings
-from engine.topics import DEAD_LETTERS, TIER_TOPICS
-from engine.workers.notices import Notice, acknowledgement
+from engine.topics import DEAD_LETTERS, TICKET_ACTIVITY, TIER_TOPICS
+from engine.workers.notices import Notice, acknowledgement, update
 
 log = logging.getLogger(__name__)
 SOURCE = "engine.notifier"
@@ -81,12 +83,15 @@ def notice_for(value: bytes, directory: CustomerDirectory, settings: Settings) -
         record = parse_record(value)
     except ValidationError:
         return None  # not ours to judge: the topic's producer validates what it writes
-    if not isinstance(record, TicketRouted):
+    if not isinstance(record, TicketRouted | TicketActivity) or record.data.ticket is None:
         return None
-    customer = directory.lookup(record.data.ticket.requester)
+    ticket = record.data.ticket
+    customer = ticket.customer or directory.lookup(ticket.requester)
     language = (customer.language if customer else None) or settings.notify_default_language
     domain = settings.notify_from.rpartition("@")[2] or "ticketing-engine"
-    return acknowledgement(record, language, settings.notify_from, domain)
+    if isinstance(record, TicketRouted):
+        return acknowledgement(record, language, settings.notify_from, domain)
+    return update(record, language, settings.notify_from, domain)
 
 
 def run_notifier(settings: Settings) -> None:
@@ -94,6 +99,7 @@ def run_notifier(settings: Settings) -> None:
     directory = load_directory(settings.customers_file)
     consumer = KafkaConsumer(
         *TIER_TOPICS.values(),
+        TICKET_ACTIVITY,
         bootstrap_servers=settings.kafka_bootstrap.split(","),
         group_id=f"{settings.app_id}-notifier",
         enable_auto_commit=False,
@@ -101,7 +107,7 @@ def run_notifier(settings: Settings) -> None:
     )
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap.split(","), acks="all")
     port = metrics.serve_metrics(settings.notifier_metrics_port, settings.metrics_host)
-    print(f"notifier: acknowledging new e-mail tickets through {settings.notify_relay}; "
+    print(f"notifier: acknowledging tickets and sending updates through {settings.notify_relay}; "
           f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
     stopping = False
 
@@ -130,10 +136,11 @@ def _notify(
     notice = notice_for(value, directory, settings)
     if notice is None:
         return
+    kind = "update" if notice.message["In-Reply-To"] else "acknowledgement"
     try:
         deliver(notice, settings.notify_relay)
     except PermanentRefusal as refusal:
-        NOTICES.labels("acknowledgement", "refused").inc()
+        NOTICES.labels(kind, "refused").inc()
         letter = dead_letter(
             notice.message.as_bytes(), reason=f"relay refused the notice: {refusal}",
             field=None, origin="notifier", source=SOURCE, now=SystemClock().now(),
@@ -141,4 +148,4 @@ def _notify(
         producer.send(DEAD_LETTERS, key=letter.data.payload_sha256.encode(),
                       value=to_json(letter)).get(timeout=30)  # fmt: skip
         return
-    NOTICES.labels("acknowledgement", "sent").inc()
+    NOTICES.labels(kind, "sent").inc()

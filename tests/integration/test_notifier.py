@@ -1,5 +1,6 @@
 """The customer hears back: a support mail through the running engine, acknowledged through
-a real SMTP relay on loopback, and the customer's reply to it joins the same ticket."""
+a real SMTP relay on loopback; the customer's reply to it joins the same ticket as
+contact; and the update an agent records reaches the customer by mail."""
 
 from __future__ import annotations
 
@@ -15,8 +16,16 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from engine.models import Tier
-from engine.topics import TICKET_STATE, TIER_TOPICS
+from engine.clock import SystemClock
+from engine.models import (
+    ActivityType,
+    Channel,
+    TicketActivity,
+    TicketActivityData,
+    Tier,
+    to_json,
+)
+from engine.topics import TICKET_ACTIVITY, TICKET_EVENTS, TICKET_STATE, TIER_TOPICS
 from tests.integration.harness import (
     EngineProcess,
     TopicReader,
@@ -69,6 +78,7 @@ def test_a_new_ticket_is_acknowledged_and_a_reply_to_the_notice_joins_it(
     engine.start("--bootstrap-servers", topics)
     reader = TopicReader(topics, TIER_TOPICS[Tier.L3])
     states = TopicReader(topics, TICKET_STATE)
+    activity = TopicReader(topics, TICKET_ACTIVITY)
     try:
         sender = f"gerente-{uuid.uuid4().hex[:8]}@acme.example"
         code, reply = send_mail(
@@ -97,15 +107,56 @@ def test_a_new_ticket_is_acknowledged_and_a_reply_to_the_notice_joins_it(
         code, reply = send_mail(engine.smtp_port, answer)
         assert code == 250, reply
         assert reply.decode().endswith(ticket)
-        states.wait_for(
+        replied = states.wait_for(
             lambda key, value: key == ticket and value["data"]["ticket"]["event_count"] == 2
-        )
+        )["data"]["ticket"]
+        assert replied["last_customer_contact_at"] is not None
+        assert (replied["informed_count"], replied["last_informed_at"]) == (0, None)
+        contact = activity.wait_for(lambda key, value: key == ticket)
+        assert contact["data"]["activity"] == "customer_replied"
         assert sum(1 for m in handler.messages if m["To"] == sender) == 1  # no second ack
+
+        produce_activity(topics, ticket, "Cambiamos la fuente; la central ya responde.")
+
+        informed = states.wait_for(
+            lambda key, value: key == ticket and value["data"]["ticket"]["informed_count"] == 1
+        )
+        assert informed["data"]["ticket"]["last_informed_at"] is not None
+        news = wait_until(
+            lambda: next((m for m in handler.messages if "Avance" in m["Subject"]), None),
+            60,
+            "the agent's update at the relay",
+            on_timeout=engine.log,
+        )
+        assert news["To"] == sender and news["Subject"].startswith(f"[#{ticket}]")
+        assert news.get_content().startswith("Cambiamos la fuente; la central ya responde.")
     finally:
         reader.close()
         states.close()
+        activity.close()
         engine.stop()
 
 
 def unique_id() -> str:
     return f"<{uuid.uuid4()}@acme.example>"
+
+
+def produce_activity(bootstrap: str, ticket: str, message: str) -> None:
+    """What an agent's tool does: a customer_informed activity on the ticket events topic."""
+    from kafka import KafkaProducer
+
+    record = TicketActivity(
+        event_id=f"activity:{uuid.uuid4()}",
+        occurred_at=SystemClock().now(),
+        source="test-agent-tool",
+        data=TicketActivityData(
+            ticket_id=ticket,
+            activity=ActivityType.CUSTOMER_INFORMED,
+            actor="ana@support.example.com",
+            message=message,
+            informed_via=Channel.EMAIL,
+        ),
+    )
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    producer.send(TICKET_EVENTS, key=ticket.encode(), value=to_json(record)).get(timeout=30)
+    producer.close()

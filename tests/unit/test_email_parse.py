@@ -136,3 +136,87 @@ def test_random_headers_never_crash_the_parser(headers: list[tuple[str, str]], b
         parse(raw + b"\r\n" + body)
     except EmailParseError as error:  # refused, and the refusal names what failed
         assert error.field
+
+
+GMAIL_FORWARD = (
+    "Can you look at this? It is our Monterrey office.\r\n\r\n"
+    "---------- Forwarded message ---------\r\n"
+    "From: Luis Ortega <luis@cliente.mx>\r\n"
+    "Date: Thu, 19 Nov 2026 at 18:02\r\n"
+    "Subject: Central caida\r\n"
+    "To: <it@cliente.mx>\r\n\r\n"
+    "La central no levanta desde la mañana, no entran llamadas.\r\n\r\n"
+    "El jue, 19 nov 2026, Ana <ana@cliente.mx> escribió:\r\n"
+    "> ¿Ya revisaron la fuente?\r\n"
+)
+OUTLOOK_FORWARD_ES = (
+    "Les reenvío el reporte del sitio.\r\n\r\n"
+    "________________________________\r\n"
+    "De: Marta Díaz <marta@cliente.mx>\r\n"
+    "Enviado: jueves, 19 de noviembre de 2026 17:40\r\n"
+    "Para: Sistemas <it@cliente.mx>\r\n"
+    "Asunto: Troncal SIP sin registro\r\n\r\n"
+    "La troncal SIP perdió el registro y no hay llamadas salientes.\r\n"
+)
+
+
+def plain_mail(subject: str, body: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = "it@cliente.mx"
+    message["To"] = "soporte@support.example.com"
+    message["Subject"] = subject
+    message["Message-ID"] = "<fwd-1@cliente.mx>"
+    message.set_content(body)
+    return message.as_bytes()
+
+
+def test_an_inline_forward_keeps_the_original_sender_and_its_words_for_the_rules() -> None:
+    data = parse(plain_mail("Fwd: Central caida", GMAIL_FORWARD)).data
+
+    assert data.forwarded is not None
+    assert (data.forwarded.from_address, data.forwarded.from_name) == (
+        "luis@cliente.mx",
+        "Luis Ortega",
+    )
+    assert data.forwarded.subject == "Central caida"
+    assert data.forwarded.text == "La central no levanta desde la mañana, no entran llamadas."
+    assert data.new_text.startswith("Can you look at this? It is our Monterrey office.")
+    assert "no entran llamadas" in data.new_text and "revisaron" not in data.new_text
+
+
+def test_an_outlook_forward_in_spanish_is_found_by_its_rv_subject() -> None:
+    data = parse(plain_mail("RV: Troncal SIP sin registro", OUTLOOK_FORWARD_ES)).data
+
+    assert data.forwarded is not None
+    assert data.forwarded.from_address == "marta@cliente.mx"
+    assert data.forwarded.subject == "Troncal SIP sin registro"
+    assert "perdió el registro" in data.new_text
+
+
+def test_an_outlook_reply_is_not_a_forward_and_its_history_is_cut() -> None:
+    data = parse(plain_mail("RE: Troncal SIP sin registro", OUTLOOK_FORWARD_ES)).data
+
+    assert data.forwarded is None
+    assert data.new_text == "Les reenvío el reporte del sitio."
+
+
+def test_a_mail_forwarded_as_an_attachment_is_read_from_the_attached_message() -> None:
+    original = EmailMessage()
+    original["From"] = "Pedro <pedro@cliente.mx>"
+    original["Subject"] = "UPS en batería"
+    original["Date"] = "Thu, 19 Nov 2026 17:00:00 -0600"
+    original.set_content("El UPS del site está en batería desde hace 10 minutos.")
+    wrapper = EmailMessage()
+    wrapper["From"] = "it@cliente.mx"
+    wrapper["To"] = "soporte@support.example.com"
+    wrapper["Subject"] = "FW: UPS en batería"
+    wrapper.set_content("Urgente, por favor.")
+    wrapper.add_attachment(original)
+
+    data = parse(wrapper.as_bytes()).data
+
+    assert data.forwarded is not None and data.forwarded.from_address == "pedro@cliente.mx"
+    assert data.new_text.startswith("Urgente, por favor.")
+    assert "está en batería" in data.new_text
+    [attached] = data.attachments
+    assert attached.content_type == "message/rfc822" and attached.size_bytes > 0

@@ -11,18 +11,22 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from engine.identity import email_ticket_id
 from engine.models import (
+    ActivityType,
     Channel,
     Classification,
     Priority,
     RouteDecision,
+    TicketActivity,
+    TicketActivityData,
     TicketRouted,
     TicketRoutedData,
     TicketState,
     TicketStatus,
     Tier,
 )
-from engine.workers.notices import acknowledgement, may_receive_mail
+from engine.workers.notices import acknowledgement, may_receive_mail, update
 from engine.workers.notifier import PermanentRefusal, deliver
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -151,3 +155,46 @@ def test_an_unreachable_relay_fails_after_the_last_attempt() -> None:
     with pytest.raises(OSError):
         deliver(notice, "127.0.0.1:1", sleep=waits.append, attempts=3)
     assert waits == [1.0, 2.0]
+
+
+def informed(
+    message: str | None = "Cambiamos la tarjeta; las llamadas ya entran.",
+    via: Channel | None = Channel.EMAIL,
+    requester: str = "ana@acme.example",
+) -> TicketActivity:
+    ticket = routed(requester=requester).data.ticket
+    return TicketActivity(
+        event_id="act-1", occurred_at=T0, source="api",
+        data=TicketActivityData(
+            ticket_id=ticket.ticket_id, activity=ActivityType.CUSTOMER_INFORMED, actor="ana",
+            message=message, informed_via=via, ticket=ticket,
+        ),
+    )  # fmt: skip
+
+
+def test_an_update_carries_the_agents_words_under_the_ticket_tag_and_threads() -> None:
+    notice = update(informed(), "es", "soporte@support.example.com", "support.example.com")
+
+    assert notice is not None and notice.to == "ana@acme.example"
+    message = notice.message
+    assert message["Subject"] == "[#T-ABCDEFGHIJKLM] Avance de su solicitud: Central caída"
+    assert message.get_content().startswith("Cambiamos la tarjeta; las llamadas ya entran.")
+    assert message["In-Reply-To"] == "<ack.T-ABCDEFGHIJKLM@support.example.com>"
+    again = update(informed(), "es", "soporte@support.example.com", "support.example.com")
+    assert again is not None and again.message["Message-ID"] == message["Message-ID"]
+    reply_to = message["Message-ID"].strip("<>")
+    assert email_ticket_id("Otro asunto", None, reply_to, (), "0" * 64) == "T-ABCDEFGHIJKLM"
+
+
+@pytest.mark.parametrize(
+    "activity",
+    [
+        informed(message=None),
+        informed(via=Channel.PHONE),
+        informed(requester="MAILER-DAEMON@acme.example"),
+    ],
+)
+def test_no_update_mail_without_words_for_mail_or_a_mailbox_to_send_them(
+    activity: TicketActivity,
+) -> None:
+    assert update(activity, "es", "soporte@support.example.com", "support.example.com") is None

@@ -203,3 +203,18 @@ def test_an_impossible_activity_is_refused_with_its_reason_and_publishes_nothing
     assert publications(outcome, twice, T0, "test") == []
     unknown = triage(None, activity(ActivityType.NOTE, note="hello"), RULES, T0)
     assert unknown.refused == "no ticket T-AAAAAAAAAAAAA"
+
+
+def test_a_bad_ticket_event_names_its_field_without_the_kind_tag() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from engine.errors import field_path
+    from engine.models import parse_incoming, record_location
+
+    bad = b'{"event_id":"e","kind":"email.received","occurred_at":"2026-11-22T10:00:00Z",'
+    bad += b'"source":"t","schema_version":1,"data":{"ticket_id":"T-AAAAAAAAAAAAA"}}'
+    with pytest.raises(ValidationError) as caught:
+        parse_incoming(bad)
+
+    assert field_path(record_location(caught.value.errors()[0]["loc"])) == "data.message_id"
