@@ -28,4 +28,5 @@ integration: bootstrap
 bench: bootstrap
 	.venv/bin/python -m bench.classify_rules
 	.venv/bin/python -m bench.smtp_ingest
+	.venv/bin/python -m bench.http_chat
 	.venv/bin/python -m bench.throughput

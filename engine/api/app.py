@@ -30,6 +30,7 @@ from engine.api.context import (
 )
 from engine.api.openapi import openapi_document
 from engine.api.reads import get_ticket, health, list_tickets
+from engine.api.security import Integration
 from engine.api.writes import post_activity, post_chat_message, post_phone_call
 
 log = logging.getLogger("engine.api.access")
@@ -110,11 +111,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     declared = request.content_length
     if declared is not None and declared > context.max_body_bytes:
         raise ApiError(413, f"the body is larger than {context.max_body_bytes} bytes")
-    token = _bearer(request)
-    integration = await context.verifier.verify(token) if token else None
-    if integration is None:
-        raise ApiError(401, "a valid bearer token is needed",
-                       headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="engine"'})  # fmt: skip
+    integration = await _authenticated(request, context)
     request[INTEGRATION] = integration
     if scope not in integration.scopes:
         raise ApiError(403, f"this token lacks the scope {scope.value}")
@@ -123,6 +120,29 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         raise ApiError(429, "too many requests for this token",
                        headers={hdrs.RETRY_AFTER: str(wait)})  # fmt: skip
     return await handler(request)
+
+
+async def _authenticated(request: web.Request, context: ApiContext) -> Integration:
+    """The caller's integration, or 401. A client that keeps presenting unknown tokens is
+    slowed down (429) before each costly hash check."""
+    unauthorized = ApiError(401, "a valid bearer token is needed",
+                            headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="engine"'})  # fmt: skip
+    token = _bearer(request)
+    if token is None:
+        raise unauthorized
+    integration = context.verifier.known(token)
+    if integration is not None:
+        return integration
+    client = request.remote or "unknown"
+    wait = context.failed_logins.exhausted(client)
+    if wait:
+        raise ApiError(429, "too many invalid tokens from this address",
+                       headers={hdrs.RETRY_AFTER: str(wait)})  # fmt: skip
+    integration = await context.verifier.verify(token)
+    if integration is None:
+        context.failed_logins.retry_after(client)
+        raise unauthorized
+    return integration
 
 
 def _bearer(request: web.Request) -> str | None:

@@ -29,6 +29,7 @@ class ApiContext:
     view: TicketView
     verifier: TokenVerifier
     limiter: RateLimiter
+    failed_logins: RateLimiter
     clock: Clock
     source: str
     allowed_origins: frozenset[str]

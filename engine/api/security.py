@@ -89,11 +89,15 @@ class TokenVerifier:
     def configured(self) -> bool:
         return bool(self._integrations)
 
+    def known(self, token: str) -> Integration | None:
+        """The integration of a token verified before (cheap: one SHA-256)."""
+        return self._verified.get(hashlib.sha256(token.encode()).hexdigest())
+
     async def verify(self, token: str) -> Integration | None:
-        fingerprint = hashlib.sha256(token.encode()).hexdigest()
-        known = self._verified.get(fingerprint)
+        known = self.known(token)
         if known is not None:
             return known
+        fingerprint = hashlib.sha256(token.encode()).hexdigest()
         integration = self._integrations.get(token.partition(".")[0])
         if integration is None:
             return None
@@ -116,13 +120,24 @@ class RateLimiter:
 
     def retry_after(self, key: str) -> int:
         """0 when the request may go ahead (and is counted); else seconds to wait."""
-        now = self._clock.now().timestamp()
-        tokens, since = self._buckets.get(key, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - since) * self._rate)
+        tokens, now = self._refilled(key)
         if tokens >= 1.0:
             if len(self._buckets) >= MAX_TRACKED_KEYS and key not in self._buckets:
                 self._buckets.clear()  # only idle integrations are forgotten in practice
             self._buckets[key] = (tokens - 1.0, now)
             return 0
         self._buckets[key] = (tokens, now)
+        return self._wait(tokens)
+
+    def exhausted(self, key: str) -> int:
+        """Like ``retry_after`` without counting a request: 0 while some budget is left."""
+        tokens, _ = self._refilled(key)
+        return 0 if tokens >= 1.0 else self._wait(tokens)
+
+    def _refilled(self, key: str) -> tuple[float, float]:
+        now = self._clock.now().timestamp()
+        tokens, since = self._buckets.get(key, (self._burst, now))
+        return min(self._burst, tokens + (now - since) * self._rate), now
+
+    def _wait(self, tokens: float) -> int:
         return max(1, math.ceil((1.0 - tokens) / self._rate))

@@ -23,6 +23,9 @@ from engine.ingest.publisher import KafkaPublisher, Publisher
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
+# Invalid tokens one address may present a minute before it is told to wait (each costs a
+# PBKDF2 check).
+FAILED_LOGINS_PER_MINUTE = 20
 
 
 @dataclass
@@ -57,6 +60,7 @@ async def running_api(
         limiter=RateLimiter(
             settings.api_rate_limit_per_minute, settings.api_rate_limit_burst, clock
         ),
+        failed_logins=RateLimiter(FAILED_LOGINS_PER_MINUTE, FAILED_LOGINS_PER_MINUTE, clock),
         clock=clock,
         source=f"http://{settings.api_host}",
         allowed_origins=frozenset(settings.api_allowed_origins),

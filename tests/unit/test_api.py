@@ -123,6 +123,7 @@ def with_api(
         context = ApiContext(
             publisher=publisher, view=view, verifier=TokenVerifier(integrations),
             limiter=RateLimiter(per_minute, burst, clock), clock=clock, source="http://test",
+            failed_logins=RateLimiter(3, 3, clock),
             allowed_origins=origins, max_body_bytes=4096, view_ready=lambda: True,
         )  # fmt: skip
         async with TestClient(TestServer(build_app(context, ChatHub()))) as client:
@@ -348,5 +349,16 @@ def test_unknown_routes_and_methods_are_json_refusals() -> None:
         assert status == 405 and headers["Allow"] == "POST" and body["error"]
         status, body, _ = await api.call("GET", "/nowhere", "widget")
         assert status == 404 and body["error"]
+
+    with_api(check)
+
+
+def test_an_address_that_keeps_presenting_bad_tokens_is_slowed_down() -> None:
+    async def check(api: Api) -> None:
+        statuses = [(await api.call("GET", "/tickets", f"agent.guess{n}"))[0] for n in range(4)]
+        status, _, headers = await api.call("GET", "/tickets", "agent")  # never verified yet
+
+        assert statuses == [401, 401, 401, 429]
+        assert status == 429 and int(headers["Retry-After"]) >= 1
 
     with_api(check)
