@@ -362,3 +362,41 @@ def test_an_address_that_keeps_presenting_bad_tokens_is_slowed_down() -> None:
         assert status == 429 and int(headers["Retry-After"]) >= 1
 
     with_api(check)
+
+
+def test_the_websocket_takes_messages_and_answers_each() -> None:
+    async def check(api: Api) -> None:
+        ticket_id = chat_ticket_id(CONVERSATION)
+        api.view.apply(updated(ticket(ticket_id)))
+        path = f"/chat/conversations/{CONVERSATION}/ws?access_token={TOKENS['widget']}"
+        async with api.client.ws_connect(path) as ws:
+            assert await ws.receive_json() == {
+                "type": "ticket", "ticket_id": ticket_id, "status": "open",
+            }  # fmt: skip
+            await ws.send_json({"message_id": "m9", "sender": "ana@acme.example", "text": ""})
+            refused = await ws.receive_json()
+            await ws.send_json(CHAT)
+            accepted = await ws.receive_json()
+            api.publisher.down = True
+            await ws.send_json({**CHAT, "message_id": "m2"})
+            retry = await ws.receive_json()
+
+        assert refused["type"] == "refused" and refused["status"] == 422
+        assert refused["message_id"] == "m9" and refused["problems"][0]["path"] == "text"
+        assert accepted == {"type": "accepted", "message_id": "m1", "ticket_id": ticket_id,
+                            "event_id": accepted["event_id"]}  # fmt: skip
+        assert retry["status"] == 503 and retry["retry_after"] == 5
+        assert len(api.publisher.sent) == 1
+
+    with_api(check)
+
+
+def test_a_websocket_without_a_token_is_refused_before_the_upgrade() -> None:
+    async def check(api: Api) -> None:
+        status, body, _ = await api.call("GET", f"/chat/conversations/{CONVERSATION}/ws")
+        assert status == 401 and body["error"]
+        url = f"/chat/conversations/{CONVERSATION}/ws?access_token={TOKENS['dashboard']}"
+        async with api.client.get(url, headers={"Upgrade": "websocket"}) as answer:
+            assert answer.status == 403
+
+    with_api(check)
