@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -70,6 +70,16 @@ class ApiError(Exception):
 
 def retry_later(reason: str) -> ApiError:
     return ApiError(503, reason, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+VIEW_LOADING = "the ticket view is still being loaded from Kafka; retry later"
+
+
+def raise_unknown(context: ApiContext, ticket_id: str) -> NoReturn:
+    """404, unless the view is still loading: then the ticket may well exist (503)."""
+    if not context.view_ready():
+        raise retry_later(VIEW_LOADING)
+    raise ApiError(404, f"no ticket {ticket_id}")
 
 
 def invalid(error: ValidationError, prefix: str = "") -> ApiError:

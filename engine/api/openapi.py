@@ -82,15 +82,17 @@ def _operation(
     ok: tuple[str, dict[str, Any]],
     body: type[BaseModel] | None = None,
     parameters: tuple[dict[str, Any], ...] = (),
-    write: bool = False,
     not_found: bool = False,
     conflict: bool = False,
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {ok[0]: ok[1]}
     for status, description in REFUSALS.items():
         responses[status] = _json(ErrorBody, description)
-    if write:
-        responses["503"] = _json(ErrorBody, "Kafka did not acknowledge; retry after Retry-After")
+    responses["503"] = _json(
+        ErrorBody,
+        "Kafka did not acknowledge (writes), or the ticket view is still loading; retry after "
+        "Retry-After",
+    )
     if not_found:
         responses["404"] = _json(ErrorBody, "No such ticket (yet)")
     if conflict:
@@ -134,7 +136,6 @@ def openapi_document() -> dict[str, Any]:
                     accepted,
                     ChatMessageIn,
                     (conversation,),
-                    write=True,
                 )
             },
             "/phone/calls": {
@@ -143,7 +144,6 @@ def openapi_document() -> dict[str, Any]:
                     Scope.PHONE_WRITE,
                     accepted,
                     PhoneCallIn,
-                    write=True,
                 )
             },
             "/tickets/{ticket_id}/activity": {
@@ -153,7 +153,6 @@ def openapi_document() -> dict[str, Any]:
                     accepted,
                     ActivityIn,
                     (ticket,),
-                    write=True,
                     not_found=True,
                     conflict=True,
                 )

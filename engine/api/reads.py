@@ -8,12 +8,14 @@ from aiohttp import web
 from pydantic import Field, ValidationError
 
 from engine.api.context import (
-    ApiError,
+    VIEW_LOADING,
     context_of,
     invalid,
     model_response,
     parse_parameter,
+    raise_unknown,
     requires,
+    retry_later,
 )
 from engine.api.contract import Health, TicketDetail, TicketList
 from engine.api.security import Scope
@@ -48,7 +50,7 @@ async def get_ticket(request: web.Request) -> web.Response:
     ticket_id = parse_parameter(TICKET_ID, "ticket_id", request.match_info["ticket_id"])
     ticket = context.view.get(ticket_id)
     if ticket is None:
-        raise ApiError(404, f"no ticket {ticket_id}")
+        raise_unknown(context, ticket_id)
     detail = TicketDetail(
         ticket=ticket, sla=context.view.sla(ticket), decisions=context.view.decisions(ticket_id)
     )
@@ -59,6 +61,8 @@ async def get_ticket(request: web.Request) -> web.Response:
 async def list_tickets(request: web.Request) -> web.Response:
     context = context_of(request)
     query = parse_query(dict(request.query))
+    if not context.view_ready():
+        raise retry_later(VIEW_LOADING)
     filters = {
         name: str(value)
         for name, value in query.model_dump(exclude={"limit"}, mode="json").items()

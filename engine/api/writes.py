@@ -19,6 +19,7 @@ from engine.api.context import (
     model_response,
     parse_body,
     parse_parameter,
+    raise_unknown,
     requires,
     retry_later,
 )
@@ -129,7 +130,7 @@ async def post_activity(request: web.Request) -> web.Response:
     given = parse_body(ActivityIn, await request.read())
     ticket = context.view.get(ticket_id)
     if ticket is None:
-        raise ApiError(404, f"no ticket {ticket_id}")
+        raise_unknown(context, ticket_id)
     activity = TicketActivityData(
         ticket_id=ticket_id,
         **given.model_dump(exclude={"activity_id"}),

@@ -93,6 +93,7 @@ class Api:
         self.client = client
         self.publisher = publisher
         self.view = view
+        self.ready = True
 
     async def call(
         self, method: str, path: str, who: str | None = None, **kwargs: Any
@@ -124,10 +125,11 @@ def with_api(
             publisher=publisher, view=view, verifier=TokenVerifier(integrations),
             limiter=RateLimiter(per_minute, burst, clock), clock=clock, source="http://test",
             failed_logins=RateLimiter(3, 3, clock),
-            allowed_origins=origins, max_body_bytes=4096, view_ready=lambda: True,
+            allowed_origins=origins, max_body_bytes=4096, view_ready=lambda: api.ready,
         )  # fmt: skip
         async with TestClient(TestServer(build_app(context, ChatHub()))) as client:
-            await test(Api(client, publisher, view))
+            api = Api(client, publisher, view)
+            await test(api)
 
     asyncio.run(main())
 
@@ -398,5 +400,17 @@ def test_a_websocket_without_a_token_is_refused_before_the_upgrade() -> None:
         url = f"/chat/conversations/{CONVERSATION}/ws?access_token={TOKENS['dashboard']}"
         async with api.client.get(url, headers={"Upgrade": "websocket"}) as answer:
             assert answer.status == 403
+
+    with_api(check)
+
+
+def test_reads_wait_for_the_view_to_load() -> None:
+    async def check(api: Api) -> None:
+        api.ready = False
+        for method, path in (("GET", "/tickets"), ("GET", "/tickets/T-AAAAAAAAAAAAA")):
+            status, _, headers = await api.call(method, path, "agent")
+            assert status == 503 and headers["Retry-After"] == "5"
+        api.ready = True
+        assert (await api.call("GET", "/tickets/T-AAAAAAAAAAAAA", "agent"))[0] == 404
 
     with_api(check)
