@@ -8,7 +8,7 @@ retries after a timeout or a 503 never makes a second ticket or a second action.
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from engine import metrics
 from engine.activity import InvalidTransition, apply_activity
@@ -16,6 +16,7 @@ from engine.api.context import (
     ApiContext,
     ApiError,
     context_of,
+    invalid,
     model_response,
     parse_body,
     parse_parameter,
@@ -131,10 +132,12 @@ async def post_activity(request: web.Request) -> web.Response:
     ticket = context.view.get(ticket_id)
     if ticket is None:
         raise_unknown(context, ticket_id)
-    activity = TicketActivityData(
-        ticket_id=ticket_id,
-        **given.model_dump(exclude={"activity_id"}),
-    )
+    try:
+        activity = TicketActivityData(
+            ticket_id=ticket_id, **given.model_dump(exclude={"activity_id"})
+        )
+    except ValidationError as error:  # the record's own rules, should they be stricter
+        raise invalid(error) from None
     now = context.clock.now()
     try:
         apply_activity(ticket, activity, now)
