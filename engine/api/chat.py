@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -29,7 +28,16 @@ from engine.api.context import (
     parse_parameter,
     requires,
 )
-from engine.api.contract import ChatMessageIn
+from engine.api.contract import (
+    ChatAccepted,
+    ChatEscalated,
+    ChatMessageIn,
+    ChatRefused,
+    ChatReply,
+    ChatServerMessage,
+    ChatTicket,
+    Problem,
+)
 from engine.api.security import Scope
 from engine.api.writes import CONVERSATION_ID, accept_chat_message
 from engine.identity import chat_ticket_id
@@ -52,39 +60,35 @@ ESCALATED_TO_DEVELOPMENT = {
 }
 
 
-def ticket_notice(ticket: TicketState) -> dict[str, Any]:
-    return {"type": "ticket", "ticket_id": ticket.ticket_id, "status": ticket.status.value}
+def ticket_notice(ticket: TicketState) -> ChatTicket:
+    return ChatTicket(ticket_id=ticket.ticket_id, status=ticket.status)
 
 
-def escalation_notice(ticket: TicketState) -> dict[str, Any] | None:
+def escalation_notice(ticket: TicketState) -> ChatEscalated | None:
     if SpecialRoute.DEVELOPMENT not in ticket.special_routes:
         return None
     language = ticket.customer.language if ticket.customer else None
     text = ESCALATED_TO_DEVELOPMENT.get(language or "es", ESCALATED_TO_DEVELOPMENT["es"])
-    return {"type": "escalated", "route": SpecialRoute.DEVELOPMENT.value, "text": text}
+    return ChatEscalated(route=SpecialRoute.DEVELOPMENT, text=text)
 
 
-def reply_notice(activity: TicketActivityData) -> dict[str, Any] | None:
+def reply_notice(activity: TicketActivityData) -> ChatReply | None:
     if activity.activity is not ActivityType.CUSTOMER_INFORMED:
         return None
     if activity.informed_via is not Channel.CHAT:
         return None
-    return {
-        "type": "reply",
-        "text": activity.message or activity.note or "",
-        "actor": activity.actor,
-    }
+    return ChatReply(text=activity.message or activity.note or "", actor=activity.actor)
 
 
 class ChatSocket:
     """One open conversation: what it has been told, and its outbox."""
 
     def __init__(self) -> None:
-        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(OUTBOX_LIMIT)
+        self.outbox: asyncio.Queue[ChatServerMessage] = asyncio.Queue(OUTBOX_LIMIT)
         self._ticket_told = False
         self._escalation_told = False
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: ChatServerMessage) -> None:
         with contextlib.suppress(asyncio.QueueFull):  # a client that stopped reading
             self.outbox.put_nowait(message)
 
@@ -163,36 +167,46 @@ async def chat_websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _take(request: web.Request, conversation: str, text: str) -> dict[str, Any]:
+async def _take(request: web.Request, conversation: str, text: str) -> ChatServerMessage:
     try:
         message = parse_body(ChatMessageIn, text.encode())
         accepted = await accept_chat_message(context_of(request), conversation, message)
     except ApiError as error:
         retry_after = error.headers.get("Retry-After")
-        refused = _refused(
-            text, error.status, error.body.error, int(retry_after) if retry_after else None
+        return _refused(
+            text,
+            error.status,
+            error.body.error,
+            int(retry_after) if retry_after else None,
+            error.body.problems,
         )
-        refused["problems"] = [problem.model_dump() for problem in error.body.problems]
-        return refused
-    return {"type": "accepted", "message_id": message.message_id, **accepted.model_dump()}
+    return ChatAccepted(message_id=message.message_id, **accepted.model_dump())
 
 
-def _refused(text: str, status: int, error: str, retry_after: int | None = None) -> dict[str, Any]:
+def _refused(
+    text: str,
+    status: int,
+    error: str,
+    retry_after: int | None = None,
+    problems: tuple[Problem, ...] = (),
+) -> ChatRefused:
     try:
         message_id = json.loads(text).get("message_id")
     except (ValueError, AttributeError):
         message_id = None
-    refused: dict[str, Any] = {"type": "refused", "message_id": message_id, "status": status}
-    refused["error"] = error
-    if retry_after is not None:
-        refused["retry_after"] = retry_after
-    return refused
+    return ChatRefused(
+        message_id=message_id if isinstance(message_id, str) else None,
+        status=status,
+        error=error,
+        problems=problems,
+        retry_after=retry_after,
+    )
 
 
 async def _drain(socket: ChatSocket, ws: web.WebSocketResponse) -> None:
     while True:
         message = await socket.outbox.get()
         try:
-            await ws.send_json(message)
+            await ws.send_str(message.model_dump_json())
         except (ConnectionResetError, RuntimeError):
             return

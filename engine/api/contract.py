@@ -17,7 +17,9 @@ from engine.models import (
     Classification,
     Priority,
     Record,
+    SpecialRoute,
     TicketState,
+    TicketStatus,
     Tier,
     UtcDatetime,
 )
@@ -119,3 +121,53 @@ class Health(Record):
     status: Literal["ok"]
     view: Literal["ready", "catching_up"]
     tickets: int = Field(ge=0)
+
+
+# --- what the chat WebSocket sends (discriminated by ``type``) ---------------------------
+
+
+class ChatAccepted(Record):
+    """The message is on Kafka."""
+
+    type: Literal["accepted"] = "accepted"
+    message_id: str
+    ticket_id: str
+    event_id: str
+
+
+class ChatRefused(Record):
+    """The message was not taken; 429 and 503 mean: send it again after ``retry_after``."""
+
+    type: Literal["refused"] = "refused"
+    message_id: str | None
+    status: int
+    error: str
+    problems: tuple[Problem, ...] = ()
+    retry_after: int | None = None
+
+
+class ChatTicket(Record):
+    """The conversation's ticket exists."""
+
+    type: Literal["ticket"] = "ticket"
+    ticket_id: str
+    status: TicketStatus
+
+
+class ChatReply(Record):
+    """The desk informed the customer via chat."""
+
+    type: Literal["reply"] = "reply"
+    text: str
+    actor: str
+
+
+class ChatEscalated(Record):
+    """The request goes to another team, not chat support (ROUTE-DEV)."""
+
+    type: Literal["escalated"] = "escalated"
+    route: SpecialRoute
+    text: str
+
+
+ChatServerMessage = ChatAccepted | ChatRefused | ChatTicket | ChatReply | ChatEscalated

@@ -14,7 +14,12 @@ from engine.api.contract import (
     TICKET_ID,
     Accepted,
     ActivityIn,
+    ChatAccepted,
+    ChatEscalated,
     ChatMessageIn,
+    ChatRefused,
+    ChatReply,
+    ChatTicket,
     ErrorBody,
     Health,
     PhoneCallIn,
@@ -35,6 +40,13 @@ MODELS: tuple[type[BaseModel], ...] = (
     TicketDetail,
     TicketList,
     Health,
+    # The chat WebSocket's messages: OpenAPI cannot describe the socket, but their schemas
+    # belong to the contract.
+    ChatAccepted,
+    ChatRefused,
+    ChatTicket,
+    ChatReply,
+    ChatEscalated,
 )
 REFUSALS = {
     "401": "No valid bearer token",
@@ -122,7 +134,9 @@ def openapi_document() -> dict[str, Any]:
             "title": "Ticket routing engine",
             "version": __version__,
             "description": "Chat, phone entry, ticket activity and ticket queries. The chat "
-            "WebSocket is GET /chat/conversations/{conversation_id}/ws (see README).",
+            "WebSocket is GET /chat/conversations/{conversation_id}/ws: it takes ChatMessageIn "
+            "objects as text frames and sends ChatAccepted, ChatRefused, ChatTicket, ChatReply "
+            "and ChatEscalated objects (see README).",
         },
         "components": {
             "schemas": schemas.get("$defs", {}),

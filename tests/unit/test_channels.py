@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from engine.api.chat import ChatHub, ChatSocket, escalation_notice, reply_notice
+from engine.api.contract import ChatReply
 from engine.api.view import sla_state
 from engine.customers import Customer, CustomerDirectory
 from engine.identity import chat_ticket_id, event_id, phone_ticket_id
@@ -120,13 +121,13 @@ def test_a_development_request_in_chat_tells_the_customer_in_their_language() ->
     assert outcome.ticket is not None
     assert SpecialRoute.DEVELOPMENT in outcome.ticket.special_routes
     notice = escalation_notice(outcome.ticket)
-    assert notice is not None and "equipo de desarrollo" in notice["text"]
+    assert notice is not None and "equipo de desarrollo" in notice.text
 
     english = outcome.ticket.model_copy(
         update={"customer": CustomerProfile(customer_id="acme", language="en")}
     )
     notice = escalation_notice(english)
-    assert notice is not None and "development team" in notice["text"]
+    assert notice is not None and "development team" in notice.text
 
 
 def test_the_socket_is_told_the_ticket_and_the_escalation_once() -> None:
@@ -149,9 +150,9 @@ def test_the_socket_is_told_the_ticket_and_the_escalation_once() -> None:
     hub.leave(ticket.ticket_id, socket)
     hub.on_activity(inform)
 
-    told = [socket.outbox.get_nowait()["type"] for _ in range(socket.outbox.qsize())]
+    told = [socket.outbox.get_nowait().type for _ in range(socket.outbox.qsize())]
     assert told == ["ticket", "escalated", "reply"]
-    assert reply_notice(inform) == {"type": "reply", "text": "Hola Ana", "actor": "luis"}
+    assert reply_notice(inform) == ChatReply(text="Hola Ana", actor="luis")
 
 
 def test_the_sla_state_is_the_latest_alert_until_the_customer_is_informed() -> None:
