@@ -414,3 +414,21 @@ def test_reads_wait_for_the_view_to_load() -> None:
         assert (await api.call("GET", "/tickets/T-AAAAAAAAAAAAA", "agent"))[0] == 404
 
     with_api(check)
+
+
+def test_engine_api_token_prints_the_token_once_and_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.cli import main
+
+    assert main(["api-token", "agent-tool", "activity:write", "tickets:read"]) == 0
+    printed = capsys.readouterr()
+    token = printed.err.rsplit(" ", 1)[-1].strip()
+    path = tmp_path / "tokens"
+    path.write_text(printed.out)
+
+    assert token.startswith("agent-tool.") and token not in printed.out
+    verifier = TokenVerifier(load_integrations(path))
+    integration = asyncio.run(verifier.verify(token))
+    assert integration is not None
+    assert integration.scopes == {Scope.ACTIVITY_WRITE, Scope.TICKETS_READ}
