@@ -1,141 +1,31 @@
-"""The HTTP API's refusals and answers over real HTTP on loopback, with a fake publisher at
+"""Chat, phone, activity and queries over real HTTP on loopback, with a fake publisher at
 the Kafka seam (tests/integration/test_api_live.py runs it against the real broker)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from datetime import timedelta
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
-
-from engine.api.app import build_app
-from engine.api.chat import ChatHub
-from engine.api.context import ApiContext
-from engine.api.security import (
-    ApiSecurityError,
-    Integration,
-    RateLimiter,
-    Scope,
-    TokenVerifier,
-    load_integrations,
-    new_token,
-)
 from engine.api.view import TicketView
-from engine.clock import FrozenClock
-from engine.errors import PublishError
 from engine.identity import chat_ticket_id, phone_ticket_id
-from engine.ingest.smtp_security import hash_password
 from engine.models import (
-    Channel,
     EventKind,
     Priority,
-    TicketState,
     TicketStatus,
-    TicketUpdated,
-    TicketUpdatedData,
     Tier,
     parse_incoming,
 )
 from engine.topics import TICKET_EVENTS
-
-T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
-CONVERSATION = "c0nversation-0123456789"
-TOKENS = {
-    "widget": "widget.s3cret-widget",
-    "agent": "agent.s3cret-agent",
-    "dashboard": "dashboard.s3cret-dash",
-}
-SCOPES = {
-    "widget": {Scope.CHAT_WRITE},
-    "agent": {Scope.PHONE_WRITE, Scope.ACTIVITY_WRITE, Scope.TICKETS_READ},
-    "dashboard": {Scope.TICKETS_READ},
-}
-
-
-class FakePublisher:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes]] = []
-        self.down = False
-
-    async def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
-        if self.down:
-            raise PublishError("Kafka did not acknowledge within 1s")
-        self.sent.append((topic, key, value))
-
-
-def ticket(ticket_id: str = "T-AAAAAAAAAAAAA", **changes: Any) -> TicketState:
-    fields: dict[str, Any] = dict(
-        ticket_id=ticket_id, status=TicketStatus.OPEN, channel=Channel.CHAT, subject="",
-        requester="ana@acme.example", customer_id="acme", opened_at=T0, updated_at=T0,
-        priority=Priority.P3, category="general", tier=Tier.L1, special_routes=(), tags=(),
-        event_count=1, recent_event_ids=("e1",), ruleset_version="v",
-    )  # fmt: skip
-    fields.update(changes)
-    return TicketState(**fields)
-
-
-def updated(state: TicketState) -> TicketUpdated:
-    return TicketUpdated(
-        event_id=f"u-{state.ticket_id}-{state.updated_at.isoformat()}",
-        occurred_at=state.updated_at,
-        source="test",
-        data=TicketUpdatedData(ticket=state),
-    )
-
-
-class Api:
-    def __init__(self, client: TestClient[Any, Any], publisher: FakePublisher, view: TicketView):
-        self.client = client
-        self.publisher = publisher
-        self.view = view
-        self.ready = True
-
-    async def call(
-        self, method: str, path: str, who: str | None = None, **kwargs: Any
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        headers = dict(kwargs.pop("headers", {}))
-        if who is not None:
-            headers["Authorization"] = f"Bearer {TOKENS.get(who, who)}"
-        async with self.client.request(method, path, headers=headers, **kwargs) as response:
-            text = await response.text()
-            body = json.loads(text) if text else {}
-            return response.status, body, dict(response.headers)
-
-
-def with_api(
-    test: Callable[[Api], Awaitable[None]],
-    per_minute: int = 600,
-    burst: int = 60,
-    origins: frozenset[str] = frozenset(),
-) -> None:
-    async def main() -> None:
-        publisher = FakePublisher()
-        view = TicketView()
-        integrations = {
-            name: Integration(name, frozenset(SCOPES[name]), hash_password(token, 1000))
-            for name, token in TOKENS.items()
-        }
-        clock = FrozenClock(T0)
-        context = ApiContext(
-            publisher=publisher, view=view, verifier=TokenVerifier(integrations),
-            limiter=RateLimiter(per_minute, burst, clock), clock=clock, source="http://test",
-            failed_logins=RateLimiter(3, 3, clock),
-            allowed_origins=origins, max_body_bytes=4096, view_ready=lambda: api.ready,
-        )  # fmt: skip
-        async with TestClient(TestServer(build_app(context, ChatHub()))) as client:
-            api = Api(client, publisher, view)
-            await test(api)
-
-    asyncio.run(main())
-
-
-CHAT_PATH = f"/chat/conversations/{CONVERSATION}/messages"
-CHAT = {"message_id": "m1", "sender": "ana@acme.example", "text": "no entran llamadas"}
+from tests.unit.api_support import (
+    CHAT,
+    CHAT_PATH,
+    CONVERSATION,
+    T0,
+    TOKENS,
+    Api,
+    ticket,
+    updated,
+    with_api,
+)
 
 
 def test_a_chat_message_is_answered_202_with_its_ticket_once_published() -> None:
@@ -192,61 +82,6 @@ def test_validation_errors_are_422_naming_the_field() -> None:
         assert api.publisher.sent == []
 
     with_api(check)
-
-
-def test_tokens_and_scopes() -> None:
-    async def check(api: Api) -> None:
-        assert (await api.call("POST", CHAT_PATH, json=CHAT))[0] == 401
-        status, _, headers = await api.call("POST", CHAT_PATH, "widget.wrong", json=CHAT)
-        assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
-        assert (await api.call("POST", CHAT_PATH, "nobody.x", json=CHAT))[0] == 401
-        # A chat widget posts chat messages and nothing else.
-        assert (await api.call("GET", "/tickets", "widget"))[0] == 403
-        status, body, _ = await api.call("POST", "/phone/calls", "widget", json={})
-        assert status == 403 and "phone:write" in body["error"]
-        assert (await api.call("POST", CHAT_PATH, "dashboard", json=CHAT))[0] == 403
-        assert (await api.call("GET", "/tickets", "dashboard"))[0] == 200
-        assert (await api.call("GET", "/openapi.json"))[0] == 200
-
-    with_api(check)
-
-
-def test_a_token_over_its_rate_is_told_when_to_retry() -> None:
-    async def check(api: Api) -> None:
-        statuses = [(await api.call("GET", "/tickets", "dashboard"))[0] for _ in range(3)]
-        status, _, headers = await api.call("GET", "/tickets", "dashboard")
-
-        assert statuses == [200, 200, 200]
-        assert status == 429 and int(headers["Retry-After"]) >= 1
-        assert (await api.call("GET", "/tickets", "agent"))[0] == 200  # its own budget
-
-    with_api(check, per_minute=6, burst=3)
-
-
-def test_bodies_over_the_limit_are_413() -> None:
-    async def check(api: Api) -> None:
-        status, body, _ = await api.call(
-            "POST", CHAT_PATH, "widget", json={**CHAT, "text": "x" * 5000}
-        )
-        assert status == 413 and "4096" in body["error"]
-        assert api.publisher.sent == []
-
-    with_api(check)
-
-
-def test_browsers_from_other_origins_are_refused() -> None:
-    async def check(api: Api) -> None:
-        allowed = {"Origin": "https://widget.acme.example"}
-        status, _, headers = await api.call("POST", CHAT_PATH, "widget", json=CHAT,
-                                            headers=allowed)  # fmt: skip
-        assert status == 202
-        assert headers["Access-Control-Allow-Origin"] == "https://widget.acme.example"
-        status, _, headers = await api.call("OPTIONS", CHAT_PATH, headers=allowed)
-        assert status == 204 and "Authorization" in headers["Access-Control-Allow-Headers"]
-        evil = {"Origin": "https://evil.example"}
-        assert (await api.call("POST", CHAT_PATH, "widget", json=CHAT, headers=evil))[0] == 403
-
-    with_api(check, origins=frozenset({"https://widget.acme.example"}))
 
 
 def test_a_phone_call_carries_the_agents_priority() -> None:
@@ -328,40 +163,12 @@ def test_a_moved_ticket_leaves_its_old_index_entries() -> None:
     assert view.find({"status": "resolved"}, 10)[1] == 1
 
 
-def test_the_tokens_file_holds_scopes_and_hashes_only(tmp_path: Path) -> None:
-    token, line = new_token("chat-widget", [Scope.CHAT_WRITE, Scope.TICKETS_READ])
-    path = tmp_path / "tokens"
-    path.write_text(f"# integrations\n{line}\n")
-
-    loaded = load_integrations(path)
-
-    assert token not in path.read_text()
-    assert loaded["chat-widget"].scopes == {Scope.CHAT_WRITE, Scope.TICKETS_READ}
-    verifier = TokenVerifier(loaded)
-    assert asyncio.run(verifier.verify(token)) == loaded["chat-widget"]
-    assert asyncio.run(verifier.verify(token + "x")) is None
-    path.write_text("chat-widget:chat:write,chat:nothing:pbkdf2_sha256$1$00$00\n")
-    with pytest.raises(ApiSecurityError, match=r"tokens:1: .*scopes are chat:write"):
-        load_integrations(path)
-
-
 def test_unknown_routes_and_methods_are_json_refusals() -> None:
     async def check(api: Api) -> None:
         status, body, headers = await api.call("TRACE", CHAT_PATH, "widget", json=CHAT)
         assert status == 405 and headers["Allow"] == "POST" and body["error"]
         status, body, _ = await api.call("GET", "/nowhere", "widget")
         assert status == 404 and body["error"]
-
-    with_api(check)
-
-
-def test_an_address_that_keeps_presenting_bad_tokens_is_slowed_down() -> None:
-    async def check(api: Api) -> None:
-        statuses = [(await api.call("GET", "/tickets", f"agent.guess{n}"))[0] for n in range(4)]
-        status, _, headers = await api.call("GET", "/tickets", "agent")  # never verified yet
-
-        assert statuses == [401, 401, 401, 429]
-        assert status == 429 and int(headers["Retry-After"]) >= 1
 
     with_api(check)
 
@@ -393,17 +200,6 @@ def test_the_websocket_takes_messages_and_answers_each() -> None:
     with_api(check)
 
 
-def test_a_websocket_without_a_token_is_refused_before_the_upgrade() -> None:
-    async def check(api: Api) -> None:
-        status, body, _ = await api.call("GET", f"/chat/conversations/{CONVERSATION}/ws")
-        assert status == 401 and body["error"]
-        url = f"/chat/conversations/{CONVERSATION}/ws?access_token={TOKENS['dashboard']}"
-        async with api.client.get(url, headers={"Upgrade": "websocket"}) as answer:
-            assert answer.status == 403
-
-    with_api(check)
-
-
 def test_reads_wait_for_the_view_to_load() -> None:
     async def check(api: Api) -> None:
         api.ready = False
@@ -414,21 +210,3 @@ def test_reads_wait_for_the_view_to_load() -> None:
         assert (await api.call("GET", "/tickets/T-AAAAAAAAAAAAA", "agent"))[0] == 404
 
     with_api(check)
-
-
-def test_engine_api_token_prints_the_token_once_and_its_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from engine.cli import main
-
-    assert main(["api-token", "agent-tool", "activity:write", "tickets:read"]) == 0
-    printed = capsys.readouterr()
-    token = printed.err.rsplit(" ", 1)[-1].strip()
-    path = tmp_path / "tokens"
-    path.write_text(printed.out)
-
-    assert token.startswith("agent-tool.") and token not in printed.out
-    verifier = TokenVerifier(load_integrations(path))
-    integration = asyncio.run(verifier.verify(token))
-    assert integration is not None
-    assert integration.scopes == {Scope.ACTIVITY_WRITE, Scope.TICKETS_READ}
