@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from engine.api.security import (
     ApiSecurityError,
@@ -14,6 +15,7 @@ from engine.api.security import (
     load_integrations,
     new_token,
 )
+from engine.settings import Settings
 from tests.unit.api_support import (
     CHAT,
     CHAT_PATH,
@@ -134,3 +136,10 @@ def test_engine_api_token_prints_the_token_once_and_its_line(
     integration = asyncio.run(verifier.verify(token))
     assert integration is not None
     assert integration.scopes == {Scope.ACTIVITY_WRITE, Scope.TICKETS_READ}
+
+
+def test_the_origin_allowlist_holds_origins_only() -> None:
+    allowed = Settings(api_allowed_origins="https://www.acme.example, http://127.0.0.1:3000")
+    assert allowed.api_allowed_origins == ["https://www.acme.example", "http://127.0.0.1:3000"]
+    with pytest.raises(ValidationError, match="api_allowed_origins"):
+        Settings(api_allowed_origins="https://www.acme.example/chat")
