@@ -127,8 +127,8 @@ def _updated_at(ticket: TicketState) -> datetime:
 
 
 class ViewFollower:
-    """Follows the topics into a TicketView; calls ``on_ticket`` with every live state
-    update and ``on_activity`` with every live activity."""
+    """Follows the topics into a TicketView; calls ``on_ticket`` with every state update
+    and ``on_activity`` with every new activity."""
 
     def __init__(
         self,
@@ -191,8 +191,8 @@ class ViewFollower:
             log.warning("view: skipped a record that does not parse: %s", error.errors()[0])
             return
         self.view.apply(record)
-        if not self.caught_up.is_set():
-            return
+        # Told even while catching up: a socket may already wait for its ticket (a lookup
+        # per record when none does). Activity is read from the end, so it is always live.
         if isinstance(record, TicketUpdated):
             self._on_ticket(record.data.ticket)
         elif isinstance(record, TicketActivity):

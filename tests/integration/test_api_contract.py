@@ -19,6 +19,7 @@ from schemathesis.checks import (
 
 from engine.api.openapi import openapi_document
 from tests.integration.api_process import TOKEN, api_process, get_json
+from tests.integration.harness import wait_until
 
 schema = schemathesis.openapi.from_dict(openapi_document())
 
@@ -26,6 +27,8 @@ schema = schemathesis.openapi.from_dict(openapi_document())
 @pytest.fixture(scope="module")
 def api_url(topics: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with api_process(topics, Path(tmp_path_factory.mktemp("api-contract"))) as url:
+        # Reads answer 503 while the view loads; the contract is about a ready API.
+        wait_until(lambda: get_json(f"{url}/health")["view"] == "ready", 120, "the view")
         yield url
 
 
