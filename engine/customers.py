@@ -108,6 +108,10 @@ class CustomerDirectory:
         customer = self.lookup(address)
         return customer.profile() if customer else None
 
+    def profile_by_id(self, customer_id: str) -> CustomerProfile | None:
+        customer = self._by_id.get(customer_id)
+        return customer.profile() if customer else None
+
 
 EMPTY_DIRECTORY = CustomerDirectory(())
 
