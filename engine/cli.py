@@ -262,6 +262,22 @@ def cmd_entitlements(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    from engine.api.service import run_api
+
+    run_api(_settings(args))
+    return 0
+
+
+def cmd_api_token(args: argparse.Namespace) -> int:
+    from engine.api.security import Scope, new_token
+
+    token, line = new_token(args.integration, [Scope(scope) for scope in args.scopes])
+    print(f"token (give it to the integration; it is not stored): {token}", file=sys.stderr)
+    print(line)
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from engine.up import run_up
 
@@ -377,11 +393,24 @@ def build_parser() -> argparse.ArgumentParser:
     entitlements_parser.add_argument("--hours", type=float, help="topup: hours bought")
     entitlements_parser.add_argument("--reference", help="topup: order or invoice (once each)")
     entitlements_parser.add_argument("--actor", default="cli", help="topup: who records it")
+    command("api", cmd_api, "Run the HTTP API (chat, phone entry, activity, ticket queries).")
+    token_parser = sub.add_parser(
+        "api-token",
+        help="Make a bearer token for an integration: the token on stderr, the line for "
+        "ENGINE_API_TOKENS_FILE on stdout.",
+    )
+    token_parser.add_argument("integration", help="its name, e.g. chat-widget")
+    token_parser.add_argument(
+        "scopes",
+        nargs="+",
+        choices=["chat:write", "phone:write", "activity:write", "tickets:read"],
+    )
+    token_parser.set_defaults(handler=cmd_api_token)
     command(
         "up",
         cmd_up,
         "Start the local broker (unless --bootstrap-servers), provision topics, run the "
-        "SMTP ingestor and the processor until Ctrl-C.",
+        "SMTP ingestor, the processor and the HTTP API until Ctrl-C.",
     )
     return parser
 

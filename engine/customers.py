@@ -109,8 +109,7 @@ class CustomerDirectory:
         return customer.profile() if customer else None
 
     def profile_by_id(self, customer_id: str) -> CustomerProfile | None:
-        """The customer a device directory entry names (SNMP channel)."""
-        customer = next((c for c in self.customers if c.id == customer_id), None)
+        customer = self._by_id.get(customer_id)
         return customer.profile() if customer else None
 
 

@@ -95,6 +95,8 @@ class EventKind(StrEnum):
     SLA_CLOCK_UPDATED = "sla.clock_updated"
     ENTITLEMENT_TOPPED_UP = "entitlement.topped_up"
     ENTITLEMENT_UPDATED = "entitlement.updated"
+    CHAT_MESSAGE_RECEIVED = "chat.message.received"
+    PHONE_CALL_LOGGED = "phone.call.logged"
 
 
 # --- data of each kind ---------------------------------------------------------------
@@ -469,6 +471,28 @@ class TrapReceivedData(Record):
     device: Device | None = Field(description="None: the address is not in the device directory")
 
 
+class ChatMessageReceivedData(Record):
+    ticket_id: str = Field(description="Derived from the conversation: one chat, one ticket")
+    conversation_id: str = Field(min_length=1, max_length=128)
+    message_id: str = Field(min_length=1, max_length=128, description="Unique in its chat")
+    sender: str = Field(description="Who wrote it, as the chat widget knows them (e-mail)")
+    customer_id: str | None = Field(description="None: an unknown customer")
+    text: str
+
+
+class PhoneCallLoggedData(Record):
+    ticket_id: str = Field(description="Derived from the call id")
+    call_id: str = Field(min_length=1, max_length=128)
+    caller: str = Field(description="Who called: name, number or e-mail")
+    customer_id: str | None = Field(description="None: an unknown customer")
+    subject: str
+    summary: str
+    agent: str = Field(description="The agent who took the call")
+    suggested_priority: Priority | None = Field(
+        description="The agent's own priority; the rules confirm or override it"
+    )
+
+
 # --- envelopes --------------------------------------------------------------------------
 
 
@@ -570,6 +594,16 @@ class EntitlementUpdated(Envelope):
     data: EntitlementBalanceData
 
 
+class ChatMessageReceived(Envelope):
+    kind: Literal[EventKind.CHAT_MESSAGE_RECEIVED] = EventKind.CHAT_MESSAGE_RECEIVED
+    data: ChatMessageReceivedData
+
+
+class PhoneCallLogged(Envelope):
+    kind: Literal[EventKind.PHONE_CALL_LOGGED] = EventKind.PHONE_CALL_LOGGED
+    data: PhoneCallLoggedData
+
+
 RECORD_TYPES: tuple[type[Envelope], ...] = (
     EmailReceived,
     TicketClassified,
@@ -584,14 +618,17 @@ RECORD_TYPES: tuple[type[Envelope], ...] = (
     SlaClockUpdated,
     EntitlementToppedUp,
     EntitlementUpdated,
+    ChatMessageReceived,
+    PhoneCallLogged,
 )
 
 # What ingest writes to the ticket events topic; new channels add their envelope here.
 IncomingTicketEvent = Annotated[
-    EmailReceived | TicketActivity | TrapReceived, Field(discriminator="kind")
+    EmailReceived | TicketActivity | TrapReceived | ChatMessageReceived | PhoneCallLogged,
+    Field(discriminator="kind"),
 ]
 # The events that carry a message to classify (every one but agents' activity).
-MessageEvent = EmailReceived | TrapReceived
+MessageEvent = EmailReceived | TrapReceived | ChatMessageReceived | PhoneCallLogged
 _INCOMING: TypeAdapter[IncomingTicketEvent] = TypeAdapter(IncomingTicketEvent)
 
 AnyRecord = Annotated[
@@ -607,7 +644,9 @@ AnyRecord = Annotated[
     | TrapReceived
     | SlaClockUpdated
     | EntitlementToppedUp
-    | EntitlementUpdated,
+    | EntitlementUpdated
+    | ChatMessageReceived
+    | PhoneCallLogged,
     Field(discriminator="kind"),
 ]
 _ANY_RECORD: TypeAdapter[AnyRecord] = TypeAdapter(AnyRecord)

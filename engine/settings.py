@@ -7,6 +7,7 @@ validated once, at start-up; an invalid value stops the process with the name of
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -181,11 +182,45 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    api_host: str = Field(default="127.0.0.1", description="HTTP API listen address.")
+    api_port: int = Field(default=8080, ge=0, le=65535, description="HTTP API port.")
+    api_tokens_file: Path | None = Field(
+        default=None, description="API bearer tokens (engine api-token); none: every call is 401."
+    )
+    api_max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request body or WebSocket message (413)."
+    )
+    api_rate_limit_per_minute: int = Field(
+        default=600, ge=1, description="Requests one token may make a minute (429 above)."
+    )
+    api_rate_limit_burst: int = Field(
+        default=60, ge=1, description="Requests one token may make at once before the limit."
+    )
+    api_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default=[], description="Browser Origins allowed to call the API (comma-separated)."
+    )
+    api_metrics_port: int = Field(default=9468, ge=0, le=65535, description="HTTP API /metrics.")
+
+    @field_validator("api_allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @field_validator("snmp_mib_dirs", mode="before")
     @classmethod
     def _split_mib_dirs(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(os.pathsep) if part.strip()]
+        return value
+
+    @field_validator("api_allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"{origin!r} is not an Origin: scheme://host[:port], no path")
         return value
 
     @field_validator("support_domains", mode="before")

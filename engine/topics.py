@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from engine.models import (
+    ChatMessageReceived,
     EmailReceived,
     EntitlementToppedUp,
     EntitlementUpdated,
     Envelope,
+    PhoneCallLogged,
     RecordDeadLettered,
     RulesPublished,
     SlaBreached,
@@ -113,6 +115,8 @@ def declared_topics(partitions: int = 6, replication_factor: int = 1) -> tuple[T
             "Raw facts from every channel (e-mail, SNMP, chat, phone), keyed by ticket id",
             EmailReceived,
             TrapReceived,
+            ChatMessageReceived,
+            PhoneCallLogged,
         ),
         ticket_topic(
             TICKET_STATE,

@@ -23,6 +23,7 @@ from engine.identity import event_id
 from engine.models import (
     ActivityType,
     Channel,
+    ChatMessageReceived,
     Classification,
     CustomerProfile,
     EmailReceived,
@@ -30,6 +31,7 @@ from engine.models import (
     Envelope,
     IncomingTicketEvent,
     MessageEvent,
+    PhoneCallLogged,
     RouteDecision,
     TicketActivity,
     TicketActivityData,
@@ -81,6 +83,32 @@ def message_of(event: MessageEvent, customers: CustomerDirectory) -> TicketMessa
             )
         case TrapReceived(data=data):
             return alarms.trap_message(data, customers)
+        case ChatMessageReceived(data=data):
+            return TicketMessage(
+                channel=Channel.CHAT,
+                body=data.text,
+                sender=data.sender,
+                customer=_customer(customers, data.customer_id, data.sender),
+            )
+        case PhoneCallLogged(data=data):
+            return TicketMessage(
+                channel=Channel.PHONE,
+                subject=data.subject,
+                body=data.summary,
+                sender=data.caller,
+                customer=_customer(customers, data.customer_id, data.caller),
+                suggested_priority=data.suggested_priority,
+            )
+
+
+def _customer(
+    customers: CustomerDirectory, customer_id: str | None, contact: str
+) -> CustomerProfile | None:
+    """The customer named by id (kept even when the directory does not know it), else the
+    one the contact's address belongs to."""
+    if customer_id is not None:
+        return customers.profile_by_id(customer_id) or CustomerProfile(customer_id=customer_id)
+    return customers.profile_of(contact)
 
 
 def _customer_of(data: EmailReceivedData, customers: CustomerDirectory) -> CustomerProfile | None:
@@ -96,7 +124,7 @@ def suppression_reason(event: IncomingTicketEvent) -> str | None:
     match event:
         case EmailReceived(data=data):
             return data.automated_reason
-        case TrapReceived() | TicketActivity():
+        case TrapReceived() | TicketActivity() | ChatMessageReceived() | PhoneCallLogged():
             return None
 
 
