@@ -40,7 +40,7 @@ def engine_cli(kafka: str, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def fax_rules(tmp_path: Path, kafka: str) -> Iterator[Path]:
     text = DEFAULT_RULES.read_text(encoding="utf-8")
-    text = text.replace('version: "2026.11.2"', 'version: "2026.11.2-fax"')
+    text = text.replace('version: "2026.11.3"', 'version: "2026.11.3-fax"')
     text = text.replace("\nrules:\n", "\nrules:\n" + FAX_RULE, 1)
     path = tmp_path / "fax.yaml"
     path.write_text(text, encoding="utf-8")
