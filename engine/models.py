@@ -134,6 +134,10 @@ class EmailReceivedData(Record):
     )
     date: UtcDatetime | None = Field(description="The Date header, when it parses")
     attachments: tuple[Attachment, ...]
+    archived_sha256: str | None = Field(
+        default=None,
+        description="SHA-256 of the whole mail in the mail archive (ENGINE_SMTP_ARCHIVE_DIR)",
+    )
     forwarded: ForwardedMail | None = Field(
         default=None, description="The forwarded original, when this mail forwards one"
     )

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     smtp_auth_users_file: Path | None = Field(
         default=None, description="SMTP AUTH users (engine hash-password); offered after TLS."
     )
+    smtp_archive_dir: Path | None = Field(
+        default=None,
+        description="Keep every accepted mail whole (attachments included) here, by SHA-256.",
+    )
     smtp_sender_limit_per_minute: int = Field(
         default=30, ge=1, description="Mails one sender may send a minute (451 4.7.1 above)."
     )

@@ -45,6 +45,11 @@ class _RememberingHeaderRegistry(HeaderRegistry):
     def __init__(self) -> None:
         super().__init__()
         self._remembered = functools.lru_cache(maxsize=4096)(super().__call__)
+        self._classes = functools.lru_cache(maxsize=256)(super().__getitem__)
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        # HeaderRegistry builds a new class for every header it parses; one per name will do.
+        return self._classes(name)
 
     def __call__(self, name: str, value: str) -> BaseHeader:
         if len(value) > self.REMEMBERED_VALUE_CHARS:

@@ -29,6 +29,24 @@ _SIGNATURE = re.compile(
 )
 
 
+# Header limits: generous for real mail (long Received chains, DKIM), fatal to abuse.
+MAX_HEADER_BYTES = 256 * 1024
+MAX_HEADER_FIELDS = 1000
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+def header_problem(raw: bytes) -> str | None:
+    """Why the mail's header section is over the limits, or None."""
+    end = _HEADER_END.search(raw)
+    section = raw[: end.start()] if end else raw
+    if len(section) > MAX_HEADER_BYTES:
+        return f"header section of {len(section)} bytes (limit {MAX_HEADER_BYTES})"
+    fields = sum(1 for line in section.splitlines() if line and line[:1] not in b" \t")
+    if fields > MAX_HEADER_FIELDS:
+        return f"{fields} header fields (limit {MAX_HEADER_FIELDS})"
+    return None
+
+
 def automated_reason(message: EmailMessage, mail_from: str, headers: dict[str, str]) -> str | None:
     """Why this mail was sent by a machine (auto-reply, bounce, list), or None.
 

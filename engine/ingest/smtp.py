@@ -6,7 +6,9 @@ Replies, and why:
 - 451 4.3.0 when Kafka is unreachable or slow past the bound, and for any unexpected
   error: the sender keeps the mail and retries (aiosmtpd would say a permanent 500);
 - 550 5.7.1 for recipients outside the support domains: this is no open relay;
-- 552 for mail over the size limit (aiosmtpd checks SIZE at MAIL FROM and after DATA);
+- 552 for mail over the size limit (aiosmtpd checks SIZE at MAIL FROM and after DATA),
+  and 552 5.3.4 for a header section over its limits (size, number of fields); aiosmtpd
+  answers 500 to a line over RFC 5321's 1000 octets;
 - 451 4.7.1 at MAIL FROM for a sender over its rate limit: slowed down, nothing lost.
 """
 
@@ -25,7 +27,9 @@ from engine import metrics
 from engine.clock import Clock
 from engine.deadletter import dead_letter
 from engine.errors import PublishError
+from engine.ingest.archive import MailArchive
 from engine.ingest.email_parse import EmailParseError, parse_email
+from engine.ingest.mail_rules import header_problem
 from engine.ingest.publisher import Publisher
 from engine.ingest.rate_limit import SenderRateLimit
 from engine.ingest.smtp_security import FileAuthenticator
@@ -47,7 +51,9 @@ class SupportMailHandler:
         source: str,
         parse: Callable[..., EmailReceived] = parse_email,
         rate_limit: SenderRateLimit | None = None,
+        archive: MailArchive | None = None,
     ) -> None:
+        self._archive = archive
         self._parse = parse
         self._rate_limit = rate_limit
         self._publisher = publisher
@@ -94,6 +100,10 @@ class SupportMailHandler:
             raw = raw.encode("utf-8", errors="surrogateescape")
         peer = _peer(session)
         mail_from = envelope.mail_from or ""
+        too_large = header_problem(raw)
+        if too_large is not None:
+            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "header_too_large").inc()
+            return f"552 5.3.4 Message header too large: {too_large}"
         try:
             event = self._parse(
                 raw,
@@ -108,6 +118,17 @@ class SupportMailHandler:
             return await self._dead_letter(raw, error.reason, error.field, received_at)
         except (ValidationError, ValueError) as error:
             return await self._dead_letter(raw, str(error), None, received_at)
+        if self._archive is not None:
+            try:
+                digest = await self._archive.store(raw)
+            except OSError as error:
+                log.error("mail archive %s: %s", self._archive.root, error)
+                metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "archive_unavailable").inc()
+                return "451 4.3.0 Mail not stored: the mail archive is unavailable, please retry"
+            event = event.model_copy(
+                update={"data": event.data.model_copy(update={"archived_sha256": digest})}
+            )
+            value = to_json(event)
         try:
             await self._publisher.publish(TICKET_EVENTS, event.data.ticket_id.encode(), value)
         except PublishError as error:

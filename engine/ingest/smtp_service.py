@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from engine import metrics
 from engine.clock import SystemClock
+from engine.ingest.archive import MailArchive
 from engine.ingest.publisher import KafkaPublisher
 from engine.ingest.rate_limit import SenderRateLimit
 from engine.ingest.smtp import SupportMailHandler, serve_smtp
@@ -30,6 +31,7 @@ async def smtp_ingestor(settings: Settings, stop: asyncio.Event) -> None:
         clock,
         f"smtp://{settings.smtp_host}",
         rate_limit=rate_limit,
+        archive=MailArchive(settings.smtp_archive_dir) if settings.smtp_archive_dir else None,
     )
     tls = (
         tls_context(settings.smtp_tls_cert, settings.smtp_tls_key)

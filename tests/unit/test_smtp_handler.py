@@ -11,12 +11,14 @@ import base64
 import json
 import smtplib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine.clock import SystemClock
 from engine.errors import PublishError
+from engine.ingest.archive import MailArchive, archive_path
 from engine.ingest.email_parse import EmailParseError, parse_email
 from engine.ingest.smtp import SupportMailHandler, serve_smtp
 from engine.models import EmailReceived
@@ -44,11 +46,13 @@ def with_server(
     client: Callable[[int], Any],
     size_limit: int = 64 * 1024,
     parse: Callable[..., EmailReceived] = parse_email,
+    archive: MailArchive | None = None,
 ) -> Any:
     async def main() -> Any:
         handler = SupportMailHandler(
-            publisher, ["support.example.com"], SystemClock(), "smtp://test", parse
-        )
+            publisher, ["support.example.com"], SystemClock(), "smtp://test", parse,
+            archive=archive,
+        )  # fmt: skip
         server = await serve_smtp(handler, "127.0.0.1", 0, size_limit)
         port = server.sockets[0].getsockname()[1]
         try:
@@ -123,6 +127,24 @@ def test_mail_over_the_limit_is_552_after_data() -> None:
     assert publisher.published == []
 
 
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        (b"X-Filler: y\r\n" * 1001, b"1005 header fields (limit 1000)"),
+        (b"X-Long: " + b"y" * 900 + b"\r\n" + (b" " + b"y" * 900 + b"\r\n") * 300, b"bytes"),
+    ],
+)
+def test_a_header_section_over_its_limits_is_552_and_nothing_is_stored(
+    headers: bytes, reason: bytes
+) -> None:
+    publisher = RecordingPublisher()
+
+    code, reply = with_server(publisher, send(headers + MAIL), size_limit=1024 * 1024)
+
+    assert code == 552 and reply.startswith(b"5.3.4 Message header too large") and reason in reply
+    assert publisher.published == []
+
+
 def unparseable(raw: bytes, **_: object) -> EmailReceived:
     raise EmailParseError("body", "the text part cannot be decoded")
 
@@ -182,3 +204,29 @@ def test_a_sender_over_its_rate_limit_is_told_to_retry_at_mail_from() -> None:
 
     assert asyncio.run(main()) == [250, 250, 451]
     assert len(publisher.published) == 2
+
+
+def test_with_an_archive_the_whole_mail_is_kept_before_250_and_named_in_the_event(
+    tmp_path: Path,
+) -> None:
+    publisher = RecordingPublisher()
+
+    code, _ = with_server(publisher, send(MAIL), archive=MailArchive(tmp_path))
+
+    assert code == 250
+    [(_, _, event)] = publisher.published
+    digest = event["data"]["archived_sha256"]
+    assert archive_path(tmp_path, digest).read_bytes() == MAIL
+
+
+def test_an_archive_that_cannot_be_written_is_451_and_nothing_is_published(
+    tmp_path: Path,
+) -> None:
+    publisher = RecordingPublisher()
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("x")
+
+    code, reply = with_server(publisher, send(MAIL), archive=MailArchive(not_a_directory))
+
+    assert code == 451 and b"archive" in reply
+    assert publisher.published == []
