@@ -28,10 +28,11 @@ import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.identity import event_id
 from engine.ingest.archive import archive_path
 from engine.models import Priority, SpecialRoute, Tier
 from engine.settings import Settings
-from engine.topics import DEAD_LETTERS, TICKET_EVENTS, TICKET_STATE
+from engine.topics import DEAD_LETTERS, TICKET_ACTIVITY, TICKET_EVENTS, TICKET_STATE
 from tests.integration.harness import PROJECT_ROOT, EngineProcess, engine_env, wait_until
 
 CORPUS = PROJECT_ROOT / "tests" / "corpus" / "mail"
@@ -301,6 +302,7 @@ class Corpus:
     events: Feed
     states: Feed
     letters: Feed
+    activity: Feed
 
     def processed(self, record: Record) -> bool:
         """The processor committed past this ticket event (it commits after its effects)."""
@@ -326,7 +328,10 @@ def corpus(topics: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Co
     engine.start("--bootstrap-servers", topics)
     outbox = tmp_path_factory.mktemp("corpus-swaks")
     sent: dict[str, Sent] = {}
-    feeds = [Feed(topics, topic) for topic in (TICKET_EVENTS, TICKET_STATE, DEAD_LETTERS)]
+    feeds = [
+        Feed(topics, topic)
+        for topic in (TICKET_EVENTS, TICKET_STATE, DEAD_LETTERS, TICKET_ACTIVITY)
+    ]
     try:
         for case in CASES:
             raw = (CORPUS / case.file).read_bytes()
@@ -490,3 +495,21 @@ def check_ticket(case: CorpusCase, corpus: Corpus, event: Record) -> None:
         assert found["customer_id"] == case.customer_id, found
     missing = set(case.special_routes) - set(found["special_routes"])
     assert not missing, f"special routes {sorted(missing)} not taken: {found['special_routes']}"
+    if not case.duplicate:
+        check_reply_activity(case, corpus, event)
+
+
+def check_reply_activity(case: CorpusCase, corpus: Corpus, event: Record) -> None:
+    """A mail joining its ticket is the customer's reply on the activity feed; a new
+    ticket's first mail is not."""
+    reply_id = event_id("ticket.activity", event.value["event_id"])
+    if isinstance(case.ticket, SameAs):
+        reply = corpus.activity.wait_for(
+            lambda r: r.value["event_id"] == reply_id, f"the customer's reply on {TICKET_ACTIVITY}"
+        )
+        assert reply.key == event.key
+        assert reply.value["data"]["activity"] == "customer_replied"
+        assert reply.value["data"]["ticket"]["last_customer_contact_at"] is not None
+    else:
+        wait_until(lambda: corpus.processed(event), WAIT_SECONDS, "the processor to pass the mail")
+        assert corpus.activity.matching(lambda r: r.value["event_id"] == reply_id) == []
