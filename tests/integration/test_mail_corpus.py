@@ -448,9 +448,9 @@ def check_no_ticket(corpus: Corpus, event: Record) -> None:
     wait_until(
         lambda: corpus.processed(event), WAIT_SECONDS, "the processor to pass the automated mail"
     )
-    event_id = event.value["event_id"]
+    mail_event = event.value["event_id"]
     touched = corpus.states.matching(
-        lambda r: event_id in r.value["data"]["ticket"]["recent_event_ids"]
+        lambda r: mail_event in r.value["data"]["ticket"]["recent_event_ids"]
     )
     assert touched == [], "an automated mail opened or updated a ticket"
 
@@ -470,7 +470,7 @@ def check_identity(case: CorpusCase, corpus: Corpus, ticket: str) -> None:
 
 
 def check_ticket(case: CorpusCase, corpus: Corpus, event: Record) -> None:
-    ticket, event_id = event.key, event.value["event_id"]
+    ticket, mail_event = event.key, event.value["event_id"]
     if case.duplicate:
         wait_until(
             lambda: corpus.processed(event), WAIT_SECONDS, "the processor to pass the redelivery"
@@ -479,20 +479,17 @@ def check_ticket(case: CorpusCase, corpus: Corpus, event: Record) -> None:
     else:
         state = corpus.states.wait_for(
             lambda r: (
-                r.key == ticket and r.value["data"]["ticket"]["recent_event_ids"][-1:] == [event_id]
+                r.key == ticket
+                and r.value["data"]["ticket"]["recent_event_ids"][-1:] == [mail_event]
             ),
             f"the state of {ticket} after {case.file} on {TICKET_STATE}",
         )
     found = state.value["data"]["ticket"]
-    assert found["event_count"] == EVENT_COUNTS[case.id], "mails counted on the ticket"
-    if case.priority is not None:
-        assert found["priority"] == case.priority, found
-    if case.tier is not None:
-        assert found["tier"] == case.tier, found
-    if case.category is not None:
-        assert found["category"] == case.category, found
-    if "customer_id" in case.model_fields_set:
-        assert found["customer_id"] == case.customer_id, found
+    expected: dict[str, Any] = {"event_count": EVENT_COUNTS[case.id]}
+    for name in ("priority", "tier", "category", "customer_id"):
+        if name in case.model_fields_set:
+            expected[name] = getattr(case, name)
+    assert {name: found[name] for name in expected} == expected, found["subject"]
     missing = set(case.special_routes) - set(found["special_routes"])
     assert not missing, f"special routes {sorted(missing)} not taken: {found['special_routes']}"
     if not case.duplicate:
