@@ -57,7 +57,25 @@ class _RememberingHeaderRegistry(HeaderRegistry):
         return self._remembered(name, value)
 
 
-PARSE_POLICY = policy.default.clone(header_factory=_RememberingHeaderRegistry())
+class _ReceivedMessage(EmailMessage):
+    """A received message, read but never changed: its content type is worked out once
+    (reading a mail asks for it about ten times, each a scan of the headers)."""
+
+    _content_type: str | None = None
+
+    def get_content_type(self) -> str:
+        if self._content_type is None:
+            self._content_type = super().get_content_type()
+        return self._content_type
+
+    def set_default_type(self, ctype: str) -> None:
+        self._content_type = None
+        super().set_default_type(ctype)
+
+
+PARSE_POLICY = policy.default.clone(
+    header_factory=_RememberingHeaderRegistry(), message_factory=_ReceivedMessage
+)
 
 
 class EmailParseError(ValueError):

@@ -70,6 +70,38 @@ def automated_reason(message: EmailMessage, mail_from: str, headers: dict[str, s
     return None
 
 
+_SIGN_OFF = re.compile(
+    r"^\s*(thanks|thank you|many thanks|regards|best regards|kind regards|best|cheers|"
+    r"saludos|un saludo|saludos cordiales|gracias|muchas gracias|atentamente|cordialmente|"
+    r"quedo atento|quedo atenta|quedo al pendiente)\b[\s,.!]*$",
+    re.IGNORECASE,
+)
+_NAME = re.compile(r"^\s*[A-ZÁÉÍÓÚÑ][\w.'-]*(\s+[A-ZÁÉÍÓÚÑ][\w.'-]*){0,3}\s*$")
+_SIGNATURE_MAX_LINES = 4
+_SIGNATURE_MAX_CHARS = 60
+
+
+def without_sign_off(text: str) -> str:
+    """The text without its closing: a sign-off line ("Thanks,", "Saludos") and the
+    few short lines after it, or a last short paragraph that starts with a name
+    ("Dana Price / Team lead, BPO Partner"). Names and job titles are not the request."""
+    lines = text.rstrip().splitlines()
+    for index in range(max(0, len(lines) - _SIGNATURE_MAX_LINES - 1), len(lines)):
+        if _SIGN_OFF.match(lines[index]) and index > 0:
+            return "\n".join(lines[:index]).rstrip()
+    blank = max((i for i, line in enumerate(lines) if not line.strip()), default=-1)
+    closing = lines[blank + 1 :]
+    if (
+        blank > 0
+        and len(closing) <= _SIGNATURE_MAX_LINES
+        and all(len(line) <= _SIGNATURE_MAX_CHARS for line in closing)
+        and _NAME.match(closing[0])
+        and not closing[0].rstrip().endswith((".", "?", "!", ":"))
+    ):
+        return "\n".join(lines[:blank]).rstrip()
+    return text.strip()
+
+
 def split_reply(text: str) -> tuple[str, str]:
     """(new text, quoted history and signature) of a message body.
 
@@ -92,7 +124,7 @@ def split_reply(text: str) -> tuple[str, str]:
     while cut > 0 and (lines[cut - 1].startswith(">") or not lines[cut - 1].strip()):
         cut -= 1
     new_lines = [line for line in lines[:cut] if not line.startswith(">")]
-    return "\n".join(new_lines).strip(), "\n".join(lines[cut:]).strip()
+    return without_sign_off("\n".join(new_lines)), "\n".join(lines[cut:]).strip()
 
 
 _FORWARD_MARKER = re.compile(

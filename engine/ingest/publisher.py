@@ -34,6 +34,8 @@ class KafkaPublisher:
         self._starting = asyncio.Lock()
 
     async def _connected(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
         async with self._starting:
             if self._producer is not None:
                 return self._producer
@@ -58,7 +60,8 @@ class KafkaPublisher:
 
     async def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
         try:
-            await asyncio.wait_for(self._send(topic, key, value), timeout=self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await self._send(topic, key, value)
         except TimeoutError as error:
             raise PublishError(
                 f"Kafka did not acknowledge within {self._timeout:g}s ({topic})"

@@ -11,7 +11,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
-_CLAUSE_END = re.compile(r"[.,;:!?¿¡()\[\]\n\r]+|\s-\s|\bbut\b|\bpero\b|\bsino\b")
+# A single line break is no clause end: plain-text mail is wrapped near 72 columns, and
+# "todas\nlas llamadas" is one phrase. A blank line, or a line that starts a list item, is.
+_CLAUSE_END = re.compile(
+    r"[.,;:!?¿¡()\[\]]+|\r?\n\s*\r?\n|\r?\n(?=\s*[-*•>#\d])|\s-\s|\bbut\b|\bpero\b|\bsino\b"
+)
 
 Words = tuple[str, ...]
 
@@ -29,6 +33,11 @@ NEGATIVE_WORDS = frozenset(
     {"ninguna", "ninguno", "ningun", "nadie", "nada", "none", "nobody", "nothing", "zero"}
 )
 
+# Words that, just after a phrase, say it is fine: "most calls are fine", "las demás
+# llamadas funcionan bien". Such a phrase reads as negated.
+REASSURANCES = frozenset({"fine", "ok", "okay", "normally", "bien", "normales", "normalmente"})
+REASSURANCE_WINDOW = 3
+
 
 def fold(text: str) -> str:
     """Lowercase, without accents: "CAÍDA" -> "caida"."""
@@ -45,7 +54,8 @@ def words(text: str) -> Words:
 
 
 def clauses(text: str) -> tuple[Words, ...]:
-    """The text's clauses (split at punctuation and at "but"/"pero"), each as words."""
+    """The text's clauses (split at punctuation, blank lines, list items and at
+    "but"/"pero"), each as words."""
     return tuple(found for part in _CLAUSE_END.split(fold(text)) if (found := words(part)))
 
 
@@ -87,9 +97,16 @@ class PhraseIndex:
                     owners = group.get(candidate)
                     if owners is None:
                         continue
-                    negated = candidate[0] not in NEGATORS | NEGATIVE_WORDS and any(
-                        before in NEGATORS
-                        for before in clause[max(0, start - NEGATION_WINDOW) : start]
+                    end = start + length
+                    negated = candidate[0] not in NEGATORS | NEGATIVE_WORDS and (
+                        any(
+                            before in NEGATORS
+                            for before in clause[max(0, start - NEGATION_WINDOW) : start]
+                        )
+                        or any(
+                            after in REASSURANCES
+                            for after in clause[end : end + REASSURANCE_WINDOW]
+                        )
                     )
                     for owner in owners:
                         seen = found[owner]

@@ -52,7 +52,7 @@ def test_quoted_history_and_signature_are_not_new_text() -> None:
 
     new, quoted = split_reply(body)
 
-    assert new == "Sigue sin funcionar la extensión 201.\n\nSaludos,"
+    assert new == "Sigue sin funcionar la extensión 201."
     assert "La central está caída" in quoted
 
 
@@ -74,7 +74,25 @@ def test_common_reply_styles_are_cut(history: str) -> None:
 def test_a_from_line_that_starts_no_quoted_header_block_stays() -> None:
     text = "Hi,\nDe: nuestra parte todo bien.\nThanks"
 
-    assert split_reply(text) == (text, "")
+    assert split_reply(text) == ("Hi,\nDe: nuestra parte todo bien.", "")
+
+
+@pytest.mark.parametrize(
+    ("text", "new"),
+    [
+        ("Calls drop.\n\nDana Price\nTeam lead, BPO Partner", "Calls drop."),
+        ("Calls drop.\n\nThanks,\nMark", "Calls drop."),
+        (
+            "La troncal no registra.\n\nQuedo atento.\nIng. Luis Ortega\nSistemas",
+            "La troncal no registra.",
+        ),
+        ("Calls drop.\n\nAsterisk restarts every hour since the update.", None),
+        ("Calls drop.\n\nMost calls to Mexico", None),
+        ("Thanks for the quick answer, it works now.", None),
+    ],
+)
+def test_a_closing_is_not_new_text(text: str, new: str | None) -> None:
+    assert split_reply(text)[0] == (text if new is None else new)
 
 
 def test_classification_reads_only_the_new_text() -> None:

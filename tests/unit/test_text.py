@@ -49,3 +49,21 @@ def test_phrase_index_does_not_match_partial_phrases() -> None:
     index = build_index([(0, ["no entran ni salen llamadas"])])
 
     assert index.find(clauses("no entran llamadas")) == {}
+
+
+def test_a_phrase_followed_by_a_reassurance_reads_as_negated() -> None:
+    index = build_index([(1, ["most calls"])])
+
+    [fine] = index.find(clauses("Most calls are fine for everyone in the office."))[1]
+    [bad] = index.find(clauses("Most calls drop after 30 seconds."))[1]
+
+    assert fine.negated and not bad.negated
+
+
+def test_a_line_break_inside_a_sentence_does_not_end_the_clause() -> None:
+    wrapped = "Desde la mañana se cortan todas\nlas llamadas en curso.\n\n- Sucursal norte"
+
+    assert clauses(wrapped) == (
+        ("desde", "la", "manana", "se", "cortan", "todas", "las", "llamadas", "en", "curso"),
+        ("sucursal", "norte"),
+    )
