@@ -11,10 +11,13 @@ import functools
 import hashlib
 import html
 import re
+from collections.abc import Iterator
 from datetime import datetime
-from email import policy
+from email import errors, policy
+from email.errors import HeaderParseError
+from email.header import decode_header
 from email.headerregistry import BaseHeader, HeaderRegistry
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
@@ -128,14 +131,20 @@ def html_to_text(markup: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _text(message: EmailMessage) -> str:
+def _body(message: EmailMessage) -> MIMEPart | None:
     try:
-        body = message.get_body(preferencelist=("plain", "html"))
+        return message.get_body(preferencelist=("plain", "html"))
     except (KeyError, ValueError, TypeError) as error:
         raise EmailParseError("body", f"cannot find the text part: {error}") from error
+
+
+def _text(message: EmailMessage) -> str:
+    body = _body(message)
     if body is None:
-        return ""
+        return _unstructured_text(message)
     try:
+        if body.get_param("charset") is None and body.get_content_maintype() == "text":
+            raise LookupError("no charset declared")  # RFC 2045 says ASCII; mail says otherwise
         content = body.get_content()
     except (LookupError, ValueError, AssertionError, TypeError):
         payload = body.get_payload(decode=True)
@@ -147,6 +156,57 @@ def _text(message: EmailMessage) -> str:
     return content.strip()
 
 
+def _unstructured_text(message: EmailMessage) -> str:
+    """The text of a "multipart" whose parts cannot be found (no boundary declared): what
+    the sender wrote is still there, as plain text."""
+    payload = message.get_payload()
+    if message.get_content_maintype() != "multipart" or not isinstance(payload, str):
+        return ""
+    return decode_unknown(payload.encode("ascii", "surrogateescape")).strip()
+
+
+_BOUNDARY_LINE = re.compile(r"^--([^\s]{1,70}?)(--)?[ \t]*\r?$", re.MULTILINE)
+
+
+def _with_boundary_found(message: EmailMessage, raw: bytes) -> EmailMessage:
+    """A multipart whose declared boundary never occurs, parsed again with the boundary
+    its parts do use (senders that rewrite one and not the other); else as it was."""
+    declared = message.get_param("boundary")
+    payload = message.get_payload()
+    if not isinstance(declared, str) or not declared or not isinstance(payload, str):
+        return message
+    if not any(isinstance(d, errors.StartBoundaryNotFoundDefect) for d in message.defects):
+        return message
+    used = _BOUNDARY_LINE.search(payload)
+    if used is None:
+        return message
+    fixed = raw.replace(declared.encode(), used.group(1).encode(), 1)
+    reparsed = BytesParser(policy=PARSE_POLICY).parsebytes(fixed)
+    return reparsed if isinstance(reparsed, EmailMessage) and reparsed.is_multipart() else message
+
+
+def _subject(message: EmailMessage) -> str:
+    """The Subject, decoded; encoded words in an unknown charset decoded like bodies are."""
+    subject = " ".join(_header(message, "Subject").split())
+    if "\ufffd" not in subject:
+        return subject
+    raw = next((str(v) for k, v in message.raw_items() if k.lower() == "subject"), "")
+    try:
+        chunks = decode_header(raw)
+    except (HeaderParseError, ValueError):
+        return subject
+    decoded = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            decoded.append(chunk)
+            continue
+        try:
+            decoded.append(chunk.decode(charset or "ascii"))
+        except (LookupError, UnicodeDecodeError):
+            decoded.append(decode_unknown(chunk))
+    return " ".join("".join(decoded).split())
+
+
 def decode_unknown(data: bytes) -> str:
     """Bytes in an unknown or unsupported charset: UTF-8 when they are valid UTF-8, else
     Windows-1252 (a superset of ISO-8859-1 in practice, what such mail usually is)."""
@@ -156,7 +216,7 @@ def decode_unknown(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def _part_bytes(part: EmailMessage) -> bytes:
+def _part_bytes(part: MIMEPart) -> bytes:
     if part.get_content_maintype() == "message":
         inner = part.get_payload()
         first = inner[0] if isinstance(inner, list) and inner else inner
@@ -209,9 +269,36 @@ def _forwarded(message: EmailMessage, text: str, subject: str) -> tuple[Forwarde
     return original, split_reply(inline.note)[0]
 
 
+def _leaves(part: MIMEPart) -> Iterator[MIMEPart]:
+    """The parts that hold content, in order; a forwarded message is one leaf."""
+    payload = part.get_payload()
+    if part.get_content_maintype() == "multipart" and isinstance(payload, list):
+        for child in payload:
+            if isinstance(child, MIMEPart):
+                yield from _leaves(child)
+    else:
+        yield part
+
+
+def _is_body_text(part: MIMEPart) -> bool:
+    """A text part without a name that is not marked as an attachment: the body or one of
+    its alternatives, not a file."""
+    return (
+        part.get_content_type() in ("text/plain", "text/html")
+        and not part.get_filename()
+        and not part.is_attachment()
+    )
+
+
 def _attachments(message: EmailMessage) -> tuple[Attachment, ...]:
+    """Every part that is not the text the sender wrote: files, inline images (pasted
+    screenshots in multipart/related), forwarded messages."""
+    if not message.is_multipart():
+        return ()
     found = []
-    for part in message.iter_attachments():
+    for part in _leaves(message):
+        if _is_body_text(part):
+            continue
         data = _part_bytes(part)
         found.append(
             Attachment(
@@ -235,6 +322,8 @@ def parse_email(
 ) -> EmailReceived:
     try:
         message = BytesParser(policy=PARSE_POLICY).parsebytes(raw)
+        assert isinstance(message, EmailMessage)
+        message = _with_boundary_found(message, raw)
     except Exception as error:  # the parser's failures have no common base class
         raise EmailParseError("message", f"not parseable as MIME: {error}") from error
     assert isinstance(message, EmailMessage)
@@ -244,7 +333,7 @@ def parse_email(
     reply_to_ids = message_ids(_header(message, "In-Reply-To"))
     in_reply_to = reply_to_ids[0] if reply_to_ids else None
     references = message_ids(_header(message, "References"))
-    subject = " ".join(_header(message, "Subject").split())
+    subject = _subject(message)
     from_address, from_name = _sender(message)
     if not from_address:
         from_address = mail_from.lower()

@@ -70,7 +70,7 @@ class SupportMailHandler:
         mail_options: list[str],
     ) -> str:
         # A null sender (bounces) is limited by the client's address instead.
-        sender = address or f"<>@{_peer(session)}"
+        sender = _reverse_path(address) or f"<>@{_peer(session)}"
         if self._rate_limit is not None and not self._rate_limit.allow(sender):
             metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "rate_limited").inc()
             return "451 4.7.1 Too many messages from this sender; please retry later"
@@ -99,7 +99,7 @@ class SupportMailHandler:
         if isinstance(raw, str):
             raw = raw.encode("utf-8", errors="surrogateescape")
         peer = _peer(session)
-        mail_from = envelope.mail_from or ""
+        mail_from = _reverse_path(envelope.mail_from)
         too_large = header_problem(raw)
         if too_large is not None:
             metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "header_too_large").inc()
@@ -164,6 +164,12 @@ class SupportMailHandler:
         log.exception("unexpected error in the SMTP ingestor", exc_info=error)
         metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "internal_error").inc()
         return RETRY_LATER
+
+
+def _reverse_path(address: str | None) -> str:
+    """The envelope sender; "" for the null reverse-path of bounces (MAIL FROM:<>), which
+    aiosmtpd gives as "<>" (and must keep so, to know MAIL was given)."""
+    return "" if not address or address.strip() == "<>" else address
 
 
 def _peer(session: Session) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -220,3 +220,55 @@ def test_a_mail_forwarded_as_an_attachment_is_read_from_the_attached_message() -
     assert "está en batería" in data.new_text
     [attached] = data.attachments
     assert attached.content_type == "message/rfc822" and attached.size_bytes > 0
+
+
+HEAD = b"From: ana@cliente.mx\r\nTo: soporte@support.example.com\r\nMessage-ID: <p1@cliente.mx>\r\n"
+
+
+def test_an_encoded_subject_in_an_unknown_charset_is_decoded_like_a_body() -> None:
+    raw = HEAD + b"Subject: =?x-mac-bogus?Q?Tel=E9fono_de_recepci=F3n?=\r\n\r\nhola\r\n"
+
+    assert parse(raw).data.subject == "Teléfono de recepción"
+
+
+def test_eight_bit_text_without_a_declared_charset_is_not_read_as_ascii() -> None:
+    raw = HEAD + b"Subject: Desvio\r\n\r\n\xbfC\xf3mo configuro el desv\xedo?\r\n"
+
+    assert parse(raw).data.text == "¿Cómo configuro el desvío?"
+
+
+def test_parts_under_another_boundary_than_the_declared_one_are_still_read() -> None:
+    raw = HEAD + (
+        b"Subject: Sin llamadas\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/alternative; boundary="declared"\r\n\r\n'
+        b"--used\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nNo hay llamadas.\r\n"
+        b"--used\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>No hay llamadas.</p>\r\n"
+        b"--used--\r\n"
+    )
+
+    assert parse(raw).data.text == "No hay llamadas."
+
+
+def test_a_multipart_without_a_boundary_is_read_as_its_plain_text() -> None:
+    raw = HEAD + (
+        b"Subject: SIP\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed\r\n\r\n"
+        b"Our phones cannot register since 9am.\r\n"
+    )
+
+    assert parse(raw).data.text == "Our phones cannot register since 9am."
+
+
+def test_an_image_pasted_inline_is_an_attachment_and_the_alternatives_are_not() -> None:
+    message = EmailMessage()
+    message["From"] = "ana@cliente.mx"
+    message["Subject"] = "Error en pantalla"
+    message.set_content("Vean la captura.")
+    message.add_alternative('<p>Vean la captura.</p><img src="cid:shot">', subtype="html")
+    html = message.get_body(preferencelist=("html",))
+    assert isinstance(html, MIMEPart)
+    html.add_related(b"\x89PNG....", maintype="image", subtype="png", cid="<shot>")
+
+    data = parse(message.as_bytes()).data
+
+    assert data.text == "Vean la captura."
+    assert [a.content_type for a in data.attachments] == ["image/png"]

@@ -230,3 +230,22 @@ def test_an_archive_that_cannot_be_written_is_451_and_nothing_is_published(
 
     assert code == 451 and b"archive" in reply
     assert publisher.published == []
+
+
+def test_a_bounce_from_the_null_sender_is_recorded_as_automated() -> None:
+    publisher = RecordingPublisher()
+    bounce = MAIL.replace(b"Subject: Hola", b"Subject: Undelivered Mail Returned to Sender")
+
+    def null_sender(port: int) -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.ehlo()
+            smtp.mail("<>")
+            smtp.rcpt("soporte@support.example.com")
+            return smtp.data(bounce)
+
+    code, _ = with_server(publisher, null_sender)
+
+    assert code == 250
+    [(_, _, event)] = publisher.published
+    assert event["data"]["mail_from"] == ""
+    assert event["data"]["automated_reason"] == "null sender <> (a bounce or notification)"
