@@ -28,4 +28,7 @@ integration: bootstrap
 bench: bootstrap
 	.venv/bin/python -m bench.classify_rules
 	.venv/bin/python -m bench.smtp_ingest
+	.venv/bin/python -m bench.http_chat
 	.venv/bin/python -m bench.throughput
+	.venv/bin/python -m bench.sla_ticks
+	.venv/bin/python -m bench.sla_worker

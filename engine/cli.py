@@ -189,6 +189,88 @@ def cmd_notifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sla(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.action == "run":
+        from engine.sla.worker import run_sla_worker
+
+        run_sla_worker(settings)
+        return 0
+    from datetime import timedelta
+
+    from engine.models import Priority, SlaFacts, SupportPlan, TicketStatus
+    from engine.sla.calendars import load_calendars
+    from engine.sla.obligations import SlaPolicy
+    from engine.sla.schedule import schedule_lines
+
+    opened_at = _time(args.opened_at)
+    if opened_at is None:
+        raise EngineError("sla schedule needs --opened-at (ISO 8601, with zone)")
+    facts = SlaFacts(
+        ticket_id="T-SCHEDULE",
+        priority=Priority(args.priority),
+        status=TicketStatus.OPEN,
+        opened_at=opened_at,
+        plan=SupportPlan(args.plan),
+        timezone=args.timezone,
+        calendar=args.calendar,
+    )
+    calendars = load_calendars(settings.sla_calendars_file)
+    calendar = calendars.for_plan(facts.plan, facts.calendar).in_zone(facts.timezone)
+    policy = SlaPolicy(
+        warning_lead=timedelta(minutes=settings.sla_warning_lead_minutes),
+        pause_while_waiting=settings.sla_pause_while_waiting,
+    )
+    informed = [moment for moment in map(_time, args.informed_at) if moment is not None]
+    for line in schedule_lines(facts, calendar, informed, policy, args.repeats):
+        print(line)
+    return 0
+
+
+def cmd_entitlements(args: argparse.Namespace) -> int:
+    from engine.entitlements import worker
+
+    settings = _settings(args)
+    if args.action == "run":
+        worker.run_ledger(settings)
+        return 0
+    if not args.customer:
+        raise EngineError(f"entitlements {args.action} needs a CUSTOMER id")
+    if args.action == "topup":
+        from engine.clock import SystemClock
+
+        if args.hours is None or args.hours <= 0 or not args.reference:
+            raise EngineError("entitlements topup needs --hours (more than 0) and --reference")
+        record = worker.top_up(
+            settings.kafka_bootstrap, args.customer, args.hours, args.reference,
+            args.actor, SystemClock().now(),
+        )  # fmt: skip
+        print(f"topped up {args.customer} with {args.hours:g} h ({record.event_id})")
+        return 0
+    balance = worker.read_balances(settings.kafka_bootstrap).get(args.customer)
+    if balance is None:
+        print(f"{args.customer}: no balance (support not metered, or the ledger has not run)")
+        return 1
+    print(worker.describe_balance(balance))
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from engine.api.service import run_api
+
+    run_api(_settings(args))
+    return 0
+
+
+def cmd_api_token(args: argparse.Namespace) -> int:
+    from engine.api.security import Scope, new_token
+
+    token, line = new_token(args.integration, [Scope(scope) for scope in args.scopes])
+    print(f"token (give it to the integration; it is not stored): {token}", file=sys.stderr)
+    print(line)
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from engine.up import run_up
 
@@ -275,11 +357,52 @@ def build_parser() -> argparse.ArgumentParser:
     command("smtp", cmd_smtp, "Run the SMTP ingestor.")
     command("processor", cmd_processor, "Run the triage processor (faust worker).")
     command("notifier", cmd_notifier, "Send customers their acknowledgements (SMTP relay).")
+    sla_parser = command(
+        "sla",
+        cmd_sla,
+        "Run the SLA worker (update obligations, warnings and breaches), or print the "
+        "deadlines of a ticket's history (schedule).",
+    )
+    sla_parser.add_argument("action", nargs="?", choices=["run", "schedule"], default="run")
+    sla_parser.add_argument("--priority", choices=["P1", "P2", "P3", "P4"], default="P2")
+    sla_parser.add_argument("--plan", choices=["business_hours", "24x7"], default="business_hours")
+    sla_parser.add_argument("--calendar", help="a calendar name (default: the plan's)")
+    sla_parser.add_argument("--timezone", default="America/Mexico_City", help="IANA zone")
+    sla_parser.add_argument("--opened-at", help="ISO 8601 with zone")
+    sla_parser.add_argument(
+        "--informed-at", action="append", default=[], help="ISO 8601 with zone; repeatable"
+    )
+    sla_parser.add_argument("--repeats", type=int, default=3, help="breach steps to show")
+    entitlements_parser = command(
+        "entitlements",
+        cmd_entitlements,
+        "Run the support-hours ledger, show a customer's balance, or top it up.",
+    )
+    entitlements_parser.add_argument(
+        "action", nargs="?", choices=["run", "show", "topup"], default="run"
+    )
+    entitlements_parser.add_argument("customer", nargs="?", help="show, topup: customer id")
+    entitlements_parser.add_argument("--hours", type=float, help="topup: hours bought")
+    entitlements_parser.add_argument("--reference", help="topup: order or invoice (once each)")
+    entitlements_parser.add_argument("--actor", default="cli", help="topup: who records it")
+    command("api", cmd_api, "Run the HTTP API (chat, phone entry, activity, ticket queries).")
+    token_parser = sub.add_parser(
+        "api-token",
+        help="Make a bearer token for an integration: the token on stderr, the line for "
+        "ENGINE_API_TOKENS_FILE on stdout.",
+    )
+    token_parser.add_argument("integration", help="its name, e.g. chat-widget")
+    token_parser.add_argument(
+        "scopes",
+        nargs="+",
+        choices=["chat:write", "phone:write", "activity:write", "tickets:read"],
+    )
+    token_parser.set_defaults(handler=cmd_api_token)
     command(
         "up",
         cmd_up,
         "Start the local broker (unless --bootstrap-servers), provision topics, run the "
-        "SMTP ingestor and the processor until Ctrl-C.",
+        "SMTP ingestor, the processor and the HTTP API until Ctrl-C.",
     )
     return parser
 

@@ -41,6 +41,9 @@ class Customer(BaseModel):
     version: str | None = None
     modules: tuple[str, ...] = ()
     support_hours: float | None = Field(default=None, ge=0, description="Prepaid hours")
+    calendar: str | None = Field(
+        default=None, description="SLA calendar name; None: the calendar of the plan"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -73,6 +76,7 @@ class CustomerDirectory:
         self.customers = tuple(customers)
         self._by_address: dict[str, Customer] = {}
         self._by_domain: dict[str, Customer] = {}
+        self._by_id = {customer.id: customer for customer in self.customers}
         for customer in self.customers:
             for address in customer.addresses:
                 self._claim(self._by_address, address, customer)
@@ -97,8 +101,15 @@ class CustomerDirectory:
             domain = domain.partition(".")[2]
         return None
 
+    def by_id(self, customer_id: str) -> Customer | None:
+        return self._by_id.get(customer_id)
+
     def profile_of(self, address: str) -> CustomerProfile | None:
         customer = self.lookup(address)
+        return customer.profile() if customer else None
+
+    def profile_by_id(self, customer_id: str) -> CustomerProfile | None:
+        customer = self._by_id.get(customer_id)
         return customer.profile() if customer else None
 
 

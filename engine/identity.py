@@ -67,6 +67,15 @@ def email_ticket_id(
     return ticket_id("email-content", content_digest)
 
 
+def chat_ticket_id(conversation_id: str) -> str:
+    """Every message of one chat conversation belongs to one ticket."""
+    return ticket_id("chat", conversation_id)
+
+
+def phone_ticket_id(call_id: str) -> str:
+    return ticket_id("phone", call_id)
+
+
 def event_id(source: str, identity: str) -> str:
     """A deterministic event id: the same source fact always gets the same id."""
     return f"{source}:{uuid.uuid5(_EVENT_NAMESPACE, identity)}"

@@ -44,6 +44,12 @@ INGEST_TO_ROUTED_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
 
+API_REQUESTS = Counter(
+    "ticketing_api_requests_total",
+    "HTTP API requests, by method, route template and status",
+    ["method", "route", "status"],
+)
+
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> int:
     """Serve /metrics on ``port`` (0: any free port); returns the port."""

@@ -91,6 +91,11 @@ class EventKind(StrEnum):
     SLA_BREACHED = "sla.breached"
     RECORD_DEAD_LETTERED = "record.dead_lettered"
     RULES_PUBLISHED = "rules.published"
+    SLA_CLOCK_UPDATED = "sla.clock_updated"
+    ENTITLEMENT_TOPPED_UP = "entitlement.topped_up"
+    ENTITLEMENT_UPDATED = "entitlement.updated"
+    CHAT_MESSAGE_RECEIVED = "chat.message.received"
+    PHONE_CALL_LOGGED = "phone.call.logged"
 
 
 # --- data of each kind ---------------------------------------------------------------
@@ -316,6 +321,56 @@ class SlaAlertData(Record):
     deadline: UtcDatetime
     calendar: str
     explanation: str
+    repeat: int = Field(
+        default=1,
+        ge=0,
+        description="0: the warning; 1: the breach; 2 and on: repeated breaches. With "
+        "dedup_key, it names one alert",
+    )
+
+
+class SlaFacts(Record):
+    """What a ticket's update obligation depends on, read from its state."""
+
+    ticket_id: str
+    priority: Priority
+    status: TicketStatus
+    opened_at: UtcDatetime
+    priority_since: UtcDatetime | None = None
+    resumed_at: UtcDatetime | None = Field(
+        default=None,
+        description="When the ticket became open again after a time without obligation "
+        "(resolved, or waiting on the customer while that pauses the clock)",
+    )
+    last_informed_at: UtcDatetime | None = None
+    informed_count: int = Field(default=0, ge=0)
+    rearmings: int = Field(
+        default=0, ge=0, description="Priority changes and restarts since the SLA worker saw it"
+    )
+    plan: SupportPlan = SupportPlan.BUSINESS_HOURS
+    timezone: str = "America/Mexico_City"
+    calendar: str | None = Field(default=None, description="None: the calendar of the plan")
+
+
+class SlaProgress(Record):
+    """Which alerts of one obligation instance were emitted."""
+
+    key: str = Field(description="ticket:obligation:n")
+    warned: bool = False
+    breaches: int = Field(default=0, ge=0)
+    last_breach_at: UtcDatetime | None = Field(
+        default=None, description="The deadline of the last breach emitted"
+    )
+
+
+class SlaClockData(Record):
+    """An armed obligation of an open ticket: the SLA worker's table row."""
+
+    ticket_id: str
+    partition: int = Field(ge=0)
+    facts: SlaFacts
+    progress: SlaProgress | None
+    next_alert_at: UtcDatetime | None = Field(description="None: no obligation now")
 
 
 class DeadLetterData(Record):
@@ -332,6 +387,28 @@ class RulesPublishedData(Record):
     fingerprint: str = Field(description="version+digest, as stamped on every decision")
     origin: str = Field(description="The file it was published from")
     text: str = Field(description="The rule set's YAML, validated before publishing")
+
+
+class ChatMessageReceivedData(Record):
+    ticket_id: str = Field(description="Derived from the conversation: one chat, one ticket")
+    conversation_id: str = Field(min_length=1, max_length=128)
+    message_id: str = Field(min_length=1, max_length=128, description="Unique in its chat")
+    sender: str = Field(description="Who wrote it, as the chat widget knows them (e-mail)")
+    customer_id: str | None = Field(description="None: an unknown customer")
+    text: str
+
+
+class PhoneCallLoggedData(Record):
+    ticket_id: str = Field(description="Derived from the call id")
+    call_id: str = Field(min_length=1, max_length=128)
+    caller: str = Field(description="Who called: name, number or e-mail")
+    customer_id: str | None = Field(description="None: an unknown customer")
+    subject: str
+    summary: str
+    agent: str = Field(description="The agent who took the call")
+    suggested_priority: Priority | None = Field(
+        description="The agent's own priority; the rules confirm or override it"
+    )
 
 
 # --- envelopes --------------------------------------------------------------------------
@@ -391,6 +468,55 @@ class RulesPublished(Envelope):
     data: RulesPublishedData
 
 
+class SlaClockUpdated(Envelope):
+    kind: Literal[EventKind.SLA_CLOCK_UPDATED] = EventKind.SLA_CLOCK_UPDATED
+    data: SlaClockData
+
+
+class EntitlementTopUpData(Record):
+    """Prepaid support hours bought by a customer (DOMAIN.md Entitlements)."""
+
+    customer_id: str = Field(min_length=1)
+    hours: float = Field(gt=0)
+    reference: str = Field(min_length=1, description="Order or invoice: one top-up per reference")
+    actor: str = Field(min_length=1)
+
+
+class EntitlementBalanceData(Record):
+    """A customer's support-hours balance: the directory's hours, plus top-ups, minus the
+    time spent on their tickets."""
+
+    customer_id: str
+    initial_hours: float = Field(ge=0, description="From the customer directory")
+    topped_up_hours: float = Field(ge=0)
+    spent_minutes: int = Field(ge=0)
+    hours_left: float = Field(description="Negative: more time was spent than bought")
+    last_ticket_id: str | None = Field(description="The ticket whose time was last deducted")
+    recent_event_ids: tuple[str, ...] = Field(
+        description="The last events applied, newest last; a redelivered one is recognised"
+    )
+
+
+class EntitlementToppedUp(Envelope):
+    kind: Literal[EventKind.ENTITLEMENT_TOPPED_UP] = EventKind.ENTITLEMENT_TOPPED_UP
+    data: EntitlementTopUpData
+
+
+class EntitlementUpdated(Envelope):
+    kind: Literal[EventKind.ENTITLEMENT_UPDATED] = EventKind.ENTITLEMENT_UPDATED
+    data: EntitlementBalanceData
+
+
+class ChatMessageReceived(Envelope):
+    kind: Literal[EventKind.CHAT_MESSAGE_RECEIVED] = EventKind.CHAT_MESSAGE_RECEIVED
+    data: ChatMessageReceivedData
+
+
+class PhoneCallLogged(Envelope):
+    kind: Literal[EventKind.PHONE_CALL_LOGGED] = EventKind.PHONE_CALL_LOGGED
+    data: PhoneCallLoggedData
+
+
 RECORD_TYPES: tuple[type[Envelope], ...] = (
     EmailReceived,
     TicketClassified,
@@ -401,12 +527,20 @@ RECORD_TYPES: tuple[type[Envelope], ...] = (
     SlaBreached,
     RecordDeadLettered,
     RulesPublished,
+    SlaClockUpdated,
+    EntitlementToppedUp,
+    EntitlementUpdated,
+    ChatMessageReceived,
+    PhoneCallLogged,
 )
 
 # What ingest writes to the ticket events topic; new channels add their envelope here.
-IncomingTicketEvent = Annotated[EmailReceived | TicketActivity, Field(discriminator="kind")]
+IncomingTicketEvent = Annotated[
+    EmailReceived | TicketActivity | ChatMessageReceived | PhoneCallLogged,
+    Field(discriminator="kind"),
+]
 # The events that carry a message to classify (every one but agents' activity).
-MessageEvent = EmailReceived
+MessageEvent = EmailReceived | ChatMessageReceived | PhoneCallLogged
 _INCOMING: TypeAdapter[IncomingTicketEvent] = TypeAdapter(IncomingTicketEvent)
 
 AnyRecord = Annotated[
@@ -418,7 +552,12 @@ AnyRecord = Annotated[
     | SlaWarning
     | SlaBreached
     | RecordDeadLettered
-    | RulesPublished,
+    | RulesPublished
+    | SlaClockUpdated
+    | EntitlementToppedUp
+    | EntitlementUpdated
+    | ChatMessageReceived
+    | PhoneCallLogged,
     Field(discriminator="kind"),
 ]
 _ANY_RECORD: TypeAdapter[AnyRecord] = TypeAdapter(AnyRecord)

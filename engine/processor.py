@@ -29,6 +29,7 @@ from engine import metrics
 from engine.clock import Clock, SystemClock
 from engine.customers import EMPTY_DIRECTORY, CustomerDirectory, load_directory
 from engine.deadletter import dead_letter
+from engine.entitlements.follower import BalancesFollower
 from engine.errors import field_path
 from engine.models import (
     TicketState,
@@ -138,6 +139,8 @@ class Processor:
         self._outputs: dict[str, Any] = {}
         self.rules = RulesFollower(settings.kafka_bootstrap, self._switch_rules)
         self.app.task(self.rules.run)
+        self.balances = BalancesFollower(settings.kafka_bootstrap, settings.partitions)
+        self.app.task(self.balances.run)
         self.app.agent(self.events, name="triage", concurrency=1)(self._triage_agent)
         # mode types handlers as plain functions; a bound method is what it calls.
         self.app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
@@ -194,6 +197,10 @@ class Processor:
                 "rules: %s not read within %ss; triaging with %s until it is",
                 RULES_CONFIG, RULES_CATCH_UP_SECONDS, self.ruleset.fingerprint,
             )  # fmt: skip
+        try:
+            await asyncio.wait_for(self.balances.caught_up.wait(), RULES_CATCH_UP_SECONDS)
+        except TimeoutError:
+            log.error("entitlements: balances not read; routing without them until they are")
         async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_SECONDS):
             await self.handle_batch([event.message.value for event in batch])
 
@@ -239,7 +246,7 @@ class Processor:
         now = self.clock.now()
         stored = self.tickets.get(incoming.data.ticket_id.encode())
         previous = _ticket_of(stored) if stored is not None else None
-        outcome = triage(previous, incoming, ruleset, now, self.customers)
+        outcome = triage(previous, incoming, ruleset, now, self.customers, self.balances.hours_left)
         if outcome.duplicate:
             return _Processed("duplicate")
         if outcome.refused is not None or outcome.ticket is None:

@@ -7,6 +7,8 @@ validated once, at start-up; an invalid value stops the process with the name of
 from __future__ import annotations
 
 import os
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -116,6 +118,62 @@ class Settings(BaseSettings):
     processor_metrics_port: int = Field(
         default=9465, ge=0, le=65535, description="Processor /metrics."
     )
+    sla_calendars_file: Path | None = Field(
+        default=None, description="Business calendars (YAML). Empty: DOMAIN.md's and 24x7."
+    )
+    sla_warning_lead_minutes: float = Field(
+        default=30.0, ge=0, description="Minutes before a deadline the SLA warning is sent."
+    )
+    sla_pause_while_waiting: bool = Field(
+        default=True, description="No update obligation while waiting on the customer."
+    )
+    sla_tick_seconds: float = Field(
+        default=1.0, gt=0, description="How often the SLA worker looks for due alerts."
+    )
+    sla_time_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="SLA seconds per real second (3600: an hour a second); tests and demos.",
+    )
+    sla_time_origin: datetime = Field(
+        default=datetime(2026, 1, 1, tzinfo=UTC),
+        description="Where the compressed SLA timeline meets real time (with sla_time_scale).",
+    )
+    sla_metrics_port: int = Field(default=9467, ge=0, le=65535, description="SLA worker /metrics.")
+
+    api_host: str = Field(default="127.0.0.1", description="HTTP API listen address.")
+    api_port: int = Field(default=8080, ge=0, le=65535, description="HTTP API port.")
+    api_tokens_file: Path | None = Field(
+        default=None, description="API bearer tokens (engine api-token); none: every call is 401."
+    )
+    api_max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request body or WebSocket message (413)."
+    )
+    api_rate_limit_per_minute: int = Field(
+        default=600, ge=1, description="Requests one token may make a minute (429 above)."
+    )
+    api_rate_limit_burst: int = Field(
+        default=60, ge=1, description="Requests one token may make at once before the limit."
+    )
+    api_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default=[], description="Browser Origins allowed to call the API (comma-separated)."
+    )
+    api_metrics_port: int = Field(default=9468, ge=0, le=65535, description="HTTP API /metrics.")
+
+    @field_validator("api_allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("api_allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"{origin!r} is not an Origin: scheme://host[:port], no path")
+        return value
 
     @field_validator("support_domains", mode="before")
     @classmethod

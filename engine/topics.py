@@ -11,11 +11,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from engine.models import (
+    ChatMessageReceived,
     EmailReceived,
+    EntitlementToppedUp,
+    EntitlementUpdated,
     Envelope,
+    PhoneCallLogged,
     RecordDeadLettered,
     RulesPublished,
     SlaBreached,
+    SlaClockUpdated,
     SlaWarning,
     SpecialRoute,
     TicketActivity,
@@ -62,6 +67,9 @@ SLA_ALERTS = "sla.alerts.v1"
 DEAD_LETTERS = "deadletter.v1"
 RULES_CONFIG = "config.rules.v1"
 RULES_KEY = b"ruleset"
+SLA_CLOCKS = "sla.clocks.v1"
+ENTITLEMENT_EVENTS = "entitlements.events.v1"
+ENTITLEMENT_BALANCES = "entitlements.balances.v1"
 
 TIER_TOPICS: dict[Tier, str] = {tier: f"tickets.routed.{tier.value.lower()}.v1" for tier in Tier}
 SPECIAL_ROUTE_TOPICS: dict[SpecialRoute, str] = {
@@ -105,6 +113,8 @@ def declared_topics(partitions: int = 6, replication_factor: int = 1) -> tuple[T
             TICKET_EVENTS,
             "Raw facts from every channel (e-mail, SNMP, chat, phone), keyed by ticket id",
             EmailReceived,
+            ChatMessageReceived,
+            PhoneCallLogged,
         ),
         ticket_topic(
             TICKET_STATE,
@@ -133,6 +143,27 @@ def declared_topics(partitions: int = 6, replication_factor: int = 1) -> tuple[T
         ),
         ticket_topic(
             SLA_ALERTS, "Update-obligation warnings and breaches", SlaWarning, SlaBreached
+        ),
+        ticket_topic(
+            SLA_CLOCKS,
+            "Armed update obligations of open tickets and the alerts sent (the SLA worker's "
+            "table changelog)",
+            SlaClockUpdated,
+            cleanup=Cleanup.COMPACT,
+            retention_ms=None,
+        ),
+        ticket_topic(
+            ENTITLEMENT_EVENTS,
+            "Support hours bought (top-ups), keyed by customer id",
+            EntitlementToppedUp,
+            retention_ms=365 * DAY_MS,
+        ),
+        ticket_topic(
+            ENTITLEMENT_BALANCES,
+            "Support-hours balance of every customer, keyed by customer id",
+            EntitlementUpdated,
+            cleanup=Cleanup.COMPACT,
+            retention_ms=None,
         ),
         TopicSpec(
             DEAD_LETTERS,

@@ -11,15 +11,18 @@ refused with its reason.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from engine.activity import InvalidTransition, apply_activity, tier_rank
 from engine.customers import EMPTY_DIRECTORY, CustomerDirectory
+from engine.entitlements.routing import entitlement_check
 from engine.identity import event_id
 from engine.models import (
     ActivityType,
     Channel,
+    ChatMessageReceived,
     Classification,
     CustomerProfile,
     EmailReceived,
@@ -27,6 +30,7 @@ from engine.models import (
     Envelope,
     IncomingTicketEvent,
     MessageEvent,
+    PhoneCallLogged,
     RouteDecision,
     TicketActivity,
     TicketActivityData,
@@ -75,6 +79,32 @@ def message_of(event: MessageEvent, customers: CustomerDirectory) -> TicketMessa
                 sender=data.from_address,
                 customer=_customer_of(data, customers),
             )
+        case ChatMessageReceived(data=data):
+            return TicketMessage(
+                channel=Channel.CHAT,
+                body=data.text,
+                sender=data.sender,
+                customer=_customer(customers, data.customer_id, data.sender),
+            )
+        case PhoneCallLogged(data=data):
+            return TicketMessage(
+                channel=Channel.PHONE,
+                subject=data.subject,
+                body=data.summary,
+                sender=data.caller,
+                customer=_customer(customers, data.customer_id, data.caller),
+                suggested_priority=data.suggested_priority,
+            )
+
+
+def _customer(
+    customers: CustomerDirectory, customer_id: str | None, contact: str
+) -> CustomerProfile | None:
+    """The customer named by id (kept even when the directory does not know it), else the
+    one the contact's address belongs to."""
+    if customer_id is not None:
+        return customers.profile_by_id(customer_id) or CustomerProfile(customer_id=customer_id)
+    return customers.profile_of(contact)
 
 
 def _customer_of(data: EmailReceivedData, customers: CustomerDirectory) -> CustomerProfile | None:
@@ -90,7 +120,7 @@ def suppression_reason(event: IncomingTicketEvent) -> str | None:
     match event:
         case EmailReceived(data=data):
             return data.automated_reason
-        case TicketActivity():
+        case TicketActivity() | ChatMessageReceived() | PhoneCallLogged():
             return None
 
 
@@ -138,12 +168,13 @@ def triage(
     ruleset: RuleSet,
     now: datetime,
     customers: CustomerDirectory = EMPTY_DIRECTORY,
+    hours_left: Mapping[str, float] | None = None,
 ) -> TriageOutcome:
     if previous is not None and event.event_id in previous.recent_event_ids:
         return TriageOutcome(previous, None, None, duplicate=True, routed=False)
     if isinstance(event, TicketActivity):
         return _apply_activity(previous, event, now)
-    return _triage_message(previous, event, ruleset, now, customers)
+    return _triage_message(previous, event, ruleset, now, customers, hours_left or {})
 
 
 def _recorded(previous: TicketState | None, event_id: str) -> dict[str, object]:
@@ -166,11 +197,16 @@ def _triage_message(
     ruleset: RuleSet,
     now: datetime,
     customers: CustomerDirectory,
+    hours_left: Mapping[str, float],
 ) -> TriageOutcome:
     message = message_of(event, customers)
     classification = _effective(classify(message, ruleset), previous, ruleset)
     ruled = route(classification, message, ruleset.routes)
     decision = _kept_tier(ruled, previous)
+    if previous is None:
+        decision, classification = entitlement_check(
+            decision, classification, message.customer, hours_left
+        )
     if decision.tier is not ruled.tier:
         note = f"tier kept at {decision.tier}: set earlier, never lowered by a follow-up"
         classification = classification.model_copy(

@@ -20,7 +20,7 @@ from engine.kafka_admin import TopicAction, provision
 from engine.settings import Settings
 from engine.topics import declared_topics
 
-COMPONENTS = ("smtp", "processor")
+COMPONENTS = ("smtp", "api", "processor", "sla", "entitlements")
 MAX_BACKOFF_SECONDS = 30.0
 STOP_GRACE_SECONDS = 20.0
 

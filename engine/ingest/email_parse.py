@@ -92,10 +92,20 @@ def _header(message: EmailMessage, name: str) -> str:
     """The header's decoded value; its raw text when the structured parse fails."""
     try:
         value = message.get(name)
-        return str(value).strip() if value is not None else ""
+        return readable(str(value).strip()) if value is not None else ""
     except Exception:  # header parsers raise HeaderParseError, IndexError, ValueError...
         raw = next((v for k, v in message.raw_items() if k.lower() == name.lower()), "")
-        return " ".join(str(raw).split())
+        return readable(" ".join(str(raw).split()))
+
+
+def readable(text: str) -> str:
+    """Text as it can travel in JSON: raw 8-bit bytes in a header (kept by the parser as
+    lone surrogates) decoded like a body in an unknown charset."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return decode_unknown(text.encode("utf-8", "surrogateescape"))
+    return text
 
 
 def message_ids(value: str) -> tuple[str, ...]:
@@ -198,13 +208,24 @@ def _subject(message: EmailMessage) -> str:
     decoded = []
     for chunk, charset in chunks:
         if isinstance(chunk, str):
-            decoded.append(chunk)
+            decoded.append(readable(chunk))
             continue
         try:
             decoded.append(chunk.decode(charset or "ascii"))
         except (LookupError, UnicodeDecodeError):
             decoded.append(decode_unknown(chunk))
     return " ".join("".join(decoded).split())
+
+
+def _mostly_text(text: str) -> bool:
+    """Whether decoded bytes read as text: nine in ten characters printable, few that could
+    not be decoded."""
+    if not text.strip():
+        return False
+    printable = sum(
+        1 for char in text if (char.isprintable() or char.isspace()) and char != "\ufffd"
+    )
+    return printable >= 0.9 * len(text)
 
 
 def decode_unknown(data: bytes) -> str:
@@ -338,6 +359,8 @@ def parse_email(
     if not from_address:
         from_address = mail_from.lower()
     text = _text(message)
+    if not message.keys() and not _mostly_text(text):
+        raise EmailParseError("message", "not a mail: no header fields and no readable text")
     forwarded, note = _forwarded(message, text, subject)
     if forwarded is None:
         new_text, _quoted = split_reply(text)

@@ -175,6 +175,16 @@ def _union(groups: list[tuple[_T, ...]]) -> tuple[_T, ...]:
     return tuple(seen)
 
 
+def _suggestion_verdict(suggested: Priority, decided: Priority, by_rules: Priority | None) -> str:
+    """How the rules treated an agent's or a device's own priority."""
+    if decided is not suggested:
+        return f"suggested priority {suggested} overridden: the rules decided {decided}"
+    if by_rules is suggested:
+        return f"suggested priority {suggested} confirmed by the rules"
+    alone = f"the rules alone say {by_rules}" if by_rules else "no rule sets a priority"
+    return f"suggested priority {suggested} kept: {alone}, and a suggestion is never lowered"
+
+
 def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
     fired = fired_rules(message, ruleset)
     rules = [rule for rule, _ in fired]
@@ -204,6 +214,10 @@ def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
             raised = _raised(priority, rule.set.raise_priority)
             explanation.append(f"raised {priority} -> {raised} by rule {rule.id}")
             priority = raised
+
+    if message.suggested_priority is not None:
+        by_rules = max((p for p, why in candidates[:-1]), key=lambda p: p.severity, default=None)
+        explanation.append(_suggestion_verdict(message.suggested_priority, priority, by_rules))
 
     category_rule = next((rule for rule in rules if rule.set.category), None)
     if category_rule is not None and category_rule.set.category is not None:

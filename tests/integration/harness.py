@@ -57,6 +57,10 @@ class EngineProcess:
     def processor_metrics_port(self) -> int:
         return int(self.env["ENGINE_PROCESSOR_METRICS_PORT"])
 
+    @property
+    def api_port(self) -> int:
+        return int(self.env["ENGINE_API_PORT"])
+
     def start(self, *args: str) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -71,6 +75,7 @@ class EngineProcess:
                 self._alive()
                 and port_open(self.smtp_port)
                 and port_open(self.processor_metrics_port)
+                and port_open(self.api_port)
                 and self.metric("ticketing_processor_assigned_partitions") > 0
             ),
             120,
@@ -123,6 +128,9 @@ def engine_env(state_dir: Path, bootstrap: str = "", **extra: str) -> dict[str, 
         ENGINE_SMTP_PORT=str(free_port()),
         ENGINE_SMTP_METRICS_PORT=str(free_port()),
         ENGINE_PROCESSOR_METRICS_PORT=str(free_port()),
+        ENGINE_SLA_METRICS_PORT=str(free_port()),
+        ENGINE_API_PORT=str(free_port()),
+        ENGINE_API_METRICS_PORT=str(free_port()),
         ENGINE_APP_ID=f"test-{free_port()}",
         ENGINE_KAFKA_ACK_TIMEOUT_SECONDS="3",
         PYTHONUNBUFFERED="1",

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.message import EmailMessage, MIMEPart
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine.ingest.email_parse import EmailParseError, html_to_text, parse_email
-from engine.models import EmailReceived
+from engine.models import EmailReceived, to_json
 
 RECEIVED = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 
@@ -272,3 +273,27 @@ def test_an_image_pasted_inline_is_an_attachment_and_the_alternatives_are_not() 
 
     assert data.text == "Vean la captura."
     assert [a.content_type for a in data.attachments] == ["image/png"]
+
+
+def test_bytes_that_are_no_mail_at_all_are_refused_for_the_dead_letter_topic() -> None:
+    import gzip
+
+    garbage = gzip.compress(b"scanner output " * 50)
+
+    with pytest.raises(EmailParseError, match="not a mail"):
+        parse(garbage)
+
+
+def test_plain_text_without_any_header_is_still_a_mail() -> None:
+    assert parse(b"La central esta caida desde las 9.\r\n").data.text == (
+        "La central esta caida desde las 9."
+    )
+
+
+def test_raw_eight_bit_bytes_in_a_subject_are_decoded_not_kept_as_surrogates() -> None:
+    raw = HEAD + b"Subject: Extensi\xf3n 3 sin tono\r\n\r\nNo tiene tono.\r\n"
+
+    event = parse(raw)
+
+    assert event.data.subject == "Extensión 3 sin tono"
+    assert to_json(event)

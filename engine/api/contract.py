@@ -1,0 +1,173 @@
+"""The HTTP contract: what clients send and what they get back.
+
+Requests are strict and refuse unknown fields, like every record; the OpenAPI document
+(``engine.api.openapi``) is generated from these models, so it cannot drift from them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from engine.identity import TICKET_ID_PATTERN
+from engine.models import (
+    ActivityType,
+    Channel,
+    Classification,
+    Priority,
+    Record,
+    SpecialRoute,
+    TicketState,
+    TicketStatus,
+    Tier,
+    UtcDatetime,
+)
+
+# A conversation id is the only secret between a chat widget and its WebSocket: long and
+# random (the widget makes one per conversation), so nobody guesses another's.
+CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9_-]{16,128}$"
+TICKET_ID = rf"^{TICKET_ID_PATTERN}$"
+ClientId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:@-]{1,128}$")]
+ConversationId = Annotated[str, StringConstraints(pattern=CONVERSATION_ID_PATTERN)]
+TicketId = Annotated[str, StringConstraints(pattern=TICKET_ID)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=320)]
+
+
+class ChatMessageIn(Record):
+    """One message a customer wrote in the chat widget."""
+
+    message_id: ClientId = Field(description="Unique in its conversation; a resend is ignored")
+    sender: Name = Field(description="The customer's e-mail address, as the widget knows it")
+    customer_id: ClientId | None = Field(default=None, description="When the widget knows it")
+    text: Text
+
+
+class PhoneCallIn(Record):
+    """A phone call an agent took, logged as a ticket."""
+
+    call_id: ClientId = Field(description="The telephony system's call id; a resend is ignored")
+    caller: Name = Field(description="Who called: name, number or e-mail")
+    customer_id: ClientId | None = None
+    subject: Annotated[str, StringConstraints(max_length=500)] = ""
+    summary: Text
+    agent: Name
+    suggested_priority: Priority | None = Field(
+        default=None, description="The agent's own priority; the rules confirm or override it"
+    )
+
+
+class ActivityIn(Record):
+    """Something an agent or a tool did on a ticket."""
+
+    activity_id: ClientId = Field(description="Unique per ticket; a resend is ignored")
+    activity: ActivityType
+    actor: Name
+    note: Annotated[str, StringConstraints(max_length=20_000)] | None = None
+    message: Annotated[str, StringConstraints(max_length=20_000)] | None = Field(
+        default=None, description="customer_informed: what the customer is told"
+    )
+    assignee: Name | None = Field(default=None, description="assigned: to whom")
+    tier: Tier | None = Field(default=None, description="escalated: to which tier")
+    minutes: int | None = Field(default=None, ge=1, le=100_000, description="time_spent")
+    informed_via: Channel | None = Field(default=None, description="customer_informed: how")
+
+
+class Accepted(Record):
+    """Kafka acknowledged the event; the ticket follows asynchronously."""
+
+    ticket_id: str
+    event_id: str
+
+
+class Problem(Record):
+    path: str = Field(description="Where in the request: a body field path, or a parameter")
+    message: str
+
+
+class ErrorBody(Record):
+    error: str
+    problems: tuple[Problem, ...] = ()
+
+
+class Decision(Record):
+    """One classification of the ticket, with the rules that made it."""
+
+    cause_event_id: str
+    occurred_at: UtcDatetime
+    classification: Classification
+
+
+class SlaState(Record):
+    state: Literal["ok", "warning", "breached"]
+    obligation: str | None = None
+    deadline: UtcDatetime | None = None
+    explanation: str | None = None
+
+
+class TicketDetail(Record):
+    ticket: TicketState
+    sla: SlaState
+    decisions: tuple[Decision, ...] = Field(description="Oldest first; the last 50 kept")
+
+
+class TicketList(Record):
+    tickets: tuple[TicketState, ...] = Field(description="Most recently updated first")
+    count: int = Field(ge=0, description="How many match, before the limit")
+
+
+class Health(Record):
+    status: Literal["ok"]
+    view: Literal["ready", "catching_up"]
+    tickets: int = Field(ge=0)
+
+
+# --- what the chat WebSocket sends (discriminated by ``type``) ---------------------------
+
+
+class ChatAccepted(Record):
+    """The message is on Kafka."""
+
+    type: Literal["accepted"] = "accepted"
+    message_id: str
+    ticket_id: str
+    event_id: str
+
+
+class ChatRefused(Record):
+    """The message was not taken; 429 and 503 mean: send it again after ``retry_after``."""
+
+    type: Literal["refused"] = "refused"
+    message_id: str | None
+    status: int
+    error: str
+    problems: tuple[Problem, ...] = ()
+    retry_after: int | None = None
+
+
+class ChatTicket(Record):
+    """The conversation's ticket exists."""
+
+    type: Literal["ticket"] = "ticket"
+    ticket_id: str
+    status: TicketStatus
+
+
+class ChatReply(Record):
+    """The desk informed the customer via chat."""
+
+    type: Literal["reply"] = "reply"
+    text: str
+    actor: str
+
+
+class ChatEscalated(Record):
+    """The request goes to another team, not chat support (ROUTE-DEV)."""
+
+    type: Literal["escalated"] = "escalated"
+    route: SpecialRoute
+    text: str
+
+
+ChatServerMessage = ChatAccepted | ChatRefused | ChatTicket | ChatReply | ChatEscalated

@@ -1,0 +1,143 @@
+"""Who may call the API, and how often.
+
+Every integration (a chat widget, an agent tool, a dashboard) has its own bearer token
+``<integration>.<secret>`` and the scopes it needs. The tokens file holds one line per
+integration, ``integration:scope,scope:pbkdf2_sha256$...`` (``engine api-token`` prints a
+new token and its line); only the hash is stored. A verified token is remembered by its
+SHA-256, so the slow PBKDF2 check runs once per token and process, in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from engine.clock import Clock
+from engine.errors import EngineError
+from engine.ingest.smtp_security import hash_password, password_matches
+
+MAX_TRACKED_KEYS = 100_000
+
+
+class ApiSecurityError(EngineError):
+    pass
+
+
+class Scope(StrEnum):
+    CHAT_WRITE = "chat:write"
+    PHONE_WRITE = "phone:write"
+    ACTIVITY_WRITE = "activity:write"
+    TICKETS_READ = "tickets:read"
+
+
+@dataclass(frozen=True)
+class Integration:
+    name: str
+    scopes: frozenset[Scope]
+    stored_hash: str
+
+
+def new_token(name: str, scopes: list[Scope]) -> tuple[str, str]:
+    """A fresh token for ``name`` and the tokens-file line that admits it."""
+    if not name or not name.replace("-", "").replace("_", "").isalnum():
+        raise ApiSecurityError(f"integration name {name!r}: letters, digits, - and _ only")
+    token = f"{name}.{secrets.token_urlsafe(32)}"
+    scope_list = ",".join(scope.value for scope in scopes)
+    return token, f"{name}:{scope_list}:{hash_password(token)}"
+
+
+def load_integrations(path: Path) -> dict[str, Integration]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ApiSecurityError(f"{path}: cannot read the API tokens: {error}") from error
+    found: dict[str, Integration] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        # Scopes contain colons themselves; the hash contains none.
+        name, _, rest = line.strip().partition(":")
+        scope_list, _, stored = rest.rpartition(":")
+        if not name or not stored.startswith("pbkdf2_sha256$"):
+            raise ApiSecurityError(
+                f"{path}:{number}: expected integration:scopes:pbkdf2_sha256$... "
+                "(see engine api-token)"
+            )
+        try:
+            scopes = frozenset(Scope(s.strip()) for s in scope_list.split(",") if s.strip())
+        except ValueError as error:
+            known = ", ".join(scope.value for scope in Scope)
+            raise ApiSecurityError(f"{path}:{number}: {error}; scopes are {known}") from error
+        found[name] = Integration(name, scopes, stored)
+    return found
+
+
+class TokenVerifier:
+    """Maps a presented bearer token to its integration, or None."""
+
+    def __init__(self, integrations: Mapping[str, Integration]) -> None:
+        self._integrations = dict(integrations)
+        self._verified: dict[str, Integration] = {}
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._integrations)
+
+    def known(self, token: str) -> Integration | None:
+        """The integration of a token verified before (cheap: one SHA-256)."""
+        return self._verified.get(hashlib.sha256(token.encode()).hexdigest())
+
+    async def verify(self, token: str) -> Integration | None:
+        known = self.known(token)
+        if known is not None:
+            return known
+        fingerprint = hashlib.sha256(token.encode()).hexdigest()
+        integration = self._integrations.get(token.partition(".")[0])
+        if integration is None:
+            return None
+        matches = await asyncio.to_thread(password_matches, token.encode(), integration.stored_hash)
+        if not matches:
+            return None
+        if len(self._verified) < MAX_TRACKED_KEYS:
+            self._verified[fingerprint] = integration
+        return integration
+
+
+class RateLimiter:
+    """A token bucket per key: ``per_minute`` requests a minute, in bursts of ``burst``."""
+
+    def __init__(self, per_minute: int, burst: int, clock: Clock) -> None:
+        self._rate = per_minute / 60.0
+        self._burst = float(burst)
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def retry_after(self, key: str) -> int:
+        """0 when the request may go ahead (and is counted); else seconds to wait."""
+        tokens, now = self._refilled(key)
+        if tokens >= 1.0:
+            if len(self._buckets) >= MAX_TRACKED_KEYS and key not in self._buckets:
+                self._buckets.clear()  # only idle integrations are forgotten in practice
+            self._buckets[key] = (tokens - 1.0, now)
+            return 0
+        self._buckets[key] = (tokens, now)
+        return self._wait(tokens)
+
+    def exhausted(self, key: str) -> int:
+        """Like ``retry_after`` without counting a request: 0 while some budget is left."""
+        tokens, _ = self._refilled(key)
+        return 0 if tokens >= 1.0 else self._wait(tokens)
+
+    def _refilled(self, key: str) -> tuple[float, float]:
+        now = self._clock.now().timestamp()
+        tokens, since = self._buckets.get(key, (self._burst, now))
+        return min(self._burst, tokens + (now - since) * self._rate), now
+
+    def _wait(self, tokens: float) -> int:
+        return max(1, math.ceil((1.0 - tokens) / self._rate))

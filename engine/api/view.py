@@ -1,0 +1,209 @@
+"""The API's view of the tickets: the compacted state topic, the decisions and the SLA
+alerts, kept in memory with an index per filter, so a query never scans a topic.
+
+``TicketView`` is plain data fed one record at a time (tested without Kafka);
+``ViewFollower`` feeds it from Kafka and tells listeners (the chat WebSockets) what is new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from engine.api.contract import Decision, SlaState
+from engine.models import (
+    AnyRecord,
+    SlaBreached,
+    SlaWarning,
+    TicketActivity,
+    TicketActivityData,
+    TicketClassified,
+    TicketState,
+    TicketUpdated,
+    parse_record,
+)
+from engine.topics import SLA_ALERTS, TICKET_ACTIVITY, TICKET_DECISIONS, TICKET_STATE
+
+log = logging.getLogger(__name__)
+
+DECISIONS_KEPT = 50
+FILTERS = ("status", "tier", "priority", "customer", "sla")
+# Read whole: the view is rebuilt from them at start. The activity feed is read from its
+# end: it only tells open WebSockets what happens from now on.
+REBUILT_FROM = (TICKET_STATE, TICKET_DECISIONS, SLA_ALERTS)
+RETRY_SECONDS = 2.0
+
+
+def sla_state(ticket: TicketState, alert: SlaWarning | SlaBreached | None) -> SlaState:
+    """The latest SLA alert, unless the customer has been informed since."""
+    informed = ticket.last_informed_at
+    if alert is None or (informed is not None and informed >= alert.occurred_at):
+        return SlaState(state="ok")
+    return SlaState(
+        state="breached" if isinstance(alert, SlaBreached) else "warning",
+        obligation=alert.data.obligation,
+        deadline=alert.data.deadline,
+        explanation=alert.data.explanation,
+    )
+
+
+class TicketView:
+    def __init__(self) -> None:
+        self._tickets: dict[str, TicketState] = {}
+        self._decisions: dict[str, deque[Decision]] = {}
+        self._alerts: dict[str, SlaWarning | SlaBreached] = {}
+        self._keys: dict[str, dict[str, str]] = {}
+        self._index: dict[tuple[str, str], set[str]] = defaultdict(set)
+
+    def __len__(self) -> int:
+        return len(self._tickets)
+
+    def apply(self, record: AnyRecord) -> None:
+        match record:
+            case TicketUpdated(data=data):
+                self._tickets[data.ticket.ticket_id] = data.ticket
+                self._reindex(data.ticket.ticket_id)
+            case TicketClassified(data=data, occurred_at=at):
+                kept = self._decisions.setdefault(data.ticket_id, deque(maxlen=DECISIONS_KEPT))
+                if all(d.cause_event_id != data.cause_event_id for d in kept):
+                    kept.append(Decision(cause_event_id=data.cause_event_id, occurred_at=at,
+                                         classification=data.classification))  # fmt: skip
+            case SlaWarning(data=data) | SlaBreached(data=data):
+                self._alerts[data.ticket_id] = record
+                self._reindex(data.ticket_id)
+            case _:
+                pass
+
+    def get(self, ticket_id: str) -> TicketState | None:
+        return self._tickets.get(ticket_id)
+
+    def decisions(self, ticket_id: str) -> tuple[Decision, ...]:
+        return tuple(self._decisions.get(ticket_id, ()))
+
+    def sla(self, ticket: TicketState) -> SlaState:
+        return sla_state(ticket, self._alerts.get(ticket.ticket_id))
+
+    def find(self, filters: dict[str, str], limit: int) -> tuple[list[TicketState], int]:
+        """Tickets matching every filter (field -> value), most recently updated first,
+        at most ``limit``; and how many match in all."""
+        if filters:
+            sets = sorted((self._index.get(item, set()) for item in filters.items()), key=len)
+            ids: Iterable[str] = set.intersection(*sets)
+        else:
+            ids = self._tickets.keys()
+        matching = [self._tickets[ticket_id] for ticket_id in ids]
+        newest = heapq.nlargest(limit, matching, key=_updated_at)
+        return newest, len(matching)
+
+    def _reindex(self, ticket_id: str) -> None:
+        ticket = self._tickets.get(ticket_id)
+        if ticket is None:
+            return  # an alert before its ticket: indexed when the ticket arrives
+        keys = {
+            "status": ticket.status.value,
+            "tier": ticket.tier.value,
+            "priority": ticket.priority.value,
+            "customer": ticket.customer_id or "",
+            "sla": self.sla(ticket).state,
+        }
+        for item in self._keys.get(ticket_id, {}).items():
+            self._index[item].discard(ticket_id)
+        for item in keys.items():
+            self._index[item].add(ticket_id)
+        self._keys[ticket_id] = keys
+
+
+def _updated_at(ticket: TicketState) -> datetime:
+    return ticket.updated_at
+
+
+class ViewFollower:
+    """Follows the topics into a TicketView; calls ``on_ticket`` with every state update
+    and ``on_activity`` with every new activity."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        view: TicketView,
+        on_ticket: Callable[[TicketState], None],
+        on_activity: Callable[[TicketActivityData], None],
+    ) -> None:
+        self._bootstrap = bootstrap
+        self.view = view
+        self._on_ticket = on_ticket
+        self._on_activity = on_activity
+        self.caught_up = asyncio.Event()
+
+    async def run(self) -> None:
+        """Until cancelled; reconnects while Kafka is away."""
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
+            )
+            try:
+                await consumer.start()
+                await self._follow(consumer)
+            except (KafkaError, OSError) as error:
+                log.warning("view: Kafka unavailable (%s); retrying", error)
+            except Exception:
+                log.exception("view: following the ticket topics failed; starting over")
+            finally:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+            await asyncio.sleep(RETRY_SECONDS)
+
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
+        rebuilt = await _partitions(consumer, REBUILT_FROM)
+        live = await _partitions(consumer, (TICKET_ACTIVITY,))
+        consumer.assign([*rebuilt, *live])
+        await consumer.seek_to_beginning(*rebuilt)
+        await consumer.seek_to_end(*live)
+        ends = await consumer.end_offsets(rebuilt)
+        pending = {tp for tp, end in ends.items() if end > 0}
+        if not pending:
+            self.caught_up.set()
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            for records in batches.values():
+                for message in records:
+                    self._apply(message.value)
+            if pending:
+                pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+                if not pending:
+                    log.info("view: caught up with %d tickets", len(self.view))
+                    self.caught_up.set()
+
+    def _apply(self, value: bytes | None) -> None:
+        if value is None:
+            return
+        try:
+            record = parse_record(value)
+        except ValidationError as error:
+            log.warning("view: skipped a record that does not parse: %s", error.errors()[0])
+            return
+        self.view.apply(record)
+        # Told even while catching up: a socket may already wait for its ticket (a lookup
+        # per record when none does). Activity is read from the end, so it is always live.
+        if isinstance(record, TicketUpdated):
+            self._on_ticket(record.data.ticket)
+        elif isinstance(record, TicketActivity):
+            self._on_activity(record.data)
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    # The consumer's public partitions_for_topic only knows topics it already follows.
+    cluster = await consumer._client.fetch_all_metadata()
+    return [
+        TopicPartition(topic, partition)
+        for topic in topics
+        for partition in sorted(cluster.partitions_for_topic(topic) or ())
+    ]

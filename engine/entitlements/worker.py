@@ -1,0 +1,247 @@
+"""``engine entitlements``: the support-hours ledger, and telling customers without hours.
+
+One process (its own consumer group) reads the top-ups (``entitlements.events.v1``), the
+time spent on tickets (``time_spent`` on ``tickets.activity.v1``, which carries the
+customer id) and the tickets routed to ``entitlement_needed``. It keeps every balance in
+memory, rebuilt from the compacted ``entitlements.balances.v1`` at start, writes each new
+balance there, and commits its offsets only after Kafka acknowledged what it wrote: a
+crash replays, and the balance's recent event ids make a replayed event count once.
+Balances are keyed by customer while activity is keyed by ticket, so run one ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Iterable
+from datetime import datetime
+from types import FrameType
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from pydantic import ValidationError
+
+from engine.clock import Clock, SystemClock
+from engine.customers import CustomerDirectory, load_directory
+from engine.deadletter import dead_letter
+from engine.entitlements.ledger import (
+    apply_event,
+    balance_record,
+    customer_of,
+    exhausted_notice,
+    opening_balance,
+    with_directory_hours,
+)
+from engine.errors import describe_validation
+from engine.identity import event_id
+from engine.models import (
+    EntitlementBalanceData,
+    EntitlementToppedUp,
+    EntitlementTopUpData,
+    EntitlementUpdated,
+    Envelope,
+    SpecialRoute,
+    TicketActivity,
+    TicketRouted,
+    parse_record,
+    to_json,
+)
+from engine.settings import Settings
+from engine.topics import (
+    DEAD_LETTERS,
+    ENTITLEMENT_BALANCES,
+    ENTITLEMENT_EVENTS,
+    SPECIAL_ROUTE_TOPICS,
+    TICKET_ACTIVITY,
+    TICKET_EVENTS,
+)
+
+log = logging.getLogger(__name__)
+SOURCE = "engine.entitlements"
+ENTITLEMENT_NEEDED = SPECIAL_ROUTE_TOPICS[SpecialRoute.ENTITLEMENT_NEEDED]
+Output = tuple[str, str, Envelope]
+
+
+def read_balances(bootstrap: str) -> dict[str, EntitlementBalanceData]:
+    """Every balance on the compacted topic, read to its end."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, group_id=None
+    )
+    try:
+        numbers = consumer.partitions_for_topic(ENTITLEMENT_BALANCES) or set()
+        partitions = [TopicPartition(ENTITLEMENT_BALANCES, n) for n in sorted(numbers)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        balances: dict[str, EntitlementBalanceData] = {}
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            for records in consumer.poll(timeout_ms=1000).values():
+                for record in records:
+                    if record.value is None:
+                        continue
+                    parsed = parse_record(record.value)
+                    if isinstance(parsed, EntitlementUpdated):
+                        balances[parsed.data.customer_id] = parsed.data
+        return balances
+    finally:
+        consumer.close()
+
+
+class Ledger:
+    """The balances and what each record does to them (no I/O)."""
+
+    def __init__(
+        self,
+        balances: dict[str, EntitlementBalanceData],
+        directory: CustomerDirectory,
+        clock: Clock,
+        default_language: str = "es",
+    ) -> None:
+        self.balances = balances
+        self.directory = directory
+        self.clock = clock
+        self.default_language = default_language
+
+    def opening_outputs(self) -> list[Output]:
+        """Balances for directory customers with hours and no balance yet, and for those
+        whose hours in the directory changed."""
+        outputs: list[Output] = []
+        for customer in self.directory.customers:
+            if customer.support_hours is None:
+                continue
+            known = self.balances.get(customer.id)
+            balance = (
+                with_directory_hours(known, customer.support_hours)
+                if known
+                else opening_balance(customer.id, customer.support_hours)
+            )
+            if balance != known:
+                cause = f"directory:{customer.support_hours}"
+                outputs.append(self._record(balance, cause))
+        return outputs
+
+    def _record(self, balance: EntitlementBalanceData, cause: str) -> Output:
+        self.balances[balance.customer_id] = balance
+        record = balance_record(balance, cause, self.clock.now(), SOURCE)
+        return ENTITLEMENT_BALANCES, balance.customer_id, record
+
+    def outputs_of(self, topic: str, value: bytes) -> list[Output]:
+        try:
+            record = parse_record(value)
+        except ValidationError as error:
+            letter = dead_letter(
+                value, reason=f"not a valid record: {describe_validation(error)}",
+                field=None, origin=topic, source=SOURCE, now=self.clock.now(),
+            )  # fmt: skip
+            return [(DEAD_LETTERS, letter.data.payload_sha256, letter)]
+        match record:
+            case TicketRouted() if topic == ENTITLEMENT_NEEDED:
+                return [self._notice(record)]
+            case EntitlementToppedUp() | TicketActivity():
+                return self._deduct_or_add(record)
+        return []
+
+    def _deduct_or_add(self, event: EntitlementToppedUp | TicketActivity) -> list[Output]:
+        customer_id = customer_of(event)
+        if customer_id is None:
+            return []
+        balance = self.balances.get(customer_id)
+        if balance is None:
+            if isinstance(event, TicketActivity):
+                return []  # a customer whose support is not metered
+            balance = opening_balance(customer_id, 0.0)
+        updated = apply_event(balance, event)
+        if updated is None:
+            return []
+        return [self._record(updated, event.event_id)]
+
+    def _notice(self, routed: TicketRouted) -> Output:
+        ticket = routed.data.ticket
+        balance = self.balances.get(ticket.customer_id or "")
+        left = balance.hours_left if balance else 0.0
+        language = (ticket.customer.language if ticket.customer else None) or (
+            self.default_language
+        )
+        notice = exhausted_notice(routed, left, language, SOURCE)
+        return TICKET_EVENTS, ticket.ticket_id, notice
+
+
+def _send(producer: KafkaProducer, outputs: Iterable[Output]) -> None:
+    futures = [
+        producer.send(topic, key=key.encode(), value=to_json(record))
+        for topic, key, record in outputs
+    ]
+    for future in futures:
+        future.get(timeout=30)
+
+
+def run_ledger(settings: Settings, clock: Clock | None = None) -> None:
+    logging.basicConfig(level=settings.log_level.replace("WARN", "WARNING"))
+    bootstrap = settings.kafka_bootstrap
+    ledger = Ledger(
+        read_balances(bootstrap), load_directory(settings.customers_file),
+        clock or SystemClock(), settings.notify_default_language,
+    )  # fmt: skip
+    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all")
+    _send(producer, ledger.opening_outputs())
+    consumer = KafkaConsumer(
+        ENTITLEMENT_EVENTS, TICKET_ACTIVITY, ENTITLEMENT_NEEDED,
+        bootstrap_servers=bootstrap.split(","), group_id=f"{settings.app_id}-entitlements",
+        enable_auto_commit=False, auto_offset_reset="earliest",
+    )  # fmt: skip
+    print(f"entitlements: {len(ledger.balances)} balances on {ENTITLEMENT_BALANCES}; "
+          f"deducting time spent from {TICKET_ACTIVITY}", flush=True)  # fmt: skip
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while not stopping:
+            batches = consumer.poll(timeout_ms=1000)
+            outputs = [
+                output
+                for tp, records in batches.items()
+                for record in records
+                if record.value is not None
+                for output in ledger.outputs_of(tp.topic, record.value)
+            ]
+            _send(producer, outputs)
+            if batches:
+                consumer.commit()
+    finally:
+        consumer.close()
+        producer.close()
+
+
+def top_up(
+    bootstrap: str, customer_id: str, hours: float, reference: str, actor: str, now: datetime
+) -> EntitlementToppedUp:
+    record = EntitlementToppedUp(
+        event_id=event_id("entitlement.topped_up", f"{customer_id}:{reference}"),
+        occurred_at=now,
+        source="engine.entitlements.topup",
+        data=EntitlementTopUpData(
+            customer_id=customer_id, hours=hours, reference=reference, actor=actor
+        ),
+    )
+    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all")
+    try:
+        _send(producer, [(ENTITLEMENT_EVENTS, customer_id, record)])
+    finally:
+        producer.close()
+    return record
+
+
+def describe_balance(balance: EntitlementBalanceData) -> str:
+    last = f"; last deducted for {balance.last_ticket_id}" if balance.last_ticket_id else ""
+    state = "ok"
+    if balance.hours_left <= 0:
+        state = "NO HOURS LEFT: new tickets go to entitlement_needed"
+    return (
+        f"{balance.customer_id}: {balance.hours_left:g} h left = {balance.initial_hours:g} h "
+        f"from the directory + {balance.topped_up_hours:g} h topped up - "
+        f"{balance.spent_minutes} min spent{last} ({state})"
+    )

@@ -1,0 +1,1 @@
+"""SLA clocks: update obligations of open tickets, their calendars, timers and alerts."""

@@ -1,0 +1,114 @@
+"""When an obligation alerts: a warning ``warning_lead`` before the deadline, a breach at
+the deadline, and a repeated breach at each further cadence step while it is unfulfilled.
+
+Each alert has a visible identity: the obligation key ``ticket:UPD-Px:n`` and its repeat
+number (0 for the warning, 1 for the breach, 2... for repeats). Its event id derives from
+both, so an alert emitted twice (a crash between the send and the bookkeeping) is the same
+record to every consumer. A worker that was away emits only the latest alert that fell
+due meanwhile (a late warning after the breach says nothing new).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.identity import event_id
+from engine.models import SlaAlertData, SlaBreached, SlaProgress, SlaWarning
+from engine.sla.calendars import ZonedCalendar
+from engine.sla.obligations import Obligation, SlaPolicy, cadence_deadline
+
+WARNING_REPEAT = 0
+
+
+@dataclass(frozen=True)
+class PlannedAlert:
+    repeat: int
+    due_at: datetime
+    deadline: datetime
+
+    @property
+    def is_warning(self) -> bool:
+        return self.repeat == WARNING_REPEAT
+
+
+def progress_of(obligation: Obligation, stored: SlaProgress | None) -> SlaProgress:
+    """The stored progress if it is this obligation's; a fresh one otherwise."""
+    if stored is not None and stored.key == obligation.key:
+        return stored
+    return SlaProgress(key=obligation.key)
+
+
+def next_alert(
+    obligation: Obligation, progress: SlaProgress, calendar: ZonedCalendar, policy: SlaPolicy
+) -> PlannedAlert:
+    if not progress.warned and progress.breaches == 0:
+        due = max(obligation.armed_at, obligation.deadline - policy.warning_lead)
+        return PlannedAlert(WARNING_REPEAT, due, obligation.deadline)
+    if progress.last_breach_at is None:
+        return PlannedAlert(1, obligation.deadline, obligation.deadline)
+    deadline, _ = cadence_deadline(obligation.priority, calendar, progress.last_breach_at)
+    return PlannedAlert(progress.breaches + 1, deadline, deadline)
+
+
+def _after(progress: SlaProgress, alert: PlannedAlert) -> SlaProgress:
+    if alert.is_warning:
+        return progress.model_copy(update={"warned": True})
+    return progress.model_copy(
+        update={"warned": True, "breaches": alert.repeat, "last_breach_at": alert.deadline}
+    )
+
+
+@dataclass(frozen=True)
+class AlertStep:
+    emit: PlannedAlert | None
+    progress: SlaProgress
+    next_due: PlannedAlert
+
+
+def step(
+    obligation: Obligation,
+    stored: SlaProgress | None,
+    calendar: ZonedCalendar,
+    policy: SlaPolicy,
+    now: datetime,
+) -> AlertStep:
+    """What is due at ``now``: at most one alert to emit (the latest that fell due), the
+    progress after it, and the next alert to wait for."""
+    progress = progress_of(obligation, stored)
+    emit: PlannedAlert | None = None
+    planned = next_alert(obligation, progress, calendar, policy)
+    while planned.due_at <= now:
+        emit = planned
+        progress = _after(progress, planned)
+        planned = next_alert(obligation, progress, calendar, policy)
+    return AlertStep(emit, progress, planned)
+
+
+def alert_record(
+    obligation: Obligation, alert: PlannedAlert, now: datetime, source: str
+) -> SlaWarning | SlaBreached:
+    if alert.is_warning:
+        words = f"warning: {obligation.name} #{obligation.instance} falls due at the deadline"
+    elif alert.repeat == 1:
+        words = "breached: the customer was not informed by the deadline"
+    else:
+        words = f"breached again (repeat {alert.repeat}): still not informed by this step"
+    data = SlaAlertData(
+        ticket_id=obligation.ticket_id,
+        obligation=obligation.name,
+        instance=obligation.instance,
+        dedup_key=obligation.key,
+        deadline=alert.deadline,
+        calendar=f"{obligation.calendar} ({obligation.zone})",
+        explanation=f"{words}. {obligation.explanation}",
+        repeat=alert.repeat,
+    )
+    identity = f"{obligation.key}:{alert.repeat}"
+    if alert.is_warning:
+        return SlaWarning(
+            event_id=event_id("sla.warning", identity), occurred_at=now, source=source, data=data
+        )
+    return SlaBreached(
+        event_id=event_id("sla.breached", identity), occurred_at=now, source=source, data=data
+    )

@@ -1,0 +1,62 @@
+"""From a ticket's state record to the facts its update obligation depends on."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from engine.customers import CustomerDirectory
+from engine.models import SlaFacts, SupportPlan, TicketState, TicketStatus
+from engine.sla.calendars import DEFAULT_ZONE
+
+
+def restarts(
+    ticket: TicketState, previous: SlaFacts | None, pause_while_waiting: bool
+) -> tuple[datetime | None, int]:
+    """When the ticket's obligation last restarted after a time without one (if it did),
+    and how many times it was re-armed without an update (restarts, priority changes).
+
+    ``previous`` is what the SLA worker holds for the ticket. A ticket open again after
+    being resolved, or after a paused wait, restarts its cadence; one whose obligation ran
+    while it waited (no pause) keeps it: the customer's reply that ended the wait is
+    contact, not an update to the customer."""
+    if previous is None:
+        reopened = ticket.status is TicketStatus.OPEN and (
+            ticket.status_since is not None and ticket.status_since > ticket.opened_at
+        )
+        return (ticket.status_since if reopened else None), 0
+    resumed, rearmings = previous.resumed_at, previous.rearmings
+    if ticket.priority != previous.priority:
+        rearmings += 1
+    was_disarmed = previous.status is TicketStatus.RESOLVED or (
+        previous.status is TicketStatus.WAITING_ON_CUSTOMER and pause_while_waiting
+    )
+    if ticket.status is TicketStatus.OPEN and was_disarmed:
+        resumed, rearmings = ticket.status_since, rearmings + 1
+    return resumed, rearmings
+
+
+def facts_of(
+    ticket: TicketState,
+    directory: CustomerDirectory,
+    previous: SlaFacts | None = None,
+    pause_while_waiting: bool = True,
+) -> SlaFacts:
+    """The ticket's obligation facts. The profile the ticket carries wins over the
+    directory's; an unknown customer is served on the business plan in DOMAIN.md's zone."""
+    customer = directory.by_id(ticket.customer_id) if ticket.customer_id else None
+    profile = ticket.customer or (customer.profile() if customer else None)
+    resumed_at, rearmings = restarts(ticket, previous, pause_while_waiting)
+    return SlaFacts(
+        ticket_id=ticket.ticket_id,
+        priority=ticket.priority,
+        status=ticket.status,
+        opened_at=ticket.opened_at,
+        priority_since=ticket.priority_since,
+        resumed_at=resumed_at,
+        last_informed_at=ticket.last_informed_at,
+        informed_count=ticket.informed_count,
+        rearmings=rearmings,
+        plan=profile.plan if profile else SupportPlan.BUSINESS_HOURS,
+        timezone=profile.timezone if profile else DEFAULT_ZONE,
+        calendar=customer.calendar if customer else None,
+    )

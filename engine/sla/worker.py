@@ -1,0 +1,364 @@
+"""``engine sla``: the SLA worker, a faust app over the compacted ``tickets.state.v1``.
+
+For each state record it decides the ticket's update obligation (``next_update_due``) and
+keeps it, with the alerts already emitted, in the ``sla-clocks`` table, whose changelog is
+the compacted ``sla.clocks.v1`` (written and awaited by the worker itself, like the
+processor's state). A timer asks the due index (one heap per owned partition, rebuilt from
+the table after each rebalance) for the tickets whose next alert is due, and only those
+are read: a tick with nothing due costs what checking each heap's top costs.
+
+Emission is at-least-once: the alert is acknowledged by Kafka before the progress is
+written, so a crash in between re-emits the same record (same event id, same
+``dedup_key`` and ``repeat``), which consumers show once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import faust
+from aiokafka.errors import KafkaError
+from mode.supervisors import CrashingSupervisor
+from prometheus_client import Counter, Gauge
+from pydantic import ValidationError
+
+from engine import metrics
+from engine.clock import Clock, SystemClock
+from engine.customers import CustomerDirectory, load_directory
+from engine.deadletter import dead_letter
+from engine.errors import field_path
+from engine.identity import event_id
+from engine.models import (
+    SlaBreached,
+    SlaClockData,
+    SlaClockUpdated,
+    SlaFacts,
+    SlaWarning,
+    TicketUpdated,
+    parse_record,
+    to_json,
+)
+from engine.processor import (
+    BATCH_MAX_EVENTS,
+    BATCH_WITHIN_SECONDS,
+    EXIT_STALLED,
+    STALL_AFTER_SECONDS,
+    STALL_CHECK_SECONDS,
+    _raw_topic,
+    stalled_partitions,
+)
+from engine.settings import Settings
+from engine.sla.alerts import alert_record, next_alert, progress_of, step
+from engine.sla.calendars import CalendarError, Calendars, ZonedCalendar, load_calendars
+from engine.sla.facts import facts_of
+from engine.sla.index import DueIndex
+from engine.sla.obligations import Obligation, SlaPolicy, next_update_due
+from engine.sla.timescale import TimeScale
+from engine.topics import DEAD_LETTERS, SLA_ALERTS, SLA_CLOCKS, TICKET_STATE
+
+log = logging.getLogger(__name__)
+SOURCE = "engine.sla"
+SESSION_TIMEOUT_SECONDS = 10.0
+REBUILD_YIELD_EVERY = 10_000
+
+ALERTS = Counter("ticketing_sla_alerts_total", "SLA alerts emitted", ["kind", "obligation"])
+ARMED = Gauge("ticketing_sla_armed_obligations", "Armed obligations in the owned partitions")
+OWNED = Gauge("ticketing_sla_assigned_partitions", "Partitions of tickets.state.v1 owned")
+
+
+def index_entry(raw: bytes) -> tuple[int, str, datetime] | None:
+    """(partition, ticket, next alert time) of a table row, or None when it is disarmed.
+    Rows are the worker's own, validated when written: read without the full model, which
+    is what makes rebuilding the index after a rebalance cheap."""
+    data = json.loads(raw)["data"]
+    if data["next_alert_at"] is None:
+        return None
+    return data["partition"], data["ticket_id"], datetime.fromisoformat(data["next_alert_at"])
+
+
+class SlaWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        calendars: Calendars,
+        directory: CustomerDirectory,
+        clock: Clock,
+    ) -> None:
+        self.calendars = calendars
+        self.directory = directory
+        self.clock = clock
+        self.scale = TimeScale(settings.sla_time_scale, settings.sla_time_origin)
+        self.policy = SlaPolicy(
+            warning_lead=timedelta(minutes=settings.sla_warning_lead_minutes),
+            pause_while_waiting=settings.sla_pause_while_waiting,
+        )
+        self.app = faust.App(
+            f"{settings.app_id}-sla",
+            broker=f"kafka://{settings.kafka_bootstrap}",
+            store="memory://",
+            datadir=str(settings.state_dir / "sla"),
+            web_enabled=False,
+            topic_partitions=settings.partitions,
+            topic_replication_factor=settings.replication_factor,
+            producer_acks=-1,
+            consumer_auto_offset_reset="earliest",
+            agent_supervisor=CrashingSupervisor,
+            # A killed worker's partitions move to its replacement after this, not 60 s.
+            broker_session_timeout=SESSION_TIMEOUT_SECONDS,
+        )
+        self.states = _raw_topic(self.app, TICKET_STATE, settings.partitions)
+        self.clocks_topic = _raw_topic(self.app, SLA_CLOCKS, settings.partitions)
+        self.alerts_topic = _raw_topic(self.app, SLA_ALERTS)
+        self.dead_letters = _raw_topic(self.app, DEAD_LETTERS)
+        self.clocks = self.app.Table(
+            "sla-clocks",
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.partitions,
+            changelog_topic=self.clocks_topic,
+            use_partitioner=True,
+        )
+        self.index = DueIndex()
+        self.ready = False
+        self.app.agent(self.states, name="sla-clocks", concurrency=1)(self._clocks_agent)
+        self.app.timer(settings.sla_tick_seconds)(self.tick)
+        self._last_progress = time.monotonic()
+        self.app.timer(STALL_CHECK_SECONDS)(self._check_stall)
+        self.clocks.on_recover(self._rebuild_index)
+        self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
+
+    # --- the table and its index ---------------------------------------------------------
+
+    def _stored(self, ticket_id: str) -> SlaClockData | None:
+        raw = self.clocks.get(ticket_id.encode())
+        if raw is None:
+            return None
+        record = parse_record(raw)
+        if not isinstance(record, SlaClockUpdated):
+            raise TypeError(f"{SLA_CLOCKS} holds a {record.kind}, not sla.clock_updated")
+        return record.data
+
+    def _row(self, clock: SlaClockData, cause: str) -> bytes:
+        record = SlaClockUpdated(
+            event_id=event_id("sla.clock_updated", f"{clock.ticket_id}:{cause}"),
+            occurred_at=self.clock.now(),
+            source=SOURCE,
+            data=clock,
+        )
+        return to_json(record)
+
+    async def _send_row(self, ticket_id: str, row: bytes) -> Any:
+        return await self.clocks_topic.send(key=ticket_id.encode(), value=row)
+
+    async def _rebuild_index(self) -> None:
+        owned = {
+            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == TICKET_STATE
+        }
+        for partition in self.index.partitions - owned:
+            self.index.revoke(partition)
+        entries: dict[int, list[tuple[str, datetime]]] = {partition: [] for partition in owned}
+        for count, raw in enumerate(list(self.clocks.data.values()), start=1):
+            entry = index_entry(raw)
+            if entry is not None and entry[0] in owned:
+                entries[entry[0]].append(entry[1:])
+            if count % REBUILD_YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a large table does not starve the event loop
+        for partition, found in entries.items():
+            self.index.assign(partition, found)
+        OWNED.set(len(owned))
+        ARMED.set(len(self.index))
+        self.ready = True
+        log.info("sla: owns partitions %s, %d armed obligations", sorted(owned), len(self.index))
+
+    async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        self.ready = False
+
+    # --- state records arm, re-arm and disarm obligations -------------------------------
+
+    def _calendar(self, facts: SlaFacts) -> ZonedCalendar:
+        return self.calendars.for_plan(facts.plan, facts.calendar).in_zone(facts.timezone)
+
+    def _obligation(self, facts: SlaFacts) -> tuple[Obligation | None, ZonedCalendar]:
+        """The obligation on the SLA timeline (compressed when sla_time_scale says so)."""
+        calendar = self._calendar(facts)
+        return next_update_due(self.scale.facts(facts), calendar, self.policy), calendar
+
+    async def _clocks_agent(self, stream: Any) -> None:
+        # Taken in batches whose writes are awaited together before faust commits the
+        # offsets (the processor's way, decision 3): a cold start over a large state topic
+        # is not one Kafka round trip per ticket.
+        async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_SECONDS):
+            self._last_progress = time.monotonic()
+            sends = [
+                await self.on_state(event.message.partition, event.message.value) for event in batch
+            ]
+            await asyncio.gather(*(send for send in sends if send is not None))
+
+    async def _check_stall(self) -> None:
+        """The processor's watchdog (decision 5), for the same faust race: state records
+        waiting past the committed offset while the agent idles mean a restart."""
+        consumer = self.app.consumer
+        owned = [tp for tp in consumer.assignment() if tp.topic == TICKET_STATE]
+        idle = time.monotonic() - self._last_progress
+        if not owned or idle < STALL_AFTER_SECONDS:
+            return
+        try:
+            highwaters = await consumer.highwaters(*owned)
+        except KafkaError:
+            return
+        bookkeeping = getattr(consumer, "_committed_offset", {})  # no public accessor
+        committed = {tp: bookkeeping.get(tp) for tp in owned}
+        if stalled_partitions(committed, highwaters, idle):
+            log.critical("sla: state records wait past the committed offset and nothing was "
+                         "processed for %.0fs; exiting to be restarted", idle)  # fmt: skip
+            os._exit(EXIT_STALLED)
+
+    async def on_state(self, partition: int, value: bytes | None) -> Any:
+        """Arm, re-arm or disarm the ticket's obligation; returns the pending write to
+        await (None: nothing to write)."""
+        if value is None:
+            return None  # a compacted-away ticket
+        try:
+            record = parse_record(value)
+            if not isinstance(record, TicketUpdated):
+                raise TypeError(f"expected ticket.updated, got {record.kind}")
+            ticket = record.data.ticket
+            stored = self._stored(ticket.ticket_id)
+            previous = stored.facts if stored else None
+            pause = self.policy.pause_while_waiting
+            facts = facts_of(ticket, self.directory, previous, pause)
+            obligation, calendar = self._obligation(facts)
+        except (ValidationError, TypeError, ValueError, CalendarError) as error:
+            return await self._dead_letter(value, error)
+        ticket_id = facts.ticket_id
+        if stored is not None and stored.facts == facts:
+            return None  # nothing the obligation depends on changed
+        # A disarmed ticket keeps its row: its facts count the armings, so a key
+        # ticket:UPD-Px:n never comes back after a resolution or a pause.
+        progress, next_alert_at = None, None
+        if obligation is not None:
+            progress = progress_of(obligation, stored.progress if stored else None)
+            next_alert_at = next_alert(obligation, progress, calendar, self.policy).due_at
+        clock = SlaClockData(
+            ticket_id=ticket_id,
+            partition=partition,
+            facts=facts,
+            progress=progress,
+            next_alert_at=next_alert_at,
+        )
+        row = self._row(clock, record.event_id)
+        pending = await self._send_row(ticket_id, row)
+        self.clocks.data[ticket_id.encode()] = row
+        if next_alert_at is None:
+            self.index.cancel(partition, ticket_id)
+        else:
+            self.index.schedule(partition, ticket_id, next_alert_at)
+        ARMED.set(len(self.index))
+        return pending
+
+    async def _dead_letter(self, value: bytes, error: Exception) -> Any:
+        field = None
+        if isinstance(error, ValidationError):
+            field = field_path(error.errors()[0]["loc"]) or None
+        letter = dead_letter(
+            value, reason=f"not a usable ticket state: {error}", field=field,
+            origin=TICKET_STATE, source=SOURCE, now=self.clock.now(),
+        )  # fmt: skip
+        key = letter.data.payload_sha256.encode()
+        return await self.dead_letters.send(key=key, value=to_json(letter))
+
+    # --- the timer -----------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        if not self.ready:
+            return
+        now = self.scale.virtual(self.clock.now())
+        due = self.index.pop_due(now)
+        if not due:
+            return
+        planned = [
+            (partition, plan)
+            for partition, ticket_id in due
+            if (plan := self._plan(ticket_id, now)) is not None
+        ]
+        try:
+            # Every alert of the tick is sent, then all acknowledgements awaited, and only
+            # then is the progress recorded: effects before bookkeeping.
+            sent = [await self._send_alert(plan) for _, plan in planned if plan.alert]
+            await asyncio.gather(*sent)
+            rows = [await self._send_row(plan.clock.ticket_id, plan.row) for _, plan in planned]
+            await asyncio.gather(*rows)
+        except (KafkaError, TimeoutError):
+            log.warning("sla: %d alerts not acknowledged; retrying next tick", len(planned))
+            for partition, ticket_id in due:
+                self.index.schedule(partition, ticket_id, now)
+            return
+        for partition, plan in planned:
+            self.clocks.data[plan.clock.ticket_id.encode()] = plan.row
+            if plan.clock.next_alert_at is not None:
+                self.index.schedule(partition, plan.clock.ticket_id, plan.clock.next_alert_at)
+
+    def _plan(self, ticket_id: str, now: datetime) -> _Planned | None:
+        """What the timer does for one due ticket: the alert to send, if any, and the row."""
+        stored = self._stored(ticket_id)
+        if stored is None or stored.next_alert_at is None:
+            return None
+        obligation, calendar = self._obligation(stored.facts)
+        if obligation is None:
+            return None
+        due = step(obligation, stored.progress, calendar, self.policy, now)
+        alert = None
+        if due.emit is not None:
+            alert = alert_record(obligation, due.emit, self.clock.now(), SOURCE)
+        clock = stored.model_copy(
+            update={"progress": due.progress, "next_alert_at": due.next_due.due_at}
+        )
+        cause = f"{obligation.key}:{due.progress.warned}:{due.progress.breaches}"
+        return _Planned(alert, clock, self._row(clock, cause))
+
+    async def _send_alert(self, plan: _Planned) -> Any:
+        assert plan.alert is not None
+        future = await self.alerts_topic.send(
+            key=plan.clock.ticket_id.encode(), value=to_json(plan.alert)
+        )
+        data = plan.alert.data
+        ALERTS.labels(plan.alert.kind.value, data.obligation).inc()
+        log.info("sla: %s %s repeat %d", plan.alert.kind, data.dedup_key, data.repeat)
+        return future
+
+
+@dataclass(frozen=True)
+class _Planned:
+    alert: SlaWarning | SlaBreached | None
+    clock: SlaClockData
+    row: bytes
+
+
+def build_worker(settings: Settings, clock: Clock | None = None) -> SlaWorker:
+    (settings.state_dir / "sla").mkdir(parents=True, exist_ok=True)
+    calendars = load_calendars(settings.sla_calendars_file)
+    directory = load_directory(settings.customers_file)
+    for customer in directory.customers:
+        if customer.calendar is not None:
+            try:
+                calendars.named(customer.calendar)
+            except CalendarError as error:
+                raise CalendarError(f"customer {customer.id}: {error}") from None
+    return SlaWorker(settings, calendars, directory, clock or SystemClock())
+
+
+def run_sla_worker(settings: Settings) -> None:
+    worker_app = build_worker(settings)
+    port = metrics.serve_metrics(settings.sla_metrics_port, settings.metrics_host)
+    print(f"sla: timing update obligations from {TICKET_STATE}, alerts on {SLA_ALERTS}; "
+          f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
+    worker = faust.Worker(worker_app.app, loglevel=settings.log_level, quiet=True)
+    worker.spinner = None
+    worker.execute_from_commandline()

@@ -1,0 +1,172 @@
+"""SLA alerts from the running engine, on a compressed timeline (a quarter of an hour a
+second): UPD-P1 warnings and breaches, repeated while unfulfilled; informing the customer
+fulfils the obligation and arms the next; resolving stops the alerts; a second SLA worker
+joining, and each worker killed in turn, move partitions without repeating an alert."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaProducer
+
+from engine.models import ActivityType, TicketActivity, TicketActivityData, to_json
+from engine.topics import SLA_ALERTS, TICKET_EVENTS
+from tests.integration.harness import (
+    EngineProcess,
+    TopicReader,
+    engine_env,
+    free_port,
+    send_mail,
+    support_mail,
+    wait_until,
+)
+
+# One real second is 15 minutes of SLA time: UPD-P1 (every 2 h) falls due every 8 s, its
+# warning (30 min before) 2 s earlier.
+SCALE = 900
+OUTAGE = "La central está caída, no entran ni salen llamadas."
+
+
+def activity(producer: KafkaProducer, ticket: str, kind: ActivityType, **fields: Any) -> None:
+    record = TicketActivity(
+        event_id=f"activity:{uuid.uuid4()}",
+        occurred_at=datetime.now(UTC),
+        source="test-agent-tool",
+        data=TicketActivityData(ticket_id=ticket, activity=kind, actor="ana", **fields),
+    )
+    producer.send(TICKET_EVENTS, key=ticket.encode(), value=to_json(record)).get(30)
+
+
+def sla_worker_pids(engine: EngineProcess) -> list[int]:
+    """The ``engine sla`` children of this test's ``engine up``."""
+    assert engine.process is not None
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == engine.process.pid and cmdline[-2:] == [b"sla", b""]:
+            found.append(int(entry))
+    return found
+
+
+def metric(port: int, name: str) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:  # not serving yet
+        return 0.0
+    found = [line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")]
+    return float(found[0]) if found else 0.0
+
+
+def open_ticket(engine: EngineProcess) -> str:
+    mail = support_mail("Urgente", OUTAGE, f"<{uuid.uuid4()}@acme.example>")
+    code, reply = send_mail(engine.smtp_port, mail)
+    assert code == 250, reply
+    return reply.decode().rsplit(" ", 1)[-1]
+
+
+def test_warnings_breaches_fulfilment_and_workers_killed(topics: str, tmp_path: Path) -> None:
+    customers = tmp_path / "customers.yaml"
+    customers.write_text(
+        "customers:\n  - {id: acme, domains: [acme.example], plan: 24x7, timezone: Europe/Madrid}\n"
+    )
+    env = engine_env(
+        tmp_path / "state", topics,
+        ENGINE_CUSTOMERS_FILE=str(customers),
+        ENGINE_SLA_TIME_SCALE=str(SCALE),
+        ENGINE_SLA_TIME_ORIGIN=datetime.now(UTC).isoformat(),
+        ENGINE_SLA_TICK_SECONDS="0.2",
+        ENGINE_SLA_METRICS_PORT=str(free_port()),
+    )  # fmt: skip
+    engine = EngineProcess(env, tmp_path / "engine.log")
+    engine.start("--bootstrap-servers", topics)
+    producer = KafkaProducer(bootstrap_servers=topics, acks="all")
+    reader = TopicReader(topics, SLA_ALERTS)
+
+    def alerts(ticket: str) -> list[dict[str, Any]]:
+        found = reader.matching(lambda key, value: key == ticket)
+        return [value["data"] | {"kind": value["kind"]} for value in found]
+
+    def seen(ticket: str, kind: str, instance: int, repeat: int = 0) -> bool:
+        return any(
+            alert["kind"] == kind and alert["instance"] == instance and alert["repeat"] >= repeat
+            for alert in alerts(ticket)
+        )
+
+    try:
+        kept, informed = open_ticket(engine), open_ticket(engine)
+        wait_until(
+            lambda: seen(kept, "sla.breached", 1, 1) and seen(informed, "sla.breached", 1, 1),
+            120, "the first breaches", on_timeout=engine.log,
+        )  # fmt: skip
+        warning, breach = alerts(kept)[:2]
+        assert (warning["kind"], warning["repeat"]) == ("sla.warning", 0)
+        assert (breach["kind"], breach["repeat"]) == ("sla.breached", 1)
+        assert breach["dedup_key"] == f"{kept}:UPD-P1:1"
+        assert breach["calendar"] == "24x7 (Europe/Madrid)"
+        assert "every 2 open hours" in breach["explanation"]
+
+        # Informing the customer fulfils UPD-P1 #1 and arms #2.
+        activity(producer, informed, ActivityType.CUSTOMER_INFORMED, message="Seguimos en ello")
+        wait_until(lambda: seen(informed, "sla.warning", 2), 60, "the warning of UPD-P1 #2")
+        first_done = len([alert for alert in alerts(informed) if alert["instance"] == 1])
+        # Resolving disarms it.
+        activity(producer, informed, ActivityType.RESOLVED, note="fuente reemplazada")
+        wait_until(lambda: seen(kept, "sla.breached", 1, 3), 60, "more breaches of the other")
+        settled = len(alerts(informed))
+
+        def breaches_go_on(what: str) -> None:
+            highest = max(alert["repeat"] for alert in alerts(kept))
+            wait_until(lambda: seen(kept, "sla.breached", 1, highest + 2), 120, what,
+                       on_timeout=engine.log)  # fmt: skip
+
+        # A second worker joins the group and takes some partitions; then each worker is
+        # killed in turn, so the ticket's partition moves at least once.
+        second_port = free_port()
+        second = subprocess.Popen(
+            [sys.executable, "-m", "engine", "sla"],
+            env={**env, "ENGINE_SLA_METRICS_PORT": str(second_port)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: metric(second_port, "ticketing_sla_assigned_partitions") > 0,
+                       120, "the second SLA worker to own partitions")  # fmt: skip
+            breaches_go_on("breaches after the second worker joined")
+            (worker,) = sla_worker_pids(engine)
+            os.kill(worker, signal.SIGKILL)
+            wait_until(lambda: sla_worker_pids(engine) not in ([], [worker]), 30,
+                       "engine up to restart its SLA worker")  # fmt: skip
+            breaches_go_on("breaches after the first worker was killed")
+        finally:
+            second.kill()
+            second.wait()
+        breaches_go_on("breaches after the second worker was killed")
+
+        identities = Counter(
+            (alert["kind"], alert["dedup_key"], alert["repeat"]) for alert in alerts(kept)
+        )
+        assert [identity for identity, count in identities.items() if count > 1] == []
+        after = alerts(informed)
+        assert len([alert for alert in after if alert["instance"] == 1]) == first_done
+        # At most the alert that was on its way when the resolution arrived.
+        assert len(after) <= settled + 1
+    finally:
+        producer.close()
+        reader.close()
+        assert engine.stop() == 0, engine.log()
