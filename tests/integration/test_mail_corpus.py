@@ -19,6 +19,7 @@ import re
 import smtplib
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -30,10 +31,24 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.identity import event_id
 from engine.ingest.archive import archive_path
+from engine.kafka_admin import provision
 from engine.models import Priority, SpecialRoute, Tier
 from engine.settings import Settings
-from engine.topics import DEAD_LETTERS, TICKET_ACTIVITY, TICKET_EVENTS, TICKET_STATE
-from tests.integration.harness import PROJECT_ROOT, EngineProcess, engine_env, wait_until
+from engine.topics import (
+    DEAD_LETTERS,
+    TICKET_ACTIVITY,
+    TICKET_EVENTS,
+    TICKET_STATE,
+    declared_topics,
+)
+from tests.integration.harness import (
+    PROJECT_ROOT,
+    EngineProcess,
+    engine_env,
+    local_broker_settings,
+    started_broker,
+    wait_until,
+)
 
 CORPUS = PROJECT_ROOT / "tests" / "corpus" / "mail"
 CUSTOMERS = PROJECT_ROOT / "deploy" / "customers.example.yaml"
@@ -320,8 +335,20 @@ class Corpus:
 
 
 @pytest.fixture(scope="module")
-def corpus(topics: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
+def corpus_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The corpus's own broker: its ~50 tickets stay off the session's topics, which later
+    modules' engines replay from the start with fresh consumer groups (with them there,
+    test_notifier's processor stalled at start-up in every full run)."""
+    settings = local_broker_settings(tmp_path_factory.mktemp("corpus-kafka"))
+    with contextmanager(started_broker)(settings) as bootstrap:
+        provision(bootstrap, declared_topics())
+        yield bootstrap
+
+
+@pytest.fixture(scope="module")
+def corpus(corpus_broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     """One engine with the example customer directory; every mail sent, in order."""
+    topics = corpus_broker
     state = tmp_path_factory.mktemp("corpus-engine")
     settings = {
         "ENGINE_CUSTOMERS_FILE": str(CUSTOMERS),
