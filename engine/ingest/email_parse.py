@@ -181,11 +181,11 @@ _BOUNDARY_LINE = re.compile(r"^--([^\s]{1,70}?)(--)?[ \t]*\r?$", re.MULTILINE)
 def _with_boundary_found(message: EmailMessage, raw: bytes) -> EmailMessage:
     """A multipart whose declared boundary never occurs, parsed again with the boundary
     its parts do use (senders that rewrite one and not the other); else as it was."""
+    if not any(isinstance(d, errors.StartBoundaryNotFoundDefect) for d in message.defects):
+        return message
     declared = message.get_param("boundary")
     payload = message.get_payload()
     if not isinstance(declared, str) or not declared or not isinstance(payload, str):
-        return message
-    if not any(isinstance(d, errors.StartBoundaryNotFoundDefect) for d in message.defects):
         return message
     used = _BOUNDARY_LINE.search(payload)
     if used is None:
