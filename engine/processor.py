@@ -22,7 +22,6 @@ from typing import Any, cast
 
 import faust
 from aiokafka.errors import KafkaError
-from mode.supervisors import CrashingSupervisor
 from pydantic import ValidationError
 
 from engine import metrics
@@ -31,6 +30,7 @@ from engine.customers import EMPTY_DIRECTORY, CustomerDirectory, load_directory
 from engine.deadletter import dead_letter
 from engine.entitlements.follower import BalancesFollower
 from engine.errors import field_path
+from engine.faust_app import engine_app, raw_topic
 from engine.models import (
     TicketState,
     TicketUpdated,
@@ -83,20 +83,6 @@ class _Processed:
     routed: tuple[TicketState, datetime] | None = None
 
 
-def _raw_topic(app: faust.App, name: str, partitions: int | None = None) -> Any:
-    """A topic of plain bytes: records are JSON envelopes we parse ourselves (faust would
-    otherwise decode with its own json codec, e.g. when it restores the table)."""
-    return app.topic(
-        name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=partitions,
-        internal=False,
-    )
-
-
 class Processor:
     """Wires the faust app: topics, table and the triage agent."""
 
@@ -111,27 +97,14 @@ class Processor:
         self.ruleset = ruleset
         self.customers = customers
         self.clock = clock
-        self.app = faust.App(
-            settings.app_id,
-            broker=f"kafka://{settings.kafka_bootstrap}",
-            store="memory://",
-            datadir=str(settings.state_dir / "processor"),
-            web_enabled=False,
-            topic_partitions=settings.partitions,
-            topic_replication_factor=settings.replication_factor,
-            producer_acks=-1,
-            consumer_auto_offset_reset="earliest",
-            # An agent that fails on Kafka trouble ends the process, to be restarted,
-            # instead of leaving a worker that consumes nothing.
-            agent_supervisor=CrashingSupervisor,
-        )
-        self.events = _raw_topic(self.app, TICKET_EVENTS, settings.partitions)
+        self.app = engine_app(settings, settings.app_id, "processor")
+        self.events = raw_topic(self.app, TICKET_EVENTS, settings.partitions)
         self.tickets = self.app.Table(
             "tickets",
             key_type=bytes,
             value_type=bytes,
             partitions=settings.partitions,
-            changelog_topic=_raw_topic(self.app, TICKET_STATE, settings.partitions),
+            changelog_topic=raw_topic(self.app, TICKET_STATE, settings.partitions),
             # State records are partitioned by the ticket id (the producer's key hash), like
             # every ticket topic, not by the partition of whichever event is current.
             use_partitioner=True,
@@ -186,7 +159,7 @@ class Processor:
 
     def _topic(self, name: str) -> Any:
         if name not in self._outputs:
-            self._outputs[name] = _raw_topic(self.app, name)
+            self._outputs[name] = raw_topic(self.app, name)
         return self._outputs[name]
 
     async def _triage_agent(self, stream: Any) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import cast
@@ -20,6 +19,7 @@ from engine.api.security import RateLimiter, TokenVerifier, load_integrations
 from engine.api.view import TicketView, ViewFollower
 from engine.clock import Clock, SystemClock
 from engine.ingest.publisher import KafkaPublisher, Publisher
+from engine.service import configure_logging, run_until_signalled
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -98,15 +98,5 @@ async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
 
 
 def run_api(settings: Settings) -> None:
-    level = {"WARN": logging.WARNING}.get(settings.log_level, settings.log_level)
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s")
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await serve_api(settings, stop)
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    configure_logging(settings)
+    run_until_signalled(lambda stop: serve_api(settings, stop))

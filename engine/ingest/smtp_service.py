@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from datetime import timedelta
 
 from engine import metrics
@@ -15,6 +13,7 @@ from engine.ingest.publisher import KafkaPublisher
 from engine.ingest.rate_limit import SenderRateLimit
 from engine.ingest.smtp import SupportMailHandler, serve_smtp
 from engine.ingest.smtp_security import FileAuthenticator, load_users, tls_context
+from engine.service import LOG_FORMAT, run_until_signalled
 from engine.settings import Settings
 
 
@@ -68,14 +67,5 @@ async def smtp_ingestor(settings: Settings, stop: asyncio.Event) -> None:
 
 
 def run_smtp_ingestor(settings: Settings) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await smtp_ingestor(settings, stop)
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    run_until_signalled(lambda stop: smtp_ingestor(settings, stop))

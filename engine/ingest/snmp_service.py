@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 
 from engine import metrics
 from engine.clock import SystemClock
@@ -15,6 +14,7 @@ from engine.ingest.publisher import KafkaPublisher
 from engine.ingest.snmp import BatchPublisher, ReceiverPolicy, SnmpReceiver, engine_id_option
 from engine.ingest.snmp_users import load_users
 from engine.ingest.udp_stats import read_rcvbuf_errors, read_socket_drops
+from engine.service import LOG_FORMAT, run_until_signalled
 from engine.settings import Settings
 
 COUNTERS_EVERY_SECONDS = 1.0
@@ -83,14 +83,5 @@ async def snmp_receiver(settings: Settings, stop: asyncio.Event) -> None:
 
 
 def run_snmp_receiver(settings: Settings) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await snmp_receiver(settings, stop)
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    run_until_signalled(lambda stop: snmp_receiver(settings, stop))

@@ -25,7 +25,6 @@ from typing import Any, cast
 
 import faust
 from aiokafka.errors import KafkaError
-from mode.supervisors import CrashingSupervisor
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
@@ -34,6 +33,7 @@ from engine.clock import Clock, SystemClock
 from engine.customers import CustomerDirectory, load_directory
 from engine.deadletter import dead_letter
 from engine.errors import field_path
+from engine.faust_app import engine_app, raw_topic
 from engine.identity import event_id
 from engine.models import (
     SlaBreached,
@@ -51,7 +51,6 @@ from engine.processor import (
     EXIT_STALLED,
     STALL_AFTER_SECONDS,
     STALL_CHECK_SECONDS,
-    _raw_topic,
     stalled_partitions,
 )
 from engine.settings import Settings
@@ -99,24 +98,17 @@ class SlaWorker:
             warning_lead=timedelta(minutes=settings.sla_warning_lead_minutes),
             pause_while_waiting=settings.sla_pause_while_waiting,
         )
-        self.app = faust.App(
+        self.app = engine_app(
+            settings,
             f"{settings.app_id}-sla",
-            broker=f"kafka://{settings.kafka_bootstrap}",
-            store="memory://",
-            datadir=str(settings.state_dir / "sla"),
-            web_enabled=False,
-            topic_partitions=settings.partitions,
-            topic_replication_factor=settings.replication_factor,
-            producer_acks=-1,
-            consumer_auto_offset_reset="earliest",
-            agent_supervisor=CrashingSupervisor,
+            "sla",
             # A killed worker's partitions move to its replacement after this, not 60 s.
             broker_session_timeout=SESSION_TIMEOUT_SECONDS,
         )
-        self.states = _raw_topic(self.app, TICKET_STATE, settings.partitions)
-        self.clocks_topic = _raw_topic(self.app, SLA_CLOCKS, settings.partitions)
-        self.alerts_topic = _raw_topic(self.app, SLA_ALERTS)
-        self.dead_letters = _raw_topic(self.app, DEAD_LETTERS)
+        self.states = raw_topic(self.app, TICKET_STATE, settings.partitions)
+        self.clocks_topic = raw_topic(self.app, SLA_CLOCKS, settings.partitions)
+        self.alerts_topic = raw_topic(self.app, SLA_ALERTS)
+        self.dead_letters = raw_topic(self.app, DEAD_LETTERS)
         self.clocks = self.app.Table(
             "sla-clocks",
             key_type=bytes,

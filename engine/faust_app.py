@@ -1,0 +1,45 @@
+"""The faust apps of the engine: the settings every one of them shares, and topics of raw
+bytes (records are JSON envelopes the engine parses itself)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from mode.supervisors import CrashingSupervisor
+
+from engine.settings import Settings
+
+
+def engine_app(settings: Settings, app_id: str, datadir_name: str, **overrides: Any) -> faust.App:
+    """A faust app on the engine's cluster: memory store (tables rebuilt from their
+    changelogs), no web server, producer acks from every replica, reading from the start,
+    and an agent that fails on Kafka trouble ends the process (to be restarted) instead of
+    leaving a worker that consumes nothing."""
+    return faust.App(
+        app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        datadir=str(settings.state_dir / datadir_name),
+        web_enabled=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        agent_supervisor=CrashingSupervisor,
+        **overrides,
+    )
+
+
+def raw_topic(app: faust.App, name: str, partitions: int | None = None) -> Any:
+    """A topic of plain bytes: records are JSON envelopes we parse ourselves (faust would
+    otherwise decode with its own json codec, e.g. when it restores a table)."""
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+        internal=False,
+    )

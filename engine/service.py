@@ -1,0 +1,33 @@
+"""Running an asyncio service as a process: until SIGINT or SIGTERM, then a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from engine.settings import Settings
+
+LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
+
+
+def configure_logging(settings: Settings) -> None:
+    level = {"WARN": logging.WARNING}.get(settings.log_level, settings.log_level)
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+
+
+def run_until_signalled(service: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``service(stop)`` in a new loop; SIGINT or SIGTERM sets ``stop``, and the
+    service is expected to wind down and return."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await service(stop)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
