@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from engine import broker
 from engine.settings import Settings
@@ -119,11 +120,10 @@ class EngineProcess:
                 text = response.read().decode()
         except OSError:  # the processor is (re)starting: nothing counted yet
             return 0.0
-        wanted = ",".join(f'{k}="{v}"' for k, v in sorted((labels or {}).items()))
-        prefix = f"{name}{{{wanted}}}" if wanted else name
-        for line in text.splitlines():
-            if line.startswith(prefix + " "):
-                return float(line.split()[-1])
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == (labels or {}):
+                    return float(sample.value)
         return 0.0
 
 
