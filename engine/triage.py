@@ -220,14 +220,17 @@ def _triage_message(
     if previous is not None and previous.priority is classification.priority:
         priority_since = previous.priority_since or previous.opened_at
     alarm = alarms.alarm_after(previous, event)
+    # A follow-up from someone the directory does not know (a colleague in copy) does not
+    # make the ticket's customer unknown.
+    customer = message.customer or (previous.customer if previous else None)
     ticket = TicketState(
         ticket_id=ticket_id_of(event),
         status=previous.status if previous else TicketStatus.OPEN,
         channel=previous.channel if previous else message.channel,
         subject=previous.subject if previous else message.subject,
         requester=previous.requester if previous else message.sender,
-        customer_id=message.customer.customer_id if message.customer else None,
-        customer=message.customer,
+        customer_id=customer.customer_id if customer else None,
+        customer=customer,
         assignee=previous.assignee if previous else None,
         priority_since=priority_since,
         status_since=previous.status_since if previous else event.occurred_at,

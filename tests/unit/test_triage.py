@@ -218,3 +218,19 @@ def test_a_bad_ticket_event_names_its_field_without_the_kind_tag() -> None:
         parse_incoming(bad)
 
     assert field_path(record_location(caught.value.errors()[0]["loc"])) == "data.message_id"
+
+
+def test_a_follow_up_from_an_unknown_sender_keeps_the_tickets_customer() -> None:
+    from engine.customers import Customer, CustomerDirectory
+
+    directory = CustomerDirectory([Customer(id="acme", domains=("acme.example",))])
+    first = opened(triage(None, mail("la central está caída", "m1@acme"), RULES, T0, directory))
+    original = mail("sigue igual", "m2@acme")
+    colleague = original.model_copy(
+        update={"data": original.data.model_copy(update={"from_address": "x@elsewhere.example"})}
+    )
+
+    follow_up = opened(triage(first, colleague, RULES, T0, directory))
+
+    assert first.customer_id == "acme"
+    assert (follow_up.customer_id, follow_up.customer) == ("acme", first.customer)
