@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from types import FrameType
 
 from engine.settings import Settings
 
@@ -31,3 +32,16 @@ def run_until_signalled(service: Callable[[asyncio.Event], Awaitable[None]]) -> 
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+
+
+class StopSignal:
+    """For the synchronous consumer loops: ``requested`` turns true on SIGINT or SIGTERM,
+    so the loop ends after its current batch."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGINT, self._request)
+        signal.signal(signal.SIGTERM, self._request)
+
+    def _request(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True

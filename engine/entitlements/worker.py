@@ -12,10 +12,8 @@ Balances are keyed by customer while activity is keyed by ticket, so run one led
 from __future__ import annotations
 
 import logging
-import signal
 from collections.abc import Iterable
 from datetime import datetime
-from types import FrameType
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pydantic import ValidationError
@@ -45,6 +43,7 @@ from engine.models import (
     parse_record,
     to_json,
 )
+from engine.service import StopSignal
 from engine.settings import Settings
 from engine.topics import (
     DEAD_LETTERS,
@@ -190,16 +189,9 @@ def run_ledger(settings: Settings, clock: Clock | None = None) -> None:
     )  # fmt: skip
     print(f"entitlements: {len(ledger.balances)} balances on {ENTITLEMENT_BALANCES}; "
           f"deducting time spent from {TICKET_ACTIVITY}", flush=True)  # fmt: skip
-    stopping = False
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    stop = StopSignal()
     try:
-        while not stopping:
+        while not stop.requested:
             batches = consumer.poll(timeout_ms=1000)
             outputs = [
                 output

@@ -66,6 +66,7 @@ _UPDATE = {
 class Notice:
     to: str
     message: EmailMessage
+    kind: str = "acknowledgement"
 
 
 def may_receive_mail(address: str) -> bool:
@@ -104,7 +105,7 @@ def update(
     message = _mail(_UPDATE, language, ticket, sender, message_id, data.message)
     message["In-Reply-To"] = f"<ack.{ticket.ticket_id}@{engine_domain}>"
     message["References"] = f"<ack.{ticket.ticket_id}@{engine_domain}>"
-    return Notice(ticket.requester, message)
+    return Notice(ticket.requester, message, "update")
 
 
 def _mail(

@@ -12,11 +12,9 @@ kept on the dead-letter topic with the relay's answer.
 from __future__ import annotations
 
 import logging
-import signal
 import smtplib
 import time
 from collections.abc import Callable
-from types import FrameType
 
 from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client import Counter
@@ -27,6 +25,7 @@ from engine.clock import SystemClock
 from engine.customers import CustomerDirectory, load_directory
 from engine.deadletter import dead_letter
 from engine.models import TicketActivity, TicketRouted, parse_record, to_json
+from engine.service import StopSignal
 from engine.settings import Settings
 from engine.topics import DEAD_LETTERS, TICKET_ACTIVITY, TIER_TOPICS
 from engine.workers.notices import Notice, acknowledgement, update
@@ -109,16 +108,9 @@ def run_notifier(settings: Settings) -> None:
     port = metrics.serve_metrics(settings.notifier_metrics_port, settings.metrics_host)
     print(f"notifier: acknowledging tickets and sending updates through {settings.notify_relay}; "
           f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
-    stopping = False
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    stop = StopSignal()
     try:
-        while not stopping:
+        while not stop.requested:
             batches = consumer.poll(timeout_ms=1000)
             for records in batches.values():
                 for record in records:
@@ -136,7 +128,7 @@ def _notify(
     notice = notice_for(value, directory, settings)
     if notice is None:
         return
-    kind = "update" if notice.message["In-Reply-To"] else "acknowledgement"
+    kind = notice.kind
     try:
         deliver(notice, settings.notify_relay)
     except PermanentRefusal as refusal:

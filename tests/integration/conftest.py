@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from engine import broker
 from engine.kafka_admin import provision
+from engine.settings import Settings
 from engine.topics import declared_topics
 from tests.integration.harness import (
     EngineProcess,
@@ -25,6 +27,16 @@ from tests.integration.harness import (
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     settings = local_broker_settings(tmp_path_factory.mktemp("kafka"))
     yield from started_broker(settings)
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Settings]:
+    """A broker of the test's own, with the topics, for tests that stop and restart it."""
+    settings = local_broker_settings(tmp_path / "broker")
+    broker.start(settings)
+    provision(settings.kafka_bootstrap, declared_topics())
+    yield settings
+    broker.stop(settings)
 
 
 @pytest.fixture(scope="session")

@@ -5,26 +5,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from engine import broker
-from engine.kafka_admin import provision
 from engine.settings import Settings
-from engine.topics import TICKET_EVENTS, declared_topics
+from engine.topics import TICKET_EVENTS
 from tests.integration.api_process import api_process, post_json
-from tests.integration.harness import TopicReader, local_broker_settings, wait_until
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Settings]:
-    settings = local_broker_settings(tmp_path / "broker")
-    broker.start(settings)
-    provision(settings.kafka_bootstrap, declared_topics())
-    yield settings
-    broker.stop(settings)
+from tests.integration.harness import TopicReader, wait_until
 
 
 def test_broker_down_gives_503_and_the_retry_is_one_event(

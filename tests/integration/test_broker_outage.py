@@ -5,34 +5,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from engine import broker
-from engine.kafka_admin import provision
 from engine.models import Tier
 from engine.settings import Settings
-from engine.topics import TIER_TOPICS, declared_topics
+from engine.topics import TIER_TOPICS
 from tests.integration.harness import (
     EngineProcess,
     TopicReader,
     engine_env,
-    local_broker_settings,
     send_mail,
     support_mail,
     wait_until,
 )
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Settings]:
-    settings = local_broker_settings(tmp_path / "broker")
-    broker.start(settings)
-    provision(settings.kafka_bootstrap, declared_topics())
-    yield settings
-    broker.stop(settings)
 
 
 def test_broker_down_gives_451_and_the_retried_mail_is_routed(

@@ -5,35 +5,21 @@ A broker of its own, so the session's broker is not stopped under other tests.""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from engine import broker
-from engine.kafka_admin import provision
 from engine.settings import Settings
-from engine.topics import TICKET_EVENTS, declared_topics
+from engine.topics import TICKET_EVENTS
 from tests.integration.harness import (
     EngineProcess,
     TopicReader,
     engine_env,
-    local_broker_settings,
     port_open,
     wait_until,
 )
 from tests.integration.snmp_peers import LINK_DOWN, NetSnmp, link_varbinds, rejected
 
 COMMUNITY = "outage-test"
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Settings]:
-    settings = local_broker_settings(tmp_path / "broker")
-    broker.start(settings)
-    provision(settings.kafka_bootstrap, declared_topics())
-    yield settings
-    broker.stop(settings)
 
 
 def stored(reader: TopicReader, if_index: int) -> bool:

@@ -175,7 +175,7 @@ def informed(
 def test_an_update_carries_the_agents_words_under_the_ticket_tag_and_threads() -> None:
     notice = update(informed(), "es", "soporte@support.example.com", "support.example.com")
 
-    assert notice is not None and notice.to == "ana@acme.example"
+    assert notice is not None and notice.to == "ana@acme.example" and notice.kind == "update"
     message = notice.message
     assert message["Subject"] == "[#T-ABCDEFGHIJKLM] Avance de su solicitud: Central caída"
     assert message.get_content().startswith("Cambiamos la tarjeta; las llamadas ya entran.")
