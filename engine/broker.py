@@ -112,8 +112,13 @@ def _digest(data: bytes) -> str:
 
 
 def new_cluster_id() -> str:
-    """Kafka's own format: URL-safe base64 of a random UUID's 16 bytes, unpadded."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """Kafka's own format: URL-safe base64 of a random UUID's 16 bytes, unpadded. Like
+    Kafka's Uuid.randomUuid, never one starting with "-": the storage tool would read it
+    as an option ("--cluster-id: expected one argument")."""
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not found.startswith("-"):
+            return found
 
 
 def server_properties(settings: Settings, paths: BrokerPaths) -> str:

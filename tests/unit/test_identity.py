@@ -55,3 +55,12 @@ def test_a_reply_to_an_engine_notice_joins_its_ticket_even_without_the_tag() -> 
     notice = f"ack.{ticket}@support.example.com"
 
     assert email_ticket_id("Re: otra cosa", "r@acme", notice, (notice,), "d") == ticket
+
+
+def test_a_cluster_id_never_starts_like_a_command_line_option() -> None:
+    from engine.broker import new_cluster_id
+
+    ids = [new_cluster_id() for _ in range(3000)]
+
+    assert not any(found.startswith("-") for found in ids)
+    assert all(len(found) == 22 for found in ids)
