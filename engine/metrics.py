@@ -80,3 +80,27 @@ SNMP_RECEIVE_BUFFER_BYTES = Gauge(
     "ticketing_snmp_receive_buffer_bytes",
     "The SNMP receiver socket's receive buffer as the kernel granted it (SO_RCVBUF)",
 )
+SNMP_SPOOLED = Counter(
+    "ticketing_snmp_spooled_total",
+    "trap.received events written to the local trap spool, by why (kafka_unavailable: "
+    "Kafka did not take them; behind_spool: an older event of their ticket waits there)",
+    ["reason"],
+)
+SNMP_SPOOL_REPLAYED = Counter(
+    "ticketing_snmp_spool_replayed_total",
+    "Spooled trap.received events Kafka acknowledged, then removed from the spool",
+)
+SNMP_SPOOL_DROPPED = Counter(
+    "ticketing_snmp_spool_dropped_total",
+    "trap.received events lost to the spool, by reason (full: over ENGINE_SNMP_SPOOL_MAX_BYTES, "
+    "the newest dropped; write_error: the disk refused them; torn: a record cut by a crash)",
+    ["reason"],
+)
+SNMP_SPOOL_RECORDS = Gauge(
+    "ticketing_snmp_spool_records",
+    "trap.received events in the local spool waiting for Kafka",
+)
+SNMP_SPOOL_BYTES = Gauge(
+    "ticketing_snmp_spool_bytes",
+    "Bytes of the local trap spool's segment files",
+)

@@ -183,6 +183,17 @@ class Settings(BaseSettings):
         default=20000, ge=1, description="Notifications being stored at once; more are refused."
     )
     snmp_metrics_port: int = Field(default=9469, ge=0, le=65535, description="SNMP /metrics.")
+    snmp_spool_dir: Path | None = Field(
+        default=None,
+        description="Where the SNMP receiver spools trap events Kafka did not take; "
+        "none: <state_dir>/snmp-spool.",
+    )
+    snmp_spool_max_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Largest SNMP trap spool on disk; beyond, the newest events are dropped "
+        "and counted.",
+    )
 
     @field_validator("snmp_communities", mode="before")
     @classmethod
@@ -265,6 +276,10 @@ class Settings(BaseSettings):
     @property
     def kafka_bootstrap(self) -> str:
         return self.bootstrap_servers or f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def snmp_spool_path(self) -> Path:
+        return self.snmp_spool_dir or self.state_dir / "snmp-spool"
 
     @classmethod
     def settings_customise_sources(

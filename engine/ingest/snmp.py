@@ -6,6 +6,9 @@
   NotificationReceiver answers before it calls back, so ``AckAfterStoreReceiver``
   (snmp_engine.py) keeps the response and the receiver sends it after Kafka's ack.
   With Kafka away no answer goes out, and the sender retries.
+- A trap event Kafka does not take is spooled to local disk and replayed once Kafka is
+  back (``TrapBacklog``, snmp_replay.py); so is a later event of the same ticket, to keep
+  the ticket's order. A spooled INFORM is not answered either way.
 - Refused messages are counted by reason (``ticketing_events_ingested_total{source="snmp",
   outcome="rejected"}``): pysnmp's own counters (bad community, unknown user, wrong
   digest ...) are read into it, and the receiver's policy adds its own reasons.
@@ -15,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import socket
 from collections import deque
@@ -39,6 +43,7 @@ from engine.ingest.snmp_engine import (
     udp_socket,
 )
 from engine.ingest.snmp_fastpath import inform_response, parse_v2c_notification
+from engine.ingest.snmp_replay import HoldReason, TrapBacklog
 from engine.ingest.snmp_users import SnmpUser
 from engine.ingest.trap_event import Notification, NotificationError, trap_event
 from engine.models import NotificationPdu, SecurityLevel, SnmpVersion, TrapReceived, to_json
@@ -99,8 +104,10 @@ class SnmpReceiver:
         clock: Clock,
         max_in_flight: int = 20000,
         engine_id: bytes | None = None,
+        backlog: TrapBacklog | None = None,
     ) -> None:
         self._publisher = publisher
+        self._backlog = backlog
         self._policy = policy
         self._mibs = mibs
         self._devices = devices
@@ -249,19 +256,25 @@ class SnmpReceiver:
                 )
                 continue
             events.append((received, event))
+        held = self._hold_what_must_wait(events)
+        live = [pair for pair in events if pair[1].event_id not in held] if held else events
         outcomes = await self._publisher.publish_many(
-            TICKET_EVENTS, [(e.data.ticket_id.encode(), to_json(e)) for _, e in events]
+            TICKET_EVENTS, [(e.data.ticket_id.encode(), to_json(e)) for _, e in live]
         )
         acked_at = self._clock.now()
-        failures = [failure for failure in outcomes if failure is not None]
-        if failures:
-            # INFORMs stay unanswered, so their senders retry; traps are lost, counted.
-            log.warning("%d of %d notifications not stored: %s", len(failures), len(outcomes),
-                        failures[0])  # fmt: skip
-            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "kafka_unavailable").inc(
-                len(failures)
-            )
-        for (received, _), failure in zip(events, outcomes, strict=True):
+        failed = [pair for pair, failure in zip(live, outcomes, strict=True) if failure]
+        if failed:
+            # INFORMs stay unanswered, so their senders retry; traps are spooled (or lost).
+            log.warning("%d of %d notifications not stored: %s", len(failed), len(outcomes),
+                        next(failure for failure in outcomes if failure))  # fmt: skip
+            if self._backlog is None:
+                metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "kafka_unavailable").inc(
+                    len(failed)
+                )
+            else:
+                self._backlog.kafka_failed()
+                self._hold(failed, HoldReason.KAFKA_UNAVAILABLE)
+        for (received, _), failure in zip(live, outcomes, strict=True):
             if failure is not None:
                 continue
             elapsed = (acked_at - received.at).total_seconds()
@@ -271,6 +284,37 @@ class SnmpReceiver:
             ).inc()
             if received.respond is not None:
                 received.respond()
+        if self._backlog is not None and (held or failed):
+            await self._backlog.synced()
+
+    def _hold_what_must_wait(self, events: list[tuple[_Received, TrapReceived]]) -> set[str]:
+        """Spool at once the events that must not overtake the spool (TrapBacklog);
+        their event ids. An INFORM spooled is not answered: its sender retries."""
+        backlog = self._backlog
+        if backlog is None or backlog.idle:
+            return set()
+        waiting = [
+            (pair, reason)
+            for pair in events
+            if (reason := backlog.reason_to_hold(pair[1].data.ticket_id.encode())) is not None
+        ]
+        for reason, run in itertools.groupby(waiting, key=lambda item: item[1]):
+            self._hold([pair for pair, _ in run], reason)
+        return {pair[1].event_id for pair, _ in waiting}
+
+    def _hold(self, events: list[tuple[_Received, TrapReceived]], reason: HoldReason) -> None:
+        assert self._backlog is not None
+        appended = self._backlog.hold(
+            [(e.data.ticket_id.encode(), to_json(e)) for _, e in events], reason
+        )
+        if appended.kept:
+            metrics.EVENTS_INGESTED.labels(SOURCE, "spooled", reason.value).inc(appended.kept)
+        if appended.dropped:
+            log.warning("trap spool: %d notifications dropped (%s)", appended.dropped,
+                        appended.reason)  # fmt: skip
+            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", f"spool_{appended.reason}").inc(
+                appended.dropped
+            )
 
     async def _dead_letter(
         self,

@@ -12,6 +12,8 @@ from engine.devices import load_devices
 from engine.ingest.mibs import MibResolver
 from engine.ingest.publisher import KafkaPublisher
 from engine.ingest.snmp import BatchPublisher, ReceiverPolicy, SnmpReceiver, engine_id_option
+from engine.ingest.snmp_replay import TrapBacklog
+from engine.ingest.snmp_spool import TrapSpool
 from engine.ingest.snmp_users import load_users
 from engine.ingest.udp_stats import read_rcvbuf_errors, read_socket_drops
 from engine.service import LOG_FORMAT, run_until_signalled
@@ -20,7 +22,9 @@ from engine.settings import Settings
 COUNTERS_EVERY_SECONDS = 1.0
 
 
-def receiver_for(settings: Settings, publisher: BatchPublisher) -> SnmpReceiver:
+def receiver_for(
+    settings: Settings, publisher: BatchPublisher, backlog: TrapBacklog | None = None
+) -> SnmpReceiver:
     """Everything the receiver needs from settings and files, validated before it listens."""
     policy = ReceiverPolicy(
         communities=tuple(settings.snmp_communities),
@@ -35,6 +39,7 @@ def receiver_for(settings: Settings, publisher: BatchPublisher) -> SnmpReceiver:
         SystemClock(),
         max_in_flight=settings.snmp_max_in_flight,
         engine_id=engine_id_option(settings.snmp_engine_id),
+        backlog=backlog,
     )
 
 
@@ -55,7 +60,10 @@ async def snmp_receiver(settings: Settings, stop: asyncio.Event) -> None:
     publisher = KafkaPublisher(
         settings.kafka_bootstrap, settings.kafka_ack_timeout_seconds, "ticketing-snmp"
     )
-    receiver = receiver_for(settings, publisher)
+    spool = TrapSpool(settings.snmp_spool_path, settings.snmp_spool_max_bytes)
+    spool.open()
+    backlog = TrapBacklog(spool, publisher)
+    receiver = receiver_for(settings, publisher, backlog)
     await publisher.start()
     await receiver.start(settings.snmp_host, settings.snmp_port, settings.snmp_receive_buffer_bytes)
     host, port = receiver.address
@@ -72,14 +80,20 @@ async def snmp_receiver(settings: Settings, stop: asyncio.Event) -> None:
         f"metrics on http://{settings.metrics_host}:{metrics_port}/metrics",
         flush=True,
     )
+    if not spool.empty:
+        print(f"snmp: {spool.records} spooled trap events to replay from {spool.directory}",
+              flush=True)  # fmt: skip
     watcher = asyncio.ensure_future(_watch_counters(receiver, port, stop))
+    replayer = asyncio.ensure_future(backlog.replay(stop))
     try:
         await stop.wait()
     finally:
         receiver.stop()
         await receiver.drain()
+        await replayer
         await watcher
         await publisher.stop()
+        spool.close()
 
 
 def run_snmp_receiver(settings: Settings) -> None:
