@@ -134,7 +134,7 @@ class TrapBacklog:
                 self._kafka_away = True
                 return False
             if self._kafka_away:
-                log.warning("Kafka takes trap events again; replaying %d spooled",
+                log.warning("Kafka takes trap events again; %d left in the spool",
                             self._spool.records)  # fmt: skip
             self._kafka_away = False
         return True

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,8 +15,10 @@ from engine.clock import SystemClock
 from engine.devices import EMPTY_DEVICES
 from engine.errors import PublishError
 from engine.ingest.snmp import ReceiverPolicy, SnmpReceiver
+from engine.ingest.snmp_replay import TrapBacklog
+from engine.ingest.snmp_spool import TrapSpool
 from engine.ingest.snmp_users import SnmpUser
-from tests.integration.snmp_peers import LINK_DOWN, NetSnmp, link_varbinds
+from tests.integration.snmp_peers import LINK_DOWN, LINK_UP, NetSnmp, link_varbinds
 from tests.unit.trap_samples import MIBS
 
 ENGINE_ID = "8000000001cc000003"
@@ -129,3 +131,54 @@ def test_an_inform_is_answered_only_once_stored(
     assert while_down != 0  # no answer: snmpinform timed out
     assert once_back == 0
     assert len(kafka.stored) == 1
+
+
+def test_traps_kafka_did_not_take_are_spooled_and_replayed_in_arrival_order(
+    loop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    kafka = StandInKafka()
+    spool = TrapSpool(tmp_path / "spool", max_bytes=1 << 20)
+    spool.open()
+    backlog = TrapBacklog(spool, kafka)
+    receiver = SnmpReceiver(
+        kafka, ReceiverPolicy(("public",), ()), MIBS, EMPTY_DEVICES, SystemClock(), backlog=backlog
+    )
+    loop.run_until_complete(receiver.start("127.0.0.1", 0, 1 << 20))
+    net = NetSnmp(receiver.address[1], tmp_path)
+    trap = ["snmptrap", "-v", "2c", "-c", "public", net.target, ""]
+    inform = ["snmpinform", "-v", "2c", "-c", "public", "-t", "1", "-r", "0", net.target, ""]
+
+    async def until(condition: Callable[[], bool]) -> None:
+        for _ in range(400):
+            if condition():
+                return
+            await asyncio.sleep(0.05)
+
+    async def scenario() -> int:
+        kafka.down = True
+        await send(net, *trap, LINK_DOWN, *link_varbinds(1, up=False))
+        await until(lambda: spool.records == 1)
+        await send(net, *trap, LINK_DOWN, *link_varbinds(2, up=False))
+        unanswered = await send(net, *inform, LINK_DOWN, *link_varbinds(3, up=False))
+        kafka.down = False
+        await send(net, *trap, LINK_UP, *link_varbinds(1, up=True))
+        await until(lambda: spool.records == 4)
+        stop = asyncio.Event()
+        replay = asyncio.ensure_future(backlog.replay(stop))
+        await until(lambda: spool.empty)
+        await send(net, *trap, LINK_DOWN, *link_varbinds(4, up=False))
+        await until(lambda: len(kafka.stored) == 5)
+        stop.set()
+        await replay
+        return unanswered
+
+    try:
+        unanswered = loop.run_until_complete(scenario())
+    finally:
+        receiver.stop()
+        loop.run_until_complete(receiver.drain())
+        spool.close()
+    assert unanswered != 0  # a spooled INFORM is not answered
+    assert [(e["data"]["alarm_key"][-1], e["data"]["transition"]) for e in kafka.stored] == [  # type: ignore[index]
+        ("1", "raised"), ("2", "raised"), ("3", "raised"), ("1", "cleared"), ("4", "raised")
+    ]  # fmt: skip
