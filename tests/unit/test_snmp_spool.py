@@ -49,7 +49,7 @@ def reopened(spool: TrapSpool) -> TrapSpool:
 
 def everything(spool: TrapSpool) -> list[tuple[bytes, bytes]]:
     """What a replay would publish, oldest first, acknowledging as it goes."""
-    out = []
+    out: list[tuple[bytes, bytes]] = []
     while (oldest := spool.oldest()) is not None:
         number, read = oldest
         out.extend((record.key, record.value) for record in read.records)
