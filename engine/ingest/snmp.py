@@ -258,8 +258,12 @@ class SnmpReceiver:
             events.append((received, event))
         held = self._hold_what_must_wait(events)
         live = [pair for pair in events if pair[1].event_id not in held] if held else events
-        outcomes = await self._publisher.publish_many(
-            TICKET_EVENTS, [(e.data.ticket_id.encode(), to_json(e)) for _, e in live]
+        outcomes = (
+            await self._publisher.publish_many(
+                TICKET_EVENTS, [(e.data.ticket_id.encode(), to_json(e)) for _, e in live]
+            )
+            if live
+            else []
         )
         acked_at = self._clock.now()
         failed = [pair for pair, failure in zip(live, outcomes, strict=True) if failure]

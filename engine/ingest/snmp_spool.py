@@ -102,6 +102,7 @@ class _Segment:
     size: int
     done: int  # acknowledged offset
     pending: Counter[bytes]  # records not yet acknowledged, by key
+    torn_seen: bool = False  # a torn tail, once logged and counted
 
 
 class TrapSpool:
@@ -144,17 +145,15 @@ class TrapSpool:
         data = path.read_bytes()
         done = _read_done(path)
         read = read_frames(data, done)
-        if read.torn_bytes:
-            log.warning("trap spool %s: %d bytes at the end are not a whole record; skipped",
-                        path.name, read.torn_bytes)  # fmt: skip
-            metrics.SNMP_SPOOL_DROPPED.labels("torn").inc()
+        number = int(path.name.removesuffix(_SUFFIX))
         pending = Counter(record.key for record in read.records)
+        segment = _Segment(number, path, len(data), done, pending)
+        _note_torn(segment, read)
         if not pending:
             _remove(path)
             return
         self._pending.update(pending)
-        number = int(path.name.removesuffix(_SUFFIX))
-        self._segments.append(_Segment(number, path, len(data), done, pending))
+        self._segments.append(segment)
 
     def close(self) -> None:
         self.seal()
@@ -266,10 +265,7 @@ class TrapSpool:
         if len(self._segments) == 1:
             self.seal()
         read = read_frames(segment.path.read_bytes(), segment.done)
-        if read.torn_bytes:
-            log.warning("trap spool %s: %d bytes at the end are not a whole record; skipped",
-                        segment.path.name, read.torn_bytes)  # fmt: skip
-            metrics.SNMP_SPOOL_DROPPED.labels("torn").inc()
+        _note_torn(segment, read)
         if not read.records:
             self._forget(segment)
             return self.oldest()
@@ -302,6 +298,14 @@ class TrapSpool:
     def _publish_gauges(self) -> None:
         metrics.SNMP_SPOOL_RECORDS.set(self.records)
         metrics.SNMP_SPOOL_BYTES.set(self.size_bytes)
+
+
+def _note_torn(segment: _Segment, read: SegmentRead) -> None:
+    if read.torn_bytes and not segment.torn_seen:
+        segment.torn_seen = True
+        log.warning("trap spool %s: %d bytes at the end are not a whole record; skipped",
+                    segment.path.name, read.torn_bytes)  # fmt: skip
+        metrics.SNMP_SPOOL_DROPPED.labels("torn").inc()
 
 
 def _write_all(fd: int, blob: bytes) -> None:
