@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
+from pydantic import ValidationError
 
 from engine.errors import PublishError
 from engine.ingest.snmp_replay import HoldReason, TrapBacklog
 from engine.ingest.snmp_spool import SpoolError, TrapSpool, frame, read_frames
+from engine.settings import Settings
 
 RECORDS = [(f"T-{n % 3}".encode(), f'{{"n":{n}}}'.encode()) for n in range(10)]
 
@@ -210,3 +212,17 @@ def test_what_waits_for_the_spool(spool: TrapSpool) -> None:
     asyncio.run(replayed(backlog, kafka))
     assert backlog.reason_to_hold(b"T-0") is None
     assert backlog.reason_to_hold(b"T-1") is None
+
+
+def test_the_spool_lives_in_the_state_dir_unless_set(tmp_path: Path) -> None:
+    assert Settings(state_dir=tmp_path).snmp_spool_path == tmp_path / "snmp-spool"
+    elsewhere = tmp_path / "disk" / "spool"
+    assert Settings(state_dir=tmp_path, snmp_spool_dir=elsewhere).snmp_spool_path == elsewhere
+    with pytest.raises(ValidationError, match="snmp_spool_max_bytes"):
+        Settings(snmp_spool_max_bytes=1000)
+
+
+def test_an_unusable_spool_directory_stops_the_receiver_with_its_name(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(SpoolError, match=r"trap spool .*file/spool is not usable"):
+        TrapSpool(tmp_path / "file" / "spool", max_bytes=1 << 20).open()
