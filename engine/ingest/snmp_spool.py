@@ -206,9 +206,9 @@ class TrapSpool:
             room -= len(framed)
         if not frames:
             return 0
-        segment, fd = self._writable()
         blob = b"".join(frames)
         try:
+            segment, fd = self._writable()
             _write_all(fd, blob)
         except OSError:
             log.exception("writing %d records to the trap spool failed", len(frames))
@@ -229,6 +229,7 @@ class TrapSpool:
             return self._segments[-1], self._fd
         number = self._segments[-1].number + 1 if self._segments else 1
         path = self.directory / f"{number:020d}{_SUFFIX}"
+        _done_path(path).unlink(missing_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         self._new_file = True
         self._segments.append(_Segment(number, path, 0, 0, Counter()))
@@ -351,5 +352,7 @@ def _write_done(segment: Path, offset: int) -> None:
 
 
 def _remove(segment: Path) -> None:
-    for path in (segment, _done_path(segment)):
+    """The offset first: a crash in between leaves a segment read again from its start
+    (its records count once), never an offset that a new segment would skip by."""
+    for path in (_done_path(segment), segment):
         path.unlink(missing_ok=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -226,3 +228,33 @@ def test_an_unusable_spool_directory_stops_the_receiver_with_its_name(tmp_path: 
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(SpoolError, match=r"trap spool .*file/spool is not usable"):
         TrapSpool(tmp_path / "file" / "spool", max_bytes=1 << 20).open()
+
+
+def test_a_write_the_disk_refuses_is_counted_and_the_next_one_starts_afresh(
+    spool: TrapSpool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(fd: int, blob: bytes) -> None:
+        os.write(fd, blob[:7])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    before = dropped("write_error")
+    with monkeypatch.context() as patched:
+        patched.setattr("engine.ingest.snmp_spool._write_all", disk_full)
+        appended = spool.append(RECORDS[:2])
+    assert (appended.kept, appended.dropped, appended.reason) == (0, 2, "write_error")
+    assert dropped("write_error") == before + 2
+    assert spool.append(RECORDS[2:3]).kept == 1
+    assert everything(spool) == RECORDS[2:3]
+
+
+def test_an_offset_left_without_its_segment_does_not_skip_a_new_one(spool: TrapSpool) -> None:
+    spool.append(RECORDS[:3])
+    number, read = spool.oldest() or (0, None)
+    assert read is not None
+    spool.acknowledge(number, read.records[:2])
+    spool.close()
+    (segment,) = spool.directory.glob("*.seg")
+    segment.unlink()  # the process died after removing the segment, before its offset
+    spool = opened(spool.directory)
+    spool.append(RECORDS[3:5])
+    assert everything(spool) == RECORDS[3:5]
