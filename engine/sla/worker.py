@@ -59,6 +59,7 @@ from engine.sla.calendars import CalendarError, Calendars, ZonedCalendar, load_c
 from engine.sla.facts import facts_of
 from engine.sla.index import DueIndex
 from engine.sla.obligations import Obligation, SlaPolicy, next_update_due
+from engine.sla.rows import RowChange, row_change
 from engine.sla.timescale import TimeScale
 from engine.topics import DEAD_LETTERS, SLA_ALERTS, SLA_CLOCKS, TICKET_STATE
 
@@ -70,6 +71,10 @@ REBUILD_YIELD_EVERY = 10_000
 ALERTS = Counter("ticketing_sla_alerts_total", "SLA alerts emitted", ["kind", "obligation"])
 ARMED = Gauge("ticketing_sla_armed_obligations", "Armed obligations in the owned partitions")
 OWNED = Gauge("ticketing_sla_assigned_partitions", "Partitions of tickets.state.v1 owned")
+ROWS = Gauge("ticketing_sla_table_rows", "Rows of the sla-clocks table held in memory")
+ROWS_DELETED = Counter(
+    "ticketing_sla_rows_deleted_total", "Rows of resolved tickets deleted (tombstones)"
+)
 
 
 def index_entry(raw: bytes) -> tuple[int, str, datetime] | None:
@@ -149,6 +154,21 @@ class SlaWorker:
     async def _send_row(self, ticket_id: str, row: bytes) -> Any:
         return await self.clocks_topic.send(key=ticket_id.encode(), value=row)
 
+    async def _delete_row(self, partition: int, ticket_id: str) -> Any:
+        """A tombstone on the compacted changelog: compaction drops the ticket's rows, and
+        a worker recovering the table removes the key (faust's stores apply a None value
+        as a deletion)."""
+        pending = await self.clocks_topic.send(key=ticket_id.encode(), value=None)
+        self.clocks.data.pop(ticket_id.encode(), None)
+        self.index.cancel(partition, ticket_id)
+        ROWS_DELETED.inc()
+        self._count()
+        return pending
+
+    def _count(self) -> None:
+        ROWS.set(len(self.clocks.data))
+        ARMED.set(len(self.index))
+
     async def _rebuild_index(self) -> None:
         owned = {
             tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == TICKET_STATE
@@ -165,9 +185,10 @@ class SlaWorker:
         for partition, found in entries.items():
             self.index.assign(partition, found)
         OWNED.set(len(owned))
-        ARMED.set(len(self.index))
+        self._count()
         self.ready = True
-        log.info("sla: owns partitions %s, %d armed obligations", sorted(owned), len(self.index))
+        log.info("sla: owns partitions %s, %d armed obligations, %d table rows",
+                 sorted(owned), len(self.index), len(self.clocks.data))  # fmt: skip
 
     async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         self.ready = False
@@ -230,10 +251,11 @@ class SlaWorker:
         except (ValidationError, TypeError, ValueError, CalendarError) as error:
             return await self._dead_letter(value, error)
         ticket_id = facts.ticket_id
-        if stored is not None and stored.facts == facts:
-            return None  # nothing the obligation depends on changed
-        # A disarmed ticket keeps its row: its facts count the armings, so a key
-        # ticket:UPD-Px:n never comes back after a resolution or a pause.
+        change = row_change(previous, facts, armed=obligation is not None)
+        if change is RowChange.KEEP:
+            return None  # nothing the obligation depends on changed, or resolved and gone
+        if change is RowChange.DELETE:
+            return await self._delete_row(partition, ticket_id)
         progress, next_alert_at = None, None
         if obligation is not None:
             progress = progress_of(obligation, stored.progress if stored else None)
@@ -252,7 +274,7 @@ class SlaWorker:
             self.index.cancel(partition, ticket_id)
         else:
             self.index.schedule(partition, ticket_id, next_alert_at)
-        ARMED.set(len(self.index))
+        self._count()
         return pending
 
     async def _dead_letter(self, value: bytes, error: Exception) -> Any:
