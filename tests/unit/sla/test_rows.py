@@ -89,7 +89,7 @@ class Reprioritised(Fold):
             self.row = None if change is RowChange.DELETE else self.facts
 
 
-ALLOWED = {
+ALLOWED: dict[TicketStatus, list[ActivityType | None]] = {
     TicketStatus.OPEN: [
         ActivityType.CUSTOMER_INFORMED, ActivityType.WAITING_ON_CUSTOMER,
         ActivityType.RESOLVED, ActivityType.NOTE, ActivityType.CUSTOMER_REPLIED, None,
