@@ -5,7 +5,9 @@ keeps it, with the alerts already emitted, in the ``sla-clocks`` table, whose ch
 the compacted ``sla.clocks.v1`` (written and awaited by the worker itself, like the
 processor's state). A timer asks the due index (one heap per owned partition, rebuilt from
 the table after each rebalance) for the tickets whose next alert is due, and only those
-are read: a tick with nothing due costs what checking each heap's top costs.
+are read: a tick with nothing due costs what checking each heap's top costs. A resolved
+ticket's row is deleted (a tombstone on the changelog, decision 32), so the table holds the
+open and waiting tickets only.
 
 Emission is at-least-once: the alert is acknowledged by Kafka before the progress is
 written, so a crash in between re-emits the same record (same event id, same
