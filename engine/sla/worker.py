@@ -79,14 +79,17 @@ ROWS_DELETED = Counter(
 )
 
 
-def index_entry(raw: bytes) -> tuple[int, str, datetime] | None:
-    """(partition, ticket, next alert time) of a table row, or None when it is disarmed.
-    Rows are the worker's own, validated when written: read without the full model, which
-    is what makes rebuilding the index after a rebalance cheap."""
+def index_entry(raw: bytes) -> tuple[int, str, datetime | None]:
+    """(partition, ticket, next alert time; None: disarmed) of a table row. Rows are the
+    worker's own, validated when written: read without the full model, which is what makes
+    rebuilding the index after a rebalance cheap."""
     data = json.loads(raw)["data"]
-    if data["next_alert_at"] is None:
-        return None
-    return data["partition"], data["ticket_id"], datetime.fromisoformat(data["next_alert_at"])
+    due = data["next_alert_at"]
+    return (
+        data["partition"],
+        data["ticket_id"],
+        None if due is None else datetime.fromisoformat(due),
+    )
 
 
 class SlaWorker:
@@ -178,12 +181,21 @@ class SlaWorker:
         for partition in self.index.partitions - owned:
             self.index.revoke(partition)
         entries: dict[int, list[tuple[str, datetime]]] = {partition: [] for partition in owned}
-        for count, raw in enumerate(list(self.clocks.data.values()), start=1):
-            entry = index_entry(raw)
-            if entry is not None and entry[0] in owned:
-                entries[entry[0]].append(entry[1:])
+        elsewhere = []
+        for count, (key, raw) in enumerate(list(self.clocks.data.items()), start=1):
+            partition, ticket_id, due_at = index_entry(raw)
+            if partition not in owned:
+                elsewhere.append(key)
+            elif due_at is not None:
+                entries[partition].append((ticket_id, due_at))
             if count % REBUILD_YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # a large table does not starve the event loop
+        # Rows this worker wrote for partitions it no longer owns: their new owner may
+        # delete them, and if the partition comes back they are recovered afresh. Kept,
+        # they would outlive a tombstone compacted away meanwhile (faust's memory store
+        # forgets only the rows it recovered itself).
+        for key in elsewhere:
+            self.clocks.data.pop(key, None)
         for partition, found in entries.items():
             self.index.assign(partition, found)
         OWNED.set(len(owned))
