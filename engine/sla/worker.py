@@ -128,6 +128,9 @@ class SlaWorker:
             use_partitioner=True,
         )
         self.index = DueIndex()
+        # The agent and the timer both read a row, await Kafka and write the row: one at a
+        # time, or a tick would write back a row the agent deleted (or disarmed) meanwhile.
+        self._rows_lock = asyncio.Lock()
         self.ready = False
         self.app.agent(self.states, name="sla-clocks", concurrency=1)(self._clocks_agent)
         self.app.timer(settings.sla_tick_seconds)(self.tick)
@@ -223,10 +226,12 @@ class SlaWorker:
         # is not one Kafka round trip per ticket.
         async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_SECONDS):
             self._last_progress = time.monotonic()
-            sends = [
-                await self.on_state(event.message.partition, event.message.value) for event in batch
-            ]
-            await asyncio.gather(*(send for send in sends if send is not None))
+            async with self._rows_lock:
+                sends = [
+                    await self.on_state(event.message.partition, event.message.value)
+                    for event in batch
+                ]
+                await asyncio.gather(*(send for send in sends if send is not None))
 
     async def _check_stall(self) -> None:
         """The processor's watchdog (decision 5), for the same faust race: state records
@@ -307,6 +312,10 @@ class SlaWorker:
     async def tick(self) -> None:
         if not self.ready:
             return
+        async with self._rows_lock:
+            await self._tick()
+
+    async def _tick(self) -> None:
         now = self.scale.virtual(self.clock.now())
         due = self.index.pop_due(now)
         if not due:
