@@ -226,12 +226,15 @@ class SlaWorker:
         # is not one Kafka round trip per ticket.
         async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_SECONDS):
             self._last_progress = time.monotonic()
-            async with self._rows_lock:
-                sends = [
-                    await self.on_state(event.message.partition, event.message.value)
-                    for event in batch
-                ]
-                await asyncio.gather(*(send for send in sends if send is not None))
+            await self.on_states(
+                [(event.message.partition, event.message.value) for event in batch]
+            )
+
+    async def on_states(self, records: list[tuple[int, bytes | None]]) -> None:
+        """A batch of (partition, state record): every write sent, then all awaited."""
+        async with self._rows_lock:
+            sends = [await self.on_state(partition, value) for partition, value in records]
+            await asyncio.gather(*(send for send in sends if send is not None))
 
     async def _check_stall(self) -> None:
         """The processor's watchdog (decision 5), for the same faust race: state records
