@@ -2,6 +2,8 @@
 every ticket (the rule before resolved rows were deleted) against rows deleted at
 resolution (the worker's rule now), in one run.
 
+Tickets pass through: once N - M are open, the oldest is resolved as each new one opens.
+
 1. The worker's own decisions without Kafka (facts_of, next_update_due, row_change): rows
    and the bytes of the table as faust's memory store keeps it (the JSON of each row).
 2. Against a broker (``--broker``): the real worker on N + M ``ticket.updated`` records,
@@ -86,8 +88,16 @@ def ticket(n: int, resolved: bool) -> TicketState:
 
 
 def lifecycle(opened: int, resolved: int) -> list[TicketState]:
-    """Every ticket's opening, then the resolution of the first ``resolved``."""
-    return [ticket(n, False) for n in range(opened)] + [ticket(n, True) for n in range(resolved)]
+    """Tickets opened one after another; once ``opened - resolved`` are open, the oldest
+    is resolved as each new one opens (a desk's steady state: the open set keeps its size
+    while tickets pass through)."""
+    window = opened - resolved
+    states = []
+    for n in range(opened):
+        states.append(ticket(n, False))
+        if n >= window:
+            states.append(ticket(n - window, True))
+    return states
 
 
 def table_after(states: list[TicketState], rule: Rule) -> dict[bytes, bytes]:
