@@ -172,6 +172,13 @@ def cmd_smtp(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mail_parser(args: argparse.Namespace) -> int:
+    from engine.ingest.mail_parser import run_mail_parser
+
+    run_mail_parser(_settings(args))
+    return 0
+
+
 def cmd_processor(args: argparse.Namespace) -> int:
     from engine.processor import run_processor
 
@@ -362,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     hash_parser.set_defaults(handler=cmd_hash_password)
 
     command("smtp", cmd_smtp, "Run the SMTP ingestor.")
+    command("mail-parser", cmd_mail_parser, "Read spooled mail into ticket events.")
     command("processor", cmd_processor, "Run the triage processor (faust worker).")
     command("notifier", cmd_notifier, "Send customers their acknowledgements (SMTP relay).")
     command("snmp", cmd_snmp, "Run the SNMP trap and INFORM receiver.")

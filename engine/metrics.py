@@ -15,6 +15,16 @@ INGEST_ACK_SECONDS = Histogram(
     ["source"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+MAILS_PARSED = Counter(
+    "ticketing_mails_parsed_total",
+    "Spooled mails the mail parser read, by outcome (parsed, dead_lettered)",
+    ["outcome"],
+)
+SPOOL_TO_EVENT_SECONDS = Histogram(
+    "ticketing_mail_spool_to_event_seconds",
+    "Time from a mail's spooling (its 250) to Kafka's acknowledgement of its event",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
 TICKETS_ROUTED = Counter(
     "ticketing_tickets_routed_total",
     "Tickets routed to a tier topic, by tier and priority",

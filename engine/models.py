@@ -97,6 +97,7 @@ class EventKind(StrEnum):
     ENTITLEMENT_UPDATED = "entitlement.updated"
     CHAT_MESSAGE_RECEIVED = "chat.message.received"
     PHONE_CALL_LOGGED = "phone.call.logged"
+    EMAIL_SPOOLED = "email.spooled"
 
 
 # --- data of each kind ---------------------------------------------------------------
@@ -418,6 +419,17 @@ class DeadLetterData(Record):
     payload_size: int = Field(ge=0)
 
 
+class EmailSpooledData(Record):
+    ticket_id: str = Field(description="The ticket the mail belongs to, from its headers")
+    mail_from: str = Field(description="SMTP envelope sender (MAIL FROM); empty for <>")
+    rcpt_to: tuple[str, ...] = Field(min_length=1)
+    peer: str = Field(description="Address of the SMTP client")
+    size_bytes: int = Field(ge=0)
+    sha256: str = Field(description="SHA-256 of the mail, hex")
+    archived: bool = Field(description="Whether the mail is kept in ENGINE_SMTP_ARCHIVE_DIR")
+    raw_base64: str = Field(description="The mail exactly as received, whole")
+
+
 class RulesPublishedData(Record):
     version: str
     fingerprint: str = Field(description="version+digest, as stamped on every decision")
@@ -604,6 +616,11 @@ class PhoneCallLogged(Envelope):
     data: PhoneCallLoggedData
 
 
+class EmailSpooled(Envelope):
+    kind: Literal[EventKind.EMAIL_SPOOLED] = EventKind.EMAIL_SPOOLED
+    data: EmailSpooledData
+
+
 RECORD_TYPES: tuple[type[Envelope], ...] = (
     EmailReceived,
     TicketClassified,
@@ -620,6 +637,7 @@ RECORD_TYPES: tuple[type[Envelope], ...] = (
     EntitlementUpdated,
     ChatMessageReceived,
     PhoneCallLogged,
+    EmailSpooled,
 )
 
 # What ingest writes to the ticket events topic; new channels add their envelope here.
@@ -646,7 +664,8 @@ AnyRecord = Annotated[
     | EntitlementToppedUp
     | EntitlementUpdated
     | ChatMessageReceived
-    | PhoneCallLogged,
+    | PhoneCallLogged
+    | EmailSpooled,
     Field(discriminator="kind"),
 ]
 _ANY_RECORD: TypeAdapter[AnyRecord] = TypeAdapter(AnyRecord)

@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from engine.topics import MAX_SPOOLED_MAIL_BYTES
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -63,7 +65,11 @@ class Settings(BaseSettings):
         description="Recipient domains accepted by the SMTP ingestor (comma-separated).",
     )
     smtp_max_message_bytes: int = Field(
-        default=10 * 1024 * 1024, ge=1024, description="Largest mail accepted (552 above)."
+        default=10 * 1024 * 1024,
+        ge=1024,
+        le=MAX_SPOOLED_MAIL_BYTES,
+        description="Largest mail accepted (552 above); at most 12 MiB, so that the mail, "
+        "base64-encoded, fits its record on the mail spool topic.",
     )
     smtp_tls_cert: Path | None = Field(
         default=None, description="PEM certificate for STARTTLS (with smtp_tls_key)."
@@ -115,6 +121,9 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Address the /metrics endpoints listen on."
     )
     smtp_metrics_port: int = Field(default=9464, ge=0, le=65535, description="SMTP /metrics.")
+    mail_parser_metrics_port: int = Field(
+        default=9470, ge=0, le=65535, description="Mail parser /metrics."
+    )
     processor_metrics_port: int = Field(
         default=9465, ge=0, le=65535, description="Processor /metrics."
     )

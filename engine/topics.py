@@ -13,6 +13,7 @@ from enum import StrEnum
 from engine.models import (
     ChatMessageReceived,
     EmailReceived,
+    EmailSpooled,
     EntitlementToppedUp,
     EntitlementUpdated,
     Envelope,
@@ -61,6 +62,7 @@ class TopicSpec:
 
 
 TICKET_EVENTS = "tickets.events.v1"
+MAIL_SPOOL = "mail.spool.v1"
 TICKET_STATE = "tickets.state.v1"
 TICKET_DECISIONS = "tickets.decisions.v1"
 TICKET_ACTIVITY = "tickets.activity.v1"
@@ -79,6 +81,10 @@ SPECIAL_ROUTE_TOPICS: dict[SpecialRoute, str] = {
 
 # A dead letter keeps the whole input, base64-encoded, so it may exceed Kafka's 1 MB default.
 DEAD_LETTER_MAX_BYTES = 16 * 1024 * 1024
+# A spooled mail is the whole mail, base64-encoded: ENGINE_SMTP_MAX_MESSAGE_BYTES stays
+# below MAX_SPOOLED_MAIL_BYTES so that it always fits.
+MAIL_SPOOL_MAX_BYTES = 16 * 1024 * 1024
+MAX_SPOOLED_MAIL_BYTES = 12 * 1024 * 1024
 
 _TIER_PURPOSE = {
     Tier.L1: "Tier 1 queue: general problems",
@@ -117,6 +123,16 @@ def declared_topics(partitions: int = 6, replication_factor: int = 1) -> tuple[T
             TrapReceived,
             ChatMessageReceived,
             PhoneCallLogged,
+        ),
+        TopicSpec(
+            MAIL_SPOOL,
+            "Every mail the SMTP ingestor accepted, whole, keyed by ticket id: the mail "
+            "parser turns each into an email.received event or a dead letter",
+            (EmailSpooled,),
+            partitions,
+            replication_factor,
+            retention_ms=7 * DAY_MS,
+            extra_config={"max.message.bytes": str(MAIL_SPOOL_MAX_BYTES)},
         ),
         ticket_topic(
             TICKET_STATE,

@@ -20,7 +20,7 @@ from engine.kafka_admin import TopicAction, provision
 from engine.settings import Settings
 from engine.topics import declared_topics
 
-COMPONENTS = ("smtp", "api", "processor", "sla", "entitlements", "snmp")
+COMPONENTS = ("smtp", "mail-parser", "api", "processor", "sla", "entitlements", "snmp")
 MAX_BACKOFF_SECONDS = 30.0
 STOP_GRACE_SECONDS = 20.0
 

@@ -14,14 +14,19 @@ import re
 from collections.abc import Iterator
 from datetime import datetime
 from email import errors, policy
-from email.errors import HeaderParseError
-from email.header import decode_header
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
-from engine.identity import email_ticket_id, event_id
+from engine.identity import event_id
+from engine.ingest.mail_identity import (
+    MailIdentity,
+    decode_unknown,
+    decode_words,
+    mail_identity,
+    readable,
+)
 from engine.ingest.mail_rules import automated_reason, inline_forward, split_reply
 from engine.models import Attachment, EmailReceived, EmailReceivedData, ForwardedMail
 
@@ -30,7 +35,6 @@ AUTOMATION_HEADERS = (
     "auto-submitted", "precedence", "x-autoreply", "x-autorespond",
     "x-auto-response-suppress", "list-id",
 )  # fmt: skip
-_MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 _TAGS = re.compile(r"<[^>]+>")
 _BLOCK_END = re.compile(r"</?(p|div|br|tr|li|h[1-6])\b[^>]*>", re.IGNORECASE)
 _DROPPED = re.compile(r"<(script|style)\b.*?</\1>", re.IGNORECASE | re.DOTALL)
@@ -96,20 +100,6 @@ def _header(message: EmailMessage, name: str) -> str:
     except Exception:  # header parsers raise HeaderParseError, IndexError, ValueError...
         raw = next((v for k, v in message.raw_items() if k.lower() == name.lower()), "")
         return readable(" ".join(str(raw).split()))
-
-
-def readable(text: str) -> str:
-    """Text as it can travel in JSON: raw 8-bit bytes in a header (kept by the parser as
-    lone surrogates) decoded like a body in an unknown charset."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return decode_unknown(text.encode("utf-8", "surrogateescape"))
-    return text
-
-
-def message_ids(value: str) -> tuple[str, ...]:
-    return tuple(found.strip() for found in _MESSAGE_ID.findall(value))
 
 
 def _sender(message: EmailMessage) -> tuple[str, str]:
@@ -201,20 +191,7 @@ def _subject(message: EmailMessage) -> str:
     if "\ufffd" not in subject:
         return subject
     raw = next((str(v) for k, v in message.raw_items() if k.lower() == "subject"), "")
-    try:
-        chunks = decode_header(raw)
-    except (HeaderParseError, ValueError):
-        return subject
-    decoded = []
-    for chunk, charset in chunks:
-        if isinstance(chunk, str):
-            decoded.append(readable(chunk))
-            continue
-        try:
-            decoded.append(chunk.decode(charset or "ascii"))
-        except (LookupError, UnicodeDecodeError):
-            decoded.append(decode_unknown(chunk))
-    return " ".join("".join(decoded).split())
+    return decode_words(raw)
 
 
 def _mostly_text(text: str) -> bool:
@@ -226,15 +203,6 @@ def _mostly_text(text: str) -> bool:
         1 for char in text if (char.isprintable() or char.isspace()) and char != "\ufffd"
     )
     return printable >= 0.9 * len(text)
-
-
-def decode_unknown(data: bytes) -> str:
-    """Bytes in an unknown or unsupported charset: UTF-8 when they are valid UTF-8, else
-    Windows-1252 (a superset of ISO-8859-1 in practice, what such mail usually is)."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
 
 
 def _part_bytes(part: MIMEPart) -> bytes:
@@ -340,7 +308,12 @@ def parse_email(
     peer: str,
     received_at: datetime,
     source: str,
+    identity: MailIdentity | None = None,
+    archived: bool = False,
 ) -> EmailReceived:
+    """The mail's ``email.received`` event. Its ticket is ``identity``'s (the one the
+    ingestor spooled the mail under), else worked out from the mail's headers."""
+    identity = identity or mail_identity(raw)
     try:
         message = BytesParser(policy=PARSE_POLICY).parsebytes(raw)
         assert isinstance(message, EmailMessage)
@@ -349,11 +322,6 @@ def parse_email(
         raise EmailParseError("message", f"not parseable as MIME: {error}") from error
     assert isinstance(message, EmailMessage)
 
-    own_ids = message_ids(_header(message, "Message-ID"))
-    message_id = own_ids[0] if own_ids else None
-    reply_to_ids = message_ids(_header(message, "In-Reply-To"))
-    in_reply_to = reply_to_ids[0] if reply_to_ids else None
-    references = message_ids(_header(message, "References"))
     subject = _subject(message)
     from_address, from_name = _sender(message)
     if not from_address:
@@ -375,17 +343,15 @@ def parse_email(
         attachments = _attachments(message)
     except Exception as error:  # a broken part must not hide the rest of the mail
         raise EmailParseError("attachments", str(error)) from error
-    digest = hashlib.sha256(raw).hexdigest()
-    ticket = email_ticket_id(subject, message_id, in_reply_to, references, digest)
     return EmailReceived(
-        event_id=event_id("email", message_id or f"sha256:{digest}"),
+        event_id=event_id("email", identity.message_id or f"sha256:{identity.sha256}"),
         occurred_at=received_at,
         source=source,
         data=EmailReceivedData(
-            ticket_id=ticket,
-            message_id=message_id,
-            in_reply_to=in_reply_to,
-            references=references,
+            ticket_id=identity.ticket_id,
+            message_id=identity.message_id,
+            in_reply_to=identity.in_reply_to,
+            references=identity.references,
             mail_from=mail_from,
             rcpt_to=rcpt_to,
             from_address=from_address,
@@ -397,6 +363,7 @@ def parse_email(
             automated_reason=automated,
             date=_date(message),
             attachments=attachments,
+            archived_sha256=identity.sha256 if archived else None,
             forwarded=forwarded,
             peer=peer,
             size_bytes=len(raw),

@@ -1,8 +1,9 @@
 """The SMTP ingestor: an aiosmtpd handler whose 250 means "your mail is on Kafka".
 
 Replies, and why:
-- 250 only after Kafka acknowledged the ``email.received`` event (or, for a mail that
-  cannot be parsed, its dead letter);
+- 250 only after Kafka acknowledged the mail, whole, on the mail spool (``email.spooled``
+  under the ticket its headers name); the mail parser reads it downstream into an
+  ``email.received`` event, or a dead letter (mail_spool.py, decision 0040);
 - 451 4.3.0 when Kafka is unreachable or slow past the bound, and for any unexpected
   error: the sender keeps the mail and retries (aiosmtpd would say a permanent 500);
 - 550 5.7.1 for recipients outside the support domains: this is no open relay;
@@ -17,24 +18,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
-from datetime import datetime
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from pydantic import ValidationError
 
 from engine import metrics
 from engine.clock import Clock
-from engine.deadletter import dead_letter
 from engine.errors import PublishError
 from engine.ingest.archive import MailArchive
-from engine.ingest.email_parse import EmailParseError, parse_email
+from engine.ingest.mail_identity import mail_identity
 from engine.ingest.mail_rules import header_problem
+from engine.ingest.mail_spool import spooled_mail
 from engine.ingest.publisher import Publisher
 from engine.ingest.rate_limit import SenderRateLimit
 from engine.ingest.smtp_security import FileAuthenticator
-from engine.models import EmailReceived, to_json
-from engine.topics import DEAD_LETTERS, TICKET_EVENTS
+from engine.models import to_json
+from engine.topics import MAIL_SPOOL
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +48,10 @@ class SupportMailHandler:
         support_domains: list[str],
         clock: Clock,
         source: str,
-        parse: Callable[..., EmailReceived] = parse_email,
         rate_limit: SenderRateLimit | None = None,
         archive: MailArchive | None = None,
     ) -> None:
         self._archive = archive
-        self._parse = parse
         self._rate_limit = rate_limit
         self._publisher = publisher
         self._domains = frozenset(support_domains)
@@ -99,67 +95,40 @@ class SupportMailHandler:
         raw = envelope.original_content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", errors="surrogateescape")
-        peer = _peer(session)
-        mail_from = _reverse_path(envelope.mail_from)
         too_large = header_problem(raw)
         if too_large is not None:
             metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "header_too_large").inc()
             return f"552 5.3.4 Message header too large: {too_large}"
-        try:
-            event = self._parse(
-                raw,
-                mail_from=mail_from,
-                rcpt_to=tuple(envelope.rcpt_tos),
-                peer=peer,
-                received_at=received_at,
-                source=self._source,
-            )
-            value = to_json(event)
-        except EmailParseError as error:
-            return await self._dead_letter(raw, error.reason, error.field, received_at)
-        except (ValidationError, ValueError) as error:
-            return await self._dead_letter(raw, str(error), None, received_at)
+        identity = mail_identity(raw)
+        archived = False
         if self._archive is not None:
             try:
-                digest = await self._archive.store(raw)
+                await self._archive.store(raw)
             except OSError as error:
                 log.error("mail archive %s: %s", self._archive.root, error)
                 metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "archive_unavailable").inc()
                 return "451 4.3.0 Mail not stored: the mail archive is unavailable, please retry"
-            event = event.model_copy(
-                update={"data": event.data.model_copy(update={"archived_sha256": digest})}
-            )
-            value = to_json(event)
+            archived = True
+        record = spooled_mail(
+            raw,
+            identity,
+            mail_from=_reverse_path(envelope.mail_from),
+            rcpt_to=tuple(envelope.rcpt_tos),
+            peer=_peer(session),
+            received_at=received_at,
+            source=self._source,
+            archived=archived,
+        )
         try:
-            await self._publisher.publish(TICKET_EVENTS, event.data.ticket_id.encode(), value)
+            await self._publisher.publish(MAIL_SPOOL, identity.ticket_id.encode(), to_json(record))
         except PublishError as error:
-            log.warning("mail from %s not stored: %s", peer, error)
+            log.warning("mail from %s not stored: %s", _peer(session), error)
             metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "kafka_unavailable").inc()
             return RETRY_LATER
         elapsed = (self._clock.now() - received_at).total_seconds()
         metrics.INGEST_ACK_SECONDS.labels(SOURCE).observe(max(0.0, elapsed))
         metrics.EVENTS_INGESTED.labels(SOURCE, "accepted", "").inc()
-        return f"250 2.0.0 Accepted for ticket {event.data.ticket_id}"
-
-    async def _dead_letter(
-        self, raw: bytes, reason: str, field: str | None, received_at: datetime
-    ) -> str:
-        record = dead_letter(
-            raw,
-            reason=f"mail could not be parsed: {reason}",
-            field=field,
-            origin="smtp",
-            source=self._source,
-            now=received_at,
-        )
-        digest = record.data.payload_sha256
-        try:
-            await self._publisher.publish(DEAD_LETTERS, digest.encode(), to_json(record))
-        except PublishError:
-            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "kafka_unavailable").inc()
-            return RETRY_LATER
-        metrics.EVENTS_INGESTED.labels(SOURCE, "dead_lettered", "unparseable").inc()
-        return "250 2.0.0 Stored for review: the message could not be read automatically"
+        return f"250 2.0.0 Accepted for ticket {identity.ticket_id}"
 
     async def handle_exception(self, error: Exception) -> str:
         log.exception("unexpected error in the SMTP ingestor", exc_info=error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -133,6 +134,7 @@ def engine_env(state_dir: Path, bootstrap: str = "", **extra: str) -> dict[str, 
         ENGINE_STATE_DIR=str(state_dir),
         ENGINE_SMTP_PORT=str(free_port()),
         ENGINE_SMTP_METRICS_PORT=str(free_port()),
+        ENGINE_MAIL_PARSER_METRICS_PORT=str(free_port()),
         ENGINE_PROCESSOR_METRICS_PORT=str(free_port()),
         ENGINE_SNMP_PORT=str(free_udp_port()),
         ENGINE_SNMP_METRICS_PORT=str(free_port()),
@@ -244,3 +246,28 @@ def started_broker(settings: Settings) -> Iterator[str]:
         yield settings.kafka_bootstrap
     finally:
         broker.stop(settings)
+
+
+def normal(raw: bytes) -> bytes:
+    """Mail as its lines, whatever their ends: SMTP carries lines, and the client ends the
+    data with CRLF."""
+    return raw.replace(b"\r\n", b"\n").rstrip(b"\n")
+
+
+def parsed_mail(
+    events: TopicReader, letters: TopicReader, ticket: str, sender: str, raw: bytes
+) -> dict[str, Any] | None:
+    """What the mail parser made of a mail from ``sender`` accepted for ``ticket``: its
+    ``email.received`` event, or the dead letter that holds the mail whole; None yet."""
+    event = events.matching(
+        lambda key, value: key == ticket and value["data"].get("mail_from") == sender
+    )
+    if event:
+        return event[0]
+    letter = letters.matching(
+        lambda key, value: (
+            value["data"]["origin"] == "smtp"
+            and normal(base64.b64decode(value["data"]["payload_base64"])) == normal(raw)
+        )
+    )
+    return letter[0] if letter else None

@@ -1,10 +1,12 @@
 """Random bytes and random MIME trees through the live SMTP ingestor (real SMTP, real broker):
 the ingestor never crashes, and every ``250`` it gives is backed by a stored record: the
-mail's ``email.received`` event, or the raw mail kept whole on the dead-letter topic."""
+mail whole on the spool at once, then the mail parser's ``email.received`` event or the
+raw mail kept whole on the dead-letter topic."""
 
 from __future__ import annotations
 
 import base64
+import functools
 import smtplib
 import uuid
 from email.message import EmailMessage
@@ -14,12 +16,18 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.topics import DEAD_LETTERS, TICKET_EVENTS
-from tests.integration.harness import EngineProcess, TopicReader, port_open
+from engine.topics import DEAD_LETTERS, MAIL_SPOOL, TICKET_EVENTS
+from tests.integration.harness import (
+    EngineProcess,
+    TopicReader,
+    normal,
+    parsed_mail,
+    port_open,
+    wait_until,
+)
 
 SUPPORT = "soporte@support.example.com"
 ACCEPTED = "Accepted for ticket "
-STORED_FOR_REVIEW = "Stored for review"
 # What a client may hear besides 250: a line over RFC 5321's 1000 octets (aiosmtpd's 500),
 # or mail over the size limit. Never a crash, never a bare 5xx for mail the engine misread.
 REFUSALS = {500: b"Line too long", 552: b""}
@@ -105,38 +113,32 @@ def deliver(port: int, sender: str, raw: bytes) -> tuple[int, bytes]:
             return error.smtp_code, detail if isinstance(detail, bytes) else detail.encode()
 
 
-def normal(raw: bytes) -> bytes:
-    """Mail as its lines, whatever their ends: SMTP carries lines, and the client ends the
-    data with CRLF."""
-    return raw.replace(b"\r\n", b"\n").rstrip(b"\n")
-
-
-def is_stored(
-    events: TopicReader, letters: TopicReader, sender: str, raw: bytes, reply: bytes
-) -> bool:
+def ticket_of(reply: bytes) -> str:
     text = reply.decode(errors="replace")
-    if ACCEPTED in text:
-        ticket = text.rsplit(" ", 1)[-1]
-        found = events.matching(
-            lambda key, value: key == ticket and value["data"]["mail_from"] == sender
-        )
-        return bool(found)
-    if STORED_FOR_REVIEW in text:
-        found = letters.matching(
+    assert ACCEPTED in text, text
+    return text.rsplit(" ", 1)[-1]
+
+
+def spooled(spool: TopicReader, ticket: str, sender: str, raw: bytes) -> bool:
+    """The mail is on the spool, whole, under the ticket its 250 named."""
+    return bool(
+        spool.matching(
             lambda key, value: (
-                value["data"]["origin"] == "smtp"
-                and normal(base64.b64decode(value["data"]["payload_base64"])) == normal(raw)
+                key == ticket
+                and value["data"]["mail_from"] == sender
+                and normal(base64.b64decode(value["data"]["raw_base64"])) == normal(raw)
             )
         )
-        return bool(found)
-    return False
+    )
 
 
 def test_random_mail_never_crashes_the_ingestor_and_every_250_is_stored(
     engine: EngineProcess, kafka: str
 ) -> None:
+    spool = TopicReader(kafka, MAIL_SPOOL)
     events, letters = TopicReader(kafka, TICKET_EVENTS), TopicReader(kafka, DEAD_LETTERS)
     replies: list[tuple[int, bytes]] = []
+    accepted: list[tuple[str, str, bytes]] = []
 
     @settings(
         max_examples=80,
@@ -150,13 +152,22 @@ def test_random_mail_never_crashes_the_ingestor_and_every_250_is_stored(
         code, reply = deliver(engine.smtp_port, sender, raw)
         replies.append((code, reply))
         if code == 250:
-            assert is_stored(events, letters, sender, raw, reply), (reply, raw[:200])
+            ticket = ticket_of(reply)
+            assert spooled(spool, ticket, sender, raw), (reply, raw[:200])
+            accepted.append((ticket, sender, raw))
         else:
             assert code in REFUSALS and REFUSALS[code] in reply, (code, reply)
 
     try:
         one_mail()
+        for ticket, sender, raw in accepted:  # and the parser made something of each
+            wait_until(
+                functools.partial(parsed_mail, events, letters, ticket, sender, raw),
+                60,
+                f"the event or dead letter of the mail {sender} sent, accepted for {ticket}",
+            )
     finally:
+        spool.close()
         events.close()
         letters.close()
     assert port_open(engine.smtp_port)

@@ -19,10 +19,10 @@ import pytest
 from engine.clock import SystemClock
 from engine.errors import PublishError
 from engine.ingest.archive import MailArchive, archive_path
-from engine.ingest.email_parse import EmailParseError, parse_email
+from engine.ingest.mail_spool import read_spooled
 from engine.ingest.smtp import SupportMailHandler, serve_smtp
 from engine.models import EmailReceived
-from engine.topics import DEAD_LETTERS, TICKET_EVENTS
+from engine.topics import MAIL_SPOOL
 
 MAIL = (
     b"From: Cliente <c@acme.example>\r\nTo: soporte@support.example.com\r\n"
@@ -45,14 +45,12 @@ def with_server(
     publisher: RecordingPublisher,
     client: Callable[[int], Any],
     size_limit: int = 64 * 1024,
-    parse: Callable[..., EmailReceived] = parse_email,
     archive: MailArchive | None = None,
 ) -> Any:
     async def main() -> Any:
         handler = SupportMailHandler(
-            publisher, ["support.example.com"], SystemClock(), "smtp://test", parse,
-            archive=archive,
-        )  # fmt: skip
+            publisher, ["support.example.com"], SystemClock(), "smtp://test", archive=archive
+        )
         server = await serve_smtp(handler, "127.0.0.1", 0, size_limit)
         port = server.sockets[0].getsockname()[1]
         try:
@@ -77,17 +75,27 @@ def send(raw: bytes, rcpt: str = "soporte@support.example.com") -> Callable[[int
     return client
 
 
-def test_250_only_after_the_event_is_published_keyed_by_ticket() -> None:
+def received(spooled: dict[str, Any]) -> EmailReceived:
+    """What the mail parser makes of a spooled mail."""
+    event = read_spooled(json.dumps(spooled).encode(), SystemClock().now())
+    assert isinstance(event, EmailReceived), event
+    return event
+
+
+def test_250_only_after_the_whole_mail_is_spooled_keyed_by_its_ticket() -> None:
     publisher = RecordingPublisher()
 
     code, reply = with_server(publisher, send(MAIL))
 
     assert code == 250
-    ((topic, key, event),) = publisher.published
-    assert topic == TICKET_EVENTS
-    assert key is not None and key.decode() == event["data"]["ticket_id"]
-    assert event["kind"] == "email.received"
-    assert reply.decode().endswith(event["data"]["ticket_id"])
+    ((topic, key, spooled),) = publisher.published
+    assert topic == MAIL_SPOOL
+    assert spooled["kind"] == "email.spooled"
+    assert base64.b64decode(spooled["data"]["raw_base64"]) == MAIL
+    ticket = spooled["data"]["ticket_id"]
+    assert key is not None and key.decode() == ticket
+    assert reply.decode().endswith(ticket)
+    assert received(spooled).data.ticket_id == ticket
 
 
 def test_kafka_unavailable_gives_451_never_250() -> None:
@@ -145,30 +153,6 @@ def test_a_header_section_over_its_limits_is_552_and_nothing_is_stored(
     assert publisher.published == []
 
 
-def unparseable(raw: bytes, **_: object) -> EmailReceived:
-    raise EmailParseError("body", "the text part cannot be decoded")
-
-
-@pytest.mark.parametrize("failure", [None, PublishError("down")])
-def test_unparseable_mail_is_dead_lettered_whole_with_its_reason(
-    failure: Exception | None,
-) -> None:
-    publisher = RecordingPublisher(failure)
-
-    code, _reply = with_server(publisher, send(MAIL), parse=unparseable)
-
-    if failure is not None:
-        assert code == 451  # not even the dead letter is stored: the sender must retry
-        return
-    assert code == 250
-    ((topic, _key, record),) = publisher.published
-    assert topic == DEAD_LETTERS
-    assert record["kind"] == "record.dead_lettered"
-    assert record["data"]["field"] == "body"
-    assert "cannot be decoded" in record["data"]["reason"]
-    assert base64.b64decode(record["data"]["payload_base64"]) == MAIL
-
-
 def test_a_sender_over_its_rate_limit_is_told_to_retry_at_mail_from() -> None:
     from datetime import UTC, datetime, timedelta
 
@@ -214,8 +198,10 @@ def test_with_an_archive_the_whole_mail_is_kept_before_250_and_named_in_the_even
     code, _ = with_server(publisher, send(MAIL), archive=MailArchive(tmp_path))
 
     assert code == 250
-    [(_, _, event)] = publisher.published
-    digest = event["data"]["archived_sha256"]
+    [(_, _, spooled)] = publisher.published
+    assert spooled["data"]["archived"] is True
+    digest = received(spooled).data.archived_sha256
+    assert digest is not None
     assert archive_path(tmp_path, digest).read_bytes() == MAIL
 
 
@@ -246,6 +232,7 @@ def test_a_bounce_from_the_null_sender_is_recorded_as_automated() -> None:
     code, _ = with_server(publisher, null_sender)
 
     assert code == 250
-    [(_, _, event)] = publisher.published
-    assert event["data"]["mail_from"] == ""
-    assert event["data"]["automated_reason"] == "null sender <> (a bounce or notification)"
+    [(_, _, spooled)] = publisher.published
+    event = received(spooled)
+    assert event.data.mail_from == ""
+    assert event.data.automated_reason == "null sender <> (a bounce or notification)"
