@@ -52,6 +52,10 @@ class _FromStart(Service):
         super().__init__()
         self._run = run
 
+    @property
+    def shortlabel(self) -> str:
+        return f"FromStart: {getattr(self._run, '__qualname__', self._run)}"
+
     async def on_start(self) -> None:
         self.add_future(self._run())
 

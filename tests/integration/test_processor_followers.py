@@ -18,12 +18,19 @@ from aiokafka import AIOKafkaProducer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from engine.entitlements.follower import BalancesFollower
+from engine.entitlements.ledger import balance_record
 from engine.ingest.email_parse import parse_email
-from engine.models import EmailReceived, to_json
+from engine.models import EmailReceived, EntitlementBalanceData, to_json
 from engine.rules.publish import RulesFollower, publish, published_record
 from engine.rules.ruleset import DEFAULT_RULES, RuleSet
 from engine.settings import Settings
-from engine.topics import RULES_CONFIG, RULES_KEY, TICKET_DECISIONS, TICKET_EVENTS
+from engine.topics import (
+    ENTITLEMENT_BALANCES,
+    RULES_CONFIG,
+    RULES_KEY,
+    TICKET_DECISIONS,
+    TICKET_EVENTS,
+)
 from tests.integration.harness import (
     PROJECT_ROOT,
     EngineProcess,
@@ -187,3 +194,25 @@ def test_the_rules_follower_reads_to_the_end_of_a_topic_that_ends_with_a_commit_
     asyncio.run(follow_until_caught_up(follower))
 
     assert [ruleset.fingerprint for ruleset in seen] == [expected.fingerprint]
+
+
+def test_the_balances_follower_reads_to_the_end_of_a_partition_that_ends_with_a_commit_marker(
+    own_broker: Settings,
+) -> None:
+    bootstrap = own_broker.kafka_bootstrap
+    balance = EntitlementBalanceData(
+        customer_id="acme", initial_hours=10, topped_up_hours=0, spent_minutes=630,
+        hours_left=-0.5, last_ticket_id="T-AAAAAAAAAAAAA", recent_event_ids=(),
+    )  # fmt: skip
+    record = balance_record(balance, "test", datetime.now(UTC), "test")
+    follower = BalancesFollower(bootstrap, own_broker.partitions)
+
+    offset = asyncio.run(
+        send_in_a_transaction(bootstrap, ENTITLEMENT_BALANCES, b"acme", to_json(record))
+    )
+    wait_until(
+        lambda: end_offset(bootstrap, ENTITLEMENT_BALANCES) == offset + 2, 30, "the commit marker"
+    )
+    asyncio.run(follow_until_caught_up(follower))
+
+    assert follower.hours_left == {"acme": -0.5}
