@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.smtp import SMTP
 
 from engine.clock import SystemClock
 from engine.errors import PublishError
 from engine.ingest.archive import MailArchive, archive_path
 from engine.ingest.mail_spool import read_spooled
-from engine.ingest.smtp import SupportMailHandler, serve_smtp
+from engine.ingest.smtp import SupportMailHandler, SupportSMTP, serve_smtp
 from engine.models import EmailReceived
 from engine.topics import MAIL_SPOOL
 
@@ -236,3 +237,28 @@ def test_a_bounce_from_the_null_sender_is_recorded_as_automated() -> None:
     event = received(spooled)
     assert event.data.mail_from == ""
     assert event.data.automated_reason == "null sender <> (a bounce or notification)"
+
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "<c@acme.example>",
+        "<c@acme.example> SIZE=1000 BODY=8BITMIME",
+        "c@acme.example",
+        '<"quoted local"@acme.example>',
+        "<>",
+        "<c@acme.example",
+        "<@relay.example:c@acme.example>",
+        "not an address",
+    ],
+)
+def test_remembered_addresses_are_what_aiosmtpd_parses(arg: str) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        ours = SupportSMTP(object(), loop=loop)
+        theirs = SMTP(object(), loop=loop)
+
+        assert ours._getaddr(arg) == theirs._getaddr(arg)
+        assert ours._getaddr(arg) == theirs._getaddr(arg)  # the second from memory
+    finally:
+        loop.close()

@@ -1,0 +1,147 @@
+"""The mail spool against the real broker: a 250 means the mail is on Kafka whole, whether
+or not the mail parser runs; the parser, killed and started again, loses none of it.
+
+``engine smtp`` and ``engine mail-parser`` run here as separate processes, as a
+production supervisor runs them, so that one can be killed while the other works.
+"""
+
+from __future__ import annotations
+
+import base64
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+from engine.topics import DEAD_LETTERS, MAIL_SPOOL, TICKET_EVENTS
+from tests.integration.harness import (
+    TopicReader,
+    engine_env,
+    port_open,
+    send_mail,
+    support_mail,
+    wait_until,
+)
+
+SENDER = "cliente@acme.example"
+
+
+class Component:
+    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
+        self.name, self.env, self.log = name, env, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "engine", self.name],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+
+
+@pytest.fixture
+def components(topics: str, tmp_path: Path) -> Iterator[tuple[Component, Component, str]]:
+    env = engine_env(tmp_path, topics)
+    smtp = Component("smtp", env, tmp_path / "smtp.log")
+    parser = Component("mail-parser", env, tmp_path / "mail-parser.log")
+    smtp.start()
+    port = int(env["ENGINE_SMTP_PORT"])
+    wait_until(lambda: port_open(port), 60, "engine smtp to listen")
+    yield smtp, parser, topics
+    parser.stop()
+    smtp.stop()
+
+
+def send(port: int, count: int) -> dict[str, str]:
+    """Mails of new threads; their Message-IDs by the ticket each 250 named."""
+    tickets = {}
+    for _ in range(count):
+        message_id = f"spool-{uuid.uuid4()}@acme.example"
+        mail = support_mail("La central no arranca", "No hay llamadas.", f"<{message_id}>", SENDER)
+        code, reply = send_mail(port, mail)
+        assert code == 250, reply
+        tickets[reply.decode().rsplit(" ", 1)[-1]] = message_id
+    return tickets
+
+
+def events_of(events: TopicReader, tickets: dict[str, str]) -> dict[str, int]:
+    """How many email.received events each ticket has (0 for none yet)."""
+    found = events.matching(
+        lambda key, value: tickets.get(key or "") == value["data"]["message_id"]
+    )
+    return {
+        ticket: sum(1 for value in found if value["data"]["ticket_id"] == ticket)
+        for ticket in tickets
+    }
+
+
+def test_mail_accepted_while_the_parser_is_down_is_read_when_it_is_back_and_none_lost(
+    components: tuple[Component, Component, str],
+) -> None:
+    smtp, parser, bootstrap = components
+    port = int(smtp.env["ENGINE_SMTP_PORT"])
+    spool = TopicReader(bootstrap, MAIL_SPOOL)
+    events = TopicReader(bootstrap, TICKET_EVENTS)
+    try:
+        first = send(port, 5)  # no parser yet: the 250s come from the spool alone
+        spooled = spool.matching(lambda key, value: key in first)
+        assert {value["data"]["ticket_id"] for value in spooled} == set(first)
+        assert all(count == 0 for count in events_of(events, first).values())
+
+        parser.start()
+        wait_until(
+            lambda: all(events_of(events, first).values()), 60, "the spooled mails' events",
+            on_timeout=lambda: parser.log.read_text(errors="replace")[-3000:],
+        )  # fmt: skip
+
+        parser.kill()  # no clean stop: whatever it had not committed is read again
+        second = send(port, 5)
+        parser.start()
+        wait_until(
+            lambda: all(events_of(events, second).values()), 60, "the mails sent meanwhile",
+            on_timeout=lambda: parser.log.read_text(errors="replace")[-3000:],
+        )  # fmt: skip
+    finally:
+        spool.close()
+        events.close()
+
+
+def test_a_spool_record_that_holds_no_mail_is_dead_lettered_and_the_next_mail_still_read(
+    components: tuple[Component, Component, str],
+) -> None:
+    smtp, parser, bootstrap = components
+    port = int(smtp.env["ENGINE_SMTP_PORT"])
+    parser.start()
+    bad = f'{{"kind": "email.spooled", "note": "{uuid.uuid4()}"}}'.encode()
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    producer.send(MAIL_SPOOL, key=b"T-AAAAAAAAAAAAA", value=bad).get(timeout=30)
+    producer.close()
+    letters, events = TopicReader(bootstrap, DEAD_LETTERS), TopicReader(bootstrap, TICKET_EVENTS)
+    try:
+        letter = letters.wait_for(
+            lambda key, value: (
+                value["data"]["origin"] == MAIL_SPOOL
+                and base64.b64decode(value["data"]["payload_base64"]) == bad
+            )
+        )
+        assert "invalid spool record" in letter["data"]["reason"] and letter["data"]["field"]
+        after = send(port, 1)
+        wait_until(lambda: all(events_of(events, after).values()), 60, "the next mail's event")
+    finally:
+        letters.close()
+        events.close()
