@@ -82,7 +82,7 @@ def send(port: int, count: int) -> dict[str, str]:
 def events_of(events: TopicReader, tickets: dict[str, str]) -> dict[str, int]:
     """How many email.received events each ticket has (0 for none yet)."""
     found = events.matching(
-        lambda key, value: tickets.get(key or "") == value["data"]["message_id"]
+        lambda key, value: key in tickets and tickets[key] == value["data"].get("message_id")
     )
     return {
         ticket: sum(1 for value in found if value["data"]["ticket_id"] == ticket)
