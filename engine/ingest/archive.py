@@ -3,9 +3,10 @@
 Kafka's ticket topics carry attachment metadata only (name, type, size, SHA-256); with an
 archive configured, the SMTP ingestor first writes the raw mail to
 ``<dir>/<aa>/<sha256>.eml`` (``aa``: the hash's first two hex digits), then spools it;
-its ``email.received`` event names that hash. The file is written to a temporary name, flushed and renamed, so
-a reader never sees half a mail and a resend writes nothing new. The directory may be a
-mounted volume, NFS share or object-store mount; the engine only writes to it.
+its ``email.received`` event names that hash. The file is written to a temporary name,
+flushed and renamed, so a reader never sees half a mail and a resend writes nothing new.
+The directory may be a mounted volume, NFS share or object-store mount; the engine only
+writes to it.
 """
 
 from __future__ import annotations

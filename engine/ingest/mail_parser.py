@@ -49,7 +49,9 @@ def outputs_of(values: Sequence[bytes], clock: Clock) -> tuple[list[Output], lis
 
 
 class MailParser:
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock, producer: KafkaProducer | None = None
+    ) -> None:
         bootstrap = settings.kafka_bootstrap.split(",")
         self._clock = clock
         self._consumer = KafkaConsumer(
@@ -61,7 +63,7 @@ class MailParser:
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=DEAD_LETTER_MAX_BYTES,
         )
-        self._producer = KafkaProducer(
+        self._producer = producer or KafkaProducer(
             bootstrap_servers=bootstrap,
             acks="all",
             enable_idempotence=True,
@@ -74,8 +76,11 @@ class MailParser:
             while not stop.requested:
                 self.step()
         finally:
-            self._consumer.close()
-            self._producer.close()
+            self.close()
+
+    def close(self) -> None:
+        self._consumer.close()
+        self._producer.close()
 
     def step(self) -> None:
         """Read one batch from the spool and publish it, or rewind to read it again."""

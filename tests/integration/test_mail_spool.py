@@ -14,10 +14,18 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaProducer
+from kafka.errors import KafkaTimeoutError
 
+from engine.clock import SystemClock
+from engine.ingest.mail_identity import mail_identity
+from engine.ingest.mail_parser import MailParser
+from engine.ingest.mail_spool import spooled_mail
+from engine.models import to_json
+from engine.settings import Settings
 from engine.topics import DEAD_LETTERS, MAIL_SPOOL, TICKET_EVENTS
 from tests.integration.harness import (
     TopicReader,
@@ -145,3 +153,56 @@ def test_a_spool_record_that_holds_no_mail_is_dead_lettered_and_the_next_mail_st
     finally:
         letters.close()
         events.close()
+
+
+class RefusesFirstSend:
+    """A real producer whose first send fails as Kafka would when it does not answer."""
+
+    def __init__(self, producer: KafkaProducer) -> None:
+        self.producer, self.refused = producer, False
+
+    def send(self, topic: str, key: bytes, value: bytes) -> Any:
+        if not self.refused:
+            self.refused = True
+            raise KafkaTimeoutError("Kafka did not answer")
+        return self.producer.send(topic, key=key, value=value)
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+def test_a_batch_kafka_did_not_take_is_read_again_and_nothing_skipped(
+    own_broker: Settings, tmp_path: Path
+) -> None:
+    bootstrap = own_broker.kafka_bootstrap
+    raws = [
+        support_mail("Sin tono", "No hay tono.", f"<retry-{n}@acme.example>", SENDER).as_bytes()
+        for n in range(3)
+    ]
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for raw in raws:
+        record = spooled_mail(
+            raw, mail_identity(raw), mail_from=SENDER, rcpt_to=("soporte@support.example.com",),
+            peer="127.0.0.1", received_at=SystemClock().now(), source="smtp://test",
+            archived=False,
+        )  # fmt: skip
+        producer.send(MAIL_SPOOL, key=record.data.ticket_id.encode(), value=to_json(record))
+    producer.flush()
+    settings = Settings(
+        bootstrap_servers=bootstrap, state_dir=tmp_path, app_id=f"test-{uuid.uuid4().hex[:8]}"
+    )
+    flaky = RefusesFirstSend(KafkaProducer(bootstrap_servers=bootstrap, acks="all"))
+    parser = MailParser(settings, SystemClock(), producer=flaky)
+    events = TopicReader(bootstrap, TICKET_EVENTS)
+    wanted = {mail_identity(raw).ticket_id: f"retry-{n}@acme.example" for n, raw in enumerate(raws)}
+    try:
+
+        def parsed_all() -> bool:
+            parser.step()
+            return all(events_of(events, wanted).values())
+
+        wait_until(parsed_all, 60, "every spooled mail's event after a refused batch")
+        assert flaky.refused
+    finally:
+        events.close()
+        parser.close()
