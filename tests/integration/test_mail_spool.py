@@ -180,14 +180,17 @@ def test_a_batch_kafka_did_not_take_is_read_again_and_nothing_skipped(
         for n in range(3)
     ]
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    for raw in raws:
-        record = spooled_mail(
-            raw, mail_identity(raw), mail_from=SENDER, rcpt_to=("soporte@support.example.com",),
-            peer="127.0.0.1", received_at=SystemClock().now(), source="smtp://test",
-            archived=False,
-        )  # fmt: skip
-        producer.send(MAIL_SPOOL, key=record.data.ticket_id.encode(), value=to_json(record))
-    producer.flush()
+    try:
+        for raw in raws:
+            record = spooled_mail(
+                raw, mail_identity(raw), mail_from=SENDER,
+                rcpt_to=("soporte@support.example.com",), peer="127.0.0.1",
+                received_at=SystemClock().now(), source="smtp://test", archived=False,
+            )  # fmt: skip
+            producer.send(MAIL_SPOOL, key=record.data.ticket_id.encode(), value=to_json(record))
+        producer.flush()
+    finally:
+        producer.close()
     settings = Settings(
         bootstrap_servers=bootstrap, state_dir=tmp_path, app_id=f"test-{uuid.uuid4().hex[:8]}"
     )
