@@ -134,9 +134,9 @@ def rebuild_cost(rows: dict[bytes, bytes]) -> float:
     started = time.perf_counter()
     entries: list[list[tuple[str, datetime]]] = [[] for _ in range(PARTITIONS)]
     for raw in rows.values():
-        entry = index_entry(raw)
-        if entry is not None:
-            entries[entry[0]].append(entry[1:])
+        partition, ticket_id, due_at = index_entry(raw)
+        if due_at is not None:
+            entries[partition].append((ticket_id, due_at))
     index = DueIndex()
     for partition, found in enumerate(entries):
         index.assign(partition, found)

@@ -3,9 +3,11 @@ bytes (records are JSON envelopes the engine parses itself)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+from mode import Service
 from mode.supervisors import CrashingSupervisor
 
 from engine.settings import Settings
@@ -43,3 +45,25 @@ def raw_topic(app: faust.App, name: str, partitions: int | None = None) -> Any:
         partitions=partitions,
         internal=False,
     )
+
+
+class _FromStart(Service):
+    def __init__(self, run: Callable[[], Awaitable[None]]) -> None:
+        super().__init__()
+        self._run = run
+
+    @property
+    def shortlabel(self) -> str:
+        return f"FromStart: {getattr(self._run, '__qualname__', self._run)}"
+
+    async def on_start(self) -> None:
+        self.add_future(self._run())
+
+
+def run_from_start(app: faust.App, run: Callable[[], Awaitable[None]]) -> None:
+    """Run ``run`` for the app's whole life, from the moment it starts.
+
+    Unlike ``app.task`` and ``app.timer``, which faust starts only once the consumer group
+    was joined and the tables recovered (which, after a worker died without leaving the
+    group, takes the group's session timeout), this runs alongside that start-up."""
+    app.add_dependency(_FromStart(run))

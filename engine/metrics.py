@@ -20,6 +20,10 @@ MAILS_PARSED = Counter(
     "Spooled mails the mail parser read, by outcome (parsed, dead_lettered)",
     ["outcome"],
 )
+MAIL_PARSER_PARTITIONS = Gauge(
+    "ticketing_mail_parser_assigned_partitions",
+    "Partitions of the mail spool this mail parser owns (0: not reading yet)",
+)
 SPOOL_TO_EVENT_SECONDS = Histogram(
     "ticketing_mail_spool_to_event_seconds",
     "Time from a mail's spooling (its 250) to Kafka's acknowledgement of its event",

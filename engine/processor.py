@@ -30,7 +30,7 @@ from engine.customers import EMPTY_DIRECTORY, CustomerDirectory, load_directory
 from engine.deadletter import dead_letter
 from engine.entitlements.follower import BalancesFollower
 from engine.errors import field_path
-from engine.faust_app import engine_app, raw_topic
+from engine.faust_app import engine_app, raw_topic, run_from_start
 from engine.models import (
     TicketState,
     TicketUpdated,
@@ -50,8 +50,12 @@ SOURCE = "engine.processor"
 # Records triaged together before their outputs' acks are awaited at once.
 BATCH_MAX_EVENTS = 500
 BATCH_WITHIN_SECONDS = 0.05
-# How long triage waits for the published rule set before it starts with the one it has.
+# How long triage waits for the published rule set and the balances (both read from the
+# process start on) before it starts with what it has.
 RULES_CATCH_UP_SECONDS = 30.0
+# A processor gone without leaving its group (a crash, the stall exit) holds its partitions
+# this long; a replacement's join waits for it (faust's default is 60 s).
+SESSION_TIMEOUT_SECONDS = 10.0
 # A processor idle this long while an owned partition has records past its committed
 # offset has stalled: it exits to be restarted (see stalled_partitions).
 STALL_CHECK_SECONDS = 10.0
@@ -97,7 +101,9 @@ class Processor:
         self.ruleset = ruleset
         self.customers = customers
         self.clock = clock
-        self.app = engine_app(settings, settings.app_id, "processor")
+        self.app = engine_app(
+            settings, settings.app_id, "processor", broker_session_timeout=SESSION_TIMEOUT_SECONDS
+        )
         self.events = raw_topic(self.app, TICKET_EVENTS, settings.partitions)
         self.tickets = self.app.Table(
             "tickets",
@@ -110,20 +116,21 @@ class Processor:
             use_partitioner=True,
         )
         self._outputs: dict[str, Any] = {}
+        # Read while the consumer group is joined and the table recovered, not after it.
         self.rules = RulesFollower(settings.kafka_bootstrap, self._switch_rules)
-        self.app.task(self.rules.run)
+        run_from_start(self.app, self.rules.run)
         self.balances = BalancesFollower(settings.kafka_bootstrap, settings.partitions)
-        self.app.task(self.balances.run)
+        run_from_start(self.app, self.balances.run)
         self.app.agent(self.events, name="triage", concurrency=1)(self._triage_agent)
         # mode types handlers as plain functions; a bound method is what it calls.
         self.app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
-        self._last_progress = time.monotonic()
+        self._last_progress: float | None = None  # None until triage may start
         self.app.timer(STALL_CHECK_SECONDS)(self._check_stall)
 
     async def _check_stall(self) -> None:
         consumer = self.app.consumer
         owned = [tp for tp in consumer.assignment() if tp.topic == TICKET_EVENTS]
-        if not owned:
+        if not owned or self._last_progress is None:
             return
         idle = time.monotonic() - self._last_progress
         if idle < STALL_AFTER_SECONDS:
@@ -163,19 +170,26 @@ class Processor:
         return self._outputs[name]
 
     async def _triage_agent(self, stream: Any) -> None:
+        await self._wait_for_followers()
+        self._last_progress = time.monotonic()
+        async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_SECONDS):
+            await self.handle_batch([event.message.value for event in batch])
+
+    async def _wait_for_followers(self) -> None:
+        """Until the published rule set and the balances are read, within one deadline."""
         try:
-            await asyncio.wait_for(self.rules.caught_up.wait(), RULES_CATCH_UP_SECONDS)
+            async with asyncio.timeout(RULES_CATCH_UP_SECONDS):
+                await self.rules.caught_up.wait()
+                await self.balances.caught_up.wait()
         except TimeoutError:
+            pass
+        if not self.rules.caught_up.is_set():
             log.error(
                 "rules: %s not read within %ss; triaging with %s until it is",
                 RULES_CONFIG, RULES_CATCH_UP_SECONDS, self.ruleset.fingerprint,
             )  # fmt: skip
-        try:
-            await asyncio.wait_for(self.balances.caught_up.wait(), RULES_CATCH_UP_SECONDS)
-        except TimeoutError:
+        if not self.balances.caught_up.is_set():
             log.error("entitlements: balances not read; routing without them until they are")
-        async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_SECONDS):
-            await self.handle_batch([event.message.value for event in batch])
 
     async def handle_batch(self, values: list[bytes]) -> None:
         """Triage each record in order, then wait until Kafka acknowledged every output.

@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from prometheus_client import Gauge
 
+from engine.catch_up import follow, read_to_end
 from engine.models import EntitlementUpdated, parse_record
 from engine.topics import ENTITLEMENT_BALANCES
 
@@ -44,6 +45,9 @@ class BalancesFollower:
             self.hours_left[record.data.customer_id] = record.data.hours_left
         WITHOUT_HOURS.set(sum(left <= 0 for left in self.hours_left.values()))
 
+    def _apply_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        self.apply(record.key, record.value)
+
     async def run(self) -> None:
         """Follow the topic for good; a failure is logged and the reading starts over."""
         while True:
@@ -63,20 +67,9 @@ class BalancesFollower:
         )
         await consumer.start()
         try:
-            partitions = self._partitions
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
-            while not self.caught_up.is_set():
-                for records in (await consumer.getmany(timeout_ms=1000)).values():
-                    for record in records:
-                        self.apply(record.key, record.value)
-                positions = [await consumer.position(tp) for tp in partitions]
-                if all(at >= ends[tp] for at, tp in zip(positions, partitions, strict=True)):
-                    self.caught_up.set()
-            while True:
-                for records in (await consumer.getmany(timeout_ms=1000)).values():
-                    for record in records:
-                        self.apply(record.key, record.value)
+            consumer.assign(self._partitions)
+            await read_to_end(consumer, self._partitions, self._apply_record)
+            self.caught_up.set()
+            await follow(consumer, self._apply_record)
         finally:
             await consumer.stop()

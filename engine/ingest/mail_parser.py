@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 
@@ -55,7 +55,6 @@ class MailParser:
         bootstrap = settings.kafka_bootstrap.split(",")
         self._clock = clock
         self._consumer = KafkaConsumer(
-            MAIL_SPOOL,
             bootstrap_servers=bootstrap,
             group_id=f"{settings.app_id}-mail-parser",
             enable_auto_commit=False,
@@ -63,6 +62,7 @@ class MailParser:
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=DEAD_LETTER_MAX_BYTES,
         )
+        self._consumer.subscribe([MAIL_SPOOL], listener=_CountsPartitions())
         self._producer = producer or KafkaProducer(
             bootstrap_servers=bootstrap,
             acks="all",
@@ -113,6 +113,16 @@ class MailParser:
     def _rewind(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         for partition, records in batches.items():
             self._consumer.seek(partition, records[0].offset)
+
+
+class _CountsPartitions(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Keeps ``ticketing_mail_parser_assigned_partitions`` up to date."""
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        metrics.MAIL_PARSER_PARTITIONS.set(len(assigned))
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        metrics.MAIL_PARSER_PARTITIONS.set(0)
 
 
 def run_mail_parser(settings: Settings, clock: Clock | None = None) -> None:

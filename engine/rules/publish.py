@@ -15,9 +15,10 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from kafka import KafkaProducer
 
+from engine.catch_up import follow, read_to_end
 from engine.errors import RulesError
 from engine.identity import event_id
 from engine.models import RulesPublished, RulesPublishedData, parse_record, to_json
@@ -96,21 +97,17 @@ class RulesFollower:
         )
         await consumer.start()
         try:
-            partition = TopicPartition(RULES_CONFIG, 0)
-            consumer.assign([partition])
-            end = (await consumer.end_offsets([partition]))[partition]
-            consumer.seek(partition, 0)
+            partitions = [TopicPartition(RULES_CONFIG, 0)]
+            consumer.assign(partitions)
             latest: bytes | None = None
-            last_seen = -1
-            while last_seen < end - 1:
-                for records in (await consumer.getmany(timeout_ms=1000)).values():
-                    for record in records:
-                        latest, last_seen = record.value, record.offset
+
+            def keep(record: ConsumerRecord[bytes, bytes]) -> None:
+                nonlocal latest
+                latest = record.value
+
+            await read_to_end(consumer, partitions, keep)
             self._apply(latest)
             self.caught_up.set()
-            while True:
-                for records in (await consumer.getmany(timeout_ms=1000)).values():
-                    for record in records:
-                        self._apply(record.value)
+            await follow(consumer, lambda record: self._apply(record.value))
         finally:
             await consumer.stop()

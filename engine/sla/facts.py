@@ -35,6 +35,19 @@ def restarts(
     return resumed, rearmings
 
 
+def counted_rearmings(ticket: TicketState, folded: int, first_seen: bool) -> int:
+    """The rearmings that number the obligation ``n = informed_count + rearmings + 1``.
+
+    Every arming after the opening is a ticket event (an update given, a re-prioritising
+    message, a reopening), so ``n`` never exceeds the ticket's ``event_count`` at the state
+    that armed it: the fold's count is capped there. A ticket the worker holds no row for
+    (new, or reopened after its row was deleted at resolution) starts at that ceiling, so
+    a reopened ticket's ``n`` is above every ``n`` of its earlier life (the reopening is
+    itself an event) and no key ``ticket:UPD-Px:n`` comes back."""
+    ceiling = max(0, ticket.event_count - 1 - ticket.informed_count)
+    return ceiling if first_seen else min(folded, ceiling)
+
+
 def facts_of(
     ticket: TicketState,
     directory: CustomerDirectory,
@@ -45,7 +58,8 @@ def facts_of(
     directory's; an unknown customer is served on the business plan in DOMAIN.md's zone."""
     customer = directory.by_id(ticket.customer_id) if ticket.customer_id else None
     profile = ticket.customer or (customer.profile() if customer else None)
-    resumed_at, rearmings = restarts(ticket, previous, pause_while_waiting)
+    resumed_at, folded = restarts(ticket, previous, pause_while_waiting)
+    rearmings = counted_rearmings(ticket, folded, first_seen=previous is None)
     return SlaFacts(
         ticket_id=ticket.ticket_id,
         priority=ticket.priority,

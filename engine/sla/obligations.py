@@ -17,8 +17,9 @@ One pure function decides it, for the timers and for ``engine sla schedule`` ali
 - Resolved: no obligation. Waiting on the customer: none while ``pause_while_waiting``,
   else the clock runs on.
 - Instance ``n`` counts the armings: 1 at opening, plus one for each update given, each
-  priority change and each restart, so the alert key ``ticket:UPD-Px:n`` names one
-  obligation and never comes back.
+  priority change and each restart, never more than the ticket's event count (a ticket
+  reopened after its row was deleted starts there: ``facts.counted_rearmings``), so the
+  alert key ``ticket:UPD-Px:n`` names one obligation and never comes back.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ keeps it, with the alerts already emitted, in the ``sla-clocks`` table, whose ch
 the compacted ``sla.clocks.v1`` (written and awaited by the worker itself, like the
 processor's state). A timer asks the due index (one heap per owned partition, rebuilt from
 the table after each rebalance) for the tickets whose next alert is due, and only those
-are read: a tick with nothing due costs what checking each heap's top costs.
+are read: a tick with nothing due costs what checking each heap's top costs. A resolved
+ticket's row is deleted (a tombstone on the changelog, decision 32), so the table holds the
+open and waiting tickets only.
 
 Emission is at-least-once: the alert is acknowledged by Kafka before the progress is
 written, so a crash in between re-emits the same record (same event id, same
@@ -59,6 +61,7 @@ from engine.sla.calendars import CalendarError, Calendars, ZonedCalendar, load_c
 from engine.sla.facts import facts_of
 from engine.sla.index import DueIndex
 from engine.sla.obligations import Obligation, SlaPolicy, next_update_due
+from engine.sla.rows import RowChange, row_change
 from engine.sla.timescale import TimeScale
 from engine.topics import DEAD_LETTERS, SLA_ALERTS, SLA_CLOCKS, TICKET_STATE
 
@@ -70,16 +73,23 @@ REBUILD_YIELD_EVERY = 10_000
 ALERTS = Counter("ticketing_sla_alerts_total", "SLA alerts emitted", ["kind", "obligation"])
 ARMED = Gauge("ticketing_sla_armed_obligations", "Armed obligations in the owned partitions")
 OWNED = Gauge("ticketing_sla_assigned_partitions", "Partitions of tickets.state.v1 owned")
+ROWS = Gauge("ticketing_sla_table_rows", "Rows of the sla-clocks table held in memory")
+ROWS_DELETED = Counter(
+    "ticketing_sla_rows_deleted_total", "Rows of resolved tickets deleted (tombstones)"
+)
 
 
-def index_entry(raw: bytes) -> tuple[int, str, datetime] | None:
-    """(partition, ticket, next alert time) of a table row, or None when it is disarmed.
-    Rows are the worker's own, validated when written: read without the full model, which
-    is what makes rebuilding the index after a rebalance cheap."""
+def index_entry(raw: bytes) -> tuple[int, str, datetime | None]:
+    """(partition, ticket, next alert time; None: disarmed) of a table row. Rows are the
+    worker's own, validated when written: read without the full model, which is what makes
+    rebuilding the index after a rebalance cheap."""
     data = json.loads(raw)["data"]
-    if data["next_alert_at"] is None:
-        return None
-    return data["partition"], data["ticket_id"], datetime.fromisoformat(data["next_alert_at"])
+    due = data["next_alert_at"]
+    return (
+        data["partition"],
+        data["ticket_id"],
+        None if due is None else datetime.fromisoformat(due),
+    )
 
 
 class SlaWorker:
@@ -118,6 +128,9 @@ class SlaWorker:
             use_partitioner=True,
         )
         self.index = DueIndex()
+        # The agent and the timer both read a row, await Kafka and write the row: one at a
+        # time, or a tick would write back a row the agent deleted (or disarmed) meanwhile.
+        self._rows_lock = asyncio.Lock()
         self.ready = False
         self.app.agent(self.states, name="sla-clocks", concurrency=1)(self._clocks_agent)
         self.app.timer(settings.sla_tick_seconds)(self.tick)
@@ -149,6 +162,21 @@ class SlaWorker:
     async def _send_row(self, ticket_id: str, row: bytes) -> Any:
         return await self.clocks_topic.send(key=ticket_id.encode(), value=row)
 
+    async def _delete_row(self, partition: int, ticket_id: str) -> Any:
+        """A tombstone on the compacted changelog: compaction drops the ticket's rows, and
+        a worker recovering the table removes the key (faust's stores apply a None value
+        as a deletion)."""
+        pending = await self.clocks_topic.send(key=ticket_id.encode(), value=None)
+        self.clocks.data.pop(ticket_id.encode(), None)
+        self.index.cancel(partition, ticket_id)
+        ROWS_DELETED.inc()
+        self._count()
+        return pending
+
+    def _count(self) -> None:
+        ROWS.set(len(self.clocks.data))
+        ARMED.set(len(self.index))
+
     async def _rebuild_index(self) -> None:
         owned = {
             tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == TICKET_STATE
@@ -156,18 +184,28 @@ class SlaWorker:
         for partition in self.index.partitions - owned:
             self.index.revoke(partition)
         entries: dict[int, list[tuple[str, datetime]]] = {partition: [] for partition in owned}
-        for count, raw in enumerate(list(self.clocks.data.values()), start=1):
-            entry = index_entry(raw)
-            if entry is not None and entry[0] in owned:
-                entries[entry[0]].append(entry[1:])
+        elsewhere = []
+        for count, (key, raw) in enumerate(list(self.clocks.data.items()), start=1):
+            partition, ticket_id, due_at = index_entry(raw)
+            if partition not in owned:
+                elsewhere.append(key)
+            elif due_at is not None:
+                entries[partition].append((ticket_id, due_at))
             if count % REBUILD_YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # a large table does not starve the event loop
+        # Rows this worker wrote for partitions it no longer owns: their new owner may
+        # delete them, and if the partition comes back they are recovered afresh. Kept,
+        # they would outlive a tombstone compacted away meanwhile (faust's memory store
+        # forgets only the rows it recovered itself).
+        for key in elsewhere:
+            self.clocks.data.pop(key, None)
         for partition, found in entries.items():
             self.index.assign(partition, found)
         OWNED.set(len(owned))
-        ARMED.set(len(self.index))
+        self._count()
         self.ready = True
-        log.info("sla: owns partitions %s, %d armed obligations", sorted(owned), len(self.index))
+        log.info("sla: owns partitions %s, %d armed obligations, %d table rows",
+                 sorted(owned), len(self.index), len(self.clocks.data))  # fmt: skip
 
     async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         self.ready = False
@@ -188,9 +226,14 @@ class SlaWorker:
         # is not one Kafka round trip per ticket.
         async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_SECONDS):
             self._last_progress = time.monotonic()
-            sends = [
-                await self.on_state(event.message.partition, event.message.value) for event in batch
-            ]
+            await self.on_states(
+                [(event.message.partition, event.message.value) for event in batch]
+            )
+
+    async def on_states(self, records: list[tuple[int, bytes | None]]) -> None:
+        """A batch of (partition, state record): every write sent, then all awaited."""
+        async with self._rows_lock:
+            sends = [await self.on_state(partition, value) for partition, value in records]
             await asyncio.gather(*(send for send in sends if send is not None))
 
     async def _check_stall(self) -> None:
@@ -230,10 +273,11 @@ class SlaWorker:
         except (ValidationError, TypeError, ValueError, CalendarError) as error:
             return await self._dead_letter(value, error)
         ticket_id = facts.ticket_id
-        if stored is not None and stored.facts == facts:
-            return None  # nothing the obligation depends on changed
-        # A disarmed ticket keeps its row: its facts count the armings, so a key
-        # ticket:UPD-Px:n never comes back after a resolution or a pause.
+        change = row_change(previous, facts, armed=obligation is not None)
+        if change is RowChange.KEEP:
+            return None  # nothing the obligation depends on changed, or resolved and gone
+        if change is RowChange.DELETE:
+            return await self._delete_row(partition, ticket_id)
         progress, next_alert_at = None, None
         if obligation is not None:
             progress = progress_of(obligation, stored.progress if stored else None)
@@ -252,7 +296,7 @@ class SlaWorker:
             self.index.cancel(partition, ticket_id)
         else:
             self.index.schedule(partition, ticket_id, next_alert_at)
-        ARMED.set(len(self.index))
+        self._count()
         return pending
 
     async def _dead_letter(self, value: bytes, error: Exception) -> Any:
@@ -271,6 +315,10 @@ class SlaWorker:
     async def tick(self) -> None:
         if not self.ready:
             return
+        async with self._rows_lock:
+            await self._tick()
+
+    async def _tick(self) -> None:
         now = self.scale.virtual(self.clock.now())
         due = self.index.pop_due(now)
         if not due:

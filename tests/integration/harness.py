@@ -66,6 +66,10 @@ class EngineProcess:
         return int(self.env["ENGINE_PROCESSOR_METRICS_PORT"])
 
     @property
+    def mail_parser_metrics_port(self) -> int:
+        return int(self.env["ENGINE_MAIL_PARSER_METRICS_PORT"])
+
+    @property
     def api_port(self) -> int:
         return int(self.env["ENGINE_API_PORT"])
 
@@ -85,9 +89,14 @@ class EngineProcess:
                 and port_open(self.processor_metrics_port)
                 and port_open(self.api_port)
                 and self.metric("ticketing_processor_assigned_partitions") > 0
+                and self.metric(
+                    "ticketing_mail_parser_assigned_partitions", port=self.mail_parser_metrics_port
+                )
+                > 0
             ),
             120,
-            f"engine up to listen for SMTP on {self.smtp_port} and its processor to own partitions",
+            f"engine up to listen for SMTP on {self.smtp_port} and its processor and mail parser "
+            "to own partitions",
             on_timeout=self.log,
         )
 
@@ -114,12 +123,15 @@ class EngineProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
 
-    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
-        url = f"http://127.0.0.1:{self.processor_metrics_port}/metrics"
+    def metric(
+        self, name: str, labels: dict[str, str] | None = None, port: int | None = None
+    ) -> float:
+        """A metric of the processor, or of the component serving /metrics on ``port``."""
+        url = f"http://127.0.0.1:{port or self.processor_metrics_port}/metrics"
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 text = response.read().decode()
-        except OSError:  # the processor is (re)starting: nothing counted yet
+        except OSError:  # the component is (re)starting: nothing counted yet
             return 0.0
         for family in text_string_to_metric_families(text):
             for sample in family.samples:

@@ -1,10 +1,13 @@
 """SLA alerts from the running engine, on a compressed timeline (a quarter of an hour a
 second): UPD-P1 warnings and breaches, repeated while unfulfilled; informing the customer
 fulfils the obligation and arms the next; resolving stops the alerts; a second SLA worker
-joining, and each worker killed in turn, move partitions without repeating an alert."""
+joining, and each worker killed in turn, move partitions without repeating an alert; a
+resolved ticket's row is deleted from the table and its changelog, stays deleted through a
+restart, and a reopening re-arms under a new key."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from engine.models import ActivityType, TicketActivity, TicketActivityData, to_json
-from engine.topics import SLA_ALERTS, TICKET_EVENTS
+from engine.topics import SLA_ALERTS, SLA_CLOCKS, TICKET_EVENTS
 from tests.integration.harness import (
     EngineProcess,
     TopicReader,
@@ -167,6 +170,101 @@ def test_warnings_breaches_fulfilment_and_workers_killed(topics: str, tmp_path: 
         # At most the alert that was on its way when the resolution arrived.
         assert len(after) <= settled + 1
     finally:
+        producer.close()
+        reader.close()
+        assert engine.stop() == 0, engine.log()
+
+
+class Changelog:
+    """``sla.clocks.v1`` as written, tombstones (None) included, read from the start."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        partitions = self.consumer.partitions_for_topic(SLA_CLOCKS) or set()
+        assigned = [TopicPartition(SLA_CLOCKS, partition) for partition in partitions]
+        self.consumer.assign(assigned)
+        self.consumer.seek_to_beginning(*assigned)
+        self.records: list[tuple[str, dict[str, Any] | None]] = []
+
+    def of(self, ticket: str) -> list[dict[str, Any] | None]:
+        for batch in self.consumer.poll(timeout_ms=500).values():
+            for record in batch:
+                value = None if record.value is None else json.loads(record.value)
+                self.records.append((record.key.decode(), value))
+        return [value for key, value in self.records if key == ticket]
+
+
+def test_a_resolved_ticket_s_row_is_deleted_for_good_and_a_reopening_re_arms(
+    topics: str, tmp_path: Path
+) -> None:
+    customers = tmp_path / "customers.yaml"
+    customers.write_text(
+        "customers:\n  - {id: acme, domains: [acme.example], plan: 24x7, timezone: Europe/Madrid}\n"
+    )
+    port = free_port()
+    env = engine_env(
+        tmp_path / "state", topics,
+        ENGINE_CUSTOMERS_FILE=str(customers),
+        ENGINE_SLA_TIME_SCALE=str(SCALE),
+        ENGINE_SLA_TIME_ORIGIN=datetime.now(UTC).isoformat(),
+        ENGINE_SLA_TICK_SECONDS="0.2",
+        ENGINE_SLA_METRICS_PORT=str(port),
+    )  # fmt: skip
+    engine = EngineProcess(env, tmp_path / "engine.log")
+    engine.start("--bootstrap-servers", topics)
+    producer = KafkaProducer(bootstrap_servers=topics, acks="all")
+    reader = TopicReader(topics, SLA_ALERTS)
+    changelog = Changelog(topics)
+
+    def alerts(ticket: str) -> list[dict[str, Any]]:
+        return [value["data"] for value in reader.matching(lambda key, _: key == ticket)]
+
+    try:
+        ticket = open_ticket(engine)
+        wait_until(lambda: any(alert["repeat"] == 1 for alert in alerts(ticket)), 120,
+                   "the first breach", on_timeout=engine.log)  # fmt: skip
+        wait_until(lambda: changelog.of(ticket), 30, "the ticket's row")
+        armed = changelog.of(ticket)[-1]
+        assert armed is not None and armed["data"]["next_alert_at"] is not None
+
+        activity(producer, ticket, ActivityType.RESOLVED, note="fuente reemplazada")
+        wait_until(lambda: changelog.of(ticket)[-1] is None, 60, "the row's tombstone",
+                   on_timeout=engine.log)  # fmt: skip
+        wait_until(lambda: metric(port, "ticketing_sla_rows_deleted_total") >= 1, 30,
+                   "the deletion counted")  # fmt: skip
+        rows = metric(port, "ticketing_sla_table_rows")
+        sent = alerts(ticket)
+        assert {alert["dedup_key"] for alert in sent} == {f"{ticket}:UPD-P1:1"}
+
+        # The restarted worker recovers the table from the changelog: the tombstone
+        # removes the row, so it holds what the first held and writes nothing for it.
+        (worker,) = sla_worker_pids(engine)
+        os.kill(worker, signal.SIGKILL)
+        wait_until(lambda: sla_worker_pids(engine) not in ([], [worker]), 30,
+                   "engine up to restart its SLA worker")  # fmt: skip
+        wait_until(lambda: metric(port, "ticketing_sla_assigned_partitions") > 0, 120,
+                   "the restarted worker to recover its table", on_timeout=engine.log)  # fmt: skip
+        assert metric(port, "ticketing_sla_table_rows") == rows
+        assert changelog.of(ticket)[-1] is None
+        assert len(alerts(ticket)) <= len(sent) + 1  # at most the one on its way
+
+        # Reopened (its third event: opened, resolved, reopened): a fresh row, UPD-P1 #3
+        # armed at the reopening, alerting from its warning; #1 is never alerted again.
+        activity(producer, ticket, ActivityType.REOPENED)
+        wait_until(lambda: any(alert["repeat"] == 1 and alert["instance"] == 3
+                               for alert in alerts(ticket)), 120,
+                   "the reopened ticket's breach", on_timeout=engine.log)  # fmt: skip
+        reopened = [alert for alert in alerts(ticket) if alert["instance"] == 3]
+        assert [alert["repeat"] for alert in reopened][:2] == [0, 1]
+        assert reopened[0]["dedup_key"] == f"{ticket}:UPD-P1:3"
+        assert "ticket open again" in reopened[0]["explanation"]
+        fresh = changelog.of(ticket)[-1]
+        assert fresh is not None and fresh["data"]["facts"]["status"] == "open"
+        assert metric(port, "ticketing_sla_table_rows") == rows + 1
+        old = [alert for alert in alerts(ticket) if alert["instance"] == 1]
+        assert len(old) <= len(sent) + 1
+    finally:
+        changelog.consumer.close()
         producer.close()
         reader.close()
         assert engine.stop() == 0, engine.log()

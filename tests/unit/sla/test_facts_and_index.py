@@ -1,5 +1,6 @@
 """The facts the SLA worker folds from ticket states (through apply_activity, as the
-processor does), and the due index its timer asks."""
+processor does, counting the events), the rows it keeps and deletes, and the due index its
+timer asks."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from engine.sla.calendars import DEFAULT_CALENDARS
 from engine.sla.facts import facts_of
 from engine.sla.index import DueIndex
 from engine.sla.obligations import SlaPolicy, next_update_due
+from engine.sla.rows import RowChange, row_change
 from engine.sla.worker import index_entry
 
 OPENED = datetime(2026, 11, 23, 16, tzinfo=UTC)
@@ -45,26 +47,38 @@ def opened_ticket() -> TicketState:
 
 
 class Fold:
-    """Ticket states through apply_activity, and the facts the worker keeps."""
+    """Ticket states through apply_activity (each one more event, as the processor counts
+    them), the facts the worker derives and the row it keeps: none after a resolution."""
 
     def __init__(self, pause: bool = True) -> None:
         self.pause = pause
+        self.policy = SlaPolicy(pause_while_waiting=pause)
         self.ticket = opened_ticket()
         self.facts: SlaFacts = facts_of(self.ticket, DIRECTORY, None, pause)
+        self.row: SlaFacts | None = self.facts
 
     def act(self, kind: ActivityType, minutes_later: int, **fields: object) -> SlaFacts:
         activity = TicketActivityData.model_validate(
             {"ticket_id": self.ticket.ticket_id, "activity": kind, "actor": "ana", **fields}
         )
         at = OPENED + timedelta(minutes=minutes_later)
-        self.ticket = apply_activity(self.ticket, activity, at)
-        self.facts = facts_of(self.ticket, DIRECTORY, self.facts, self.pause)
+        ticket = apply_activity(self.ticket, activity, at)
+        self.ticket = ticket.model_copy(update={"event_count": ticket.event_count + 1})
+        self.facts = facts_of(self.ticket, DIRECTORY, self.row, self.pause)
+        armed = next_update_due(self.facts, CALENDAR, self.policy) is not None
+        match row_change(self.row, self.facts, armed):
+            case RowChange.WRITE:
+                self.row = self.facts
+            case RowChange.DELETE:
+                self.row = None
         return self.facts
 
+    def key(self) -> str | None:
+        obligation = next_update_due(self.facts, CALENDAR, self.policy)
+        return obligation.key if obligation else None
+
     def deadline(self) -> datetime | None:
-        obligation = next_update_due(
-            self.facts, CALENDAR, SlaPolicy(pause_while_waiting=self.pause)
-        )
+        obligation = next_update_due(self.facts, CALENDAR, self.policy)
         return obligation.deadline if obligation else None
 
 
@@ -105,11 +119,13 @@ def test_resolving_and_reopening_re_arms_under_a_new_key() -> None:
     fold = Fold()
     fold.act(ActivityType.CUSTOMER_INFORMED, 60)
     fold.act(ActivityType.RESOLVED, 90)
-    assert fold.deadline() is None
+    assert fold.deadline() is None and fold.row is None
     fold.act(ActivityType.REOPENED, 600)
     obligation = next_update_due(fold.facts, CALENDAR)
     assert obligation is not None
-    assert obligation.key == "T-AAAAAAAAAAAAA:UPD-P1:3"  # opened 1, informed 2, reopened 3
+    # Opened (event 1, #1), informed (event 2, #2), resolved (event 3: the row is deleted),
+    # reopened (event 4): numbered from the event count, above every key of before.
+    assert obligation.key == "T-AAAAAAAAAAAAA:UPD-P1:4"
     assert obligation.deadline == OPENED + timedelta(minutes=720)
 
 
@@ -139,4 +155,4 @@ def test_the_index_is_rebuilt_from_table_rows_read_lightly() -> None:
         return to_json(SlaClockUpdated(event_id="e", occurred_at=OPENED, source="t", data=data))
 
     assert index_entry(row(armed)) == (4, facts.ticket_id, OPENED + timedelta(hours=2))
-    assert index_entry(row(disarmed)) is None
+    assert index_entry(row(disarmed)) == (4, facts.ticket_id, None)

@@ -1,0 +1,126 @@
+"""The SLA worker's row writes, with its Kafka topics replaced by recorders: a resolution
+sends a tombstone and forgets the ticket; a tick in flight does not bring the row back."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.clock import FrozenClock
+from engine.customers import CustomerDirectory
+from engine.models import (
+    CustomerProfile,
+    SupportPlan,
+    TicketState,
+    TicketStatus,
+    TicketUpdated,
+    TicketUpdatedData,
+    to_json,
+)
+from engine.settings import Settings
+from engine.sla.calendars import DEFAULT_CALENDARS
+from engine.sla.worker import ROWS, SlaWorker
+from tests.unit.sla.test_facts_and_index import opened_ticket
+
+NOW = datetime(2026, 11, 23, 16, tzinfo=UTC)
+KEY = b"T-AAAAAAAAAAAAA"
+
+
+def state(ticket: TicketState) -> bytes:
+    record = TicketUpdated(
+        event_id=f"ticket.updated:{ticket.event_count}", occurred_at=ticket.updated_at,
+        source="test", data=TicketUpdatedData(ticket=ticket),
+    )  # fmt: skip
+    return to_json(record)
+
+
+def overdue() -> TicketState:
+    """A P1 ticket on 24x7 opened three hours ago: its breach is due."""
+    opened = NOW - timedelta(hours=3)
+    profile = CustomerProfile(customer_id="acme", plan=SupportPlan.ALWAYS, timezone="UTC")
+    return opened_ticket().model_copy(
+        update={"opened_at": opened, "updated_at": opened, "priority_since": opened,
+                "status_since": opened, "customer": profile}
+    )  # fmt: skip
+
+
+def resolved(ticket: TicketState) -> TicketState:
+    return ticket.model_copy(
+        update={"status": TicketStatus.RESOLVED, "status_since": NOW, "resolved_at": NOW,
+                "updated_at": NOW, "event_count": ticket.event_count + 1}
+    )  # fmt: skip
+
+
+class Recorder:
+    """A topic's send: records (key, value) and answers with an acknowledged future,
+    after ``gate`` opens when one is given."""
+
+    def __init__(self, gate: asyncio.Event | None = None) -> None:
+        self.sent: list[tuple[bytes, bytes | None]] = []
+        self.gate = gate
+        self.called = asyncio.Event()
+
+    async def send(self, key: bytes, value: bytes | None) -> asyncio.Future[None]:
+        self.sent.append((key, value))
+        self.called.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gate: asyncio.Event | None = None
+) -> tuple[SlaWorker, Recorder, Recorder]:
+    settings = Settings(state_dir=tmp_path, bootstrap_servers="127.0.0.1:1")
+    sla = SlaWorker(settings, DEFAULT_CALENDARS, CustomerDirectory([]), FrozenClock(NOW))
+    clocks, alerts = Recorder(), Recorder(gate)
+    monkeypatch.setattr(sla.clocks_topic, "send", clocks.send)
+    monkeypatch.setattr(sla.alerts_topic, "send", alerts.send)
+    sla.index.assign(0, [])
+    sla.ready = True
+    return sla, clocks, alerts
+
+
+def test_a_resolution_sends_a_tombstone_and_forgets_the_ticket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> None:
+        sla, clocks, _ = worker(tmp_path, monkeypatch)
+        await sla.on_state(0, state(overdue()))
+        assert KEY in sla.clocks.data and len(sla.index) == 1
+        await sla.on_states([(0, state(resolved(overdue())))])
+        assert clocks.sent[-1] == (KEY, None)
+        assert KEY not in sla.clocks.data and len(sla.index) == 0
+        assert ROWS._value.get() == 0
+        written = len(clocks.sent)
+        note = resolved(overdue()).model_copy(update={"event_count": 3})
+        assert await sla.on_state(0, state(note)) is None  # resolved, no row: nothing
+        assert len(clocks.sent) == written
+
+    asyncio.run(scenario())
+
+
+def test_a_tick_in_flight_does_not_bring_back_a_row_a_resolution_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        sla, clocks, alerts = worker(tmp_path, monkeypatch, gate)
+        await sla.on_state(0, state(overdue()))
+        tick = asyncio.create_task(sla.tick())
+        await alerts.called.wait()  # the breach is on its way, not yet acknowledged
+        resolution = asyncio.create_task(sla.on_states([(0, state(resolved(overdue())))]))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        gate.set()
+        await tick
+        await resolution
+        assert clocks.sent[-1] == (KEY, None)
+        assert KEY not in sla.clocks.data and len(sla.index) == 0
+
+    asyncio.run(scenario())
