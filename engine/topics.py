@@ -81,6 +81,9 @@ SPECIAL_ROUTE_TOPICS: dict[SpecialRoute, str] = {
 
 # A dead letter keeps the whole input, base64-encoded, so it may exceed Kafka's 1 MB default.
 DEAD_LETTER_MAX_BYTES = 16 * 1024 * 1024
+# What a ticket topic takes: Kafka's default max.message.bytes (1 MiB and 12 bytes), less
+# room for the record batch's own overhead.
+TICKET_RECORD_MAX_BYTES = 1_000_000
 # A spooled mail is the whole mail, base64-encoded: ENGINE_SMTP_MAX_MESSAGE_BYTES stays
 # below MAX_SPOOLED_MAIL_BYTES so that it always fits.
 MAIL_SPOOL_MAX_BYTES = 16 * 1024 * 1024

@@ -19,11 +19,19 @@ from kafka.errors import KafkaError
 
 from engine import metrics
 from engine.clock import Clock, SystemClock
+from engine.deadletter import dead_letter
 from engine.ingest.mail_spool import read_spooled
 from engine.models import EmailReceived, to_json
 from engine.service import StopSignal, configure_logging
 from engine.settings import Settings
-from engine.topics import DEAD_LETTER_MAX_BYTES, DEAD_LETTERS, MAIL_SPOOL, TICKET_EVENTS
+from engine.topics import (
+    DEAD_LETTER_MAX_BYTES,
+    DEAD_LETTERS,
+    MAIL_SPOOL,
+    MAIL_SPOOL_MAX_BYTES,
+    TICKET_EVENTS,
+    TICKET_RECORD_MAX_BYTES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +47,23 @@ def outputs_of(values: Sequence[bytes], clock: Clock) -> tuple[list[Output], lis
     for value in values:
         read = read_spooled(value, clock.now())
         if isinstance(read, EmailReceived):
-            outputs.append((TICKET_EVENTS, read.data.ticket_id.encode(), to_json(read)))
-            outcomes.append("parsed")
-        else:
-            key = read.data.payload_sha256.encode()
-            outputs.append((DEAD_LETTERS, key, to_json(read)))
-            outcomes.append("dead_lettered")
+            event = to_json(read)
+            if len(event) <= TICKET_RECORD_MAX_BYTES:
+                outputs.append((TICKET_EVENTS, read.data.ticket_id.encode(), event))
+                outcomes.append("parsed")
+                continue
+            read = dead_letter(
+                value,
+                reason=f"the mail's event is {len(event):,} bytes, over the "
+                f"{TICKET_RECORD_MAX_BYTES:,} a ticket topic takes",
+                field=None,
+                origin=MAIL_SPOOL,
+                source="mail-parser",
+                now=clock.now(),
+            )
+        key = read.data.payload_sha256.encode()
+        outputs.append((DEAD_LETTERS, key, to_json(read)))
+        outcomes.append("dead_lettered")
     return outputs, outcomes
 
 
@@ -60,16 +79,11 @@ class MailParser:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=DEAD_LETTER_MAX_BYTES,
+            max_partition_fetch_bytes=MAIL_SPOOL_MAX_BYTES,
         )
         self._consumer.subscribe([MAIL_SPOOL], listener=_CountsPartitions())
-        self._producer = producer or KafkaProducer(
-            bootstrap_servers=bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=2,
-            max_request_size=DEAD_LETTER_MAX_BYTES + 64 * 1024,
-        )
+        self._bootstrap = bootstrap
+        self._producer = producer or self._new_producer()
 
     def run(self, stop: StopSignal) -> None:
         try:
@@ -77,6 +91,16 @@ class MailParser:
                 self.step()
         finally:
             self.close()
+
+    def _new_producer(self) -> KafkaProducer:
+        return KafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            # a dead letter holds a whole mail: as large as a spooled one
+            max_request_size=DEAD_LETTER_MAX_BYTES + 64 * 1024,
+        )
 
     def close(self) -> None:
         self._consumer.close()
@@ -94,6 +118,8 @@ class MailParser:
         except KafkaError as error:
             log.warning("mail parser: Kafka did not take a batch (%s); reading it again", error)
             self._rewind(batches)
+            self._producer.close()  # an idempotent producer may be left in a fatal state
+            self._producer = self._new_producer()
             time.sleep(RETRY_PAUSE_SECONDS)
             return
         self._consumer.commit()

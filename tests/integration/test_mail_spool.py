@@ -209,3 +209,33 @@ def test_a_batch_kafka_did_not_take_is_read_again_and_nothing_skipped(
     finally:
         events.close()
         parser.close()
+
+
+def test_a_mail_whose_event_is_too_large_for_its_topic_is_dead_lettered_not_retried_forever(
+    components: tuple[Component, Component, str],
+) -> None:
+    smtp, parser, bootstrap = components
+    port = int(smtp.env["ENGINE_SMTP_PORT"])
+    parser.start()
+    # 200,000 four-byte characters: the event carries them as text and as new_text, over
+    # the 1 MB a ticket topic takes; the mail itself (800 KB) is well within the limit.
+    huge = support_mail("Registro", "", f"<{uuid.uuid4()}@acme.example>")
+    huge.set_content(("\U0001f4de" * 1000 + "\n") * 200, cte="8bit")
+    code, reply = send_mail(port, huge)
+    assert code == 250, reply
+    ticket = reply.decode().rsplit(" ", 1)[-1]
+    after = send(port, 1)
+    letters, events = TopicReader(bootstrap, DEAD_LETTERS), TopicReader(bootstrap, TICKET_EVENTS)
+    try:
+        letter = letters.wait_for(
+            lambda key, value: (
+                value["data"]["origin"] == MAIL_SPOOL
+                and ticket.encode() in base64.b64decode(value["data"]["payload_base64"])
+            ),
+            timeout=90,
+        )
+        assert "a ticket topic takes" in letter["data"]["reason"]
+        wait_until(lambda: all(events_of(events, after).values()), 60, "the next mail's event")
+    finally:
+        letters.close()
+        events.close()

@@ -142,3 +142,17 @@ def test_a_batch_keeps_its_order_and_sends_each_outcome_to_its_topic() -> None:
     ]  # fmt: skip
     assert outcomes == ["parsed", "dead_lettered", "parsed"]
     assert outputs[0][1].decode() == mail_identity(MAIL).ticket_id
+
+
+def test_a_mail_whose_event_a_ticket_topic_would_refuse_is_dead_lettered_whole() -> None:
+    text = ("\U0001f4de" * 1000 + "\n") * 200  # as text and new_text: over 1 MB of JSON
+    raw = MAIL.replace(b"Subject: Hola", b"Content-Type: text/plain; charset=utf-8")
+    value = spool(raw.replace(b"la central esta caida\r\n", text.encode()))
+
+    outputs, outcomes = outputs_of([value], FrozenClock(NOW))
+
+    [(topic, _key, letter)] = outputs
+    assert (topic, outcomes) == (DEAD_LETTERS, ["dead_lettered"])
+    data = json.loads(letter)["data"]
+    assert "a ticket topic takes" in data["reason"] and data["origin"] == MAIL_SPOOL
+    assert base64.b64decode(data["payload_base64"]) == value
