@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 RETRY_PAUSE_SECONDS = 2.0
 SEND_TIMEOUT_SECONDS = 30.0
+PRODUCER_CLOSE_SECONDS = 5.0
 Output = tuple[str, bytes, bytes]
 
 
@@ -83,7 +84,7 @@ class MailParser:
         )
         self._consumer.subscribe([MAIL_SPOOL], listener=_CountsPartitions())
         self._bootstrap = bootstrap
-        self._producer = producer or self._new_producer()
+        self._producer: KafkaProducer | None = producer
 
     def run(self, stop: StopSignal) -> None:
         try:
@@ -104,7 +105,14 @@ class MailParser:
 
     def close(self) -> None:
         self._consumer.close()
-        self._producer.close()
+        self._drop_producer()
+
+    def _drop_producer(self) -> None:
+        """Close the producer (an idempotent one may be left in a fatal state after a
+        failure); the next batch starts a new one."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close(timeout=PRODUCER_CLOSE_SECONDS)
 
     def step(self) -> None:
         """Read one batch from the spool and publish it, or rewind to read it again."""
@@ -118,8 +126,7 @@ class MailParser:
         except KafkaError as error:
             log.warning("mail parser: Kafka did not take a batch (%s); reading it again", error)
             self._rewind(batches)
-            self._producer.close()  # an idempotent producer may be left in a fatal state
-            self._producer = self._new_producer()
+            self._drop_producer()
             time.sleep(RETRY_PAUSE_SECONDS)
             return
         self._consumer.commit()
@@ -130,9 +137,10 @@ class MailParser:
             metrics.SPOOL_TO_EVENT_SECONDS.observe(max(0.0, done.timestamp() - spooled_at))
 
     def _publish(self, outputs: list[Output]) -> None:
-        futures = [
-            self._producer.send(topic, key=key, value=value) for topic, key, value in outputs
-        ]
+        if self._producer is None:
+            self._producer = self._new_producer()  # raises a KafkaError while Kafka is away
+        producer = self._producer
+        futures = [producer.send(topic, key=key, value=value) for topic, key, value in outputs]
         for future in futures:
             future.get(timeout=SEND_TIMEOUT_SECONDS)
 

@@ -167,8 +167,8 @@ class RefusesFirstSend:
             raise KafkaTimeoutError("Kafka did not answer")
         return self.producer.send(topic, key=key, value=value)
 
-    def close(self) -> None:
-        self.producer.close()
+    def close(self, timeout: float | None = None) -> None:
+        self.producer.close(timeout=timeout)
 
 
 def test_a_batch_kafka_did_not_take_is_read_again_and_nothing_skipped(
