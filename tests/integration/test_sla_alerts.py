@@ -77,6 +77,22 @@ def metric(port: int, name: str) -> float:
     return float(found[0]) if found else 0.0
 
 
+def fast_sla_env(topics: str, tmp_path: Path, metrics_port: int) -> dict[str, str]:
+    """``engine up`` for a 24x7 customer in Madrid, with SLA time running SCALE times fast."""
+    customers = tmp_path / "customers.yaml"
+    customers.write_text(
+        "customers:\n  - {id: acme, domains: [acme.example], plan: 24x7, timezone: Europe/Madrid}\n"
+    )
+    return engine_env(
+        tmp_path / "state", topics,
+        ENGINE_CUSTOMERS_FILE=str(customers),
+        ENGINE_SLA_TIME_SCALE=str(SCALE),
+        ENGINE_SLA_TIME_ORIGIN=datetime.now(UTC).isoformat(),
+        ENGINE_SLA_TICK_SECONDS="0.2",
+        ENGINE_SLA_METRICS_PORT=str(metrics_port),
+    )  # fmt: skip
+
+
 def open_ticket(engine: EngineProcess) -> str:
     mail = support_mail("Urgente", OUTAGE, f"<{uuid.uuid4()}@acme.example>")
     code, reply = send_mail(engine.smtp_port, mail)
@@ -85,18 +101,7 @@ def open_ticket(engine: EngineProcess) -> str:
 
 
 def test_warnings_breaches_fulfilment_and_workers_killed(topics: str, tmp_path: Path) -> None:
-    customers = tmp_path / "customers.yaml"
-    customers.write_text(
-        "customers:\n  - {id: acme, domains: [acme.example], plan: 24x7, timezone: Europe/Madrid}\n"
-    )
-    env = engine_env(
-        tmp_path / "state", topics,
-        ENGINE_CUSTOMERS_FILE=str(customers),
-        ENGINE_SLA_TIME_SCALE=str(SCALE),
-        ENGINE_SLA_TIME_ORIGIN=datetime.now(UTC).isoformat(),
-        ENGINE_SLA_TICK_SECONDS="0.2",
-        ENGINE_SLA_METRICS_PORT=str(free_port()),
-    )  # fmt: skip
+    env = fast_sla_env(topics, tmp_path, free_port())
     engine = EngineProcess(env, tmp_path / "engine.log")
     engine.start("--bootstrap-servers", topics)
     producer = KafkaProducer(bootstrap_servers=topics, acks="all")
@@ -197,19 +202,8 @@ class Changelog:
 def test_a_resolved_ticket_s_row_is_deleted_for_good_and_a_reopening_re_arms(
     topics: str, tmp_path: Path
 ) -> None:
-    customers = tmp_path / "customers.yaml"
-    customers.write_text(
-        "customers:\n  - {id: acme, domains: [acme.example], plan: 24x7, timezone: Europe/Madrid}\n"
-    )
     port = free_port()
-    env = engine_env(
-        tmp_path / "state", topics,
-        ENGINE_CUSTOMERS_FILE=str(customers),
-        ENGINE_SLA_TIME_SCALE=str(SCALE),
-        ENGINE_SLA_TIME_ORIGIN=datetime.now(UTC).isoformat(),
-        ENGINE_SLA_TICK_SECONDS="0.2",
-        ENGINE_SLA_METRICS_PORT=str(port),
-    )  # fmt: skip
+    env = fast_sla_env(topics, tmp_path, port)
     engine = EngineProcess(env, tmp_path / "engine.log")
     engine.start("--bootstrap-servers", topics)
     producer = KafkaProducer(bootstrap_servers=topics, acks="all")
