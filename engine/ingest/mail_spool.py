@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -105,11 +106,7 @@ def read_spooled(value: bytes, now: datetime) -> EmailReceived | RecordDeadLette
 
 def _spooled_under(identity: MailIdentity, ticket_id: str) -> MailIdentity:
     """The spool record's ticket wins: it is the one the sender was told."""
-    if identity.ticket_id == ticket_id:
-        return identity
-    return MailIdentity(
-        ticket_id, identity.message_id, identity.in_reply_to, identity.references, identity.sha256
-    )
+    return dataclasses.replace(identity, ticket_id=ticket_id)
 
 
 def _not_a_spooled_mail(
