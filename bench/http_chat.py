@@ -20,11 +20,11 @@ from pathlib import Path
 
 import aiohttp
 
-from engine import broker
-from engine.ingest.smtp_security import hash_password
-from engine.kafka_admin import provision
+from engine.contract.topics import declared_topics
+from engine.ingest.mail.security import hash_password
+from engine.kafka import broker
+from engine.kafka.admin import provision
 from engine.settings import Settings
-from engine.topics import declared_topics
 from tests.integration.harness import free_port, port_open, wait_until
 
 BARE = """

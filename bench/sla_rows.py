@@ -32,10 +32,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from engine import broker
-from engine.customers import CustomerDirectory
-from engine.kafka_admin import provision
-from engine.models import (
+from engine.contract.customers import CustomerDirectory
+from engine.contract.models import (
     Channel,
     CustomerProfile,
     Priority,
@@ -50,12 +48,14 @@ from engine.models import (
     Tier,
     to_json,
 )
+from engine.contract.topics import SLA_CLOCKS, TICKET_STATE, declared_topics
+from engine.kafka import broker
+from engine.kafka.admin import provision
 from engine.settings import Settings
 from engine.sla.calendars import DEFAULT_CALENDARS
 from engine.sla.facts import facts_of
 from engine.sla.obligations import SlaPolicy, next_update_due
 from engine.sla.rows import RowChange, row_change
-from engine.topics import SLA_CLOCKS, TICKET_STATE, declared_topics
 from tests.integration.harness import free_port
 
 PARTITIONS = 6

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from engine.models import (
+from engine.contract.models import (
     Priority,
     SlaClockData,
     SlaClockUpdated,

@@ -27,9 +27,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from engine import broker
-from engine.kafka_admin import provision
-from engine.models import (
+from engine.contract.models import (
     Channel,
     CustomerProfile,
     Priority,
@@ -41,8 +39,10 @@ from engine.models import (
     Tier,
     to_json,
 )
+from engine.contract.topics import TICKET_STATE, declared_topics
+from engine.kafka import broker
+from engine.kafka.admin import provision
 from engine.settings import Settings
-from engine.topics import TICKET_STATE, declared_topics
 from tests.integration.harness import free_port
 
 

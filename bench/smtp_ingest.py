@@ -30,10 +30,10 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine import broker
-from engine.kafka_admin import provision
+from engine.contract.topics import declared_topics
+from engine.kafka import broker
+from engine.kafka.admin import provision
 from engine.settings import Settings
-from engine.topics import declared_topics
 from tests.integration.harness import free_port, port_open, wait_until
 
 WARM_UP_MAILS = 1000

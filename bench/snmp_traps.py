@@ -28,10 +28,10 @@ from pathlib import Path
 from pyasn1.codec.ber import encoder
 from pysnmp.proto import api
 
-from engine import broker
-from engine.kafka_admin import provision
+from engine.contract.topics import declared_topics
+from engine.kafka import broker
+from engine.kafka.admin import provision
 from engine.settings import Settings
-from engine.topics import declared_topics
 from tests.integration.harness import free_port, free_udp_port, port_open, wait_until
 from tests.integration.snmp_peers import scrape
 

@@ -25,12 +25,12 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine import broker
-from engine.identity import email_ticket_id, event_id
-from engine.kafka_admin import provision
-from engine.models import EmailReceived, EmailReceivedData, to_json
+from engine.contract.identity import email_ticket_id, event_id
+from engine.contract.models import EmailReceived, EmailReceivedData, to_json
+from engine.contract.topics import TICKET_EVENTS, TopicSpec, declared_topics
+from engine.kafka import broker
+from engine.kafka.admin import provision
 from engine.settings import Settings
-from engine.topics import TICKET_EVENTS, TopicSpec, declared_topics
 from tests.integration.harness import free_port
 
 SOURCE = "bench.source.v1"
@@ -138,7 +138,7 @@ def faust_forward(bootstrap: str, count: int, partitions: int) -> None:
 
 
 def engine_processor(bootstrap: str, count: int, partitions: int, state_dir: str) -> None:
-    from engine.processor import build_processor
+    from engine.triage.processor import build_processor
 
     settings = Settings(
         bootstrap_servers=bootstrap, state_dir=Path(state_dir), partitions=partitions,

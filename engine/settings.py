@@ -21,7 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from engine.topics import MAX_SPOOLED_MAIL_BYTES
+from engine.contract.topics import MAX_SPOOLED_MAIL_BYTES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

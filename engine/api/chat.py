@@ -40,8 +40,8 @@ from engine.api.contract import (
 )
 from engine.api.security import Scope
 from engine.api.writes import CONVERSATION_ID, accept_chat_message
-from engine.identity import chat_ticket_id
-from engine.models import (
+from engine.contract.identity import chat_ticket_id
+from engine.contract.models import (
     ActivityType,
     Channel,
     SpecialRoute,

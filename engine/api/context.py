@@ -15,7 +15,7 @@ from engine.api.security import Integration, RateLimiter, Scope, TokenVerifier
 from engine.api.view import TicketView
 from engine.clock import Clock
 from engine.errors import field_path
-from engine.ingest.publisher import Publisher
+from engine.kafka.publisher import Publisher
 
 RETRY_AFTER_SECONDS = 5
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -10,8 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from engine.identity import TICKET_ID_PATTERN
-from engine.models import (
+from engine.contract.identity import TICKET_ID_PATTERN
+from engine.contract.models import (
     ActivityType,
     Channel,
     Classification,

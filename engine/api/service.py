@@ -18,8 +18,8 @@ from engine.api.context import ApiContext
 from engine.api.security import RateLimiter, TokenVerifier, load_integrations
 from engine.api.view import TicketView, ViewFollower
 from engine.clock import Clock, SystemClock
-from engine.ingest.publisher import KafkaPublisher, Publisher
-from engine.service import configure_logging, run_until_signalled
+from engine.kafka.publisher import KafkaPublisher, Publisher
+from engine.process import configure_logging, run_until_signalled
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)

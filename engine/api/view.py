@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from engine.api.contract import Decision, SlaState
-from engine.models import (
+from engine.contract.models import (
     AnyRecord,
     SlaBreached,
     SlaWarning,
@@ -31,7 +31,7 @@ from engine.models import (
     TicketUpdated,
     parse_record,
 )
-from engine.topics import SLA_ALERTS, TICKET_ACTIVITY, TICKET_DECISIONS, TICKET_STATE
+from engine.contract.topics import SLA_ALERTS, TICKET_ACTIVITY, TICKET_DECISIONS, TICKET_STATE
 
 log = logging.getLogger(__name__)
 

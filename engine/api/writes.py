@@ -11,7 +11,6 @@ from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
 from engine import metrics
-from engine.activity import InvalidTransition, apply_activity
 from engine.api.context import (
     ApiContext,
     ApiError,
@@ -33,9 +32,8 @@ from engine.api.contract import (
     TicketId,
 )
 from engine.api.security import Scope
-from engine.errors import PublishError
-from engine.identity import chat_ticket_id, event_id, phone_ticket_id
-from engine.models import (
+from engine.contract.identity import chat_ticket_id, event_id, phone_ticket_id
+from engine.contract.models import (
     ChatMessageReceived,
     ChatMessageReceivedData,
     Envelope,
@@ -45,7 +43,9 @@ from engine.models import (
     TicketActivityData,
     to_json,
 )
-from engine.topics import TICKET_EVENTS
+from engine.contract.topics import TICKET_EVENTS
+from engine.errors import PublishError
+from engine.triage.activity import InvalidTransition, apply_activity
 
 CONVERSATION_ID: TypeAdapter[str] = TypeAdapter(ConversationId)
 TICKET_ID: TypeAdapter[str] = TypeAdapter(TicketId)

@@ -11,9 +11,9 @@ import logging
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from prometheus_client import Gauge
 
-from engine.catch_up import follow, read_to_end
-from engine.models import EntitlementUpdated, parse_record
-from engine.topics import ENTITLEMENT_BALANCES
+from engine.contract.models import EntitlementUpdated, parse_record
+from engine.contract.topics import ENTITLEMENT_BALANCES
+from engine.kafka.catch_up import follow, read_to_end
 
 log = logging.getLogger(__name__)
 WITHOUT_HOURS = Gauge(

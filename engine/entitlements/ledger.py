@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from engine.identity import event_id
-from engine.models import (
+from engine.contract.identity import event_id
+from engine.contract.models import (
     ActivityType,
     Channel,
     EntitlementBalanceData,

@@ -19,19 +19,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pydantic import ValidationError
 
 from engine.clock import Clock, SystemClock
-from engine.customers import CustomerDirectory, load_directory
-from engine.deadletter import dead_letter
-from engine.entitlements.ledger import (
-    apply_event,
-    balance_record,
-    customer_of,
-    exhausted_notice,
-    opening_balance,
-    with_directory_hours,
-)
-from engine.errors import describe_validation
-from engine.identity import event_id
-from engine.models import (
+from engine.contract.customers import CustomerDirectory, load_directory
+from engine.contract.identity import event_id
+from engine.contract.models import (
     EntitlementBalanceData,
     EntitlementToppedUp,
     EntitlementTopUpData,
@@ -43,9 +33,7 @@ from engine.models import (
     parse_record,
     to_json,
 )
-from engine.service import StopSignal
-from engine.settings import Settings
-from engine.topics import (
+from engine.contract.topics import (
     DEAD_LETTERS,
     ENTITLEMENT_BALANCES,
     ENTITLEMENT_EVENTS,
@@ -53,6 +41,18 @@ from engine.topics import (
     TICKET_ACTIVITY,
     TICKET_EVENTS,
 )
+from engine.entitlements.ledger import (
+    apply_event,
+    balance_record,
+    customer_of,
+    exhausted_notice,
+    opening_balance,
+    with_directory_hours,
+)
+from engine.errors import describe_validation
+from engine.kafka.deadletter import dead_letter
+from engine.process import StopSignal
+from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 SOURCE = "engine.entitlements"

@@ -13,9 +13,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.customers import CustomerDirectory
+from engine.contract.customers import CustomerDirectory
+from engine.contract.models import TicketMessage
 from engine.errors import RulesError
-from engine.models import TicketMessage
 from engine.rules.decide import Decision, decide
 from engine.rules.ruleset import RuleSet
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from engine.models import (
+from engine.contract.models import (
     Classification,
     CustomerProfile,
     Priority,

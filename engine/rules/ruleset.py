@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from engine.contract.models import Channel, Priority, SpecialRoute, SupportPlan, Tier
 from engine.errors import RulesError
-from engine.models import Channel, Priority, SpecialRoute, SupportPlan, Tier
 from engine.rules.text import PhraseIndex, build_index, words
 
 DEFAULT_RULES = Path(__file__).with_name("default.yaml")

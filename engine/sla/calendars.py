@@ -28,8 +28,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from engine.contract.models import SupportPlan
 from engine.errors import EngineError, describe_validation
-from engine.models import SupportPlan
 
 DEFAULT_ZONE = "America/Mexico_City"
 BUSINESS = "business"

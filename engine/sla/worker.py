@@ -32,12 +32,9 @@ from pydantic import ValidationError
 
 from engine import metrics
 from engine.clock import Clock, SystemClock
-from engine.customers import CustomerDirectory, load_directory
-from engine.deadletter import dead_letter
-from engine.errors import field_path
-from engine.faust_app import engine_app, raw_topic
-from engine.identity import event_id
-from engine.models import (
+from engine.contract.customers import CustomerDirectory, load_directory
+from engine.contract.identity import event_id
+from engine.contract.models import (
     SlaBreached,
     SlaClockData,
     SlaClockUpdated,
@@ -47,14 +44,10 @@ from engine.models import (
     parse_record,
     to_json,
 )
-from engine.processor import (
-    BATCH_MAX_EVENTS,
-    BATCH_WITHIN_SECONDS,
-    EXIT_STALLED,
-    STALL_AFTER_SECONDS,
-    STALL_CHECK_SECONDS,
-    stalled_partitions,
-)
+from engine.contract.topics import DEAD_LETTERS, SLA_ALERTS, SLA_CLOCKS, TICKET_STATE
+from engine.errors import field_path
+from engine.kafka.deadletter import dead_letter
+from engine.kafka.faust_app import engine_app, raw_topic
 from engine.settings import Settings
 from engine.sla.alerts import alert_record, next_alert, progress_of, step
 from engine.sla.calendars import CalendarError, Calendars, ZonedCalendar, load_calendars
@@ -63,7 +56,14 @@ from engine.sla.index import DueIndex
 from engine.sla.obligations import Obligation, SlaPolicy, next_update_due
 from engine.sla.rows import RowChange, row_change
 from engine.sla.timescale import TimeScale
-from engine.topics import DEAD_LETTERS, SLA_ALERTS, SLA_CLOCKS, TICKET_STATE
+from engine.triage.processor import (
+    BATCH_MAX_EVENTS,
+    BATCH_WITHIN_SECONDS,
+    EXIT_STALLED,
+    STALL_AFTER_SECONDS,
+    STALL_CHECK_SECONDS,
+    stalled_partitions,
+)
 
 log = logging.getLogger(__name__)
 SOURCE = "engine.sla"

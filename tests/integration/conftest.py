@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import broker
-from engine.kafka_admin import provision
+from engine.contract.topics import declared_topics
+from engine.kafka import broker
+from engine.kafka.admin import provision
 from engine.settings import Settings
-from engine.topics import declared_topics
 from tests.integration.harness import (
     EngineProcess,
     TopicReader,

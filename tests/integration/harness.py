@@ -22,7 +22,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine import broker
+from engine.kafka import broker
 from engine.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

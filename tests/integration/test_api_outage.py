@@ -7,9 +7,9 @@ import time
 import uuid
 from pathlib import Path
 
-from engine import broker
+from engine.contract.topics import TICKET_EVENTS
+from engine.kafka import broker
 from engine.settings import Settings
-from engine.topics import TICKET_EVENTS
 from tests.integration.api_process import api_process, post_json
 from tests.integration.harness import TopicReader, wait_until
 

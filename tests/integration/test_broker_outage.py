@@ -7,10 +7,10 @@ import time
 import uuid
 from pathlib import Path
 
-from engine import broker
-from engine.models import Tier
+from engine.contract.models import Tier
+from engine.contract.topics import TIER_TOPICS
+from engine.kafka import broker
 from engine.settings import Settings
-from engine.topics import TIER_TOPICS
 from tests.integration.harness import (
     EngineProcess,
     TopicReader,

@@ -10,8 +10,14 @@ from typing import Any
 
 import pytest
 
-from engine.models import Tier
-from engine.topics import DEAD_LETTERS, TICKET_DECISIONS, TICKET_EVENTS, TICKET_STATE, TIER_TOPICS
+from engine.contract.models import Tier
+from engine.contract.topics import (
+    DEAD_LETTERS,
+    TICKET_DECISIONS,
+    TICKET_EVENTS,
+    TICKET_STATE,
+    TIER_TOPICS,
+)
 from tests.integration.harness import (
     EngineProcess,
     TopicReader,

@@ -13,7 +13,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from engine.models import (
+from engine.contract.models import (
     ActivityType,
     SpecialRoute,
     TicketActivity,
@@ -21,7 +21,7 @@ from engine.models import (
     Tier,
     to_json,
 )
-from engine.topics import (
+from engine.contract.topics import (
     ENTITLEMENT_BALANCES,
     SPECIAL_ROUTE_TOPICS,
     TICKET_ACTIVITY,

@@ -29,18 +29,18 @@ import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.identity import event_id
-from engine.ingest.archive import archive_path
-from engine.kafka_admin import provision
-from engine.models import Priority, SpecialRoute, Tier
-from engine.settings import Settings
-from engine.topics import (
+from engine.contract.identity import event_id
+from engine.contract.models import Priority, SpecialRoute, Tier
+from engine.contract.topics import (
     DEAD_LETTERS,
     TICKET_ACTIVITY,
     TICKET_EVENTS,
     TICKET_STATE,
     declared_topics,
 )
+from engine.ingest.mail.archive import archive_path
+from engine.kafka.admin import provision
+from engine.settings import Settings
 from tests.integration.harness import (
     PROJECT_ROOT,
     EngineProcess,

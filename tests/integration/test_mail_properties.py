@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.topics import DEAD_LETTERS, MAIL_SPOOL, TICKET_EVENTS
+from engine.contract.topics import DEAD_LETTERS, MAIL_SPOOL, TICKET_EVENTS
 from tests.integration.harness import (
     EngineProcess,
     TopicReader,

@@ -21,12 +21,12 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
 from engine.clock import SystemClock
-from engine.ingest.mail_identity import mail_identity
-from engine.ingest.mail_parser import MailParser
-from engine.ingest.mail_spool import spooled_mail
-from engine.models import to_json
+from engine.contract.models import to_json
+from engine.contract.topics import DEAD_LETTERS, MAIL_SPOOL, TICKET_EVENTS
+from engine.ingest.mail.identity import mail_identity
+from engine.ingest.mail.parser_service import MailParser
+from engine.ingest.mail.spool import spooled_mail
 from engine.settings import Settings
-from engine.topics import DEAD_LETTERS, MAIL_SPOOL, TICKET_EVENTS
 from tests.integration.harness import (
     TopicReader,
     engine_env,

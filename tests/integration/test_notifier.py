@@ -17,7 +17,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from engine.clock import SystemClock
-from engine.models import (
+from engine.contract.models import (
     ActivityType,
     Channel,
     TicketActivity,
@@ -25,7 +25,7 @@ from engine.models import (
     Tier,
     to_json,
 )
-from engine.topics import TICKET_ACTIVITY, TICKET_EVENTS, TICKET_STATE, TIER_TOPICS
+from engine.contract.topics import TICKET_ACTIVITY, TICKET_EVENTS, TICKET_STATE, TIER_TOPICS
 from tests.integration.harness import (
     EngineProcess,
     TopicReader,

@@ -17,20 +17,20 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from engine.entitlements.follower import BalancesFollower
-from engine.entitlements.ledger import balance_record
-from engine.ingest.email_parse import parse_email
-from engine.models import EmailReceived, EntitlementBalanceData, to_json
-from engine.rules.publish import RulesFollower, publish, published_record
-from engine.rules.ruleset import DEFAULT_RULES, RuleSet
-from engine.settings import Settings
-from engine.topics import (
+from engine.contract.models import EmailReceived, EntitlementBalanceData, to_json
+from engine.contract.topics import (
     ENTITLEMENT_BALANCES,
     RULES_CONFIG,
     RULES_KEY,
     TICKET_DECISIONS,
     TICKET_EVENTS,
 )
+from engine.entitlements.follower import BalancesFollower
+from engine.entitlements.ledger import balance_record
+from engine.ingest.mail.parse import parse_email
+from engine.rules.ruleset import DEFAULT_RULES, RuleSet
+from engine.settings import Settings
+from engine.triage.rules_feed import RulesFollower, publish, published_record
 from tests.integration.harness import (
     PROJECT_ROOT,
     EngineProcess,

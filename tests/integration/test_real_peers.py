@@ -6,8 +6,8 @@ import json
 import subprocess
 import uuid
 
-from engine.models import Tier
-from engine.topics import TIER_TOPICS
+from engine.contract.models import Tier
+from engine.contract.topics import TIER_TOPICS
 from tests.integration.harness import EngineProcess, TopicReader
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.models import Tier
+from engine.contract.models import Tier
+from engine.contract.topics import RULES_CONFIG, TIER_TOPICS
 from engine.rules.ruleset import DEFAULT_RULES, load_ruleset
-from engine.topics import RULES_CONFIG, TIER_TOPICS
 from tests.integration.harness import (
     PROJECT_ROOT,
     EngineProcess,

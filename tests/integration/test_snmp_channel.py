@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from engine.identity import ticket_id
-from engine.models import Tier
-from engine.topics import TICKET_EVENTS, TICKET_STATE, TIER_TOPICS
+from engine.contract.identity import ticket_id
+from engine.contract.models import Tier
+from engine.contract.topics import TICKET_EVENTS, TICKET_STATE, TIER_TOPICS
 from tests.integration.harness import (
     PROJECT_ROOT,
     EngineProcess,

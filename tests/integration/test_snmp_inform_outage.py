@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from engine import broker
+from engine.contract.topics import TICKET_EVENTS
+from engine.kafka import broker
 from engine.settings import Settings
-from engine.topics import TICKET_EVENTS
 from tests.integration.harness import (
     EngineProcess,
     TopicReader,

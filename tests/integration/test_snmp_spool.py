@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from engine import broker
+from engine.contract.topics import TICKET_EVENTS
+from engine.kafka import broker
 from engine.settings import Settings
-from engine.topics import TICKET_EVENTS
 from tests.integration.harness import TopicReader, engine_env, port_open, wait_until
 from tests.integration.snmp_peers import LINK_DOWN, LINK_UP, NetSnmp, link_varbinds, scrape
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from engine.kafka_admin import TopicAction, list_topics, provision
-from engine.topics import declared_topics
+from engine.contract.topics import declared_topics
+from engine.kafka.admin import TopicAction, list_topics, provision
 from tests.integration.harness import PROJECT_ROOT
 
 

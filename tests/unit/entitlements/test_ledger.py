@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from engine.clock import FrozenClock
-from engine.customers import Customer, CustomerDirectory
-from engine.entitlements.ledger import apply_event, opening_balance
-from engine.entitlements.worker import ENTITLEMENT_NEEDED, Ledger, describe_balance
-from engine.models import (
+from engine.contract.customers import Customer, CustomerDirectory
+from engine.contract.models import (
     ActivityType,
     EntitlementBalanceData,
     EntitlementToppedUp,
@@ -21,7 +19,7 @@ from engine.models import (
     TicketRouted,
     to_json,
 )
-from engine.topics import (
+from engine.contract.topics import (
     DEAD_LETTERS,
     ENTITLEMENT_BALANCES,
     ENTITLEMENT_EVENTS,
@@ -29,8 +27,10 @@ from engine.topics import (
     TICKET_EVENTS,
     TIER_TOPICS,
 )
-from engine.triage import publications, triage
-from tests.unit.test_triage import RULES, T0, mail
+from engine.entitlements.ledger import apply_event, opening_balance
+from engine.entitlements.worker import ENTITLEMENT_NEEDED, Ledger, describe_balance
+from engine.triage.triage import publications, triage
+from tests.unit.triage.test_triage import RULES, T0, mail
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 DIRECTORY = CustomerDirectory(

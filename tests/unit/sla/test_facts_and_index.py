@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.activity import apply_activity
-from engine.customers import Customer, CustomerDirectory
-from engine.models import (
+from engine.contract.customers import Customer, CustomerDirectory
+from engine.contract.models import (
     ActivityType,
     Channel,
     Priority,
@@ -28,6 +27,7 @@ from engine.sla.index import DueIndex
 from engine.sla.obligations import SlaPolicy, next_update_due
 from engine.sla.rows import RowChange, row_change
 from engine.sla.worker import index_entry
+from engine.triage.activity import apply_activity
 
 OPENED = datetime(2026, 11, 23, 16, tzinfo=UTC)
 DIRECTORY = CustomerDirectory(

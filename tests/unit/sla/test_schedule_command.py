@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.cli import main
+from engine.cli.main import main
 
 
 def test_the_schedule_judges_each_update_and_shows_what_follows(

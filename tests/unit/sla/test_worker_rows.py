@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from engine.clock import FrozenClock
-from engine.customers import CustomerDirectory
-from engine.models import (
+from engine.contract.customers import CustomerDirectory
+from engine.contract.models import (
     CustomerProfile,
     SupportPlan,
     TicketState,

@@ -1,0 +1,371 @@
+"""parse_email(raw, ...) -> EmailReceived: one received mail as a ticket event.
+
+Pure, and lenient as mail demands: ``policy=default`` parsing, every header read
+defensively, the text body preferred over HTML. Whatever still fails raises
+``EmailParseError`` naming the part that failed, and the caller dead-letters the raw mail.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import html
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from email import errors, policy
+from email.headerregistry import BaseHeader, HeaderRegistry
+from email.message import EmailMessage, MIMEPart
+from email.parser import BytesParser
+from email.utils import getaddresses, parsedate_to_datetime
+
+from engine.contract.identity import event_id
+from engine.contract.models import Attachment, EmailReceived, EmailReceivedData, ForwardedMail
+from engine.ingest.mail.automated import automated_reason, inline_forward, split_reply
+from engine.ingest.mail.identity import (
+    MailIdentity,
+    decode_unknown,
+    decode_words,
+    mail_identity,
+    readable,
+)
+
+MAX_TEXT_CHARS = 200_000
+AUTOMATION_HEADERS = (
+    "auto-submitted", "precedence", "x-autoreply", "x-autorespond",
+    "x-auto-response-suppress", "list-id",
+)  # fmt: skip
+_TAGS = re.compile(r"<[^>]+>")
+_BLOCK_END = re.compile(r"</?(p|div|br|tr|li|h[1-6])\b[^>]*>", re.IGNORECASE)
+_DROPPED = re.compile(r"<(script|style)\b.*?</\1>", re.IGNORECASE | re.DOTALL)
+
+
+class _RememberingHeaderRegistry(HeaderRegistry):
+    """policy.default's header parsing, remembered by (name, value) for short values.
+
+    ``EmailMessage`` parses a header again on every read, and reading one mail asks for
+    its Content-Type about ten times; header objects are immutable, so one parse serves
+    them all (and the next mail with the same header)."""
+
+    REMEMBERED_VALUE_CHARS = 512
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._remembered = functools.lru_cache(maxsize=4096)(super().__call__)
+        self._classes = functools.lru_cache(maxsize=256)(super().__getitem__)
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        # HeaderRegistry builds a new class for every header it parses; one per name will do.
+        return self._classes(name)
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        if len(value) > self.REMEMBERED_VALUE_CHARS:
+            return super().__call__(name, value)
+        return self._remembered(name, value)
+
+
+class _ReceivedMessage(EmailMessage):
+    """A received message, read but never changed: its content type is worked out once
+    (reading a mail asks for it about ten times, each a scan of the headers)."""
+
+    _content_type: str | None = None
+
+    def get_content_type(self) -> str:
+        if self._content_type is None:
+            self._content_type = super().get_content_type()
+        return self._content_type
+
+    def set_default_type(self, ctype: str) -> None:
+        self._content_type = None
+        super().set_default_type(ctype)
+
+
+PARSE_POLICY = policy.default.clone(
+    header_factory=_RememberingHeaderRegistry(), message_factory=_ReceivedMessage
+)
+
+
+class EmailParseError(ValueError):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def _header(message: EmailMessage, name: str) -> str:
+    """The header's decoded value; its raw text when the structured parse fails."""
+    try:
+        value = message.get(name)
+        return readable(str(value).strip()) if value is not None else ""
+    except Exception:  # header parsers raise HeaderParseError, IndexError, ValueError...
+        raw = next((v for k, v in message.raw_items() if k.lower() == name.lower()), "")
+        return readable(" ".join(str(raw).split()))
+
+
+def _sender(message: EmailMessage) -> tuple[str, str]:
+    raw = _header(message, "From")
+    try:
+        pairs = getaddresses([raw])
+    except (IndexError, ValueError):
+        return "", raw
+    name, address = pairs[0] if pairs else ("", "")
+    return address.strip().lower(), name.strip()
+
+
+def _date(message: EmailMessage) -> datetime | None:
+    raw = _header(message, "Date")
+    if not raw:
+        return None
+    try:
+        parsed = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def html_to_text(markup: str) -> str:
+    without_code = _DROPPED.sub(" ", markup)
+    with_breaks = _BLOCK_END.sub("\n", without_code)
+    text = html.unescape(_TAGS.sub("", with_breaks))
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _body(message: EmailMessage) -> MIMEPart | None:
+    try:
+        return message.get_body(preferencelist=("plain", "html"))
+    except (KeyError, ValueError, TypeError) as error:
+        raise EmailParseError("body", f"cannot find the text part: {error}") from error
+
+
+def _text(message: EmailMessage) -> str:
+    body = _body(message)
+    if body is None:
+        return _unstructured_text(message)
+    try:
+        if body.get_param("charset") is None and body.get_content_maintype() == "text":
+            raise LookupError("no charset declared")  # RFC 2045 says ASCII; mail says otherwise
+        content = body.get_content()
+    except (LookupError, ValueError, AssertionError, TypeError):
+        payload = body.get_payload(decode=True)
+        content = decode_unknown(payload) if isinstance(payload, bytes) else ""
+    if not isinstance(content, str):
+        return ""
+    if body.get_content_subtype() == "html":
+        return html_to_text(content)
+    return content.strip()
+
+
+def _unstructured_text(message: EmailMessage) -> str:
+    """The text of a "multipart" whose parts cannot be found (no boundary declared): what
+    the sender wrote is still there, as plain text."""
+    payload = message.get_payload()
+    if message.get_content_maintype() != "multipart" or not isinstance(payload, str):
+        return ""
+    return decode_unknown(payload.encode("ascii", "surrogateescape")).strip()
+
+
+_BOUNDARY_LINE = re.compile(r"^--([^\s]{1,70}?)(--)?[ \t]*\r?$", re.MULTILINE)
+
+
+def _with_boundary_found(message: EmailMessage, raw: bytes) -> EmailMessage:
+    """A multipart whose declared boundary never occurs, parsed again with the boundary
+    its parts do use (senders that rewrite one and not the other); else as it was."""
+    if not any(isinstance(d, errors.StartBoundaryNotFoundDefect) for d in message.defects):
+        return message
+    declared = message.get_param("boundary")
+    payload = message.get_payload()
+    if not isinstance(declared, str) or not declared or not isinstance(payload, str):
+        return message
+    used = _BOUNDARY_LINE.search(payload)
+    if used is None:
+        return message
+    fixed = raw.replace(declared.encode(), used.group(1).encode(), 1)
+    reparsed = BytesParser(policy=PARSE_POLICY).parsebytes(fixed)
+    return reparsed if isinstance(reparsed, EmailMessage) and reparsed.is_multipart() else message
+
+
+def _subject(message: EmailMessage) -> str:
+    """The Subject, decoded; encoded words in an unknown charset decoded like bodies are."""
+    subject = " ".join(_header(message, "Subject").split())
+    if "\ufffd" not in subject:
+        return subject
+    raw = next((str(v) for k, v in message.raw_items() if k.lower() == "subject"), "")
+    return decode_words(raw)
+
+
+def _mostly_text(text: str) -> bool:
+    """Whether decoded bytes read as text: nine in ten characters printable, few that could
+    not be decoded."""
+    if not text.strip():
+        return False
+    printable = sum(
+        1 for char in text if (char.isprintable() or char.isspace()) and char != "\ufffd"
+    )
+    return printable >= 0.9 * len(text)
+
+
+def _part_bytes(part: MIMEPart) -> bytes:
+    if part.get_content_maintype() == "message":
+        inner = part.get_payload()
+        first = inner[0] if isinstance(inner, list) and inner else inner
+        try:
+            return first.as_bytes() if isinstance(first, EmailMessage) else b""
+        except (LookupError, ValueError, TypeError):
+            return b""
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
+
+
+def _attached_original(message: EmailMessage) -> EmailMessage | None:
+    for part in message.iter_attachments():
+        if part.get_content_type() == "message/rfc822":
+            inner = part.get_payload()
+            first = inner[0] if isinstance(inner, list) and inner else inner
+            if isinstance(first, EmailMessage):
+                return first
+    return None
+
+
+def _forwarded(message: EmailMessage, text: str, subject: str) -> tuple[ForwardedMail | None, str]:
+    """(the forwarded original, the forwarder's own note) of a mail; (None, "") if none."""
+    attached = _attached_original(message)
+    if attached is not None:
+        address, name = _sender(attached)
+        original = ForwardedMail(
+            from_address=address,
+            from_name=name,
+            subject=" ".join(_header(attached, "Subject").split()),
+            date=_header(attached, "Date"),
+            text=split_reply(_text(attached))[0][:MAX_TEXT_CHARS],
+        )
+        return original, split_reply(text)[0]
+    inline = inline_forward(text, subject)
+    if inline is None:
+        return None, ""
+    try:
+        pairs = getaddresses([inline.headers["from"]])
+    except (IndexError, ValueError):
+        pairs = []
+    name, address = pairs[0] if pairs else ("", "")
+    original = ForwardedMail(
+        from_address=address.strip().lower(),
+        from_name=name.strip() or inline.headers["from"],
+        subject=inline.headers.get("subject", ""),
+        date=inline.headers.get("date", ""),
+        text=split_reply(inline.text)[0][:MAX_TEXT_CHARS],
+    )
+    return original, split_reply(inline.note)[0]
+
+
+def _leaves(part: MIMEPart) -> Iterator[MIMEPart]:
+    """The parts that hold content, in order; a forwarded message is one leaf."""
+    payload = part.get_payload()
+    if part.get_content_maintype() == "multipart" and isinstance(payload, list):
+        for child in payload:
+            if isinstance(child, MIMEPart):
+                yield from _leaves(child)
+    else:
+        yield part
+
+
+def _is_body_text(part: MIMEPart) -> bool:
+    """A text part without a name that is not marked as an attachment: the body or one of
+    its alternatives, not a file."""
+    return (
+        part.get_content_type() in ("text/plain", "text/html")
+        and not part.get_filename()
+        and not part.is_attachment()
+    )
+
+
+def _attachments(message: EmailMessage) -> tuple[Attachment, ...]:
+    """Every part that is not the text the sender wrote: files, inline images (pasted
+    screenshots in multipart/related), forwarded messages."""
+    if not message.is_multipart():
+        return ()
+    found = []
+    for part in _leaves(message):
+        if _is_body_text(part):
+            continue
+        data = _part_bytes(part)
+        found.append(
+            Attachment(
+                filename=part.get_filename(),
+                content_type=part.get_content_type(),
+                size_bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+        )
+    return tuple(found)
+
+
+def parse_email(
+    raw: bytes,
+    *,
+    mail_from: str,
+    rcpt_to: tuple[str, ...],
+    peer: str,
+    received_at: datetime,
+    source: str,
+    identity: MailIdentity | None = None,
+    archived: bool = False,
+) -> EmailReceived:
+    """The mail's ``email.received`` event. Its ticket is ``identity``'s (the one the
+    ingestor spooled the mail under), else worked out from the mail's headers."""
+    identity = identity or mail_identity(raw)
+    try:
+        message = BytesParser(policy=PARSE_POLICY).parsebytes(raw)
+        assert isinstance(message, EmailMessage)
+        message = _with_boundary_found(message, raw)
+    except Exception as error:  # the parser's failures have no common base class
+        raise EmailParseError("message", f"not parseable as MIME: {error}") from error
+    assert isinstance(message, EmailMessage)
+
+    subject = _subject(message)
+    from_address, from_name = _sender(message)
+    if not from_address:
+        from_address = mail_from.lower()
+    text = _text(message)
+    if not message.keys() and not _mostly_text(text):
+        raise EmailParseError("message", "not a mail: no header fields and no readable text")
+    forwarded, note = _forwarded(message, text, subject)
+    if forwarded is None:
+        new_text, _quoted = split_reply(text)
+    else:  # what the forwarder says, then what the original asked: both are the request
+        new_text = "\n\n".join(part for part in (note, forwarded.subject, forwarded.text) if part)
+    automated = automated_reason(
+        message,
+        mail_from,
+        {name: _header(message, name) for name in AUTOMATION_HEADERS},
+    )
+    try:
+        attachments = _attachments(message)
+    except Exception as error:  # a broken part must not hide the rest of the mail
+        raise EmailParseError("attachments", str(error)) from error
+    return EmailReceived(
+        event_id=event_id("email", identity.message_id or f"sha256:{identity.sha256}"),
+        occurred_at=received_at,
+        source=source,
+        data=EmailReceivedData(
+            ticket_id=identity.ticket_id,
+            message_id=identity.message_id,
+            in_reply_to=identity.in_reply_to,
+            references=identity.references,
+            mail_from=mail_from,
+            rcpt_to=rcpt_to,
+            from_address=from_address,
+            from_name=from_name,
+            subject=subject,
+            text=text[:MAX_TEXT_CHARS],
+            text_truncated=len(text) > MAX_TEXT_CHARS,
+            new_text=new_text[:MAX_TEXT_CHARS],
+            automated_reason=automated,
+            date=_date(message),
+            attachments=attachments,
+            archived_sha256=identity.sha256 if archived else None,
+            forwarded=forwarded,
+            peer=peer,
+            size_bytes=len(raw),
+        ),
+    )

@@ -1,0 +1,208 @@
+"""The SMTP ingestor: an aiosmtpd handler whose 250 means "your mail is on Kafka".
+
+Replies, and why:
+- 250 only after Kafka acknowledged the mail, whole, on the mail spool (``email.spooled``
+  under the ticket its headers name); the mail parser reads it downstream into an
+  ``email.received`` event, or a dead letter (mail_spool.py, decision 0040);
+- 451 4.3.0 when Kafka is unreachable or slow past the bound, and for any unexpected
+  error: the sender keeps the mail and retries (aiosmtpd would say a permanent 500);
+- 550 5.7.1 for recipients outside the support domains: this is no open relay;
+- 552 for mail over the size limit (aiosmtpd checks SIZE at MAIL FROM and after DATA),
+  and 552 5.3.4 for a header section over its limits (size, number of fields); 500 for a
+  line over 64 KiB (RFC 5321 says 1000 octets, but web forms send longer lines);
+- 451 4.7.1 at MAIL FROM for a sender over its rate limit: slowed down, nothing lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from engine import metrics
+from engine.clock import Clock
+from engine.contract.models import to_json
+from engine.contract.topics import MAIL_SPOOL
+from engine.errors import PublishError
+from engine.ingest.mail.archive import MailArchive
+from engine.ingest.mail.automated import header_problem
+from engine.ingest.mail.identity import mail_identity
+from engine.ingest.mail.rate_limit import SenderRateLimit
+from engine.ingest.mail.security import FileAuthenticator
+from engine.ingest.mail.spool import spooled_mail
+from engine.kafka.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+MAX_LINE_BYTES = 64 * 1024
+RETRY_LATER = "451 4.3.0 Mail not stored: the ticket queue is unavailable, please retry later"
+SOURCE = "email"
+
+
+class SupportMailHandler:
+    def __init__(
+        self,
+        publisher: Publisher,
+        support_domains: list[str],
+        clock: Clock,
+        source: str,
+        rate_limit: SenderRateLimit | None = None,
+        archive: MailArchive | None = None,
+    ) -> None:
+        self._archive = archive
+        self._rate_limit = rate_limit
+        self._publisher = publisher
+        self._domains = frozenset(support_domains)
+        self._clock = clock
+        self._source = source
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        # A null sender (bounces) is limited by the client's address instead.
+        sender = _reverse_path(address) or f"<>@{_peer(session)}"
+        if self._rate_limit is not None and not self._rate_limit.allow(sender):
+            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "rate_limited").inc()
+            return "451 4.7.1 Too many messages from this sender; please retry later"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        domain = address.rpartition("@")[2].lower()
+        if domain not in self._domains:
+            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "relay_denied").inc()
+            return f"550 5.7.1 Relaying denied: {domain or 'that address'} is not served here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        received_at = self._clock.now()
+        raw = envelope.original_content or b""
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", errors="surrogateescape")
+        too_large = header_problem(raw)
+        if too_large is not None:
+            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "header_too_large").inc()
+            return f"552 5.3.4 Message header too large: {too_large}"
+        identity = mail_identity(raw)
+        archived = False
+        if self._archive is not None:
+            try:
+                await self._archive.store(raw)
+            except OSError as error:
+                log.error("mail archive %s: %s", self._archive.root, error)
+                metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "archive_unavailable").inc()
+                return "451 4.3.0 Mail not stored: the mail archive is unavailable, please retry"
+            archived = True
+        record = spooled_mail(
+            raw,
+            identity,
+            mail_from=_reverse_path(envelope.mail_from),
+            rcpt_to=tuple(envelope.rcpt_tos),
+            peer=_peer(session),
+            received_at=received_at,
+            source=self._source,
+            archived=archived,
+        )
+        try:
+            await self._publisher.publish(MAIL_SPOOL, identity.ticket_id.encode(), to_json(record))
+        except PublishError as error:
+            log.warning("mail from %s not stored: %s", _peer(session), error)
+            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "kafka_unavailable").inc()
+            return RETRY_LATER
+        elapsed = (self._clock.now() - received_at).total_seconds()
+        metrics.INGEST_ACK_SECONDS.labels(SOURCE).observe(max(0.0, elapsed))
+        metrics.EVENTS_INGESTED.labels(SOURCE, "accepted", "").inc()
+        return f"250 2.0.0 Accepted for ticket {identity.ticket_id}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.exception("unexpected error in the SMTP ingestor", exc_info=error)
+        metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "internal_error").inc()
+        return RETRY_LATER
+
+
+class SupportSMTP(SMTP):
+    """aiosmtpd's SMTP, taking data lines longer than RFC 5321's 1000 octets: web forms and
+    some mailers send a whole HTML body on one line, and Postfix accepts them too.
+    Command lines keep aiosmtpd's own (much smaller) limits.
+
+    It also remembers the addresses of MAIL FROM and RCPT TO as aiosmtpd parsed them:
+    aiosmtpd reads each with the ``email`` package's RFC 5322 parser (and defines a class
+    on every call), about a seventh of the ingestor's CPU, while a desk hears from the
+    same customers and writes to the same few mailboxes all day."""
+
+    line_length_limit = MAX_LINE_BYTES
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        parsed = _PARSED_ADDRESSES.get(arg)
+        if parsed is None:
+            parsed = super()._getaddr(arg)  # depends on arg alone: local_part_limit is unset
+            if len(_PARSED_ADDRESSES) >= MAX_PARSED_ADDRESSES:
+                _PARSED_ADDRESSES.clear()
+            _PARSED_ADDRESSES[arg] = parsed
+        return parsed
+
+
+MAX_PARSED_ADDRESSES = 8192
+_PARSED_ADDRESSES: dict[str, tuple[str | None, str | None]] = {}
+
+
+def _reverse_path(address: str | None) -> str:
+    """The envelope sender; "" for the null reverse-path of bounces (MAIL FROM:<>), which
+    aiosmtpd gives as "<>" (and must keep so, to know MAIL was given)."""
+    return "" if not address or address.strip() == "<>" else address
+
+
+def _peer(session: Session) -> str:
+    peer = session.peer
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer or "")
+
+
+async def serve_smtp(
+    handler: SupportMailHandler,
+    host: str,
+    port: int,
+    max_message_bytes: int,
+    hostname: str = "ticketing-engine",
+    tls: ssl.SSLContext | None = None,
+    require_tls: bool = False,
+    authenticator: FileAuthenticator | None = None,
+) -> asyncio.Server:
+    """Serve SMTP from the running loop (not aiosmtpd's threaded Controller).
+
+    With ``tls``, STARTTLS is offered (and required before MAIL with ``require_tls``);
+    with an ``authenticator``, AUTH is offered after STARTTLS only."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: SupportSMTP(
+            handler,
+            data_size_limit=max_message_bytes,
+            enable_SMTPUTF8=True,
+            hostname=hostname,
+            ident="ticketing-engine ESMTP",
+            loop=loop,
+            tls_context=tls,
+            require_starttls=require_tls,
+            authenticator=authenticator,
+            auth_require_tls=True,
+        ),
+        host=host,
+        port=port,
+    )

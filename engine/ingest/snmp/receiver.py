@@ -1,0 +1,357 @@
+"""The SNMP notification receiver: traps and INFORMs become ``trap.received`` events.
+
+- SNMPv1 and v2c traps, v2c INFORMs (communities), SNMPv3 traps and INFORMs at
+  authNoPriv and authPriv (USM users: SHA/SHA-2, AES); optionally authPriv only.
+- An INFORM is answered only after Kafka acknowledged its event: pysnmp's
+  NotificationReceiver answers before it calls back, so ``AckAfterStoreReceiver``
+  (snmp_engine.py) keeps the response and the receiver sends it after Kafka's ack.
+  With Kafka away no answer goes out, and the sender retries.
+- A trap event Kafka does not take is spooled to local disk and replayed once Kafka is
+  back (``TrapBacklog``, snmp_replay.py); so is a later event of the same ticket, to keep
+  the ticket's order. A spooled INFORM is not answered either way.
+- Refused messages are counted by reason (``ticketing_events_ingested_total{source="snmp",
+  outcome="rejected"}``): pysnmp's own counters (bad community, unknown user, wrong
+  digest ...) are read into it, and the receiver's policy adds its own reasons.
+- The SnmpEngine is created inside the running loop (pysnmp 7 binds to it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from pysnmp.entity import engine
+
+from engine import metrics
+from engine.clock import Clock
+from engine.contract.models import (
+    NotificationPdu,
+    SecurityLevel,
+    SnmpVersion,
+    TrapReceived,
+    to_json,
+)
+from engine.contract.topics import DEAD_LETTERS, TICKET_EVENTS
+from engine.errors import PublishError
+from engine.ingest.snmp.devices import DeviceDirectory
+from engine.ingest.snmp.fastpath import inform_response, parse_v2c_notification
+from engine.ingest.snmp.mibs import MibResolver
+from engine.ingest.snmp.pysnmp_adapter import (
+    Encoded,
+    Respond,
+    engine_id_of,
+    new_engine,
+    refusal_counters,
+    udp_socket,
+)
+from engine.ingest.snmp.replay import HoldReason, TrapBacklog
+from engine.ingest.snmp.trap_event import Notification, NotificationError, trap_event
+from engine.ingest.snmp.users import SnmpUser
+from engine.kafka.deadletter import dead_letter
+
+log = logging.getLogger(__name__)
+SOURCE = "snmp"
+BATCH = 500  # notifications published together
+STORERS = 4  # batches waiting for Kafka's acks at once (each enqueued in arrival order)
+_RANK = {level: rank for rank, level in enumerate(SecurityLevel)}
+
+
+@dataclass(frozen=True)
+class ReceiverPolicy:
+    """Who may send: communities (v1/v2c) and v3 users, and the least security level."""
+
+    communities: tuple[str, ...]
+    users: tuple[SnmpUser, ...]
+    auth_priv_only: bool = False
+
+    def refusal(self, notification: Notification) -> str | None:
+        """Why an authenticated notification is still refused, or None."""
+        level = notification.security_level
+        if self.auth_priv_only and level is not SecurityLevel.AUTH_PRIV:
+            return "auth_priv_required"
+        if notification.version is SnmpVersion.V3:
+            user = next((u for u in self.users if u.name == notification.security_name), None)
+            if user is not None and _RANK[level] < _RANK[user.level]:
+                return "security_level_too_low"
+        return None
+
+
+class BatchPublisher(Protocol):
+    async def publish(self, topic: str, key: bytes | None, value: bytes) -> None: ...
+
+    async def publish_many(
+        self, topic: str, records: list[tuple[bytes | None, bytes]]
+    ) -> list[PublishError | None]: ...
+
+
+@dataclass(frozen=True)
+class _Received:
+    notification: Notification
+    respond: Respond | None
+    pdu: Encoded
+    at: datetime
+
+
+class SnmpReceiver:
+    """One SnmpEngine on one UDP socket, publishing what it receives."""
+
+    def __init__(
+        self,
+        publisher: BatchPublisher,
+        policy: ReceiverPolicy,
+        mibs: MibResolver,
+        devices: DeviceDirectory,
+        clock: Clock,
+        max_in_flight: int = 20000,
+        engine_id: bytes | None = None,
+        backlog: TrapBacklog | None = None,
+    ) -> None:
+        self._publisher = publisher
+        self._backlog = backlog
+        self._policy = policy
+        self._mibs = mibs
+        self._devices = devices
+        self._clock = clock
+        self._max_in_flight = max_in_flight
+        self._engine_id = engine_id
+        self._waiting: deque[_Received] = deque()
+        self._storing = 0
+        self._arrived = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._community_index = {
+            community.encode(): index + 1 for index, community in enumerate(policy.communities)
+        }
+        self._engine: engine.SnmpEngine | None = None
+        self._counted: dict[str, int] = {}
+        self._source = SOURCE
+        self.socket: socket.socket | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self.socket is not None
+        host, port = self.socket.getsockname()[:2]
+        return str(host), int(port)
+
+    @property
+    def receive_buffer_bytes(self) -> int:
+        assert self.socket is not None
+        return int(self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+
+    @property
+    def snmp_engine_id(self) -> bytes:
+        assert self._engine is not None
+        return engine_id_of(self._engine)
+
+    async def start(self, host: str, port: int, receive_buffer: int) -> None:
+        """Configure the engine and listen. Call from the running loop."""
+        self.socket = udp_socket(host, port, receive_buffer)
+        self._engine = new_engine(
+            self._engine_id,
+            self.socket,
+            self._v2c_fast_path,
+            self._policy.communities,
+            self._policy.users,
+            self._received,
+        )
+        self._workers = [asyncio.ensure_future(self._store_batches()) for _ in range(STORERS)]
+        self._source = f"snmp://{host}:{self.address[1]}"
+        await asyncio.sleep(0)  # let the transport's endpoint open
+
+    def stop(self) -> None:
+        if self._engine is not None:
+            self._engine.close_dispatcher()
+            self._engine = None
+
+    async def drain(self) -> None:
+        """Store what has arrived, then stop storing (after :meth:`stop`)."""
+        self._closing = True
+        self._arrived.set()
+        await asyncio.gather(*self._workers)
+
+    def count_engine_rejections(self) -> None:
+        """Move pysnmp's refusal counters into the ingest metric (call periodically)."""
+        if self._engine is None:
+            return
+        for reason, value in refusal_counters(self._engine).items():
+            delta = value - self._counted.get(reason, 0)
+            if delta > 0:
+                metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", reason).inc(delta)
+            self._counted[reason] = value
+
+    def _v2c_fast_path(self, datagram: bytes, address: Any, transport: Any) -> bool:
+        """Take a v2c trap or INFORM without pysnmp (see snmp_fastpath); False: not one."""
+        parsed = parse_v2c_notification(datagram)
+        if parsed is None:
+            return False
+        index = self._community_index.get(parsed.community)
+        if index is None:
+            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "bad_community").inc()
+            return True
+        notification = Notification(
+            version=SnmpVersion.V2C,
+            pdu=NotificationPdu.INFORM if parsed.inform else NotificationPdu.TRAP,
+            security_name=f"community-{index}",
+            security_level=SecurityLevel.NO_AUTH_NO_PRIV,
+            engine_id=None,
+            request_id=parsed.request_id,
+            sender=str(address[0]),
+            sender_port=int(address[1]),
+            varbinds=parsed.varbinds,
+        )
+        respond: Respond | None = None
+        if parsed.inform:
+            response = inform_response(parsed)
+
+            def respond() -> None:
+                transport.transport.sendto(response, address)
+
+        self._received(notification, respond, lambda: parsed.pdu)
+        return True
+
+    def _received(self, notification: Notification, respond: Respond | None, pdu: Encoded) -> None:
+        refusal = self._policy.refusal(notification)
+        if refusal is not None:
+            log.info("refused a %s notification from %s: %s", notification.version,
+                     notification.sender, refusal)  # fmt: skip
+            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", refusal).inc()
+            return
+        if len(self._waiting) + self._storing >= self._max_in_flight:
+            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "overloaded").inc()
+            return
+        self._waiting.append(_Received(notification, respond, pdu, self._clock.now()))
+        self._arrived.set()
+
+    async def _store_batches(self) -> None:
+        """Store what arrived, a batch at a time: one Kafka round trip for many traps."""
+        while True:
+            await self._arrived.wait()
+            while self._waiting:
+                batch = [self._waiting.popleft() for _ in range(min(BATCH, len(self._waiting)))]
+                self._storing += len(batch)
+                try:
+                    await self._store(batch)
+                except Exception:
+                    log.exception("storing %d notifications failed", len(batch))
+                    metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "internal_error").inc(
+                        len(batch)
+                    )
+                finally:
+                    self._storing -= len(batch)
+            if self._closing:
+                return
+            self._arrived.clear()
+
+    async def _store(self, batch: list[_Received]) -> None:
+        events: list[tuple[_Received, TrapReceived]] = []
+        for received in batch:
+            try:
+                event = trap_event(
+                    received.notification, self._mibs, self._devices, received.at, self._source
+                )
+            except (NotificationError, ValueError) as problem:
+                field = problem.field if isinstance(problem, NotificationError) else None
+                await self._dead_letter(
+                    received.pdu(), str(problem), field, received.at, received.respond
+                )
+                continue
+            events.append((received, event))
+        held = self._hold_what_must_wait(events)
+        live = [pair for pair in events if pair[1].event_id not in held] if held else events
+        outcomes = (
+            await self._publisher.publish_many(
+                TICKET_EVENTS, [(e.data.ticket_id.encode(), to_json(e)) for _, e in live]
+            )
+            if live
+            else []
+        )
+        acked_at = self._clock.now()
+        failed = [pair for pair, failure in zip(live, outcomes, strict=True) if failure]
+        if failed:
+            # INFORMs stay unanswered, so their senders retry; traps are spooled (or lost).
+            log.warning("%d of %d notifications not stored: %s", len(failed), len(outcomes),
+                        next(failure for failure in outcomes if failure))  # fmt: skip
+            if self._backlog is None:
+                metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "kafka_unavailable").inc(
+                    len(failed)
+                )
+            else:
+                self._backlog.kafka_failed()
+                self._hold(failed, HoldReason.KAFKA_UNAVAILABLE)
+        for (received, _), failure in zip(live, outcomes, strict=True):
+            if failure is not None:
+                continue
+            elapsed = (acked_at - received.at).total_seconds()
+            metrics.INGEST_ACK_SECONDS.labels(SOURCE).observe(max(0.0, elapsed))
+            metrics.EVENTS_INGESTED.labels(
+                SOURCE, "accepted", received.notification.pdu.value
+            ).inc()
+            if received.respond is not None:
+                received.respond()
+        if self._backlog is not None and (held or failed):
+            await self._backlog.synced()
+
+    def _hold_what_must_wait(self, events: list[tuple[_Received, TrapReceived]]) -> set[str]:
+        """Spool at once the events that must not overtake the spool (TrapBacklog);
+        their event ids. An INFORM spooled is not answered: its sender retries."""
+        backlog = self._backlog
+        if backlog is None or backlog.idle:
+            return set()
+        waiting = [
+            (pair, reason)
+            for pair in events
+            if (reason := backlog.reason_to_hold(pair[1].data.ticket_id.encode())) is not None
+        ]
+        for reason, run in itertools.groupby(waiting, key=lambda item: item[1]):
+            self._hold([pair for pair, _ in run], reason)
+        return {pair[1].event_id for pair, _ in waiting}
+
+    def _hold(self, events: list[tuple[_Received, TrapReceived]], reason: HoldReason) -> None:
+        assert self._backlog is not None
+        appended = self._backlog.hold(
+            [(e.data.ticket_id.encode(), to_json(e)) for _, e in events], reason
+        )
+        if appended.kept:
+            metrics.EVENTS_INGESTED.labels(SOURCE, "spooled", reason.value).inc(appended.kept)
+        if appended.dropped:
+            log.warning("trap spool: %d notifications dropped (%s)", appended.dropped,
+                        appended.reason)  # fmt: skip
+            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", f"spool_{appended.reason}").inc(
+                appended.dropped
+            )
+
+    async def _dead_letter(
+        self,
+        pdu: bytes,
+        reason: str,
+        field: str | None,
+        received_at: datetime,
+        respond: Respond | None,
+    ) -> None:
+        record = dead_letter(
+            pdu, reason=f"notification could not be used: {reason}", field=field,
+            origin="snmp", source=self._source, now=received_at,
+        )  # fmt: skip
+        try:
+            await self._publisher.publish(
+                DEAD_LETTERS, record.data.payload_sha256.encode(), to_json(record)
+            )
+        except PublishError:
+            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "kafka_unavailable").inc()
+            return
+        metrics.EVENTS_INGESTED.labels(SOURCE, "dead_lettered", "unusable").inc()
+        if respond is not None:
+            respond()
+
+
+def engine_id_option(text: str) -> bytes | None:
+    """The receiver's snmpEngineID from its hex setting (empty: pysnmp's default)."""
+    if not text:
+        return None
+    return bytes.fromhex(text.lower().removeprefix("0x"))

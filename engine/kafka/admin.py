@@ -1,0 +1,162 @@
+"""Topic provisioning and cluster checks with kafka-python's admin client."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError
+
+from engine.contract.topics import TopicSpec
+from engine.errors import ProvisioningError
+
+
+class TopicAction(StrEnum):
+    CREATED = "created"
+    UNCHANGED = "unchanged"
+    DIFFERS = "differs"
+
+
+@dataclass(frozen=True)
+class TopicOutcome:
+    name: str
+    action: TopicAction
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class TopicDescription:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str]
+
+
+@contextlib.contextmanager
+def admin_client(bootstrap: str, timeout_seconds: float = 10.0) -> Iterator[KafkaAdminClient]:
+    try:
+        client = KafkaAdminClient(
+            bootstrap_servers=bootstrap.split(","),
+            client_id="ticketing-engine-admin",
+            request_timeout_ms=int(timeout_seconds * 1000),
+        )
+    except KafkaError as error:
+        raise ProvisioningError(f"Kafka at {bootstrap} does not answer: {error}") from error
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def cluster_answers(bootstrap: str, timeout_seconds: float = 2.0) -> bool:
+    """True when a broker at ``bootstrap`` answers a metadata request."""
+    if not any(_port_open(address, timeout_seconds) for address in bootstrap.split(",")):
+        return False
+    quiet = logging.getLogger("kafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        client = KafkaAdminClient(
+            bootstrap_servers=bootstrap.split(","),
+            client_id="ticketing-engine-probe",
+            request_timeout_ms=int(timeout_seconds * 1000),
+        )
+        try:
+            client.describe_cluster()
+            return True
+        finally:
+            client.close()
+    except (KafkaError, OSError):
+        return False
+    finally:
+        quiet.setLevel(level)
+
+
+def _port_open(address: str, timeout_seconds: float) -> bool:
+    """A cheap first check: kafka-python's client retries a closed port for many seconds."""
+    host, _, port = address.strip().rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_seconds):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def describe(client: KafkaAdminClient, names: Sequence[str]) -> dict[str, TopicDescription]:
+    existing = set(client.list_topics())
+    wanted = [name for name in names if name in existing]
+    if not wanted:
+        return {}
+    topics = client.describe_topics(wanted)
+    configs = client.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted]
+    )["topic"]
+    return {
+        topic["name"]: TopicDescription(
+            name=topic["name"],
+            partitions=len(topic["partitions"]),
+            replication_factor=len(topic["partitions"][0]["replica_nodes"]),
+            config={key: entry["value"] for key, entry in configs[topic["name"]].items()},
+        )
+        for topic in topics
+    }
+
+
+def differences(spec: TopicSpec, found: TopicDescription) -> list[str]:
+    found_values = {
+        "partitions": str(found.partitions),
+        "replication factor": str(found.replication_factor),
+        **found.config,
+    }
+    wanted_values = {
+        "partitions": str(spec.partitions),
+        "replication factor": str(spec.replication_factor),
+        **spec.config(),
+    }
+    return [
+        f"{key} is {found_values.get(key, 'the broker default')}, declared {value}"
+        for key, value in wanted_values.items()
+        if found_values.get(key) != value
+    ]
+
+
+def provision(bootstrap: str, specs: Sequence[TopicSpec]) -> list[TopicOutcome]:
+    """Create missing topics; report existing ones that differ (never altered silently:
+    changing partitions would move tickets to other partitions)."""
+    with admin_client(bootstrap) as client:
+        found = describe(client, [spec.name for spec in specs])
+        missing = [spec for spec in specs if spec.name not in found]
+        if missing:
+            try:
+                client.create_topics(
+                    [
+                        NewTopic(
+                            spec.name,
+                            spec.partitions,
+                            spec.replication_factor,
+                            topic_configs=spec.config(),
+                        )
+                        for spec in missing
+                    ]
+                )
+            except KafkaError as error:
+                raise ProvisioningError(f"Creating topics failed: {error}") from error
+    outcomes = []
+    for spec in specs:
+        if spec.name not in found:
+            outcomes.append(TopicOutcome(spec.name, TopicAction.CREATED))
+            continue
+        diffs = differences(spec, found[spec.name])
+        action = TopicAction.DIFFERS if diffs else TopicAction.UNCHANGED
+        outcomes.append(TopicOutcome(spec.name, action, "; ".join(diffs)))
+    return outcomes
+
+
+def list_topics(bootstrap: str, specs: Sequence[TopicSpec]) -> dict[str, TopicDescription]:
+    with admin_client(bootstrap) as client:
+        return describe(client, [spec.name for spec in specs])

@@ -1,0 +1,143 @@
+"""``engine notifier``: tells customers their mail became a ticket, and what the desk
+has to tell them since.
+
+A downstream consumer (its own consumer group) of the tier topics (acknowledgements) and
+of the ticket activity topic (the desk's updates). Each notice is
+handed to the configured SMTP relay; a 4xx or an unreachable relay is retried with backoff,
+and the offset is committed only after the relay accepted it (at-least-once; a notice
+replayed after a crash carries the same Message-ID). A 5xx is permanent: the notice is
+kept on the dead-letter topic with the relay's answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import time
+from collections.abc import Callable
+
+from kafka import KafkaConsumer, KafkaProducer
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from engine import metrics
+from engine.clock import SystemClock
+from engine.contract.customers import CustomerDirectory, load_directory
+from engine.contract.models import TicketActivity, TicketRouted, parse_record, to_json
+from engine.contract.topics import DEAD_LETTERS, TICKET_ACTIVITY, TIER_TOPICS
+from engine.kafka.deadletter import dead_letter
+from engine.notify.notices import Notice, acknowledgement, update
+from engine.process import StopSignal
+from engine.settings import Settings
+
+log = logging.getLogger(__name__)
+SOURCE = "engine.notifier"
+MAX_ATTEMPTS = 8
+MAX_BACKOFF_SECONDS = 60.0
+
+NOTICES = Counter("ticketing_notices_total", "Customer notices, by outcome", ["kind", "outcome"])
+
+
+class PermanentRefusal(Exception):
+    """The relay refused the notice for good (5xx)."""
+
+
+def deliver(
+    notice: Notice,
+    relay: str,
+    sleep: Callable[[float], None] = time.sleep,
+    attempts: int = MAX_ATTEMPTS,
+) -> int:
+    """Hand the notice to the relay; returns the number of attempts it took.
+
+    Retries 4xx answers and connection failures with exponential backoff; raises
+    PermanentRefusal on a 5xx, and the last error when the attempts run out."""
+    host, _, port = relay.rpartition(":")
+    for attempt in range(1, attempts + 1):
+        try:
+            with smtplib.SMTP(host, int(port), timeout=30) as smtp:
+                smtp.send_message(notice.message)
+            return attempt
+        except smtplib.SMTPRecipientsRefused as error:
+            code = min(code for code, _ in error.recipients.values())
+            if code >= 500:
+                raise PermanentRefusal(f"{code} for {notice.to}") from error
+            failure: Exception = error
+        except smtplib.SMTPResponseException as error:
+            if error.smtp_code >= 500:
+                raise PermanentRefusal(f"{error.smtp_code} {error.smtp_error!r}") from error
+            failure = error
+        except (OSError, smtplib.SMTPException) as error:
+            failure = error
+        if attempt == attempts:
+            raise failure
+        delay = min(MAX_BACKOFF_SECONDS, 2.0 ** (attempt - 1))
+        log.warning("relay %s: %s; retrying in %gs", relay, failure, delay)
+        sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def notice_for(value: bytes, directory: CustomerDirectory, settings: Settings) -> Notice | None:
+    try:
+        record = parse_record(value)
+    except ValidationError:
+        return None  # not ours to judge: the topic's producer validates what it writes
+    if not isinstance(record, TicketRouted | TicketActivity) or record.data.ticket is None:
+        return None
+    ticket = record.data.ticket
+    customer = ticket.customer or directory.lookup(ticket.requester)
+    language = (customer.language if customer else None) or settings.notify_default_language
+    domain = settings.notify_from.rpartition("@")[2] or "ticketing-engine"
+    if isinstance(record, TicketRouted):
+        return acknowledgement(record, language, settings.notify_from, domain)
+    return update(record, language, settings.notify_from, domain)
+
+
+def run_notifier(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.replace("WARN", "WARNING"))
+    directory = load_directory(settings.customers_file)
+    consumer = KafkaConsumer(
+        *TIER_TOPICS.values(),
+        TICKET_ACTIVITY,
+        bootstrap_servers=settings.kafka_bootstrap.split(","),
+        group_id=f"{settings.app_id}-notifier",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap.split(","), acks="all")
+    port = metrics.serve_metrics(settings.notifier_metrics_port, settings.metrics_host)
+    print(f"notifier: acknowledging tickets and sending updates through {settings.notify_relay}; "
+          f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
+    stop = StopSignal()
+    try:
+        while not stop.requested:
+            batches = consumer.poll(timeout_ms=1000)
+            for records in batches.values():
+                for record in records:
+                    _notify(record.value, directory, settings, producer)
+            if batches:
+                consumer.commit()
+    finally:
+        consumer.close()
+        producer.close()
+
+
+def _notify(
+    value: bytes, directory: CustomerDirectory, settings: Settings, producer: KafkaProducer
+) -> None:
+    notice = notice_for(value, directory, settings)
+    if notice is None:
+        return
+    kind = notice.kind
+    try:
+        deliver(notice, settings.notify_relay)
+    except PermanentRefusal as refusal:
+        NOTICES.labels(kind, "refused").inc()
+        letter = dead_letter(
+            notice.message.as_bytes(), reason=f"relay refused the notice: {refusal}",
+            field=None, origin="notifier", source=SOURCE, now=SystemClock().now(),
+        )  # fmt: skip
+        producer.send(DEAD_LETTERS, key=letter.data.payload_sha256.encode(),
+                      value=to_json(letter)).get(timeout=30)  # fmt: skip
+        return
+    NOTICES.labels(kind, "sent").inc()

@@ -1,0 +1,112 @@
+"""``engine up``: the whole engine on one machine, until Ctrl-C.
+
+Starts the local broker (unless ``--bootstrap-servers`` names a cluster), provisions the
+topics, then runs each component as its own process (each with its own /metrics) and
+restarts one that dies, with backoff. Ctrl-C or SIGTERM stops them, then the broker.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+
+from engine.contract.topics import declared_topics
+from engine.kafka import broker
+from engine.kafka.admin import TopicAction, provision
+from engine.settings import Settings
+
+COMPONENTS = ("smtp", "mail-parser", "api", "processor", "sla", "entitlements", "snmp")
+MAX_BACKOFF_SECONDS = 30.0
+STOP_GRACE_SECONDS = 20.0
+
+
+@dataclass
+class Component:
+    name: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = field(default=0.0)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "engine", self.name], env=self.env)
+        self.started_at = time.monotonic()
+
+    def check(self, now: float) -> None:
+        """Restart a component that exited, after a backoff that grows while it keeps dying."""
+        if self.process is None:
+            if now >= self.next_start:
+                self.start()
+            return
+        code = self.process.poll()
+        if code is None:
+            return
+        if now - self.started_at > 60:
+            self.restarts = 0
+        self.restarts += 1
+        delay = min(MAX_BACKOFF_SECONDS, 2.0 ** (self.restarts - 1))
+        print(f"up: {self.name} exited with {code}; restarting in {delay:g}s", flush=True)
+        self.process = None
+        self.next_start = now + delay
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, deadline: float) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def run_up(settings: Settings) -> int:
+    started_broker = False
+    if settings.uses_local_broker:
+        print(f"up: {broker.start(settings)}", flush=True)
+        started_broker = True
+    outcomes = provision(
+        settings.kafka_bootstrap, declared_topics(settings.partitions, settings.replication_factor)
+    )
+    created = sum(outcome.action is TopicAction.CREATED for outcome in outcomes)
+    for outcome in outcomes:
+        if outcome.action is TopicAction.DIFFERS:
+            print(f"up: warning: {outcome.name} differs: {outcome.detail}", flush=True)
+    print(f"up: topics ready ({created} created, {len(outcomes) - created} existing)", flush=True)
+
+    env = {**os.environ, "ENGINE_BOOTSTRAP_SERVERS": settings.kafka_bootstrap}
+    names = [*COMPONENTS, *(("notifier",) if settings.notify_relay else ())]
+    components = [Component(name, env) for name in names]
+    stopping = False
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        while not stopping:
+            now = time.monotonic()
+            for component in components:
+                component.check(now)
+            time.sleep(0.2)
+    finally:
+        print("up: stopping", flush=True)
+        for component in components:
+            component.stop()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for component in components:
+            component.wait_stopped(deadline)
+        if started_broker:
+            print(f"up: {broker.stop(settings)}", flush=True)
+    return 0

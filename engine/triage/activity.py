@@ -1,0 +1,109 @@
+"""apply_activity(ticket, activity, at): what one action of the desk or the customer does to
+a ticket, or why it is refused.
+
+Pure. The processor applies activity in the order of the ticket's events; the HTTP API
+calls the same function on its view of the state to refuse an impossible action at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from engine.contract.models import (
+    ActivityType,
+    TicketActivityData,
+    TicketState,
+    TicketStatus,
+    Tier,
+)
+from engine.errors import EngineError
+
+TIER_ORDER: tuple[Tier, ...] = (Tier.L1, Tier.L2, Tier.L3)
+
+
+class InvalidTransition(EngineError):
+    """An activity that cannot apply to the ticket as it stands; the reason says why."""
+
+
+def tier_rank(tier: Tier) -> int:
+    return TIER_ORDER.index(tier)
+
+
+def _require(condition: bool, reason: str) -> None:
+    if not condition:
+        raise InvalidTransition(reason)
+
+
+def _refuse_when_resolved(ticket: TicketState, activity: ActivityType) -> None:
+    _require(
+        ticket.status is not TicketStatus.RESOLVED,
+        f"ticket {ticket.ticket_id} is resolved: reopen it before '{activity}'",
+    )
+
+
+def _with_status(ticket: TicketState, status: TicketStatus, at: datetime) -> dict[str, object]:
+    if ticket.status is status:
+        return {}
+    return {"status": status, "status_since": at}
+
+
+def apply_activity(
+    ticket: TicketState | None, activity: TicketActivityData, at: datetime
+) -> TicketState:
+    """The ticket after ``activity``; raises InvalidTransition naming what is wrong."""
+    kind = activity.activity
+    _require(ticket is not None, f"no ticket {activity.ticket_id}")
+    assert ticket is not None
+    changes: dict[str, object] = {"updated_at": at}
+    match kind:
+        case ActivityType.ASSIGNED:
+            _refuse_when_resolved(ticket, kind)
+            _require(bool(activity.assignee), "assigned: 'assignee' is required")
+            changes["assignee"] = activity.assignee
+        case ActivityType.CUSTOMER_INFORMED:
+            _refuse_when_resolved(ticket, kind)
+            changes["informed_count"] = ticket.informed_count + 1
+            changes["last_informed_at"] = at
+        case ActivityType.NOTE:
+            _require(bool(activity.note), "note: 'note' is required")
+        case ActivityType.ESCALATED:
+            _refuse_when_resolved(ticket, kind)
+            _require(activity.tier is not None, "escalated: 'tier' is required")
+            assert activity.tier is not None
+            _require(
+                tier_rank(activity.tier) > tier_rank(ticket.tier),
+                f"escalated: the ticket is at {ticket.tier}; escalation goes to a higher tier",
+            )
+            changes["tier"] = activity.tier
+        case ActivityType.WAITING_ON_CUSTOMER:
+            _refuse_when_resolved(ticket, kind)
+            _require(
+                ticket.status is not TicketStatus.WAITING_ON_CUSTOMER,
+                "waiting_on_customer: the ticket already waits on the customer",
+            )
+            changes.update(_with_status(ticket, TicketStatus.WAITING_ON_CUSTOMER, at))
+        case ActivityType.TIME_SPENT:
+            _require(bool(activity.minutes), "time_spent: 'minutes' must be more than 0")
+            changes["time_spent_minutes"] = ticket.time_spent_minutes + (activity.minutes or 0)
+        case ActivityType.RESOLVED:
+            _require(
+                ticket.status is not TicketStatus.RESOLVED,
+                f"ticket {ticket.ticket_id} is already resolved",
+            )
+            changes.update(_with_status(ticket, TicketStatus.RESOLVED, at))
+            changes["resolved_at"] = at
+        case ActivityType.REOPENED:
+            _require(
+                ticket.status is TicketStatus.RESOLVED,
+                f"reopened: ticket {ticket.ticket_id} is not resolved",
+            )
+            changes.update(_with_status(ticket, TicketStatus.OPEN, at))
+            changes["resolved_at"] = None
+        case ActivityType.CUSTOMER_REPLIED:
+            # The customer wrote: contact, not the desk's update. An answer to the desk's
+            # question ends the wait; a reply to a resolved ticket reopens it.
+            changes["last_customer_contact_at"] = at
+            if ticket.status is not TicketStatus.OPEN:
+                changes.update(_with_status(ticket, TicketStatus.OPEN, at))
+                changes["resolved_at"] = None
+    return ticket.model_copy(update=changes)

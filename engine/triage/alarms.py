@@ -1,0 +1,198 @@
+"""Alarms: from SNMP notifications to one ticket per alarm. Pure functions.
+
+An alarm's identity is the device, the trap's family and the affected object (the
+ifIndex of a link, the alarm type of a UPS), so a storm of the same alarm lands on one
+ticket and a clearing notification (linkUp after linkDown, the UPS back on mains) finds
+the ticket its alarm opened. The ticket keeps an :class:`AlarmState`: occurrences, first
+and last seen, cleared or not, and the recent raise/clear transitions; too many of those
+within a window flag the alarm as flapping instead of reopening the ticket each time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from engine.contract.customers import CustomerDirectory
+from engine.contract.identity import ticket_id
+from engine.contract.models import (
+    AlarmState,
+    AlarmTransition,
+    Channel,
+    CustomerProfile,
+    Envelope,
+    TicketMessage,
+    TicketState,
+    TrapFacts,
+    TrapReceived,
+    TrapReceivedData,
+    Varbind,
+)
+
+
+@dataclass(frozen=True)
+class AlarmFamily:
+    """Notifications that raise and clear the same alarm, and where its object is."""
+
+    name: str
+    raises: frozenset[str]
+    clears: frozenset[str] = frozenset()
+    object_varbinds: tuple[str, ...] = ()
+    implied_objects: Mapping[str, str] = field(default_factory=dict)
+    """Object of a notification that carries none (upsTrapOnBattery is the on-battery alarm)."""
+
+
+FAMILIES: tuple[AlarmFamily, ...] = (
+    AlarmFamily(
+        "IF-MIB::link",
+        raises=frozenset({"IF-MIB::linkDown"}),
+        clears=frozenset({"IF-MIB::linkUp"}),
+        object_varbinds=("IF-MIB::ifIndex",),
+    ),
+    AlarmFamily(
+        "UPS-MIB::upsAlarm",
+        raises=frozenset({"UPS-MIB::upsTrapOnBattery", "UPS-MIB::upsTrapAlarmEntryAdded"}),
+        clears=frozenset({"UPS-MIB::upsTrapAlarmEntryRemoved"}),
+        object_varbinds=("UPS-MIB::upsAlarmDescr",),
+        implied_objects={"UPS-MIB::upsTrapOnBattery": "UPS-MIB::upsAlarmOnBattery"},
+    ),
+    AlarmFamily(
+        "DISMAN-EVENT-MIB::mteTrigger",
+        raises=frozenset({"DISMAN-EVENT-MIB::mteTriggerRising"}),
+        clears=frozenset({"DISMAN-EVENT-MIB::mteTriggerFalling"}),
+        object_varbinds=("DISMAN-EVENT-MIB::mteHotTrigger", "DISMAN-EVENT-MIB::mteHotOID"),
+    ),
+    AlarmFamily(
+        "SNMPv2-MIB::restart",
+        raises=frozenset({"SNMPv2-MIB::coldStart", "SNMPv2-MIB::warmStart"}),
+    ),
+)
+_BY_TRAP = {trap: family for family in FAMILIES for trap in family.raises | family.clears}
+
+
+@dataclass(frozen=True)
+class FlapPolicy:
+    """``transitions`` raise/clear changes within ``window`` make an alarm flapping."""
+
+    transitions: int = 6
+    window: timedelta = timedelta(minutes=10)
+
+
+DEFAULT_FLAP_POLICY = FlapPolicy()
+
+
+@dataclass(frozen=True)
+class AlarmIdentity:
+    key: str
+    ticket_id: str
+    transition: AlarmTransition
+
+
+def _varbind_text(varbind: Varbind) -> str:
+    return varbind.label or str(varbind.value)
+
+
+def identify(trap: TrapFacts, device: str) -> AlarmIdentity:
+    """The alarm a notification is about. ``device`` is the device's name from the
+    directory, else its address."""
+    trap_name = trap.name or trap.oid
+    family = _BY_TRAP.get(trap_name)
+    if family is None:
+        key = f"{device}|{trap_name}|"
+        return AlarmIdentity(key, ticket_id("snmp-alarm", key), AlarmTransition.EVENT)
+    found = {v.name: v for v in trap.varbinds if v.name in family.object_varbinds}
+    parts = [_varbind_text(found[name]) for name in family.object_varbinds if name in found]
+    implied = family.implied_objects.get(trap_name)
+    affected = ",".join(parts) if parts else (implied or "")
+    key = f"{device}|{family.name}|{affected}"
+    if trap_name in family.clears:
+        transition = AlarmTransition.CLEARED
+    elif family.clears:
+        transition = AlarmTransition.RAISED
+    else:
+        transition = AlarmTransition.EVENT
+    return AlarmIdentity(key, ticket_id("snmp-alarm", key), transition)
+
+
+@dataclass(frozen=True)
+class AlarmUpdate:
+    state: AlarmState
+    reopened: bool
+    """Raised again after it had cleared, and not flapping: the ticket opens again."""
+
+
+def update(
+    previous: AlarmState | None,
+    key: str,
+    transition: AlarmTransition,
+    at: datetime,
+    policy: FlapPolicy = DEFAULT_FLAP_POLICY,
+) -> AlarmUpdate:
+    """The alarm after one more notification received ``at``."""
+    if previous is None:
+        cleared = transition is AlarmTransition.CLEARED
+        state = AlarmState(
+            key=key,
+            occurrences=1,
+            first_seen=at,
+            last_seen=at,
+            cleared=cleared,
+            cleared_at=at if cleared else None,
+            flapping=False,
+            transitions=(),
+        )
+        return AlarmUpdate(state, reopened=False)
+    cleared, cleared_at = previous.cleared, previous.cleared_at
+    changed = (transition is AlarmTransition.CLEARED and not cleared) or (
+        transition is AlarmTransition.RAISED and cleared
+    )
+    if changed:
+        cleared = transition is AlarmTransition.CLEARED
+        cleared_at = at if cleared else None
+    latest = max(previous.last_seen, at)
+    recent = (*previous.transitions, at) if changed else previous.transitions
+    recent = tuple(sorted(t for t in recent if t > latest - policy.window))
+    flapping = len(recent) >= policy.transitions
+    state = AlarmState(
+        key=key,
+        occurrences=previous.occurrences + 1,
+        first_seen=min(previous.first_seen, at),
+        last_seen=latest,
+        cleared=cleared,
+        cleared_at=cleared_at,
+        flapping=flapping,
+        transitions=recent,
+    )
+    reopened = changed and transition is AlarmTransition.RAISED and not flapping
+    return AlarmUpdate(state, reopened=reopened)
+
+
+def alarm_after(previous: TicketState | None, event: Envelope) -> AlarmUpdate | None:
+    """The ticket's alarm once ``event`` is applied: a notification updates it, anything
+    else leaves it as it was."""
+    before = previous.alarm if previous is not None else None
+    if not isinstance(event, TrapReceived):
+        return AlarmUpdate(before, reopened=False) if before is not None else None
+    return update(before, event.data.alarm_key, event.data.transition, event.occurred_at)
+
+
+def trap_message(data: TrapReceivedData, customers: CustomerDirectory) -> TicketMessage:
+    """What the rules read of a notification: the trap facts, and a subject and body a
+    person can read in a queue."""
+    device = data.device
+    where = device.name if device is not None else (data.agent_address or data.sender)
+    customer: CustomerProfile | None = None
+    if device is not None and device.customer_id is not None:
+        customer = customers.profile_by_id(device.customer_id) or CustomerProfile(
+            customer_id=device.customer_id
+        )
+    lines = [f"{v.name or v.oid} = {_varbind_text(v)}" for v in data.trap.varbinds]
+    return TicketMessage(
+        channel=Channel.SNMP,
+        subject=f"{where}: {data.trap.name or data.trap.oid}",
+        body="\n".join(lines),
+        sender=where,
+        customer=customer,
+        trap=data.trap,
+    )

@@ -1,0 +1,298 @@
+"""The triage processor: a faust-streaming agent over the ticket events topic.
+
+For each event: read the ticket's state from the ``tickets`` table (whose changelog is the
+public, compacted ``tickets.state.v1``), triage it, publish the decision, the routed ticket
+and the new state (awaited like any output), and keep the state in the table.
+Concurrency is 1 (faust can commit past an in-flight message otherwise). Events are taken
+in small batches, triaged in order, and the batch's offsets are acknowledged only once
+Kafka acknowledged all of its outputs: effects first, then the commit, so a crash replays
+(and ticket ids deduplicate) rather than loses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+import faust
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from engine import metrics
+from engine.clock import Clock, SystemClock
+from engine.contract.customers import EMPTY_DIRECTORY, CustomerDirectory, load_directory
+from engine.contract.models import (
+    TicketState,
+    TicketUpdated,
+    parse_incoming,
+    parse_record,
+    record_location,
+    to_json,
+)
+from engine.contract.topics import DEAD_LETTERS, RULES_CONFIG, TICKET_EVENTS, TICKET_STATE
+from engine.entitlements.follower import BalancesFollower
+from engine.errors import field_path
+from engine.kafka.deadletter import dead_letter
+from engine.kafka.faust_app import engine_app, raw_topic, run_from_start
+from engine.rules.ruleset import RuleSet, load_ruleset
+from engine.settings import Settings
+from engine.triage.rules_feed import RulesFollower
+from engine.triage.triage import publications, state_record, suppression_reason, triage
+
+log = logging.getLogger(__name__)
+SOURCE = "engine.processor"
+# Records triaged together before their outputs' acks are awaited at once.
+BATCH_MAX_EVENTS = 500
+BATCH_WITHIN_SECONDS = 0.05
+# How long triage waits for the published rule set and the balances (both read from the
+# process start on) before it starts with what it has.
+RULES_CATCH_UP_SECONDS = 30.0
+# A processor gone without leaving its group (a crash, the stall exit) holds its partitions
+# this long; a replacement's join waits for it (faust's default is 60 s).
+SESSION_TIMEOUT_SECONDS = 10.0
+# A processor idle this long while an owned partition has records past its committed
+# offset has stalled: it exits to be restarted (see stalled_partitions).
+STALL_CHECK_SECONDS = 10.0
+STALL_AFTER_SECONDS = 20.0
+EXIT_STALLED = 75
+
+
+def stalled_partitions(
+    committed: Mapping[Any, int | None],
+    highwaters: Mapping[Any, int],
+    idle_seconds: float,
+    stall_after: float = STALL_AFTER_SECONDS,
+) -> list[Any]:
+    """The owned partitions with records past the committed offset, when nothing has been
+    processed for ``stall_after`` seconds; empty otherwise.
+
+    faust-streaming 0.15.3 can mark a record fetched during a rebalance as read without
+    handing it to the agent; the record then waits until the next restart. This turns
+    that into a restart within seconds."""
+    if idle_seconds < stall_after:
+        return []
+    return [tp for tp, high in highwaters.items() if (committed.get(tp) or 0) < high]
+
+
+@dataclass(frozen=True)
+class _Processed:
+    outcome: str
+    sends: list[Awaitable[Any]] = field(default_factory=list)
+    routed: tuple[TicketState, datetime] | None = None
+
+
+class Processor:
+    """Wires the faust app: topics, table and the triage agent."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ruleset: RuleSet,
+        clock: Clock,
+        customers: CustomerDirectory = EMPTY_DIRECTORY,
+    ) -> None:
+        self.settings = settings
+        self.ruleset = ruleset
+        self.customers = customers
+        self.clock = clock
+        self.app = engine_app(
+            settings, settings.app_id, "processor", broker_session_timeout=SESSION_TIMEOUT_SECONDS
+        )
+        self.events = raw_topic(self.app, TICKET_EVENTS, settings.partitions)
+        self.tickets = self.app.Table(
+            "tickets",
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.partitions,
+            changelog_topic=raw_topic(self.app, TICKET_STATE, settings.partitions),
+            # State records are partitioned by the ticket id (the producer's key hash), like
+            # every ticket topic, not by the partition of whichever event is current.
+            use_partitioner=True,
+        )
+        self._outputs: dict[str, Any] = {}
+        # Read while the consumer group is joined and the table recovered, not after it.
+        self.rules = RulesFollower(settings.kafka_bootstrap, self._switch_rules)
+        run_from_start(self.app, self.rules.run)
+        self.balances = BalancesFollower(settings.kafka_bootstrap, settings.partitions)
+        run_from_start(self.app, self.balances.run)
+        self.app.agent(self.events, name="triage", concurrency=1)(self._triage_agent)
+        # mode types handlers as plain functions; a bound method is what it calls.
+        self.app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
+        self._last_progress: float | None = None  # None until triage may start
+        self.app.timer(STALL_CHECK_SECONDS)(self._check_stall)
+
+    async def _check_stall(self) -> None:
+        consumer = self.app.consumer
+        owned = [tp for tp in consumer.assignment() if tp.topic == TICKET_EVENTS]
+        if not owned or self._last_progress is None:
+            return
+        idle = time.monotonic() - self._last_progress
+        if idle < STALL_AFTER_SECONDS:
+            return
+        try:
+            highwaters = await consumer.highwaters(*owned)
+        except KafkaError:
+            return  # Kafka away: nothing to judge by
+        # faust keeps its committed offsets privately; there is no public accessor.
+        bookkeeping = getattr(consumer, "_committed_offset", {})
+        committed = {tp: bookkeeping.get(tp) for tp in owned}
+        stalled = stalled_partitions(committed, highwaters, idle)
+        if stalled:
+            log.critical(
+                "processor stalled: records wait past the committed offset of %s and "
+                "nothing was processed for %.0fs; exiting to be restarted",
+                ", ".join(f"{tp.topic}[{tp.partition}]" for tp in stalled), idle,
+            )  # fmt: skip
+            os._exit(EXIT_STALLED)
+
+    async def _on_assigned(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # faust sends the assigned partitions as the first positional argument.
+        assigned = args[0] if args else kwargs.get("assigned", ())
+        owned = sum(1 for tp in assigned if tp.topic == TICKET_EVENTS)
+        metrics.ASSIGNED_PARTITIONS.set(owned)
+
+    def _switch_rules(self, ruleset: RuleSet) -> None:
+        if ruleset.fingerprint == self.ruleset.fingerprint:
+            return
+        log.warning("rules: switching from %s to %s", self.ruleset.fingerprint, ruleset.fingerprint)
+        self.ruleset = ruleset
+        metrics.RULESET_SWITCHES.inc()
+
+    def _topic(self, name: str) -> Any:
+        if name not in self._outputs:
+            self._outputs[name] = raw_topic(self.app, name)
+        return self._outputs[name]
+
+    async def _triage_agent(self, stream: Any) -> None:
+        await self._wait_for_followers()
+        self._last_progress = time.monotonic()
+        async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_SECONDS):
+            await self.handle_batch([event.message.value for event in batch])
+
+    async def _wait_for_followers(self) -> None:
+        """Until the published rule set and the balances are read, within one deadline."""
+        try:
+            async with asyncio.timeout(RULES_CATCH_UP_SECONDS):
+                await self.rules.caught_up.wait()
+                await self.balances.caught_up.wait()
+        except TimeoutError:
+            pass
+        if not self.rules.caught_up.is_set():
+            log.error(
+                "rules: %s not read within %ss; triaging with %s until it is",
+                RULES_CONFIG, RULES_CATCH_UP_SECONDS, self.ruleset.fingerprint,
+            )  # fmt: skip
+        if not self.balances.caught_up.is_set():
+            log.error("entitlements: balances not read; routing without them until they are")
+
+    async def handle_batch(self, values: list[bytes]) -> None:
+        """Triage each record in order, then wait until Kafka acknowledged every output.
+        faust acknowledges the batch's offsets only after this returns."""
+        self._last_progress = time.monotonic()
+        ruleset = self.ruleset  # one rule set decides the whole batch
+        processed = [await self._process(value, ruleset) for value in values]
+        await asyncio.gather(*(future for result in processed for future in result.sends))
+        acked_at = self.clock.now()
+        for result in processed:
+            metrics.EVENTS_PROCESSED.labels(result.outcome).inc()
+            if result.routed is not None:
+                ticket, occurred_at = result.routed
+                metrics.TICKETS_ROUTED.labels(ticket.tier.value, ticket.priority.value).inc()
+                for special in ticket.special_routes:
+                    metrics.SPECIAL_ROUTES.labels(special.value).inc()
+                latency = (acked_at - occurred_at).total_seconds()
+                metrics.INGEST_TO_ROUTED_SECONDS.observe(max(0.0, latency))
+
+    async def _process(self, value: bytes, ruleset: RuleSet) -> _Processed:
+        try:
+            return await self._triage(value, ruleset)
+        except (KafkaError, TimeoutError):
+            raise  # Kafka trouble: crash, be restarted, reprocess from the last commit
+        except Exception as error:
+            log.exception("processing a record of %s failed", TICKET_EVENTS)
+            return await self._dead_letter(value, f"processing failed: {error!r}", None)
+
+    async def _triage(self, value: bytes, ruleset: RuleSet) -> _Processed:
+        try:
+            incoming = parse_incoming(value)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = field_path(record_location(first["loc"])) or None
+            reason = f"not a valid ticket event: {first['msg']}"
+            return await self._dead_letter(value, reason, field)
+        suppressed = suppression_reason(incoming)
+        if suppressed is not None:
+            log.info("no ticket for %s: %s", incoming.event_id, suppressed)
+            return _Processed("suppressed")
+        now = self.clock.now()
+        stored = self.tickets.get(incoming.data.ticket_id.encode())
+        previous = _ticket_of(stored) if stored is not None else None
+        outcome = triage(previous, incoming, ruleset, now, self.customers, self.balances.hours_left)
+        if outcome.duplicate:
+            return _Processed("duplicate")
+        if outcome.refused is not None or outcome.ticket is None:
+            reason = f"activity refused: {outcome.refused}"
+            return await self._dead_letter(value, reason, "data.activity", outcome="refused")
+        sends = [
+            await self._topic(p.topic).send(key=p.key.encode(), value=to_json(p.record))
+            for p in publications(outcome, incoming, now, SOURCE)
+        ]
+        ticket = outcome.ticket
+        key = ticket.ticket_id.encode()
+        state = to_json(state_record(ticket, incoming.event_id, now, SOURCE))
+        # The state record is sent like every other output, so the batch waits for its ack
+        # too; the table's local store is then updated without a second changelog write.
+        sends.append(await self._topic(TICKET_STATE).send(key=key, value=state))
+        self.tickets.data[key] = state
+        if not outcome.routed:
+            return _Processed("processed", sends)
+        log.info(
+            "ticket %s routed to %s as %s/%s",
+            ticket.ticket_id, ticket.tier, ticket.priority, ticket.category,
+        )  # fmt: skip
+        return _Processed("processed", sends, (ticket, incoming.occurred_at))
+
+    async def _dead_letter(
+        self, value: bytes, reason: str, field: str | None, outcome: str = "dead_lettered"
+    ) -> _Processed:
+        record = dead_letter(
+            value, reason=reason, field=field, origin=TICKET_EVENTS, source=SOURCE,
+            now=self.clock.now(),
+        )  # fmt: skip
+        digest = record.data.payload_sha256
+        future = await self._topic(DEAD_LETTERS).send(key=digest.encode(), value=to_json(record))
+        log.warning("dead-lettered a record of %s: %s (field %s)", TICKET_EVENTS, reason, field)
+        return _Processed(outcome, [future])
+
+
+def _ticket_of(stored: bytes) -> TicketState:
+    record = parse_record(stored)
+    if not isinstance(record, TicketUpdated):
+        raise TypeError(f"{TICKET_STATE} holds a {record.kind}, not a ticket.updated")
+    return record.data.ticket
+
+
+def build_processor(settings: Settings, clock: Clock | None = None) -> Processor:
+    (settings.state_dir / "processor").mkdir(parents=True, exist_ok=True)
+    return Processor(
+        settings,
+        load_ruleset(settings.rules_file),
+        clock or SystemClock(),
+        load_directory(settings.customers_file),
+    )
+
+
+def run_processor(settings: Settings) -> None:
+    processor = build_processor(settings)
+    port = metrics.serve_metrics(settings.processor_metrics_port, settings.metrics_host)
+    print(f"processor: consuming {TICKET_EVENTS} on {settings.kafka_bootstrap}; "
+          f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
+    worker = faust.Worker(processor.app, loglevel=settings.log_level, quiet=True)
+    worker.spinner = None
+    worker.execute_from_commandline()

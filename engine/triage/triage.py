@@ -1,0 +1,398 @@
+"""triage(previous, event, ruleset, now): what one incoming event does to its ticket.
+
+Pure: the processor feeds it the ticket's stored state and publishes what it returns.
+A message is classified and routed. A follow-up message on an open ticket may raise its
+priority and tier but never lowers them (a calmer follow-up does not make an outage less
+urgent, nor undo an escalation); the first real category stays, and tags and special
+routes only accumulate. A follow-up the customer wrote is also recorded as a
+``customer_replied`` activity. An agent's activity is applied by ``apply_activity``, or
+refused with its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.contract.customers import EMPTY_DIRECTORY, CustomerDirectory
+from engine.contract.identity import event_id
+from engine.contract.models import (
+    ActivityType,
+    Channel,
+    ChatMessageReceived,
+    Classification,
+    CustomerProfile,
+    EmailReceived,
+    EmailReceivedData,
+    Envelope,
+    IncomingTicketEvent,
+    MessageEvent,
+    PhoneCallLogged,
+    RouteDecision,
+    TicketActivity,
+    TicketActivityData,
+    TicketClassified,
+    TicketClassifiedData,
+    TicketMessage,
+    TicketRouted,
+    TicketRoutedData,
+    TicketState,
+    TicketStatus,
+    TicketUpdated,
+    TicketUpdatedData,
+    TrapReceived,
+)
+from engine.contract.topics import (
+    SPECIAL_ROUTE_TOPICS,
+    TICKET_ACTIVITY,
+    TICKET_DECISIONS,
+    TIER_TOPICS,
+)
+from engine.entitlements.routing import entitlement_check
+from engine.rules.classify import classify
+from engine.rules.route import route
+from engine.rules.ruleset import RuleSet
+from engine.triage import alarms
+from engine.triage.activity import InvalidTransition, apply_activity, tier_rank
+
+RECENT_EVENTS_KEPT = 64
+# Channels where a follow-up is the customer writing (a repeated trap is not).
+CUSTOMER_CHANNELS = frozenset({Channel.EMAIL, Channel.CHAT, Channel.PHONE})
+
+
+@dataclass(frozen=True)
+class TriageOutcome:
+    ticket: TicketState | None
+    """The ticket after the event; None when a refused activity names no known ticket."""
+    classification: Classification | None
+    route: RouteDecision | None
+    duplicate: bool
+    routed: bool
+    """True when the ticket is new, or its tier, priority or special routes changed."""
+    activity: TicketActivityData | None = None
+    """Activity to publish on the activity feed: an agent's, or the customer's reply."""
+    refused: str | None = None
+    """Why an activity was not applied."""
+
+
+def message_of(event: MessageEvent, customers: CustomerDirectory) -> TicketMessage:
+    match event:
+        case EmailReceived(data=data):
+            return TicketMessage(
+                channel=Channel.EMAIL,
+                subject=data.subject,
+                body=data.new_text or data.text,
+                sender=data.from_address,
+                customer=_customer_of(data, customers),
+            )
+        case TrapReceived(data=data):
+            return alarms.trap_message(data, customers)
+        case ChatMessageReceived(data=data):
+            return TicketMessage(
+                channel=Channel.CHAT,
+                body=data.text,
+                sender=data.sender,
+                customer=_customer(customers, data.customer_id, data.sender),
+            )
+        case PhoneCallLogged(data=data):
+            return TicketMessage(
+                channel=Channel.PHONE,
+                subject=data.subject,
+                body=data.summary,
+                sender=data.caller,
+                customer=_customer(customers, data.customer_id, data.caller),
+                suggested_priority=data.suggested_priority,
+            )
+
+
+def _customer(
+    customers: CustomerDirectory, customer_id: str | None, contact: str
+) -> CustomerProfile | None:
+    """The customer named by id (kept even when the directory does not know it), else the
+    one the contact's address belongs to."""
+    if customer_id is not None:
+        return customers.profile_by_id(customer_id) or CustomerProfile(customer_id=customer_id)
+    return customers.profile_of(contact)
+
+
+def _customer_of(data: EmailReceivedData, customers: CustomerDirectory) -> CustomerProfile | None:
+    """The sender's customer; for a forward from someone unknown, the original sender's."""
+    found = customers.profile_of(data.from_address)
+    if found is None and data.forwarded is not None:
+        found = customers.profile_of(data.forwarded.from_address)
+    return found
+
+
+def suppression_reason(event: IncomingTicketEvent) -> str | None:
+    """Why this event must not open, update or answer a ticket (mail loops), or None."""
+    match event:
+        case EmailReceived(data=data):
+            return data.automated_reason
+        case TrapReceived() | TicketActivity() | ChatMessageReceived() | PhoneCallLogged():
+            return None
+
+
+def ticket_id_of(event: IncomingTicketEvent) -> str:
+    return event.data.ticket_id
+
+
+def _effective(
+    classification: Classification, previous: TicketState | None, ruleset: RuleSet
+) -> Classification:
+    if previous is None:
+        return classification
+    priority, category = classification.priority, classification.category
+    notes = list(classification.explanation)
+    if classification.priority_by_default and previous.priority is not priority:
+        priority = previous.priority
+        notes.append(f"priority kept at {priority}: no rule set one for this follow-up")
+    elif previous.priority.severity > priority.severity:
+        priority = previous.priority
+        notes.append(f"priority kept at {priority}: an earlier message set it, never lowered")
+    if previous.category != ruleset.defaults.category and previous.category != category:
+        category = previous.category
+        notes.append(f"category kept at {category}: set by the ticket's first messages")
+    tags = (*previous.tags, *(tag for tag in classification.tags if tag not in previous.tags))
+    if previous.status is TicketStatus.RESOLVED:
+        notes.append("the customer wrote on a resolved ticket: reopened")
+    special = (
+        *previous.special_routes,
+        *(route for route in classification.special_routes if route not in previous.special_routes),
+    )
+    return classification.model_copy(
+        update={
+            "priority": priority,
+            "category": category,
+            "tags": tags,
+            "special_routes": special,
+            "explanation": tuple(notes),
+        }
+    )
+
+
+def triage(
+    previous: TicketState | None,
+    event: IncomingTicketEvent,
+    ruleset: RuleSet,
+    now: datetime,
+    customers: CustomerDirectory = EMPTY_DIRECTORY,
+    hours_left: Mapping[str, float] | None = None,
+) -> TriageOutcome:
+    if previous is not None and event.event_id in previous.recent_event_ids:
+        return TriageOutcome(previous, None, None, duplicate=True, routed=False)
+    if isinstance(event, TicketActivity):
+        return _apply_activity(previous, event, now)
+    return _triage_message(previous, event, ruleset, now, customers, hours_left or {})
+
+
+def _recorded(previous: TicketState | None, event_id: str) -> dict[str, object]:
+    recent = (*(previous.recent_event_ids if previous else ()), event_id)
+    return {
+        "event_count": (previous.event_count if previous else 0) + 1,
+        "recent_event_ids": recent[-RECENT_EVENTS_KEPT:],
+    }
+
+
+def _kept_tier(decision: RouteDecision, previous: TicketState | None) -> RouteDecision:
+    if previous is None or tier_rank(previous.tier) <= tier_rank(decision.tier):
+        return decision
+    return decision.model_copy(update={"tier": previous.tier})
+
+
+def _triage_message(
+    previous: TicketState | None,
+    event: MessageEvent,
+    ruleset: RuleSet,
+    now: datetime,
+    customers: CustomerDirectory,
+    hours_left: Mapping[str, float],
+) -> TriageOutcome:
+    message = message_of(event, customers)
+    classification = _effective(classify(message, ruleset), previous, ruleset)
+    ruled = route(classification, message, ruleset.routes)
+    decision = _kept_tier(ruled, previous)
+    if previous is None:
+        decision, classification = entitlement_check(
+            decision, classification, message.customer, hours_left
+        )
+    if decision.tier is not ruled.tier:
+        note = f"tier kept at {decision.tier}: set earlier, never lowered by a follow-up"
+        classification = classification.model_copy(
+            update={"explanation": (*classification.explanation, note)}
+        )
+    priority_since = event.occurred_at
+    if previous is not None and previous.priority is classification.priority:
+        priority_since = previous.priority_since or previous.opened_at
+    alarm = alarms.alarm_after(previous, event)
+    # A follow-up from someone the directory does not know (a colleague in copy) does not
+    # make the ticket's customer unknown.
+    customer = message.customer or (previous.customer if previous else None)
+    ticket = TicketState(
+        ticket_id=ticket_id_of(event),
+        status=previous.status if previous else TicketStatus.OPEN,
+        channel=previous.channel if previous else message.channel,
+        subject=previous.subject if previous else message.subject,
+        requester=previous.requester if previous else message.sender,
+        customer_id=customer.customer_id if customer else None,
+        customer=customer,
+        assignee=previous.assignee if previous else None,
+        priority_since=priority_since,
+        status_since=previous.status_since if previous else event.occurred_at,
+        informed_count=previous.informed_count if previous else 0,
+        last_informed_at=previous.last_informed_at if previous else None,
+        last_customer_contact_at=previous.last_customer_contact_at if previous else None,
+        resolved_at=previous.resolved_at if previous else None,
+        time_spent_minutes=previous.time_spent_minutes if previous else 0,
+        opened_at=previous.opened_at if previous else event.occurred_at,
+        updated_at=now,
+        priority=classification.priority,
+        category=classification.category,
+        tier=decision.tier,
+        special_routes=decision.special_routes,
+        tags=classification.tags,
+        skills=classification.skills,
+        ruleset_version=ruleset.fingerprint,
+        alarm=alarm.state if alarm is not None else None,
+        **_recorded(previous, event.event_id),  # type: ignore[arg-type]
+    )
+    reply = None
+    if previous is not None and message.channel in CUSTOMER_CHANNELS:
+        reply = TicketActivityData(
+            ticket_id=ticket.ticket_id,
+            activity=ActivityType.CUSTOMER_REPLIED,
+            actor=message.sender or "customer",
+            note=message.subject or None,
+        )
+        ticket = apply_activity(ticket, reply, event.occurred_at).model_copy(
+            update={"updated_at": now}
+        )
+        reply = _published(reply, ticket)
+    elif alarm is not None and alarm.reopened and ticket.status is TicketStatus.RESOLVED:
+        reply = TicketActivityData(
+            ticket_id=ticket.ticket_id,
+            activity=ActivityType.REOPENED,
+            actor=message.sender,
+            note=f"alarm raised again after it cleared: {message.subject}",
+        )
+        ticket = apply_activity(ticket, reply, event.occurred_at).model_copy(
+            update={"updated_at": now}
+        )
+        reply = _published(reply, ticket)
+    routed = previous is None or (
+        (previous.tier, previous.priority, previous.special_routes)
+        != (ticket.tier, ticket.priority, ticket.special_routes)
+    )
+    return TriageOutcome(
+        ticket, classification, decision, duplicate=False, routed=routed, activity=reply
+    )
+
+
+def _published(activity: TicketActivityData, ticket: TicketState) -> TicketActivityData:
+    return activity.model_copy(update={"customer_id": ticket.customer_id, "ticket": ticket})
+
+
+def _apply_activity(
+    previous: TicketState | None, event: TicketActivity, now: datetime
+) -> TriageOutcome:
+    activity = event.data
+    try:
+        applied = apply_activity(previous, activity, now)
+    except InvalidTransition as refusal:
+        return TriageOutcome(previous, None, None, False, False, refused=str(refusal))
+    ticket = applied.model_copy(update=_recorded(previous, event.event_id))
+    if activity.activity is not ActivityType.ESCALATED:
+        return TriageOutcome(ticket, None, None, False, False, _published(activity, ticket))
+    reason = f"escalated to {ticket.tier} by {activity.actor}" + (
+        f": {activity.note}" if activity.note else ""
+    )
+    classification = Classification(
+        priority=ticket.priority,
+        category=ticket.category,
+        tags=ticket.tags,
+        skills=ticket.skills,
+        special_routes=ticket.special_routes,
+        matches=(),
+        explanation=(reason,),
+        ruleset_version=ticket.ruleset_version,
+    )
+    decision = RouteDecision(
+        tier=ticket.tier,
+        special_routes=(),
+        route_path=("escalated",),
+        ruleset_version=ticket.ruleset_version,
+    )
+    return TriageOutcome(
+        ticket, classification, decision, False, True, _published(activity, ticket)
+    )
+
+
+@dataclass(frozen=True)
+class Publication:
+    topic: str
+    key: str
+    record: Envelope
+
+
+def publications(
+    outcome: TriageOutcome, cause: IncomingTicketEvent, now: datetime, source: str
+) -> list[Publication]:
+    """The records one triage outcome puts on Kafka. Their ids derive from the cause, so
+    reprocessing the same event yields the same ids (consumers can deduplicate)."""
+    ticket = outcome.ticket
+    if outcome.duplicate or outcome.refused is not None or ticket is None:
+        return []
+    cause_id = cause.event_id
+    found: list[Publication] = []
+    if outcome.classification is not None and isinstance(cause, MessageEvent):
+        classified = TicketClassified(
+            event_id=event_id("ticket.classified", cause_id),
+            occurred_at=now,
+            source=source,
+            data=TicketClassifiedData(
+                ticket_id=ticket.ticket_id,
+                cause_event_id=cause_id,
+                classification=outcome.classification,
+            ),
+        )
+        found.append(Publication(TICKET_DECISIONS, ticket.ticket_id, classified))
+    if outcome.routed and outcome.classification is not None and outcome.route is not None:
+        routed = TicketRouted(
+            event_id=event_id("ticket.routed", cause_id),
+            occurred_at=now,
+            source=source,
+            data=TicketRoutedData(
+                ticket_id=ticket.ticket_id,
+                cause_event_id=cause_id,
+                ticket=ticket,
+                classification=outcome.classification,
+                route=outcome.route,
+            ),
+        )
+        found.append(Publication(TIER_TOPICS[outcome.route.tier], ticket.ticket_id, routed))
+        found.extend(
+            Publication(SPECIAL_ROUTE_TOPICS[special], ticket.ticket_id, routed)
+            for special in outcome.route.special_routes
+        )
+    if outcome.activity is not None:
+        # An agent's activity keeps its own id; a reply's derives from the mail.
+        activity_id = (
+            cause_id if isinstance(cause, TicketActivity) else event_id("ticket.activity", cause_id)
+        )
+        activity = TicketActivity(
+            event_id=activity_id,
+            occurred_at=cause.occurred_at,
+            source=cause.source if isinstance(cause, TicketActivity) else source,
+            data=outcome.activity,
+        )
+        found.append(Publication(TICKET_ACTIVITY, ticket.ticket_id, activity))
+    return found
+
+
+def state_record(ticket: TicketState, cause_id: str, now: datetime, source: str) -> TicketUpdated:
+    return TicketUpdated(
+        event_id=event_id("ticket.updated", cause_id),
+        occurred_at=now,
+        source=source,
+        data=TicketUpdatedData(ticket=ticket),
+    )

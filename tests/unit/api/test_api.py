@@ -1,0 +1,212 @@
+"""Chat, phone, activity and queries over real HTTP on loopback, with a fake publisher at
+the Kafka seam (tests/integration/test_api_live.py runs it against the real broker)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from engine.api.view import TicketView
+from engine.contract.identity import chat_ticket_id, phone_ticket_id
+from engine.contract.models import (
+    EventKind,
+    Priority,
+    TicketStatus,
+    Tier,
+    parse_incoming,
+)
+from engine.contract.topics import TICKET_EVENTS
+from tests.unit.api.api_support import (
+    CHAT,
+    CHAT_PATH,
+    CONVERSATION,
+    T0,
+    TOKENS,
+    Api,
+    ticket,
+    updated,
+    with_api,
+)
+
+
+def test_a_chat_message_is_answered_202_with_its_ticket_once_published() -> None:
+    async def check(api: Api) -> None:
+        status, body, _ = await api.call("POST", CHAT_PATH, "widget", json=CHAT)
+
+        assert status == 202, body
+        assert body["ticket_id"] == chat_ticket_id(CONVERSATION)
+        ((topic, key, value),) = api.publisher.sent
+        event = parse_incoming(value)
+        assert topic == TICKET_EVENTS and key == body["ticket_id"].encode()
+        assert event.kind is EventKind.CHAT_MESSAGE_RECEIVED and event.event_id == body["event_id"]
+
+    with_api(check)
+
+
+def test_the_same_message_resent_keeps_its_event_id() -> None:
+    async def check(api: Api) -> None:
+        first = await api.call("POST", CHAT_PATH, "widget", json=CHAT)
+        again = await api.call("POST", CHAT_PATH, "widget", json=CHAT)
+        other = await api.call("POST", CHAT_PATH, "widget", json={**CHAT, "message_id": "m2"})
+
+        assert first[1]["event_id"] == again[1]["event_id"] != other[1]["event_id"]
+        assert first[1]["ticket_id"] == other[1]["ticket_id"]
+
+    with_api(check)
+
+
+def test_broker_unavailable_is_503_with_retry_after() -> None:
+    async def check(api: Api) -> None:
+        api.publisher.down = True
+        status, body, headers = await api.call("POST", CHAT_PATH, "widget", json=CHAT)
+
+        assert status == 503 and headers["Retry-After"] == "5"
+        assert "retry" in body["error"]
+
+    with_api(check)
+
+
+def test_validation_errors_are_422_naming_the_field() -> None:
+    async def check(api: Api) -> None:
+        bad = {**CHAT, "text": "", "colour": "red"}
+        status, body, _ = await api.call("POST", CHAT_PATH, "widget", json=bad)
+        assert status == 422
+        assert {p["path"] for p in body["problems"]} == {"text", "colour"}
+
+        status, body, _ = await api.call(
+            "POST", "/chat/conversations/short/messages", "widget", json=CHAT
+        )
+        assert status == 422 and body["problems"][0]["path"] == "conversation_id"
+
+        status, body, _ = await api.call("POST", CHAT_PATH, "widget", data=b"{not json")
+        assert status == 422 and body["problems"][0]["path"] == "body"
+        assert api.publisher.sent == []
+
+    with_api(check)
+
+
+def test_a_phone_call_carries_the_agents_priority() -> None:
+    async def check(api: Api) -> None:
+        call = {"call_id": "call-7", "caller": "+52 55 1234 5678", "customer_id": "acme",
+                "summary": "Extensions cannot register", "agent": "luis",
+                "suggested_priority": "P2"}  # fmt: skip
+        status, body, _ = await api.call("POST", "/phone/calls", "agent", json=call)
+
+        assert status == 202 and body["ticket_id"] == phone_ticket_id("call-7")
+        event = parse_incoming(api.publisher.sent[0][2])
+        assert event.kind is EventKind.PHONE_CALL_LOGGED
+        assert event.data.suggested_priority is Priority.P2
+
+    with_api(check)
+
+
+def test_activity_is_checked_against_the_view() -> None:
+    async def check(api: Api) -> None:
+        path = "/tickets/T-AAAAAAAAAAAAA/activity"
+        resolve = {"activity_id": "a1", "activity": "resolved", "actor": "luis"}
+        assert (await api.call("POST", path, "agent", json=resolve))[0] == 404
+
+        api.view.apply(updated(ticket(status=TicketStatus.RESOLVED)))
+        status, body, _ = await api.call("POST", path, "agent", json=resolve)
+        assert status == 409 and "already resolved" in body["error"]
+        inform = {"activity_id": "a2", "activity": "customer_informed", "actor": "luis",
+                  "informed_via": "chat", "message": "Estamos en ello"}  # fmt: skip
+        status, body, _ = await api.call("POST", path, "agent", json=inform)
+        assert status == 409 and "resolved" in body["error"]
+
+        reopen = {"activity_id": "a3", "activity": "reopened", "actor": "luis"}
+        status, body, _ = await api.call("POST", path, "agent", json=reopen)
+        assert status == 202
+        event = parse_incoming(api.publisher.sent[0][2])
+        assert event.kind is EventKind.TICKET_ACTIVITY and event.data.ticket_id == "T-AAAAAAAAAAAAA"
+
+    with_api(check)
+
+
+def test_queries_filter_by_every_index() -> None:
+    async def check(api: Api) -> None:
+        api.view.apply(updated(ticket("T-AAAAAAAAAAAAA")))
+        api.view.apply(
+            updated(ticket("T-BBBBBBBBBBBBB", priority=Priority.P1, tier=Tier.L3,
+                           updated_at=T0 + timedelta(minutes=1)))
+        )  # fmt: skip
+        api.view.apply(updated(ticket("T-CCCCCCCCCCCCC", customer_id="other",
+                                      status=TicketStatus.RESOLVED)))  # fmt: skip
+
+        async def ids(query: str) -> list[str]:
+            status, body, _ = await api.call("GET", f"/tickets?{query}", "dashboard")
+            assert status == 200, body
+            return [found["ticket_id"] for found in body["tickets"]]
+
+        assert await ids("") == ["T-BBBBBBBBBBBBB", "T-AAAAAAAAAAAAA", "T-CCCCCCCCCCCCC"]
+        assert await ids("status=open&customer=acme") == ["T-BBBBBBBBBBBBB", "T-AAAAAAAAAAAAA"]
+        assert await ids("tier=L3&priority=P1") == ["T-BBBBBBBBBBBBB"]
+        assert await ids("customer=other") == ["T-CCCCCCCCCCCCC"]
+        assert await ids("sla=ok&limit=1") == ["T-BBBBBBBBBBBBB"]
+        assert await ids("priority=P2") == []
+        status, body, _ = await api.call("GET", "/tickets?tier=L9", "dashboard")
+        assert status == 422 and body["problems"][0]["path"] == "tier"
+
+        status, body, _ = await api.call("GET", "/tickets/T-BBBBBBBBBBBBB", "dashboard")
+        assert status == 200 and body["ticket"]["priority"] == "P1"
+        assert body["sla"]["state"] == "ok"
+        assert (await api.call("GET", "/tickets/T-ZZZZZZZZZZZZZ", "dashboard"))[0] == 404
+
+    with_api(check)
+
+
+def test_a_moved_ticket_leaves_its_old_index_entries() -> None:
+    view = TicketView()
+    view.apply(updated(ticket()))
+    view.apply(updated(ticket(status=TicketStatus.RESOLVED, updated_at=T0 + timedelta(1))))
+
+    assert view.find({"status": "open"}, 10) == ([], 0)
+    assert view.find({"status": "resolved"}, 10)[1] == 1
+
+
+def test_unknown_routes_and_methods_are_json_refusals() -> None:
+    async def check(api: Api) -> None:
+        status, body, headers = await api.call("TRACE", CHAT_PATH, "widget", json=CHAT)
+        assert status == 405 and headers["Allow"] == "POST" and body["error"]
+        status, body, _ = await api.call("GET", "/nowhere", "widget")
+        assert status == 404 and body["error"]
+
+    with_api(check)
+
+
+def test_the_websocket_takes_messages_and_answers_each() -> None:
+    async def check(api: Api) -> None:
+        ticket_id = chat_ticket_id(CONVERSATION)
+        api.view.apply(updated(ticket(ticket_id)))
+        path = f"/chat/conversations/{CONVERSATION}/ws?access_token={TOKENS['widget']}"
+        async with api.client.ws_connect(path) as ws:
+            assert await ws.receive_json() == {
+                "type": "ticket", "ticket_id": ticket_id, "status": "open",
+            }  # fmt: skip
+            await ws.send_json({"message_id": "m9", "sender": "ana@acme.example", "text": ""})
+            refused = await ws.receive_json()
+            await ws.send_json(CHAT)
+            accepted = await ws.receive_json()
+            api.publisher.down = True
+            await ws.send_json({**CHAT, "message_id": "m2"})
+            retry = await ws.receive_json()
+
+        assert refused["type"] == "refused" and refused["status"] == 422
+        assert refused["message_id"] == "m9" and refused["problems"][0]["path"] == "text"
+        assert accepted == {"type": "accepted", "message_id": "m1", "ticket_id": ticket_id,
+                            "event_id": accepted["event_id"]}  # fmt: skip
+        assert retry["status"] == 503 and retry["retry_after"] == 5
+        assert len(api.publisher.sent) == 1
+
+    with_api(check)
+
+
+def test_reads_wait_for_the_view_to_load() -> None:
+    async def check(api: Api) -> None:
+        api.ready = False
+        for method, path in (("GET", "/tickets"), ("GET", "/tickets/T-AAAAAAAAAAAAA")):
+            status, _, headers = await api.call(method, path, "agent")
+            assert status == 503 and headers["Retry-After"] == "5"
+        api.ready = True
+        assert (await api.call("GET", "/tickets/T-AAAAAAAAAAAAA", "agent"))[0] == 404
+
+    with_api(check)

@@ -1,0 +1,145 @@
+"""Who may call the API and how much: tokens, scopes, rate limits, body limits, Origins."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from engine.api.security import (
+    ApiSecurityError,
+    Scope,
+    TokenVerifier,
+    load_integrations,
+    new_token,
+)
+from engine.settings import Settings
+from tests.unit.api.api_support import (
+    CHAT,
+    CHAT_PATH,
+    CONVERSATION,
+    TOKENS,
+    Api,
+    with_api,
+)
+
+
+def test_tokens_and_scopes() -> None:
+    async def check(api: Api) -> None:
+        assert (await api.call("POST", CHAT_PATH, json=CHAT))[0] == 401
+        status, _, headers = await api.call("POST", CHAT_PATH, "widget.wrong", json=CHAT)
+        assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+        assert (await api.call("POST", CHAT_PATH, "nobody.x", json=CHAT))[0] == 401
+        # A chat widget posts chat messages and nothing else.
+        assert (await api.call("GET", "/tickets", "widget"))[0] == 403
+        status, body, _ = await api.call("POST", "/phone/calls", "widget", json={})
+        assert status == 403 and "phone:write" in body["error"]
+        assert (await api.call("POST", CHAT_PATH, "dashboard", json=CHAT))[0] == 403
+        assert (await api.call("GET", "/tickets", "dashboard"))[0] == 200
+        assert (await api.call("GET", "/openapi.json"))[0] == 200
+
+    with_api(check)
+
+
+def test_a_token_over_its_rate_is_told_when_to_retry() -> None:
+    async def check(api: Api) -> None:
+        statuses = [(await api.call("GET", "/tickets", "dashboard"))[0] for _ in range(3)]
+        status, _, headers = await api.call("GET", "/tickets", "dashboard")
+
+        assert statuses == [200, 200, 200]
+        assert status == 429 and int(headers["Retry-After"]) >= 1
+        assert (await api.call("GET", "/tickets", "agent"))[0] == 200  # its own budget
+
+    with_api(check, per_minute=6, burst=3)
+
+
+def test_bodies_over_the_limit_are_413() -> None:
+    async def check(api: Api) -> None:
+        status, body, _ = await api.call(
+            "POST", CHAT_PATH, "widget", json={**CHAT, "text": "x" * 5000}
+        )
+        assert status == 413 and "4096" in body["error"]
+        assert api.publisher.sent == []
+
+    with_api(check)
+
+
+def test_browsers_from_other_origins_are_refused() -> None:
+    async def check(api: Api) -> None:
+        allowed = {"Origin": "https://widget.acme.example"}
+        status, _, headers = await api.call("POST", CHAT_PATH, "widget", json=CHAT,
+                                            headers=allowed)  # fmt: skip
+        assert status == 202
+        assert headers["Access-Control-Allow-Origin"] == "https://widget.acme.example"
+        status, _, headers = await api.call("OPTIONS", CHAT_PATH, headers=allowed)
+        assert status == 204 and "Authorization" in headers["Access-Control-Allow-Headers"]
+        evil = {"Origin": "https://evil.example"}
+        assert (await api.call("POST", CHAT_PATH, "widget", json=CHAT, headers=evil))[0] == 403
+
+    with_api(check, origins=frozenset({"https://widget.acme.example"}))
+
+
+def test_the_tokens_file_holds_scopes_and_hashes_only(tmp_path: Path) -> None:
+    token, line = new_token("chat-widget", [Scope.CHAT_WRITE, Scope.TICKETS_READ])
+    path = tmp_path / "tokens"
+    path.write_text(f"# integrations\n{line}\n")
+
+    loaded = load_integrations(path)
+
+    assert token not in path.read_text()
+    assert loaded["chat-widget"].scopes == {Scope.CHAT_WRITE, Scope.TICKETS_READ}
+    verifier = TokenVerifier(loaded)
+    assert asyncio.run(verifier.verify(token)) == loaded["chat-widget"]
+    assert asyncio.run(verifier.verify(token + "x")) is None
+    path.write_text("chat-widget:chat:write,chat:nothing:pbkdf2_sha256$1$00$00\n")
+    with pytest.raises(ApiSecurityError, match=r"tokens:1: .*scopes are chat:write"):
+        load_integrations(path)
+
+
+def test_an_address_that_keeps_presenting_bad_tokens_is_slowed_down() -> None:
+    async def check(api: Api) -> None:
+        statuses = [(await api.call("GET", "/tickets", f"agent.guess{n}"))[0] for n in range(4)]
+        status, _, headers = await api.call("GET", "/tickets", "agent")  # never verified yet
+
+        assert statuses == [401, 401, 401, 429]
+        assert status == 429 and int(headers["Retry-After"]) >= 1
+
+    with_api(check)
+
+
+def test_a_websocket_without_a_token_is_refused_before_the_upgrade() -> None:
+    async def check(api: Api) -> None:
+        status, body, _ = await api.call("GET", f"/chat/conversations/{CONVERSATION}/ws")
+        assert status == 401 and body["error"]
+        url = f"/chat/conversations/{CONVERSATION}/ws?access_token={TOKENS['dashboard']}"
+        async with api.client.get(url, headers={"Upgrade": "websocket"}) as answer:
+            assert answer.status == 403
+
+    with_api(check)
+
+
+def test_engine_api_token_prints_the_token_once_and_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.cli.main import main
+
+    assert main(["api-token", "agent-tool", "activity:write", "tickets:read"]) == 0
+    printed = capsys.readouterr()
+    token = printed.err.rsplit(" ", 1)[-1].strip()
+    path = tmp_path / "tokens"
+    path.write_text(printed.out)
+
+    assert token.startswith("agent-tool.") and token not in printed.out
+    verifier = TokenVerifier(load_integrations(path))
+    integration = asyncio.run(verifier.verify(token))
+    assert integration is not None
+    assert integration.scopes == {Scope.ACTIVITY_WRITE, Scope.TICKETS_READ}
+
+
+def test_the_origin_allowlist_holds_origins_only() -> None:
+    allowed = Settings(api_allowed_origins="https://www.acme.example, http://127.0.0.1:3000")
+    assert allowed.api_allowed_origins == ["https://www.acme.example", "http://127.0.0.1:3000"]
+    with pytest.raises(ValidationError, match="api_allowed_origins"):
+        Settings(api_allowed_origins="https://www.acme.example/chat")

@@ -1,0 +1,82 @@
+"""``engine classify``, ``engine rules check`` and ``engine rules test`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.rules.ruleset import DEFAULT_RULES
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def engine(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args],
+        input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_classify_reads_json_lines_and_writes_one_decision_each() -> None:
+    lines = "\n".join(
+        json.dumps(item)
+        for item in [
+            {"channel": "email", "subject": "Urgente", "body": "la central está caída",
+             "sender": "ops@acme.example"},
+            {"channel": "chat", "body": "how do I add an extension?"},
+            {"channel": "pigeon", "body": "?"},
+        ]
+    )  # fmt: skip
+
+    result = engine(
+        "classify", "--customers", str(ROOT / "deploy" / "customers.example.yaml"), stdin=lines
+    )
+
+    outage, howto, bad = (json.loads(line) for line in result.stdout.splitlines())
+    assert result.returncode == 1  # one line was refused
+    assert (outage["priority"], outage["tier"]) == ("P1", "L3")
+    assert {"version-limited", "eol-callcenter"} <= set(outage["tags"])  # from the directory
+    assert outage["explanation"]["rules"][0]["rule_id"] == "outage-es"
+    assert (howto["priority"], howto["category"]) == ("P4", "adding_extensions")
+    assert bad == {"line": 3, "error": bad["error"]}
+    assert bad["error"].startswith("channel: Input should be")
+
+
+def test_rules_check_accepts_the_shipped_rules_and_names_bad_paths(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        'version: "x"\ndefaults: {priority: P3, category: other}\nrules: []\n'
+        "routes:\n  id: root\n  tier: L1\n  routes:\n    - {id: a, tier: L9}\n",
+        encoding="utf-8",
+    )
+
+    good = engine("rules", "check", str(DEFAULT_RULES))
+    refused = engine("rules", "check", str(DEFAULT_RULES), str(bad))
+
+    assert good.returncode == 0 and good.stdout.startswith("ok ")
+    assert refused.returncode == 1
+    assert f"{bad}:8: routes.routes[0].tier" in refused.stdout
+
+
+def test_rules_test_reports_failures_with_their_explanation(tmp_path: Path) -> None:
+    cases = tmp_path / "cases.yaml"
+    cases.write_text(
+        "cases:\n"
+        "  - name: outage\n"
+        "    input: {channel: email, subject: Caída, body: la central está caída}\n"
+        "    expect: {priority: P1, tier: L3}\n"
+        "  - name: wrong-on-purpose\n"
+        "    input: {channel: chat, body: 'how do I add an extension?'}\n"
+        "    expect: {priority: P2, category: adding_extensions}\n",
+        encoding="utf-8",
+    )
+
+    result = engine("rules", "test", str(cases))
+
+    assert result.returncode == 1
+    assert "FAIL wrong-on-purpose" in result.stdout
+    assert "priority: expected P2, got P4" in result.stdout
+    assert "fired howto-en on body: how do i" in result.stdout
+    assert "1/2 cases pass" in result.stdout

@@ -1,0 +1,93 @@
+"""The v2c fast path reads exactly what pysnmp reads, answers INFORMs as pysnmp would,
+and hands everything else to pysnmp."""
+
+from __future__ import annotations
+
+import pytest
+from pyasn1.codec.ber import decoder, encoder
+from pysnmp.proto import api
+
+from engine.ingest.snmp.fastpath import inform_response, parse_v2c_notification
+from engine.ingest.snmp.trap_event import typed_value
+
+V2C = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
+V1 = api.PROTOCOL_MODULES[api.SNMP_VERSION_1]
+VALUES = [
+    ("1.3.6.1.2.1.1.3.0", V2C.TimeTicks(4294967295)),
+    ("1.3.6.1.6.3.1.1.4.1.0", V2C.ObjectIdentifier("1.3.6.1.6.3.1.1.5.3")),
+    ("1.3.6.1.2.1.2.2.1.1.3", V2C.Integer(3)),
+    ("1.3.6.1.4.1.9.1", V2C.Integer(-129)),
+    ("1.3.6.1.4.1.9.2", V2C.Integer(2147483647)),
+    ("1.3.6.1.4.1.9.3", V2C.OctetString("Caída de E1".encode())),
+    ("1.3.6.1.4.1.9.4", V2C.OctetString(b"\x00\xff\x10")),
+    ("1.3.6.1.4.1.9.5", V2C.IpAddress("192.0.2.254")),
+    ("1.3.6.1.4.1.9.6", V2C.Counter32(4294967295)),
+    ("1.3.6.1.4.1.9.7", V2C.Gauge32(128)),
+    ("1.3.6.1.4.1.9.8", V2C.Counter64(2**64 - 1)),
+    ("1.3.6.1.4.1.9.9", V2C.Null("")),
+    ("1.3.6.1.4.1.9.10", V2C.ObjectIdentifier("1.3.6.1.4.1.99999.4294967295.0")),
+    ("1.3.6.1.4.1.9.11", V2C.OctetString(b"x" * 300)),  # long form length
+]
+
+
+def message(pdu_type: type, community: str = "public", request_id: int = 42) -> bytes:
+    pdu = pdu_type()
+    V2C.apiPDU.set_defaults(pdu)
+    V2C.apiPDU.set_request_id(pdu, request_id)
+    V2C.apiPDU.set_varbinds(pdu, VALUES)
+    msg = V2C.Message()
+    V2C.apiMessage.set_defaults(msg)
+    V2C.apiMessage.set_community(msg, community)
+    V2C.apiMessage.set_pdu(msg, pdu)
+    return bytes(encoder.encode(msg))
+
+
+@pytest.mark.parametrize("request_id", [0, 42, -7, 2147483647])
+def test_a_v2c_trap_reads_as_pysnmp_reads_it(request_id: int) -> None:
+    parsed = parse_v2c_notification(message(V2C.SNMPv2TrapPDU, request_id=request_id))
+
+    assert parsed is not None and not parsed.inform
+    assert (parsed.community, parsed.request_id) == (b"public", request_id)
+    expected = [(tuple(int(p) for p in oid.split(".")), typed_value(v)) for oid, v in VALUES]
+    assert [(oid, typed_value(value)) for oid, value in parsed.varbinds] == expected
+
+
+def test_an_inform_gets_the_response_pysnmp_would_send() -> None:
+    raw = message(V2C.InformRequestPDU, community="c0mm", request_id=300)
+    parsed = parse_v2c_notification(raw)
+    assert parsed is not None and parsed.inform
+
+    response, _ = decoder.decode(inform_response(parsed), asn1Spec=V2C.Message())
+
+    pdu = V2C.apiMessage.get_pdu(response)
+    assert pdu.tagSet == V2C.GetResponsePDU.tagSet
+    assert str(V2C.apiMessage.get_community(response)) == "c0mm"
+    assert int(V2C.apiPDU.get_request_id(pdu)) == 300
+    assert int(V2C.apiPDU.get_error_status(pdu)) == 0
+    assert len(V2C.apiPDU.get_varbinds(pdu)) == len(VALUES)
+
+
+def v1_trap() -> bytes:
+    pdu = V1.TrapPDU()
+    V1.apiTrapPDU.set_defaults(pdu)
+    msg = V1.Message()
+    V1.apiMessage.set_defaults(msg)
+    V1.apiMessage.set_community(msg, "public")
+    V1.apiMessage.set_pdu(msg, pdu)
+    return bytes(encoder.encode(msg))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        v1_trap(),  # v1: pysnmp converts it (RFC 3584)
+        message(V2C.GetRequestPDU),  # not a notification
+        message(V2C.SNMPv2TrapPDU)[:-3],  # truncated
+        message(V2C.SNMPv2TrapPDU) + b"\x00",  # trailing bytes
+        b"\x30\x84\xff\xff\xff\xff",  # absurd length
+        b"",
+        b"\x30\x03\x02\x01\x03",  # v3 header
+    ],
+)
+def test_anything_else_is_left_to_pysnmp(raw: bytes) -> None:
+    assert parse_v2c_notification(raw) is None

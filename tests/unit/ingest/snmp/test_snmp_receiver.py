@@ -1,0 +1,184 @@
+"""The receiver on a real loopback socket with net-snmp's tools as the peer, and a
+publisher standing in for Kafka: the authPriv-only mode, and INFORMs answered only once
+stored."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.clock import SystemClock
+from engine.errors import PublishError
+from engine.ingest.snmp.devices import EMPTY_DEVICES
+from engine.ingest.snmp.receiver import ReceiverPolicy, SnmpReceiver
+from engine.ingest.snmp.replay import TrapBacklog
+from engine.ingest.snmp.spool import TrapSpool
+from engine.ingest.snmp.users import SnmpUser
+from tests.integration.snmp_peers import LINK_DOWN, LINK_UP, NetSnmp, link_varbinds
+from tests.unit.ingest.snmp.trap_samples import MIBS
+
+ENGINE_ID = "8000000001cc000003"
+USER = SnmpUser.model_validate(
+    {"name": "nms", "auth": "SHA256", "auth_key": "auth-secret-1", "priv": "AES",
+     "priv_key": "priv-secret-1", "engine_ids": [ENGINE_ID]}
+)  # fmt: skip
+
+
+class StandInKafka:
+    """Acknowledges every record, or refuses them all while ``down``."""
+
+    def __init__(self) -> None:
+        self.stored: list[dict[str, object]] = []
+        self.down = False
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
+        if self.down:
+            raise PublishError("down")
+        self.stored.append(json.loads(value))
+
+    async def publish_many(
+        self, topic: str, records: list[tuple[bytes | None, bytes]]
+    ) -> list[PublishError | None]:
+        if self.down:
+            return [PublishError("down")] * len(records)
+        self.stored.extend(json.loads(value) for _, value in records)
+        return [None] * len(records)
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    running = asyncio.new_event_loop()
+    yield running
+    running.close()
+
+
+def run_receiver(
+    loop: asyncio.AbstractEventLoop, kafka: StandInKafka, policy: ReceiverPolicy
+) -> SnmpReceiver:
+    receiver = SnmpReceiver(kafka, policy, MIBS, EMPTY_DEVICES, SystemClock())
+    loop.run_until_complete(receiver.start("127.0.0.1", 0, 1 << 20))
+    return receiver
+
+
+async def send(tool: NetSnmp, *args: str) -> int:
+    """Run a net-snmp tool without blocking the receiver's loop; its exit status."""
+    done = await asyncio.to_thread(tool.run, *args)
+    return done.returncode
+
+
+def test_auth_priv_only_refuses_communities_and_lower_levels(
+    loop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    kafka = StandInKafka()
+    receiver = run_receiver(loop, kafka, ReceiverPolicy(("public",), (USER,), auth_priv_only=True))
+    net = NetSnmp(receiver.address[1], tmp_path)
+    auth = ["-u", "nms", "-a", "SHA-256", "-A", "auth-secret-1"]
+    priv = ["-x", "AES", "-X", "priv-secret-1"]
+
+    async def scenario() -> None:
+        target = net.target
+        await send(net, "snmptrap", "-v", "2c", "-c", "public", target, "", LINK_DOWN,
+                   *link_varbinds(1, up=False))  # fmt: skip
+        await send(net, "snmptrap", "-v", "3", "-e", ENGINE_ID, *auth, "-l", "authNoPriv",
+                   target, "", LINK_DOWN, *link_varbinds(2, up=False))  # fmt: skip
+        await send(net, "snmptrap", "-v", "3", "-e", ENGINE_ID, *auth, "-l", "authPriv", *priv,
+                   target, "", LINK_DOWN, *link_varbinds(3, up=False))  # fmt: skip
+        for _ in range(100):
+            if kafka.stored:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        receiver.stop()
+        loop.run_until_complete(receiver.drain())
+    assert [e["data"]["security_level"] for e in kafka.stored] == ["authPriv"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("version", ["2c", "3"])
+def test_an_inform_is_answered_only_once_stored(
+    loop: asyncio.AbstractEventLoop, tmp_path: Path, version: str
+) -> None:
+    kafka = StandInKafka()
+    receiver = run_receiver(loop, kafka, ReceiverPolicy(("public",), (USER,)))
+    net = NetSnmp(receiver.address[1], tmp_path)
+    if version == "2c":
+        security = ["-c", "public"]
+    else:
+        security = ["-u", "nms", "-l", "authPriv", "-a", "SHA-256", "-A", "auth-secret-1",
+                    "-x", "AES", "-X", "priv-secret-1"]  # fmt: skip
+    inform = ["snmpinform", "-v", version, *security, "-t", "1", "-r", "1", net.target, "",
+              LINK_DOWN, *link_varbinds(4, up=False)]  # fmt: skip
+
+    async def scenario() -> tuple[int, int]:
+        kafka.down = True
+        while_down = await send(net, *inform)
+        kafka.down = False
+        once_back = await send(net, *inform)
+        return while_down, once_back
+
+    try:
+        while_down, once_back = loop.run_until_complete(scenario())
+    finally:
+        receiver.stop()
+        loop.run_until_complete(receiver.drain())
+    assert while_down != 0  # no answer: snmpinform timed out
+    assert once_back == 0
+    assert len(kafka.stored) == 1
+
+
+def test_traps_kafka_did_not_take_are_spooled_and_replayed_in_arrival_order(
+    loop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    kafka = StandInKafka()
+    spool = TrapSpool(tmp_path / "spool", max_bytes=1 << 20)
+    spool.open()
+    backlog = TrapBacklog(spool, kafka)
+    receiver = SnmpReceiver(
+        kafka, ReceiverPolicy(("public",), ()), MIBS, EMPTY_DEVICES, SystemClock(), backlog=backlog
+    )
+    loop.run_until_complete(receiver.start("127.0.0.1", 0, 1 << 20))
+    net = NetSnmp(receiver.address[1], tmp_path)
+    trap = ["snmptrap", "-v", "2c", "-c", "public", net.target, ""]
+    inform = ["snmpinform", "-v", "2c", "-c", "public", "-t", "1", "-r", "0", net.target, ""]
+
+    async def until(condition: Callable[[], bool]) -> None:
+        for _ in range(400):
+            if condition():
+                return
+            await asyncio.sleep(0.05)
+
+    async def scenario() -> int:
+        kafka.down = True
+        await send(net, *trap, LINK_DOWN, *link_varbinds(1, up=False))
+        await until(lambda: spool.records == 1)
+        await send(net, *trap, LINK_DOWN, *link_varbinds(2, up=False))
+        unanswered = await send(net, *inform, LINK_DOWN, *link_varbinds(3, up=False))
+        kafka.down = False
+        await send(net, *trap, LINK_UP, *link_varbinds(1, up=True))
+        await until(lambda: spool.records == 4)
+        stop = asyncio.Event()
+        replay = asyncio.ensure_future(backlog.replay(stop))
+        await until(lambda: spool.empty)
+        await send(net, *trap, LINK_DOWN, *link_varbinds(4, up=False))
+        await until(lambda: len(kafka.stored) == 5)
+        stop.set()
+        await replay
+        return unanswered
+
+    try:
+        unanswered = loop.run_until_complete(scenario())
+    finally:
+        receiver.stop()
+        loop.run_until_complete(receiver.drain())
+        spool.close()
+    assert unanswered != 0  # a spooled INFORM is not answered
+    assert [(e["data"]["alarm_key"][-1], e["data"]["transition"]) for e in kafka.stored] == [  # type: ignore[index]
+        ("1", "raised"), ("2", "raised"), ("3", "raised"), ("1", "cleared"), ("4", "raised")
+    ]  # fmt: skip

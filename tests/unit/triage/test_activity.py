@@ -1,0 +1,122 @@
+"""apply_activity: every kind of activity, allowed and refused."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from engine.contract.models import (
+    ActivityType,
+    Channel,
+    Priority,
+    TicketActivityData,
+    TicketState,
+    TicketStatus,
+    Tier,
+)
+from engine.triage.activity import InvalidTransition, apply_activity
+
+OPENED = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+AT = OPENED + timedelta(hours=1)
+
+
+def ticket(status: TicketStatus = TicketStatus.OPEN, tier: Tier = Tier.L1) -> TicketState:
+    return TicketState(
+        ticket_id="T-AAAAAAAAAAAAA",
+        status=status,
+        channel=Channel.EMAIL,
+        subject="s",
+        requester="c@acme.example",
+        customer_id="acme",
+        opened_at=OPENED,
+        updated_at=OPENED,
+        priority=Priority.P3,
+        category="other",
+        tier=tier,
+        special_routes=(),
+        tags=(),
+        event_count=1,
+        recent_event_ids=("e1",),
+        ruleset_version="v",
+        resolved_at=OPENED if status is TicketStatus.RESOLVED else None,
+    )
+
+
+def act(kind: ActivityType, **fields: object) -> TicketActivityData:
+    return TicketActivityData.model_validate(
+        {"ticket_id": "T-AAAAAAAAAAAAA", "activity": kind, "actor": "ana", **fields}
+    )
+
+
+@pytest.mark.parametrize(
+    ("before", "activity", "expected"),
+    [
+        (ticket(), act(ActivityType.ASSIGNED, assignee="bob"), {"assignee": "bob"}),
+        (
+            ticket(),
+            act(ActivityType.CUSTOMER_INFORMED, message="m"),
+            {"informed_count": 1, "last_informed_at": AT},
+        ),
+        (ticket(), act(ActivityType.ESCALATED, tier=Tier.L2), {"tier": Tier.L2}),
+        (
+            ticket(),
+            act(ActivityType.WAITING_ON_CUSTOMER),
+            {"status": TicketStatus.WAITING_ON_CUSTOMER, "status_since": AT},
+        ),
+        (ticket(), act(ActivityType.TIME_SPENT, minutes=30), {"time_spent_minutes": 30}),
+        (
+            ticket(),
+            act(ActivityType.RESOLVED),
+            {"status": TicketStatus.RESOLVED, "resolved_at": AT, "status_since": AT},
+        ),
+        (
+            ticket(TicketStatus.RESOLVED),
+            act(ActivityType.REOPENED),
+            {"status": TicketStatus.OPEN, "resolved_at": None},
+        ),
+        (
+            ticket(TicketStatus.WAITING_ON_CUSTOMER),
+            act(ActivityType.CUSTOMER_REPLIED),
+            {"status": TicketStatus.OPEN, "last_customer_contact_at": AT},
+        ),
+        (ticket(TicketStatus.RESOLVED), act(ActivityType.NOTE, note="n"), {}),
+        (ticket(TicketStatus.RESOLVED), act(ActivityType.TIME_SPENT, minutes=5), {}),
+    ],
+)
+def test_an_allowed_activity_changes_just_its_fields(
+    before: TicketState, activity: TicketActivityData, expected: dict[str, object]
+) -> None:
+    after = apply_activity(before, activity, AT)
+
+    assert after.updated_at == AT
+    for name, value in expected.items():
+        assert getattr(after, name) == value, name
+
+
+@pytest.mark.parametrize(
+    ("before", "activity", "reason"),
+    [
+        (None, act(ActivityType.NOTE, note="n"), "no ticket T-AAAAAAAAAAAAA"),
+        (ticket(TicketStatus.RESOLVED), act(ActivityType.CUSTOMER_INFORMED), "is resolved"),
+        (ticket(TicketStatus.RESOLVED), act(ActivityType.RESOLVED), "already resolved"),
+        (ticket(TicketStatus.RESOLVED), act(ActivityType.ASSIGNED, assignee="b"), "is resolved"),
+        (ticket(), act(ActivityType.REOPENED), "is not resolved"),
+        (ticket(), act(ActivityType.ASSIGNED), "'assignee' is required"),
+        (ticket(), act(ActivityType.NOTE), "'note' is required"),
+        (ticket(), act(ActivityType.ESCALATED), "'tier' is required"),
+        (ticket(tier=Tier.L2), act(ActivityType.ESCALATED, tier=Tier.L1), "higher tier"),
+        (ticket(tier=Tier.L3), act(ActivityType.ESCALATED, tier=Tier.L3), "higher tier"),
+        (ticket(), act(ActivityType.TIME_SPENT), "'minutes' must be more than 0"),
+        (
+            ticket(TicketStatus.WAITING_ON_CUSTOMER),
+            act(ActivityType.WAITING_ON_CUSTOMER),
+            "already waits",
+        ),
+    ],
+)
+def test_an_impossible_activity_is_refused_saying_why(
+    before: TicketState | None, activity: TicketActivityData, reason: str
+) -> None:
+    with pytest.raises(InvalidTransition, match=reason):
+        apply_activity(before, activity, AT)
