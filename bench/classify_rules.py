@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from engine.contract.models import Channel, TicketMessage
+from engine.contract import Channel, TicketMessage
 from engine.rules.decide import decide
 from engine.rules.ruleset import DEFAULT_RULES, RuleSet, load_ruleset, parse_ruleset
 

@@ -32,8 +32,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from engine.contract.customers import CustomerDirectory
-from engine.contract.models import (
+from engine.contract import (
     Channel,
     CustomerProfile,
     Priority,
@@ -48,6 +47,7 @@ from engine.contract.models import (
     Tier,
     to_json,
 )
+from engine.contract.customers import CustomerDirectory
 from engine.contract.topics import SLA_CLOCKS, TICKET_STATE, declared_topics
 from engine.kafka import broker
 from engine.kafka.admin import provision

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from engine.contract.models import (
+from engine.contract import (
     Priority,
     SlaClockData,
     SlaClockUpdated,

@@ -27,7 +27,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from engine.contract.models import (
+from engine.contract import (
     Channel,
     CustomerProfile,
     Priority,

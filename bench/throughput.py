@@ -25,8 +25,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from engine.contract import EmailReceived, EmailReceivedData, to_json
 from engine.contract.identity import email_ticket_id, event_id
-from engine.contract.models import EmailReceived, EmailReceivedData, to_json
 from engine.contract.topics import TICKET_EVENTS, TopicSpec, declared_topics
 from engine.kafka import broker
 from engine.kafka.admin import provision

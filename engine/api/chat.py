@@ -40,14 +40,14 @@ from engine.api.contract import (
 )
 from engine.api.security import Scope
 from engine.api.writes import CONVERSATION_ID, accept_chat_message
-from engine.contract.identity import chat_ticket_id
-from engine.contract.models import (
+from engine.contract import (
     ActivityType,
     Channel,
     SpecialRoute,
     TicketActivityData,
     TicketState,
 )
+from engine.contract.identity import chat_ticket_id
 
 log = logging.getLogger(__name__)
 OUTBOX_LIMIT = 100

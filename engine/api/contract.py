@@ -10,8 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from engine.contract.identity import TICKET_ID_PATTERN
-from engine.contract.models import (
+from engine.contract import (
     ActivityType,
     Channel,
     Classification,
@@ -23,6 +22,7 @@ from engine.contract.models import (
     Tier,
     UtcDatetime,
 )
+from engine.contract.identity import TICKET_ID_PATTERN
 
 # A conversation id is the only secret between a chat widget and its WebSocket: long and
 # random (the widget makes one per conversation), so nobody guesses another's.

@@ -28,7 +28,7 @@ from engine.api.contract import (
 )
 from engine.api.reads import MAX_LIMIT
 from engine.api.security import Scope
-from engine.contract.models import Priority, TicketStatus, Tier
+from engine.contract import Priority, TicketStatus, Tier
 
 REF = "#/components/schemas/{model}"
 MODELS: tuple[type[BaseModel], ...] = (

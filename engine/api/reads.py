@@ -20,7 +20,7 @@ from engine.api.context import (
 from engine.api.contract import Health, TicketDetail, TicketList
 from engine.api.security import Scope
 from engine.api.writes import TICKET_ID
-from engine.contract.models import Priority, Record, TicketStatus, Tier
+from engine.contract import Priority, Record, TicketStatus, Tier
 
 MAX_LIMIT = 500
 

@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from engine.api.contract import Decision, SlaState
-from engine.contract.models import (
+from engine.contract import (
     AnyRecord,
     SlaBreached,
     SlaWarning,

@@ -32,8 +32,7 @@ from engine.api.contract import (
     TicketId,
 )
 from engine.api.security import Scope
-from engine.contract.identity import chat_ticket_id, event_id, phone_ticket_id
-from engine.contract.models import (
+from engine.contract import (
     ChatMessageReceived,
     ChatMessageReceivedData,
     Envelope,
@@ -43,6 +42,7 @@ from engine.contract.models import (
     TicketActivityData,
     to_json,
 )
+from engine.contract.identity import chat_ticket_id, event_id, phone_ticket_id
 from engine.contract.topics import TICKET_EVENTS
 from engine.errors import PublishError
 from engine.triage.activity import InvalidTransition, apply_activity

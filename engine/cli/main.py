@@ -212,7 +212,7 @@ def cmd_sla(args: argparse.Namespace) -> int:
         return 0
     from datetime import timedelta
 
-    from engine.contract.models import Priority, SlaFacts, SupportPlan, TicketStatus
+    from engine.contract import Priority, SlaFacts, SupportPlan, TicketStatus
     from engine.sla.calendars import load_calendars
     from engine.sla.obligations import SlaPolicy
     from engine.sla.schedule import schedule_lines

@@ -13,8 +13,8 @@ from typing import Any, TextIO
 from kafka import KafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
+from engine.contract import MessageEvent, parse_incoming
 from engine.contract.customers import CustomerDirectory
-from engine.contract.models import MessageEvent, parse_incoming
 from engine.contract.topics import TICKET_EVENTS
 from engine.errors import EngineError, RulesError, describe_validation
 from engine.rules.cases import load_cases, message_from, render_report, run_cases

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from engine.contract.models import CustomerProfile, SupportPlan
+from engine.contract import CustomerProfile, SupportPlan
 from engine.errors import EngineError, describe_validation
 
 LIST_COLUMNS = ("domains", "addresses", "modules")

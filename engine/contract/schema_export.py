@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine.contract.models import RECORD_TYPES, Envelope
+from engine.contract import RECORD_TYPES, Envelope
 from engine.contract.topics import declared_topics
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from engine.contract.models import (
+from engine.contract import (
     ChatMessageReceived,
     EmailReceived,
     EmailSpooled,

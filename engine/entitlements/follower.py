@@ -11,7 +11,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from prometheus_client import Gauge
 
-from engine.contract.models import EntitlementUpdated, parse_record
+from engine.contract import EntitlementUpdated, parse_record
 from engine.contract.topics import ENTITLEMENT_BALANCES
 from engine.kafka.catch_up import follow, read_to_end
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from engine.contract.identity import event_id
-from engine.contract.models import (
+from engine.contract import (
     ActivityType,
     Channel,
     EntitlementBalanceData,
@@ -21,6 +20,7 @@ from engine.contract.models import (
     TicketActivityData,
     TicketRouted,
 )
+from engine.contract.identity import event_id
 
 RECENT_EVENTS_KEPT = 256
 

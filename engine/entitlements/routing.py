@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from engine.contract.models import Classification, CustomerProfile, RouteDecision, SpecialRoute
+from engine.contract import Classification, CustomerProfile, RouteDecision, SpecialRoute
 
 
 def entitlement_check(

@@ -19,9 +19,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pydantic import ValidationError
 
 from engine.clock import Clock, SystemClock
-from engine.contract.customers import CustomerDirectory, load_directory
-from engine.contract.identity import event_id
-from engine.contract.models import (
+from engine.contract import (
     EntitlementBalanceData,
     EntitlementToppedUp,
     EntitlementTopUpData,
@@ -33,6 +31,8 @@ from engine.contract.models import (
     parse_record,
     to_json,
 )
+from engine.contract.customers import CustomerDirectory, load_directory
+from engine.contract.identity import event_id
 from engine.contract.topics import (
     DEAD_LETTERS,
     ENTITLEMENT_BALANCES,

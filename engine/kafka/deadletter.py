@@ -6,8 +6,8 @@ import base64
 import hashlib
 from datetime import datetime
 
+from engine.contract import DeadLetterData, RecordDeadLettered
 from engine.contract.identity import event_id
-from engine.contract.models import DeadLetterData, RecordDeadLettered
 
 
 def dead_letter(

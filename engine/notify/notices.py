@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from engine.contract.identity import event_id, ticket_tag
-from engine.contract.models import (
+from engine.contract import (
     ActivityType,
     Channel,
     Priority,
@@ -21,6 +20,7 @@ from engine.contract.models import (
     TicketRouted,
     TicketState,
 )
+from engine.contract.identity import event_id, ticket_tag
 from engine.ingest.mail.automated import base_subject
 
 _DAEMON_LOCAL_PARTS = {"mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply"}

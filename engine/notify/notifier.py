@@ -22,8 +22,8 @@ from pydantic import ValidationError
 
 from engine import metrics
 from engine.clock import SystemClock
+from engine.contract import TicketActivity, TicketRouted, parse_record, to_json
 from engine.contract.customers import CustomerDirectory, load_directory
-from engine.contract.models import TicketActivity, TicketRouted, parse_record, to_json
 from engine.contract.topics import DEAD_LETTERS, TICKET_ACTIVITY, TIER_TOPICS
 from engine.kafka.deadletter import dead_letter
 from engine.notify.notices import Notice, acknowledgement, update

@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine.contract import TicketMessage
 from engine.contract.customers import CustomerDirectory
-from engine.contract.models import TicketMessage
 from engine.errors import RulesError
 from engine.rules.decide import Decision, decide
 from engine.rules.ruleset import RuleSet

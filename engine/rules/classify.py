@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from engine.contract.models import (
+from engine.contract import (
     Classification,
     CustomerProfile,
     Priority,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.contract.models import Classification, RouteDecision, TicketMessage
+from engine.contract import Classification, RouteDecision, TicketMessage
 from engine.rules.classify import classify
 from engine.rules.route import route
 from engine.rules.ruleset import RuleSet

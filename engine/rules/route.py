@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.contract.models import Classification, RouteDecision, SpecialRoute, TicketMessage, Tier
+from engine.contract import Classification, RouteDecision, SpecialRoute, TicketMessage, Tier
 from engine.rules.ruleset import Route, RouteMatcher
 
 

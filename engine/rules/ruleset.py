@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from engine.contract.models import Channel, Priority, SpecialRoute, SupportPlan, Tier
+from engine.contract import Channel, Priority, SpecialRoute, SupportPlan, Tier
 from engine.errors import RulesError
 from engine.rules.text import PhraseIndex, build_index, words
 

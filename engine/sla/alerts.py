@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from engine.contract import SlaAlertData, SlaBreached, SlaProgress, SlaWarning
 from engine.contract.identity import event_id
-from engine.contract.models import SlaAlertData, SlaBreached, SlaProgress, SlaWarning
 from engine.sla.calendars import ZonedCalendar
 from engine.sla.obligations import Obligation, SlaPolicy, cadence_deadline
 

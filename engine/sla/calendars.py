@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from engine.contract.models import SupportPlan
+from engine.contract import SupportPlan
 from engine.errors import EngineError, describe_validation
 
 DEFAULT_ZONE = "America/Mexico_City"

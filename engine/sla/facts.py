@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from engine.contract import SlaFacts, SupportPlan, TicketState, TicketStatus
 from engine.contract.customers import CustomerDirectory
-from engine.contract.models import SlaFacts, SupportPlan, TicketState, TicketStatus
 from engine.sla.calendars import DEFAULT_ZONE
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-from engine.contract.models import Priority, SlaFacts, TicketStatus
+from engine.contract import Priority, SlaFacts, TicketStatus
 from engine.sla.calendars import ZonedCalendar
 
 P1_EVERY = timedelta(hours=2)

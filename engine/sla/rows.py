@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from engine.contract.models import SlaFacts, TicketStatus
+from engine.contract import SlaFacts, TicketStatus
 
 
 class RowChange(StrEnum):

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from itertools import islice
 
-from engine.contract.models import SlaFacts
+from engine.contract import SlaFacts
 from engine.sla.calendars import ZonedCalendar
 from engine.sla.obligations import SlaPolicy, breach_deadlines, next_update_due
 

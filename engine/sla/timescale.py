@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from engine.contract.models import SlaFacts
+from engine.contract import SlaFacts
 
 DEFAULT_ORIGIN = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -32,9 +32,7 @@ from pydantic import ValidationError
 
 from engine import metrics
 from engine.clock import Clock, SystemClock
-from engine.contract.customers import CustomerDirectory, load_directory
-from engine.contract.identity import event_id
-from engine.contract.models import (
+from engine.contract import (
     SlaBreached,
     SlaClockData,
     SlaClockUpdated,
@@ -44,6 +42,8 @@ from engine.contract.models import (
     parse_record,
     to_json,
 )
+from engine.contract.customers import CustomerDirectory, load_directory
+from engine.contract.identity import event_id
 from engine.contract.topics import DEAD_LETTERS, SLA_ALERTS, SLA_CLOCKS, TICKET_STATE
 from engine.errors import field_path
 from engine.kafka.deadletter import dead_letter

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from engine.contract.models import (
+from engine.contract import (
     ActivityType,
     TicketActivityData,
     TicketState,

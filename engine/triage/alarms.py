@@ -14,9 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from engine.contract.customers import CustomerDirectory
-from engine.contract.identity import ticket_id
-from engine.contract.models import (
+from engine.contract import (
     AlarmState,
     AlarmTransition,
     Channel,
@@ -29,6 +27,8 @@ from engine.contract.models import (
     TrapReceivedData,
     Varbind,
 )
+from engine.contract.customers import CustomerDirectory
+from engine.contract.identity import ticket_id
 
 
 @dataclass(frozen=True)

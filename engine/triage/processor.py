@@ -26,8 +26,7 @@ from pydantic import ValidationError
 
 from engine import metrics
 from engine.clock import Clock, SystemClock
-from engine.contract.customers import EMPTY_DIRECTORY, CustomerDirectory, load_directory
-from engine.contract.models import (
+from engine.contract import (
     TicketState,
     TicketUpdated,
     parse_incoming,
@@ -35,6 +34,7 @@ from engine.contract.models import (
     record_location,
     to_json,
 )
+from engine.contract.customers import EMPTY_DIRECTORY, CustomerDirectory, load_directory
 from engine.contract.topics import DEAD_LETTERS, RULES_CONFIG, TICKET_EVENTS, TICKET_STATE
 from engine.entitlements.follower import BalancesFollower
 from engine.errors import field_path

@@ -18,8 +18,8 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from kafka import KafkaProducer
 
+from engine.contract import RulesPublished, RulesPublishedData, parse_record, to_json
 from engine.contract.identity import event_id
-from engine.contract.models import RulesPublished, RulesPublishedData, parse_record, to_json
 from engine.contract.topics import RULES_CONFIG, RULES_KEY
 from engine.errors import RulesError
 from engine.kafka.catch_up import follow, read_to_end

@@ -15,9 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from engine.contract.customers import EMPTY_DIRECTORY, CustomerDirectory
-from engine.contract.identity import event_id
-from engine.contract.models import (
+from engine.contract import (
     ActivityType,
     Channel,
     ChatMessageReceived,
@@ -43,6 +41,8 @@ from engine.contract.models import (
     TicketUpdatedData,
     TrapReceived,
 )
+from engine.contract.customers import EMPTY_DIRECTORY, CustomerDirectory
+from engine.contract.identity import event_id
 from engine.contract.topics import (
     SPECIAL_ROUTE_TOPICS,
     TICKET_ACTIVITY,

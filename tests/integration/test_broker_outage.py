@@ -7,7 +7,7 @@ import time
 import uuid
 from pathlib import Path
 
-from engine.contract.models import Tier
+from engine.contract import Tier
 from engine.contract.topics import TIER_TOPICS
 from engine.kafka import broker
 from engine.settings import Settings

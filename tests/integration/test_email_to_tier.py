@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine.contract.models import Tier
+from engine.contract import Tier
 from engine.contract.topics import (
     DEAD_LETTERS,
     TICKET_DECISIONS,

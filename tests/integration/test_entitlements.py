@@ -13,7 +13,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from engine.contract.models import (
+from engine.contract import (
     ActivityType,
     SpecialRoute,
     TicketActivity,

@@ -29,8 +29,8 @@ import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.contract import Priority, SpecialRoute, Tier
 from engine.contract.identity import event_id
-from engine.contract.models import Priority, SpecialRoute, Tier
 from engine.contract.topics import (
     DEAD_LETTERS,
     TICKET_ACTIVITY,

@@ -21,7 +21,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
 from engine.clock import SystemClock
-from engine.contract.models import to_json
+from engine.contract import to_json
 from engine.contract.topics import DEAD_LETTERS, MAIL_SPOOL, TICKET_EVENTS
 from engine.ingest.mail.identity import mail_identity
 from engine.ingest.mail.parser_service import MailParser

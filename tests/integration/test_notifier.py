@@ -17,7 +17,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from engine.clock import SystemClock
-from engine.contract.models import (
+from engine.contract import (
     ActivityType,
     Channel,
     TicketActivity,

@@ -17,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from engine.contract.models import EmailReceived, EntitlementBalanceData, to_json
+from engine.contract import EmailReceived, EntitlementBalanceData, to_json
 from engine.contract.topics import (
     ENTITLEMENT_BALANCES,
     RULES_CONFIG,

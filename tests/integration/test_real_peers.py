@@ -6,7 +6,7 @@ import json
 import subprocess
 import uuid
 
-from engine.contract.models import Tier
+from engine.contract import Tier
 from engine.contract.topics import TIER_TOPICS
 from tests.integration.harness import EngineProcess, TopicReader
 

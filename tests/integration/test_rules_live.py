@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.contract.models import Tier
+from engine.contract import Tier
 from engine.contract.topics import RULES_CONFIG, TIER_TOPICS
 from engine.rules.ruleset import DEFAULT_RULES, load_ruleset
 from tests.integration.harness import (

@@ -21,7 +21,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from engine.contract.models import ActivityType, TicketActivity, TicketActivityData, to_json
+from engine.contract import ActivityType, TicketActivity, TicketActivityData, to_json
 from engine.contract.topics import SLA_ALERTS, SLA_CLOCKS, TICKET_EVENTS
 from tests.integration.harness import (
     EngineProcess,

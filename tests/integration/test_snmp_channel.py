@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from engine.contract import Tier
 from engine.contract.identity import ticket_id
-from engine.contract.models import Tier
 from engine.contract.topics import TICKET_EVENTS, TICKET_STATE, TIER_TOPICS
 from tests.integration.harness import (
     PROJECT_ROOT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from engine.contract.models import Tier
+from engine.contract import Tier
 from engine.contract.topics import TIER_TOPICS
 from engine.kafka import broker
 from engine.settings import Settings

@@ -19,8 +19,8 @@ from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
+from engine.contract import Attachment, EmailReceived, EmailReceivedData, ForwardedMail
 from engine.contract.identity import event_id
-from engine.contract.models import Attachment, EmailReceived, EmailReceivedData, ForwardedMail
 from engine.ingest.mail.automated import automated_reason, inline_forward, split_reply
 from engine.ingest.mail.identity import (
     MailIdentity,

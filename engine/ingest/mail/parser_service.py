@@ -19,7 +19,7 @@ from kafka.errors import KafkaError
 
 from engine import metrics
 from engine.clock import Clock, SystemClock
-from engine.contract.models import EmailReceived, to_json
+from engine.contract import EmailReceived, to_json
 from engine.contract.topics import (
     DEAD_LETTER_MAX_BYTES,
     DEAD_LETTERS,

@@ -23,7 +23,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from engine import metrics
 from engine.clock import Clock
-from engine.contract.models import to_json
+from engine.contract import to_json
 from engine.contract.topics import MAIL_SPOOL
 from engine.errors import PublishError
 from engine.ingest.mail.archive import MailArchive

@@ -15,8 +15,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from engine.contract.identity import event_id
-from engine.contract.models import (
+from engine.contract import (
     EmailReceived,
     EmailSpooled,
     EmailSpooledData,
@@ -24,6 +23,7 @@ from engine.contract.models import (
     parse_record,
     record_location,
 )
+from engine.contract.identity import event_id
 from engine.contract.topics import MAIL_SPOOL
 from engine.ingest.mail.identity import MailIdentity, mail_identity
 from engine.ingest.mail.parse import EmailParseError, parse_email

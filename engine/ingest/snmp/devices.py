@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from engine.contract.models import Device
+from engine.contract import Device
 from engine.errors import EngineError, describe_validation
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

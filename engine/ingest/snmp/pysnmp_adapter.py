@@ -20,7 +20,7 @@ from pysnmp.proto import error, rfc3411
 from pysnmp.proto.api import v2c
 from pysnmp.proto.proxy import rfc2576
 
-from engine.contract.models import NotificationPdu, SecurityLevel, SnmpVersion
+from engine.contract import NotificationPdu, SecurityLevel, SnmpVersion
 from engine.ingest.snmp.trap_event import Notification
 from engine.ingest.snmp.users import AuthProtocol, PrivProtocol, SnmpUser
 

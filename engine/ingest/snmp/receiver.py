@@ -30,7 +30,7 @@ from pysnmp.entity import engine
 
 from engine import metrics
 from engine.clock import Clock
-from engine.contract.models import (
+from engine.contract import (
     NotificationPdu,
     SecurityLevel,
     SnmpVersion,

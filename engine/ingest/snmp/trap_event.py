@@ -17,8 +17,7 @@ from typing import Any
 from pyasn1.type import univ
 from pysnmp.proto import rfc1902
 
-from engine.contract.identity import event_id
-from engine.contract.models import (
+from engine.contract import (
     NotificationPdu,
     SecurityLevel,
     SnmpVersion,
@@ -27,6 +26,7 @@ from engine.contract.models import (
     TrapReceivedData,
     Varbind,
 )
+from engine.contract.identity import event_id
 from engine.ingest.snmp.devices import DeviceDirectory
 from engine.ingest.snmp.fastpath import Decoded
 from engine.ingest.snmp.mibs import MibResolver, Oid, oid_text, parse_oid

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.contract.models import SecurityLevel
+from engine.contract import SecurityLevel
 from engine.errors import EngineError, describe_validation
 
 

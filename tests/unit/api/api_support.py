@@ -22,7 +22,7 @@ from engine.api.security import (
 )
 from engine.api.view import TicketView
 from engine.clock import FrozenClock
-from engine.contract.models import (
+from engine.contract import (
     Channel,
     Priority,
     TicketState,

@@ -6,14 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from engine.api.view import TicketView
-from engine.contract.identity import chat_ticket_id, phone_ticket_id
-from engine.contract.models import (
+from engine.contract import (
     EventKind,
     Priority,
     TicketStatus,
     Tier,
     parse_incoming,
 )
+from engine.contract.identity import chat_ticket_id, phone_ticket_id
 from engine.contract.topics import TICKET_EVENTS
 from tests.unit.api.api_support import (
     CHAT,

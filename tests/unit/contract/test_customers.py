@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.contract import SupportPlan
 from engine.contract.customers import CustomerDirectoryError, load_directory
-from engine.contract.models import SupportPlan
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "customers.example.yaml"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.contract.models import RECORD_TYPES
+from engine.contract import RECORD_TYPES
 from engine.contract.schema_export import rendered_schemas
 from engine.contract.topics import declared_topics
 

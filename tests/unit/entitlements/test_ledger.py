@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from engine.clock import FrozenClock
-from engine.contract.customers import Customer, CustomerDirectory
-from engine.contract.models import (
+from engine.contract import (
     ActivityType,
     EntitlementBalanceData,
     EntitlementToppedUp,
@@ -19,6 +18,7 @@ from engine.contract.models import (
     TicketRouted,
     to_json,
 )
+from engine.contract.customers import Customer, CustomerDirectory
 from engine.contract.topics import (
     DEAD_LETTERS,
     ENTITLEMENT_BALANCES,

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from engine.contract.identity import email_ticket_id
-from engine.contract.models import (
+from engine.contract import (
     ActivityType,
     Channel,
     Classification,
@@ -26,6 +25,7 @@ from engine.contract.models import (
     TicketStatus,
     Tier,
 )
+from engine.contract.identity import email_ticket_id
 from engine.notify.notices import acknowledgement, may_receive_mail, update
 from engine.notify.notifier import PermanentRefusal, deliver
 

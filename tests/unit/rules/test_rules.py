@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from engine.contract.models import (
+from engine.contract import (
     Channel,
     CustomerProfile,
     Priority,

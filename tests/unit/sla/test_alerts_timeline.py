@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine.clock import FrozenClock
-from engine.contract.models import Priority, SlaFacts, SlaProgress, SupportPlan, TicketStatus
+from engine.contract import Priority, SlaFacts, SlaProgress, SupportPlan, TicketStatus
 from engine.sla.alerts import alert_record, step
 from engine.sla.calendars import DEFAULT_CALENDARS, ZonedCalendar, parse_calendars
 from engine.sla.obligations import SlaPolicy, next_update_due

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.contract.models import SupportPlan
+from engine.contract import SupportPlan
 from engine.sla.calendars import (
     DEFAULT_CALENDARS,
     CalendarError,

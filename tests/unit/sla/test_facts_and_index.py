@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.contract.customers import Customer, CustomerDirectory
-from engine.contract.models import (
+from engine.contract import (
     ActivityType,
     Channel,
     Priority,
@@ -21,6 +20,7 @@ from engine.contract.models import (
     Tier,
     to_json,
 )
+from engine.contract.customers import Customer, CustomerDirectory
 from engine.sla.calendars import DEFAULT_CALENDARS
 from engine.sla.facts import facts_of
 from engine.sla.index import DueIndex

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from engine.contract.models import Priority, SlaFacts, SupportPlan, TicketStatus
+from engine.contract import Priority, SlaFacts, SupportPlan, TicketStatus
 from engine.sla.calendars import DEFAULT_CALENDARS, ZonedCalendar
 from engine.sla.obligations import SlaPolicy, breach_deadlines, next_update_due
 

@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import pytest
 
-from engine.contract.models import ActivityType, Priority, TicketStatus
+from engine.contract import ActivityType, Priority, TicketStatus
 from engine.sla.alerts import step
 from engine.sla.facts import counted_rearmings, facts_of
 from engine.sla.obligations import SlaPolicy, next_update_due

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.clock import FrozenClock
-from engine.contract.customers import CustomerDirectory
-from engine.contract.models import (
+from engine.contract import (
     CustomerProfile,
     SupportPlan,
     TicketState,
@@ -20,6 +19,7 @@ from engine.contract.models import (
     TicketUpdatedData,
     to_json,
 )
+from engine.contract.customers import CustomerDirectory
 from engine.settings import Settings
 from engine.sla.calendars import DEFAULT_CALENDARS
 from engine.sla.worker import ROWS, SlaWorker

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.contract.models import (
+from engine.contract import (
     ActivityType,
     Channel,
     Priority,

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from engine.contract.models import AlarmState, AlarmTransition, TrapFacts, Varbind
+from engine.contract import AlarmState, AlarmTransition, TrapFacts, Varbind
 from engine.triage.alarms import DEFAULT_FLAP_POLICY, FlapPolicy, identify, update
 from tests.unit.ingest.snmp.trap_samples import T0
 

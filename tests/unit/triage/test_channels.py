@@ -10,9 +10,7 @@ import pytest
 from engine.api.chat import ChatHub, ChatSocket, escalation_notice, reply_notice
 from engine.api.contract import ChatReply
 from engine.api.view import sla_state
-from engine.contract.customers import Customer, CustomerDirectory
-from engine.contract.identity import chat_ticket_id, event_id, phone_ticket_id
-from engine.contract.models import (
+from engine.contract import (
     ActivityType,
     Channel,
     ChatMessageReceived,
@@ -27,6 +25,8 @@ from engine.contract.models import (
     TicketActivityData,
     TicketMessage,
 )
+from engine.contract.customers import Customer, CustomerDirectory
+from engine.contract.identity import chat_ticket_id, event_id, phone_ticket_id
 from engine.rules.classify import classify
 from engine.rules.ruleset import load_ruleset
 from engine.triage.triage import triage

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from engine.contract.customers import CustomerDirectory, load_directory
-from engine.contract.models import (
+from engine.contract import (
     ActivityType,
     Channel,
     Priority,
@@ -14,6 +13,7 @@ from engine.contract.models import (
     Tier,
     TrapReceived,
 )
+from engine.contract.customers import CustomerDirectory, load_directory
 from engine.rules.ruleset import load_ruleset
 from engine.triage.triage import message_of, suppression_reason, triage
 from tests.integration.harness import PROJECT_ROOT

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.contract.identity import event_id
-from engine.contract.models import (
+from engine.contract import (
     ActivityType,
     EmailReceived,
     EmailReceivedData,
@@ -17,6 +16,7 @@ from engine.contract.models import (
     TicketStatus,
     Tier,
 )
+from engine.contract.identity import event_id
 from engine.contract.topics import TICKET_ACTIVITY, TICKET_DECISIONS, TIER_TOPICS
 from engine.rules.ruleset import load_ruleset
 from engine.triage.triage import TriageOutcome, publications, triage
@@ -209,7 +209,7 @@ def test_a_bad_ticket_event_names_its_field_without_the_kind_tag() -> None:
     import pytest
     from pydantic import ValidationError
 
-    from engine.contract.models import parse_incoming, record_location
+    from engine.contract import parse_incoming, record_location
     from engine.errors import field_path
 
     bad = b'{"event_id":"e","kind":"email.received","occurred_at":"2026-11-22T10:00:00Z",'

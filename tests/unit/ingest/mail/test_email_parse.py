@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engine.contract.models import EmailReceived, to_json
+from engine.contract import EmailReceived, to_json
 from engine.ingest.mail.parse import EmailParseError, html_to_text, parse_email
 
 RECEIVED = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from engine.clock import FrozenClock
+from engine.contract import EmailReceived, RecordDeadLettered, to_json
 from engine.contract.identity import ticket_id
-from engine.contract.models import EmailReceived, RecordDeadLettered, to_json
 from engine.contract.topics import DEAD_LETTERS, MAIL_SPOOL, TICKET_EVENTS
 from engine.ingest.mail.identity import mail_identity
 from engine.ingest.mail.parser_service import outputs_of

@@ -18,7 +18,7 @@ import pytest
 from aiosmtpd.smtp import SMTP
 
 from engine.clock import SystemClock
-from engine.contract.models import EmailReceived
+from engine.contract import EmailReceived
 from engine.contract.topics import MAIL_SPOOL
 from engine.errors import PublishError
 from engine.ingest.mail.archive import MailArchive, archive_path

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.contract.models import NotificationPdu, SecurityLevel, SnmpVersion
+from engine.contract import NotificationPdu, SecurityLevel, SnmpVersion
 from engine.ingest.snmp.devices import DeviceDirectoryError, load_devices
 from engine.ingest.snmp.receiver import ReceiverPolicy
 from engine.ingest.snmp.trap_event import Notification

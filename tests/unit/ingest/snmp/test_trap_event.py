@@ -7,7 +7,7 @@ import pytest
 from pysnmp.proto.api import v1, v2c
 from pysnmp.proto.proxy import rfc2576
 
-from engine.contract.models import AlarmTransition, EventKind, SnmpVersion
+from engine.contract import AlarmTransition, EventKind, SnmpVersion
 from engine.ingest.snmp.trap_event import (
     SNMP_TRAP_COMMUNITY,
     Notification,

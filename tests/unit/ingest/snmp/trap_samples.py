@@ -7,7 +7,7 @@ from typing import Any
 
 from pysnmp.proto.api import v2c
 
-from engine.contract.models import NotificationPdu, SecurityLevel, SnmpVersion, TrapReceived
+from engine.contract import NotificationPdu, SecurityLevel, SnmpVersion, TrapReceived
 from engine.ingest.snmp.devices import DeviceDirectory, DeviceEntry
 from engine.ingest.snmp.mibs import MibResolver, parse_oid
 from engine.ingest.snmp.trap_event import SNMP_TRAP_OID, SYS_UPTIME, Notification, trap_event

@@ -1,0 +1,52 @@
+"""The activity family: agents' actions, chat messages and logged phone calls."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from engine.contract.base import ActivityType, Channel, Priority, Record, Tier
+from engine.contract.ticket import TicketState
+
+
+class TicketActivityData(Record):
+    """One thing done on a ticket. Agents and tools write it to the ticket events topic; the
+    processor applies it and republishes it, with ``customer_id`` and ``ticket`` filled, on
+    the ticket activity topic."""
+
+    ticket_id: str
+    activity: ActivityType
+    actor: str = Field(min_length=1, description="Who did it: an agent, a tool, the customer")
+    note: str | None = Field(default=None, description="Free text; the reason of an escalation")
+    message: str | None = Field(
+        default=None, description="customer_informed: what the customer is told"
+    )
+    assignee: str | None = Field(default=None, description="assigned: to whom")
+    tier: Tier | None = Field(default=None, description="escalated: to which tier")
+    minutes: int | None = Field(default=None, ge=0, description="time_spent: minutes worked")
+    informed_via: Channel | None = Field(default=None, description="customer_informed: how")
+    customer_id: str | None = Field(default=None, description="Filled by the processor")
+    ticket: TicketState | None = Field(
+        default=None, description="The ticket after the activity; filled by the processor"
+    )
+
+
+class ChatMessageReceivedData(Record):
+    ticket_id: str = Field(description="Derived from the conversation: one chat, one ticket")
+    conversation_id: str = Field(min_length=1, max_length=128)
+    message_id: str = Field(min_length=1, max_length=128, description="Unique in its chat")
+    sender: str = Field(description="Who wrote it, as the chat widget knows them (e-mail)")
+    customer_id: str | None = Field(description="None: an unknown customer")
+    text: str
+
+
+class PhoneCallLoggedData(Record):
+    ticket_id: str = Field(description="Derived from the call id")
+    call_id: str = Field(min_length=1, max_length=128)
+    caller: str = Field(description="Who called: name, number or e-mail")
+    customer_id: str | None = Field(description="None: an unknown customer")
+    subject: str
+    summary: str
+    agent: str = Field(description="The agent who took the call")
+    suggested_priority: Priority | None = Field(
+        description="The agent's own priority; the rules confirm or override it"
+    )

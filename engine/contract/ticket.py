@@ -1,0 +1,153 @@
+"""The ticket family: the message rules read, their decision, and the ticket's state."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from engine.contract.base import (
+    Channel,
+    Priority,
+    Record,
+    SpecialRoute,
+    SupportPlan,
+    TicketStatus,
+    Tier,
+    UtcDatetime,
+)
+from engine.contract.trap import AlarmState, TrapFacts
+
+
+class CustomerProfile(Record):
+    """The customer fields rules may read, from the customer directory."""
+
+    customer_id: str
+    name: str = ""
+    language: str | None = None
+    timezone: str = "America/Mexico_City"
+    plan: SupportPlan = SupportPlan.BUSINESS_HOURS
+    version: str | None = None
+    modules: tuple[str, ...] = ()
+
+
+class TicketMessage(Record):
+    """What the rules read: one message of a ticket, as any channel provides it.
+
+    ``engine classify`` reads exactly this, one JSON object a line.
+    """
+
+    channel: Channel
+    subject: str = ""
+    body: str = ""
+    sender: str = ""
+    customer: CustomerProfile | None = Field(default=None, description="None: an unknown customer")
+    trap: TrapFacts | None = None
+    suggested_priority: Priority | None = Field(
+        default=None, description="An agent's or a device's own priority suggestion"
+    )
+
+
+class RuleMatch(Record):
+    """One rule that fired, and what in the input made it fire."""
+
+    rule_id: str
+    field: str
+    matched: tuple[str, ...]
+
+
+class Classification(Record):
+    priority: Priority
+    priority_by_default: bool = Field(
+        default=False, description="No rule set the priority: it is the rule set's default"
+    )
+    category: str
+    tags: tuple[str, ...]
+    skills: tuple[str, ...] = ()
+    special_routes: tuple[SpecialRoute, ...] = Field(
+        default=(), description="Special routes asked for by rules (the route tree may add more)"
+    )
+    matches: tuple[RuleMatch, ...]
+    explanation: tuple[str, ...]
+    ruleset_version: str
+
+
+class RouteDecision(Record):
+    tier: Tier
+    special_routes: tuple[SpecialRoute, ...]
+    route_path: tuple[str, ...] = Field(description="Ids of the routes matched, root first")
+    ruleset_version: str
+
+
+class TicketState(Record):
+    ticket_id: str
+    status: TicketStatus
+    channel: Channel
+    subject: str
+    requester: str
+    customer_id: str | None = Field(description="None: the sender is an unknown customer")
+    opened_at: UtcDatetime
+    updated_at: UtcDatetime
+    priority: Priority
+    category: str
+    tier: Tier
+    special_routes: tuple[SpecialRoute, ...]
+    tags: tuple[str, ...]
+    skills: tuple[str, ...] = ()
+    customer: CustomerProfile | None = Field(
+        default=None, description="The customer's profile when the ticket was last updated"
+    )
+    assignee: str | None = None
+    priority_since: UtcDatetime | None = Field(
+        default=None, description="When the current priority was set"
+    )
+    status_since: UtcDatetime | None = Field(
+        default=None, description="When the current status was entered"
+    )
+    informed_count: int = Field(default=0, ge=0, description="customer_informed activities so far")
+    last_informed_at: UtcDatetime | None = Field(
+        default=None, description="When the desk last informed the customer"
+    )
+    last_customer_contact_at: UtcDatetime | None = Field(
+        default=None, description="When the customer last wrote (replies count as contact)"
+    )
+    resolved_at: UtcDatetime | None = None
+    time_spent_minutes: int = Field(default=0, ge=0)
+    event_count: int = Field(ge=1)
+    recent_event_ids: tuple[str, ...] = Field(
+        description="The last events applied, newest last; a redelivered one is recognised"
+    )
+    ruleset_version: str
+    alarm: AlarmState | None = Field(default=None, description="SNMP tickets: their alarm")
+
+
+class TicketClassifiedData(Record):
+    ticket_id: str
+    cause_event_id: str
+    classification: Classification
+
+
+class TicketRoutedData(Record):
+    ticket_id: str
+    cause_event_id: str
+    ticket: TicketState
+    classification: Classification
+    route: RouteDecision
+
+
+class TicketUpdatedData(Record):
+    ticket: TicketState
+
+
+class DeadLetterData(Record):
+    reason: str
+    field: str | None = Field(description="The bad field, when one is to blame")
+    origin: str = Field(description="Channel or topic the input came from")
+    payload_base64: str = Field(description="The input, whole")
+    payload_sha256: str
+    payload_size: int = Field(ge=0)
+
+
+class RulesPublishedData(Record):
+    version: str
+    fingerprint: str = Field(description="version+digest, as stamped on every decision")
+    origin: str = Field(description="The file it was published from")
+    text: str = Field(description="The rule set's YAML, validated before publishing")
