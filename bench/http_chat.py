@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 
 from engine.contract.topics import declared_topics
-from engine.ingest.mail.security import hash_password
+from engine.passwords import hash_password
 from engine.kafka import broker
 from engine.kafka.admin import provision
 from engine.settings import Settings

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engine.clock import Clock
 from engine.errors import EngineError
-from engine.ingest.mail.security import hash_password, password_matches
+from engine.passwords import hash_password, password_matches
 
 MAX_TRACKED_KEYS = 100_000
 

@@ -158,7 +158,7 @@ def _time(value: str | None) -> datetime | None:
 def cmd_hash_password(args: argparse.Namespace) -> int:
     import getpass
 
-    from engine.ingest.mail.security import hash_password
+    from engine.passwords import hash_password
 
     password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline()
     print(f"{args.user}:{hash_password(password.rstrip(chr(10)))}")

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine.ingest.mail.security import hash_password
+from engine.passwords import hash_password
 from tests.integration.harness import engine_env, port_open, wait_until
 
 ALL_SCOPES = "chat:write,phone:write,activity:write,tickets:read"

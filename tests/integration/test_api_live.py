@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 
-from engine.ingest.mail.security import hash_password
+from engine.passwords import hash_password
 from tests.integration.harness import EngineProcess, engine_env
 
 T = TypeVar("T")

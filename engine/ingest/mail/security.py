@@ -8,9 +8,6 @@ Support mail from customers' servers needs no AUTH; it is for relays that submit
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
 import ssl
 from pathlib import Path
 from typing import Any
@@ -18,29 +15,11 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from engine.errors import EngineError
-
-ITERATIONS = 310_000
+from engine.passwords import password_matches
 
 
 class SmtpSecurityError(EngineError):
     pass
-
-
-def hash_password(password: str, iterations: int = ITERATIONS) -> str:
-    salt = os.urandom(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    return f"pbkdf2_sha256${iterations}${salt.hex()}${digest.hex()}"
-
-
-def password_matches(password: bytes, stored: str) -> bool:
-    try:
-        scheme, iterations, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "pbkdf2_sha256":
-        return False
-    found = hashlib.pbkdf2_hmac("sha256", password, bytes.fromhex(salt), int(iterations))
-    return hmac.compare_digest(found.hex(), digest)
 
 
 def load_users(path: Path) -> dict[str, str]:

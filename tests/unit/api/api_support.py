@@ -32,7 +32,7 @@ from engine.contract import (
     Tier,
 )
 from engine.errors import PublishError
-from engine.ingest.mail.security import hash_password
+from engine.passwords import hash_password
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 CONVERSATION = "c0nversation-0123456789"

@@ -20,12 +20,11 @@ from engine.clock import SystemClock
 from engine.ingest.mail.security import (
     FileAuthenticator,
     SmtpSecurityError,
-    hash_password,
     load_users,
-    password_matches,
     tls_context,
 )
 from engine.ingest.mail.smtp import SupportMailHandler, serve_smtp
+from engine.passwords import hash_password, password_matches
 from engine.settings import Settings
 from tests.unit.ingest.mail.test_smtp_handler import MAIL, RecordingPublisher
 
