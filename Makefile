@@ -11,6 +11,7 @@ lint: bootstrap
 	.venv/bin/ruff check engine tests bench
 	.venv/bin/ruff format --check engine tests bench
 	.venv/bin/mypy engine tests bench
+	.venv/bin/lint-imports
 	.venv/bin/engine rules check engine/rules/default.yaml
 
 # pytest exits 5 when it collects no test: that is a failure here, said plainly.

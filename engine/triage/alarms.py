@@ -10,8 +10,7 @@ within a window flag the alarm as flapping instead of reopening the ticket each 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from engine.contract import (
@@ -22,53 +21,11 @@ from engine.contract import (
     Envelope,
     TicketMessage,
     TicketState,
-    TrapFacts,
     TrapReceived,
     TrapReceivedData,
-    Varbind,
 )
+from engine.contract.alarm_identity import varbind_text
 from engine.contract.customers import CustomerDirectory
-from engine.contract.identity import ticket_id
-
-
-@dataclass(frozen=True)
-class AlarmFamily:
-    """Notifications that raise and clear the same alarm, and where its object is."""
-
-    name: str
-    raises: frozenset[str]
-    clears: frozenset[str] = frozenset()
-    object_varbinds: tuple[str, ...] = ()
-    implied_objects: Mapping[str, str] = field(default_factory=dict)
-    """Object of a notification that carries none (upsTrapOnBattery is the on-battery alarm)."""
-
-
-FAMILIES: tuple[AlarmFamily, ...] = (
-    AlarmFamily(
-        "IF-MIB::link",
-        raises=frozenset({"IF-MIB::linkDown"}),
-        clears=frozenset({"IF-MIB::linkUp"}),
-        object_varbinds=("IF-MIB::ifIndex",),
-    ),
-    AlarmFamily(
-        "UPS-MIB::upsAlarm",
-        raises=frozenset({"UPS-MIB::upsTrapOnBattery", "UPS-MIB::upsTrapAlarmEntryAdded"}),
-        clears=frozenset({"UPS-MIB::upsTrapAlarmEntryRemoved"}),
-        object_varbinds=("UPS-MIB::upsAlarmDescr",),
-        implied_objects={"UPS-MIB::upsTrapOnBattery": "UPS-MIB::upsAlarmOnBattery"},
-    ),
-    AlarmFamily(
-        "DISMAN-EVENT-MIB::mteTrigger",
-        raises=frozenset({"DISMAN-EVENT-MIB::mteTriggerRising"}),
-        clears=frozenset({"DISMAN-EVENT-MIB::mteTriggerFalling"}),
-        object_varbinds=("DISMAN-EVENT-MIB::mteHotTrigger", "DISMAN-EVENT-MIB::mteHotOID"),
-    ),
-    AlarmFamily(
-        "SNMPv2-MIB::restart",
-        raises=frozenset({"SNMPv2-MIB::coldStart", "SNMPv2-MIB::warmStart"}),
-    ),
-)
-_BY_TRAP = {trap: family for family in FAMILIES for trap in family.raises | family.clears}
 
 
 @dataclass(frozen=True)
@@ -80,39 +37,6 @@ class FlapPolicy:
 
 
 DEFAULT_FLAP_POLICY = FlapPolicy()
-
-
-@dataclass(frozen=True)
-class AlarmIdentity:
-    key: str
-    ticket_id: str
-    transition: AlarmTransition
-
-
-def _varbind_text(varbind: Varbind) -> str:
-    return varbind.label or str(varbind.value)
-
-
-def identify(trap: TrapFacts, device: str) -> AlarmIdentity:
-    """The alarm a notification is about. ``device`` is the device's name from the
-    directory, else its address."""
-    trap_name = trap.name or trap.oid
-    family = _BY_TRAP.get(trap_name)
-    if family is None:
-        key = f"{device}|{trap_name}|"
-        return AlarmIdentity(key, ticket_id("snmp-alarm", key), AlarmTransition.EVENT)
-    found = {v.name: v for v in trap.varbinds if v.name in family.object_varbinds}
-    parts = [_varbind_text(found[name]) for name in family.object_varbinds if name in found]
-    implied = family.implied_objects.get(trap_name)
-    affected = ",".join(parts) if parts else (implied or "")
-    key = f"{device}|{family.name}|{affected}"
-    if trap_name in family.clears:
-        transition = AlarmTransition.CLEARED
-    elif family.clears:
-        transition = AlarmTransition.RAISED
-    else:
-        transition = AlarmTransition.EVENT
-    return AlarmIdentity(key, ticket_id("snmp-alarm", key), transition)
 
 
 @dataclass(frozen=True)
@@ -187,7 +111,7 @@ def trap_message(data: TrapReceivedData, customers: CustomerDirectory) -> Ticket
         customer = customers.profile_by_id(device.customer_id) or CustomerProfile(
             customer_id=device.customer_id
         )
-    lines = [f"{v.name or v.oid} = {_varbind_text(v)}" for v in data.trap.varbinds]
+    lines = [f"{v.name or v.oid} = {varbind_text(v)}" for v in data.trap.varbinds]
     return TicketMessage(
         channel=Channel.SNMP,
         subject=f"{where}: {data.trap.name or data.trap.oid}",

@@ -25,12 +25,12 @@ from engine.contract import (
     TrapReceived,
     TrapReceivedData,
     Varbind,
+    alarm_identity,
 )
 from engine.contract.identity import event_id
 from engine.ingest.snmp.devices import DeviceDirectory
 from engine.ingest.snmp.fastpath import Decoded
 from engine.ingest.snmp.mibs import MibResolver, Oid, oid_text, parse_oid
-from engine.triage import alarms
 
 SYS_UPTIME: Oid = (1, 3, 6, 1, 2, 1, 1, 3, 0)
 SNMP_TRAP_OID: Oid = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
@@ -146,7 +146,7 @@ def trap_event(
         device_role=device.role if device is not None else None,
     )
     where = device.name if device is not None else str(agent_address or notification.sender)
-    alarm = alarms.identify(trap, where)
+    alarm = alarm_identity.identify(trap, where)
     return TrapReceived(
         event_id=event_id("trap", _fingerprint(notification, trap_oid, trap.varbinds)),
         occurred_at=received_at,

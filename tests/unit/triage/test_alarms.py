@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 
 from engine.contract import AlarmState, AlarmTransition, TrapFacts, Varbind
-from engine.triage.alarms import DEFAULT_FLAP_POLICY, FlapPolicy, identify, update
+from engine.contract.alarm_identity import identify
+from engine.triage.alarms import DEFAULT_FLAP_POLICY, FlapPolicy, update
 from tests.unit.ingest.snmp.trap_samples import T0
 
 R, C, E = AlarmTransition.RAISED, AlarmTransition.CLEARED, AlarmTransition.EVENT
