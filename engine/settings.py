@@ -21,7 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from engine.contract.topics import MAX_SPOOLED_MAIL_BYTES
+from engine.contract.topics import MAX_SPOOLED_MAIL_BYTES, PREFIX
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,7 +92,12 @@ class Settings(BaseSettings):
         description="Seconds an ingestor waits for Kafka's ack before telling the sender to retry.",
     )
 
-    app_id: str = Field(default="ticketing-engine", description="Processor consumer group.")
+    app_id: str = Field(
+        default="ticketing-engine",
+        description="Processor consumer group; the other groups and faust's internal topics "
+        "are named after it. ENGINE_TOPIC_PREFIX (read from the environment only, like every "
+        "topic name) is put in front of it.",
+    )
     rules_file: Path | None = Field(
         default=None, description="Rule set (YAML). Empty: the shipped default rules."
     )
@@ -251,6 +256,11 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             return [str(part).strip().lower() for part in value]
         return value
+
+    @field_validator("app_id")
+    @classmethod
+    def _prefixed_like_the_topics(cls, value: str) -> str:
+        return value if value.startswith(PREFIX) else PREFIX + value
 
     @field_validator("support_domains")
     @classmethod

@@ -7,7 +7,9 @@ so they stay ordered and land on the partition that holds that ticket's state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+import re
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from engine.contract import (
@@ -61,22 +63,43 @@ class TopicSpec:
         return config
 
 
-TICKET_EVENTS = "tickets.events.v1"
-MAIL_SPOOL = "mail.spool.v1"
-TICKET_STATE = "tickets.state.v1"
-TICKET_DECISIONS = "tickets.decisions.v1"
-TICKET_ACTIVITY = "tickets.activity.v1"
-SLA_ALERTS = "sla.alerts.v1"
-DEAD_LETTERS = "deadletter.v1"
-RULES_CONFIG = "config.rules.v1"
-RULES_KEY = b"ruleset"
-SLA_CLOCKS = "sla.clocks.v1"
-ENTITLEMENT_EVENTS = "entitlements.events.v1"
-ENTITLEMENT_BALANCES = "entitlements.balances.v1"
+TOPIC_PREFIX_VARIABLE = "ENGINE_TOPIC_PREFIX"
+_LEGAL_PREFIX = re.compile(r"^[A-Za-z0-9._-]{0,100}$")
 
-TIER_TOPICS: dict[Tier, str] = {tier: f"tickets.routed.{tier.value.lower()}.v1" for tier in Tier}
+
+def checked_prefix(prefix: str) -> str:
+    """A topic prefix as Kafka allows it in a name (letters, digits, ``.``, ``_``, ``-``)."""
+    if not _LEGAL_PREFIX.match(prefix):
+        raise ValueError(
+            f"{TOPIC_PREFIX_VARIABLE}={prefix!r}: use at most 100 letters, digits, '.', '_' or '-'"
+        )
+    return prefix
+
+
+# Read once, when the process starts: every topic name below carries it, so one broker can
+# hold several engines' topics side by side (integration test modules, staging next to
+# production). Consumer groups and faust's internal topics carry it through the app id
+# (engine.settings).
+PREFIX = checked_prefix(os.environ.get(TOPIC_PREFIX_VARIABLE, ""))
+
+TICKET_EVENTS = PREFIX + "tickets.events.v1"
+MAIL_SPOOL = PREFIX + "mail.spool.v1"
+TICKET_STATE = PREFIX + "tickets.state.v1"
+TICKET_DECISIONS = PREFIX + "tickets.decisions.v1"
+TICKET_ACTIVITY = PREFIX + "tickets.activity.v1"
+SLA_ALERTS = PREFIX + "sla.alerts.v1"
+DEAD_LETTERS = PREFIX + "deadletter.v1"
+RULES_CONFIG = PREFIX + "config.rules.v1"
+RULES_KEY = b"ruleset"
+SLA_CLOCKS = PREFIX + "sla.clocks.v1"
+ENTITLEMENT_EVENTS = PREFIX + "entitlements.events.v1"
+ENTITLEMENT_BALANCES = PREFIX + "entitlements.balances.v1"
+
+TIER_TOPICS: dict[Tier, str] = {
+    tier: PREFIX + f"tickets.routed.{tier.value.lower()}.v1" for tier in Tier
+}
 SPECIAL_ROUTE_TOPICS: dict[SpecialRoute, str] = {
-    route: f"tickets.route.{route.value}.v1" for route in SpecialRoute
+    route: PREFIX + f"tickets.route.{route.value}.v1" for route in SpecialRoute
 }
 
 # A dead letter keeps the whole input, base64-encoded, so it may exceed Kafka's 1 MB default.
@@ -104,8 +127,23 @@ _ROUTE_PURPOSE = {
 }
 
 
-def declared_topics(partitions: int = 6, replication_factor: int = 1) -> tuple[TopicSpec, ...]:
-    """Every topic; all ticket-keyed topics share ``partitions`` so they stay co-partitioned."""
+def declared_topics(
+    partitions: int = 6, replication_factor: int = 1, prefix: str | None = None
+) -> tuple[TopicSpec, ...]:
+    """Every topic; all ticket-keyed topics share ``partitions`` so they stay co-partitioned.
+    ``prefix`` names them for another engine than this process's (a test's own topics)."""
+    specs = _declared_topics(partitions, replication_factor)
+    if prefix is None or prefix == PREFIX:
+        return specs
+    return tuple(replace(spec, name=named(spec.name, prefix)) for spec in specs)
+
+
+def named(topic: str, prefix: str) -> str:
+    """``topic`` (a name of this process's) as an engine with ``prefix`` names it."""
+    return checked_prefix(prefix) + topic.removeprefix(PREFIX)
+
+
+def _declared_topics(partitions: int, replication_factor: int) -> tuple[TopicSpec, ...]:
 
     def ticket_topic(
         name: str,

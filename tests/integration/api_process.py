@@ -19,12 +19,12 @@ TOKEN = "tester.contract-tester-secret"
 
 
 @contextmanager
-def api_process(bootstrap: str, state: Path, **extra: str) -> Iterator[str]:
+def api_process(bootstrap: str, state: Path, topic_prefix: str = "", **extra: str) -> Iterator[str]:
     """Runs ``engine api`` with one all-scopes token (TOKEN); yields its base URL."""
     state.mkdir(parents=True, exist_ok=True)
     tokens = state / "tokens"
     tokens.write_text(f"tester:{ALL_SCOPES}:{hash_password(TOKEN, 1000)}\n")
-    env = engine_env(state, bootstrap, ENGINE_API_TOKENS_FILE=str(tokens), **extra)
+    env = engine_env(state, bootstrap, topic_prefix, ENGINE_API_TOKENS_FILE=str(tokens), **extra)
     port = int(env["ENGINE_API_PORT"])
     log_path = state / "api.log"
     with log_path.open("ab") as log:

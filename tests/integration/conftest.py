@@ -1,6 +1,8 @@
 """The real Kafka broker for the integration tests: started once per session.
 
-A broker that cannot start fails the run; these tests never skip.
+A broker that cannot start fails the run; these tests never skip. Each test module has
+topics of its own on it (``ENGINE_TOPIC_PREFIX``, see ``topic_prefix``), so no module's
+engine replays another module's tickets.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.contract.topics import declared_topics
+from engine.contract.topics import declared_topics, named
 from engine.kafka import broker
 from engine.kafka.admin import provision
 from engine.settings import Settings
@@ -39,28 +41,39 @@ def own_broker(tmp_path: Path) -> Iterator[Settings]:
     broker.stop(settings)
 
 
-@pytest.fixture(scope="session")
-def topics(kafka: str) -> str:
-    provision(kafka, declared_topics())
+@pytest.fixture(scope="module")
+def topic_prefix(request: pytest.FixtureRequest) -> str:
+    """The module's own topic prefix, from its name: ``test_email_to_tier`` -> ``email_to_tier.``"""
+    module: str = request.module.__name__
+    return module.rsplit(".", 1)[-1].removeprefix("test_") + "."
+
+
+@pytest.fixture(scope="module")
+def topics(kafka: str, topic_prefix: str) -> str:
+    """The session broker, with this module's own topics provisioned on it."""
+    provision(kafka, declared_topics(prefix=topic_prefix))
     return kafka
 
 
 @pytest.fixture(scope="module")
-def engine(topics: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
-    """``engine up --bootstrap-servers`` against the session broker."""
+def engine(
+    topics: str, topic_prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EngineProcess]:
+    """``engine up --bootstrap-servers`` against the session broker, on the module's topics."""
     state = tmp_path_factory.mktemp("engine")
-    running = EngineProcess(engine_env(state, topics), state / "engine.log")
+    running = EngineProcess(engine_env(state, topics, topic_prefix), state / "engine.log")
     running.start("--bootstrap-servers", topics)
     yield running
     running.stop()
 
 
 @pytest.fixture
-def read_topic(kafka: str) -> Iterator[object]:
+def read_topic(kafka: str, topic_prefix: str) -> Iterator[object]:
+    """Opens readers of the module's topics: ``read_topic(TICKET_EVENTS)``."""
     readers: list[TopicReader] = []
 
     def open_reader(topic: str) -> TopicReader:
-        reader = TopicReader(kafka, topic)
+        reader = TopicReader(kafka, named(topic, topic_prefix))
         readers.append(reader)
         return reader
 

@@ -140,7 +140,11 @@ class EngineProcess:
         return 0.0
 
 
-def engine_env(state_dir: Path, bootstrap: str = "", **extra: str) -> dict[str, str]:
+def engine_env(
+    state_dir: Path, bootstrap: str = "", topic_prefix: str = "", **extra: str
+) -> dict[str, str]:
+    """An engine process's environment: free ports, its own state, and ``topic_prefix`` (the
+    test module's own topics) in front of every topic and consumer group."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("ENGINE_")}
     env.update(
         ENGINE_STATE_DIR=str(state_dir),
@@ -159,6 +163,8 @@ def engine_env(state_dir: Path, bootstrap: str = "", **extra: str) -> dict[str, 
     )
     if bootstrap:
         env["ENGINE_BOOTSTRAP_SERVERS"] = bootstrap
+    if topic_prefix:
+        env["ENGINE_TOPIC_PREFIX"] = topic_prefix
     env.update(extra)
     return env
 

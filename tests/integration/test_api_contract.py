@@ -25,8 +25,10 @@ schema = schemathesis.openapi.from_dict(openapi_document())
 
 
 @pytest.fixture(scope="module")
-def api_url(topics: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with api_process(topics, Path(tmp_path_factory.mktemp("api-contract"))) as url:
+def api_url(
+    topics: str, topic_prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with api_process(topics, Path(tmp_path_factory.mktemp("api-contract")), topic_prefix) as url:
         # Reads answer 503 while the view loads; the contract is about a ready API.
         wait_until(lambda: get_json(f"{url}/health")["view"] == "ready", 120, "the view")
         yield url

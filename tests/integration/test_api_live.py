@@ -37,10 +37,12 @@ def auth(who: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def api_engine(topics: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+def api_engine(
+    topics: str, topic_prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EngineProcess]:
     state = tmp_path_factory.mktemp("api-engine")
     tokens = write_tokens(state / "tokens")
-    env = engine_env(state, topics, ENGINE_API_TOKENS_FILE=str(tokens))
+    env = engine_env(state, topics, topic_prefix, ENGINE_API_TOKENS_FILE=str(tokens))
     running = EngineProcess(env, state / "engine.log")
     try:
         running.start("--bootstrap-servers", topics)

@@ -17,6 +17,7 @@ from engine.contract.topics import (
     TICKET_EVENTS,
     TICKET_STATE,
     TIER_TOPICS,
+    named,
 )
 from tests.integration.harness import (
     EngineProcess,
@@ -150,7 +151,7 @@ def test_unparseable_bytes_never_get_a_250_without_a_stored_record(
 
 
 def test_an_invalid_record_on_the_events_topic_is_dead_lettered_naming_the_field(
-    engine: EngineProcess, kafka: str, read_topic: Reader
+    engine: EngineProcess, kafka: str, topic_prefix: str, read_topic: Reader
 ) -> None:
     from kafka import KafkaProducer
 
@@ -160,12 +161,14 @@ def test_an_invalid_record_on_the_events_topic_is_dead_lettered_naming_the_field
         b'"data":{"ticket_id":"T-AAAAAAAAAAAAA"}}'
     )
     producer = KafkaProducer(bootstrap_servers=kafka)
-    producer.send(TICKET_EVENTS, key=b"T-AAAAAAAAAAAAA", value=bad).get(timeout=30)
+    producer.send(named(TICKET_EVENTS, topic_prefix), key=b"T-AAAAAAAAAAAAA", value=bad).get(
+        timeout=30
+    )
     producer.close()
 
     letter = read_topic(DEAD_LETTERS).wait_for(
         lambda key, value: (
-            value["data"]["origin"] == TICKET_EVENTS
+            value["data"]["origin"] == named(TICKET_EVENTS, topic_prefix)
             and base64.b64decode(value["data"]["payload_base64"]) == bad
         )
     )

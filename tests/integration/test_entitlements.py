@@ -27,6 +27,7 @@ from engine.contract.topics import (
     TICKET_ACTIVITY,
     TICKET_EVENTS,
     TIER_TOPICS,
+    named,
 )
 from tests.integration.harness import (
     EngineProcess,
@@ -53,7 +54,7 @@ def engine_command(env: dict[str, str], *args: str) -> subprocess.CompletedProce
 
 
 def test_hours_are_counted_and_a_customer_without_hours_is_routed_and_told(
-    topics: str, tmp_path: Path
+    topics: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     customer = f"acme-{uuid.uuid4().hex[:6]}"
     domain = f"{customer}.example"
@@ -63,11 +64,13 @@ def test_hours_are_counted_and_a_customer_without_hours_is_routed_and_told(
         f"  - {{id: {customer}, domains: [{domain}], support_hours: 1, language: en,\n"
         "     version: '4.2', modules: [callcenter]}\n"
     )
-    env = engine_env(tmp_path / "state", topics, ENGINE_CUSTOMERS_FILE=str(customers))
-    balances = TopicReader(topics, ENTITLEMENT_BALANCES)
-    activity = TopicReader(topics, TICKET_ACTIVITY)
-    exhausted = TopicReader(topics, SPECIAL_ROUTE_TOPICS[SpecialRoute.ENTITLEMENT_NEEDED])
-    tier = TopicReader(topics, TIER_TOPICS[Tier.L1])
+    env = engine_env(tmp_path / "state", topics, topic_prefix, ENGINE_CUSTOMERS_FILE=str(customers))
+    balances = TopicReader(topics, named(ENTITLEMENT_BALANCES, topic_prefix))
+    activity = TopicReader(topics, named(TICKET_ACTIVITY, topic_prefix))
+    exhausted = TopicReader(
+        topics, named(SPECIAL_ROUTE_TOPICS[SpecialRoute.ENTITLEMENT_NEEDED], topic_prefix)
+    )
+    tier = TopicReader(topics, named(TIER_TOPICS[Tier.L1], topic_prefix))
     producer = KafkaProducer(bootstrap_servers=topics, acks="all")
     engine = EngineProcess(env, tmp_path / "engine.log")
     engine.start("--bootstrap-servers", topics)
@@ -90,7 +93,9 @@ def test_hours_are_counted_and_a_customer_without_hours_is_routed_and_told(
             data=TicketActivityData(ticket_id=first, activity=ActivityType.TIME_SPENT,
                                     actor="ana", minutes=60),
         )  # fmt: skip
-        producer.send(TICKET_EVENTS, key=first.encode(), value=to_json(worked)).get(30)
+        producer.send(
+            named(TICKET_EVENTS, topic_prefix), key=first.encode(), value=to_json(worked)
+        ).get(30)
         assert balance(0.0)["data"]["last_ticket_id"] == first
         shown = engine_command(env, "entitlements", "show", customer)
         assert shown.returncode == 0, shown.stderr

@@ -19,7 +19,6 @@ import re
 import smtplib
 import subprocess
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -36,17 +35,14 @@ from engine.contract.topics import (
     TICKET_ACTIVITY,
     TICKET_EVENTS,
     TICKET_STATE,
-    declared_topics,
+    named,
 )
 from engine.ingest.mail.archive import archive_path
-from engine.kafka.admin import provision
 from engine.settings import Settings
 from tests.integration.harness import (
     PROJECT_ROOT,
     EngineProcess,
     engine_env,
-    local_broker_settings,
-    started_broker,
     wait_until,
 )
 
@@ -315,6 +311,7 @@ class Feed:
 class Corpus:
     engine: EngineProcess
     bootstrap: str
+    topic_prefix: str
     archive: Path
     sent: dict[str, Sent]
     events: Feed
@@ -330,36 +327,31 @@ class Corpus:
             offsets = admin.list_group_offsets({group: None}).get(group, {})
         finally:
             admin.close()
-        committed = offsets.get(TopicPartition(TICKET_EVENTS, record.partition))
+        committed = offsets.get(
+            TopicPartition(named(TICKET_EVENTS, self.topic_prefix), record.partition)
+        )
         return committed is not None and committed.offset > record.offset
 
 
 @pytest.fixture(scope="module")
-def corpus_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The corpus's own broker: its ~50 tickets stay off the session's topics, which later
-    modules' engines replay from the start with fresh consumer groups (with them there,
-    test_notifier's processor stalled at start-up in every full run)."""
-    settings = local_broker_settings(tmp_path_factory.mktemp("corpus-kafka"))
-    with contextmanager(started_broker)(settings) as bootstrap:
-        provision(bootstrap, declared_topics())
-        yield bootstrap
-
-
-@pytest.fixture(scope="module")
-def corpus(corpus_broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
-    """One engine with the example customer directory; every mail sent, in order."""
-    topics = corpus_broker
+def corpus(
+    topics: str, topic_prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Corpus]:
+    """One engine with the example customer directory, on the module's own topics; every
+    mail sent, in order."""
     state = tmp_path_factory.mktemp("corpus-engine")
     settings = {
         "ENGINE_CUSTOMERS_FILE": str(CUSTOMERS),
         "ENGINE_SMTP_ARCHIVE_DIR": str(state / "archive"),
     }
-    engine = EngineProcess(engine_env(state, topics, **settings), state / "engine.log")
+    engine = EngineProcess(
+        engine_env(state, topics, topic_prefix, **settings), state / "engine.log"
+    )
     engine.start("--bootstrap-servers", topics)
     outbox = tmp_path_factory.mktemp("corpus-swaks")
     sent: dict[str, Sent] = {}
     feeds = [
-        Feed(topics, topic)
+        Feed(topics, named(topic, topic_prefix))
         for topic in (TICKET_EVENTS, TICKET_STATE, DEAD_LETTERS, TICKET_ACTIVITY)
     ]
     try:
@@ -371,7 +363,7 @@ def corpus(corpus_broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             else:
                 reply = send_with_swaks(engine.smtp_port, case, data, outbox)
             sent[case.id] = Sent(case, data, message_id_of(raw), reply)
-        yield Corpus(engine, topics, state / "archive", sent, *feeds)
+        yield Corpus(engine, topics, topic_prefix, state / "archive", sent, *feeds)
     finally:
         for feed in feeds:
             feed.close()

@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.contract.topics import DEAD_LETTERS, MAIL_SPOOL, TICKET_EVENTS
+from engine.contract.topics import DEAD_LETTERS, MAIL_SPOOL, TICKET_EVENTS, named
 from tests.integration.harness import (
     EngineProcess,
     TopicReader,
@@ -133,10 +133,13 @@ def spooled(spool: TopicReader, ticket: str, sender: str, raw: bytes) -> bool:
 
 
 def test_random_mail_never_crashes_the_ingestor_and_every_250_is_stored(
-    engine: EngineProcess, kafka: str
+    engine: EngineProcess, kafka: str, topic_prefix: str
 ) -> None:
-    spool = TopicReader(kafka, MAIL_SPOOL)
-    events, letters = TopicReader(kafka, TICKET_EVENTS), TopicReader(kafka, DEAD_LETTERS)
+    spool = TopicReader(kafka, named(MAIL_SPOOL, topic_prefix))
+    events, letters = (
+        TopicReader(kafka, named(TICKET_EVENTS, topic_prefix)),
+        TopicReader(kafka, named(DEAD_LETTERS, topic_prefix)),
+    )
     replies: list[tuple[int, bytes]] = []
     accepted: list[tuple[str, str, bytes]] = []
 

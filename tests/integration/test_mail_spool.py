@@ -22,7 +22,7 @@ from kafka.errors import KafkaTimeoutError
 
 from engine.clock import SystemClock
 from engine.contract import to_json
-from engine.contract.topics import DEAD_LETTERS, MAIL_SPOOL, TICKET_EVENTS
+from engine.contract.topics import DEAD_LETTERS, MAIL_SPOOL, TICKET_EVENTS, named
 from engine.ingest.mail.identity import mail_identity
 from engine.ingest.mail.parser_service import MailParser
 from engine.ingest.mail.spool import spooled_mail
@@ -63,8 +63,10 @@ class Component:
 
 
 @pytest.fixture
-def components(topics: str, tmp_path: Path) -> Iterator[tuple[Component, Component, str]]:
-    env = engine_env(tmp_path, topics)
+def components(
+    topics: str, topic_prefix: str, tmp_path: Path
+) -> Iterator[tuple[Component, Component, str]]:
+    env = engine_env(tmp_path, topics, topic_prefix)
     smtp = Component("smtp", env, tmp_path / "smtp.log")
     parser = Component("mail-parser", env, tmp_path / "mail-parser.log")
     smtp.start()
@@ -100,11 +102,12 @@ def events_of(events: TopicReader, tickets: dict[str, str]) -> dict[str, int]:
 
 def test_mail_accepted_while_the_parser_is_down_is_read_when_it_is_back_and_none_lost(
     components: tuple[Component, Component, str],
+    topic_prefix: str,
 ) -> None:
     smtp, parser, bootstrap = components
     port = int(smtp.env["ENGINE_SMTP_PORT"])
-    spool = TopicReader(bootstrap, MAIL_SPOOL)
-    events = TopicReader(bootstrap, TICKET_EVENTS)
+    spool = TopicReader(bootstrap, named(MAIL_SPOOL, topic_prefix))
+    events = TopicReader(bootstrap, named(TICKET_EVENTS, topic_prefix))
     try:
         first = send(port, 5)  # no parser yet: the 250s come from the spool alone
         spooled = spool.matching(lambda key, value: key in first)
@@ -131,19 +134,25 @@ def test_mail_accepted_while_the_parser_is_down_is_read_when_it_is_back_and_none
 
 def test_a_spool_record_that_holds_no_mail_is_dead_lettered_and_the_next_mail_still_read(
     components: tuple[Component, Component, str],
+    topic_prefix: str,
 ) -> None:
     smtp, parser, bootstrap = components
     port = int(smtp.env["ENGINE_SMTP_PORT"])
     parser.start()
     bad = f'{{"kind": "email.spooled", "note": "{uuid.uuid4()}"}}'.encode()
     producer = KafkaProducer(bootstrap_servers=bootstrap)
-    producer.send(MAIL_SPOOL, key=b"T-AAAAAAAAAAAAA", value=bad).get(timeout=30)
+    producer.send(named(MAIL_SPOOL, topic_prefix), key=b"T-AAAAAAAAAAAAA", value=bad).get(
+        timeout=30
+    )
     producer.close()
-    letters, events = TopicReader(bootstrap, DEAD_LETTERS), TopicReader(bootstrap, TICKET_EVENTS)
+    letters, events = (
+        TopicReader(bootstrap, named(DEAD_LETTERS, topic_prefix)),
+        TopicReader(bootstrap, named(TICKET_EVENTS, topic_prefix)),
+    )
     try:
         letter = letters.wait_for(
             lambda key, value: (
-                value["data"]["origin"] == MAIL_SPOOL
+                value["data"]["origin"] == named(MAIL_SPOOL, topic_prefix)
                 and base64.b64decode(value["data"]["payload_base64"]) == bad
             )
         )
@@ -187,7 +196,11 @@ def test_a_batch_kafka_did_not_take_is_read_again_and_nothing_skipped(
                 rcpt_to=("soporte@support.example.com",), peer="127.0.0.1",
                 received_at=SystemClock().now(), source="smtp://test", archived=False,
             )  # fmt: skip
-            producer.send(MAIL_SPOOL, key=record.data.ticket_id.encode(), value=to_json(record))
+            producer.send(
+                MAIL_SPOOL,
+                key=record.data.ticket_id.encode(),
+                value=to_json(record),
+            )
         producer.flush()
     finally:
         producer.close()
@@ -213,6 +226,7 @@ def test_a_batch_kafka_did_not_take_is_read_again_and_nothing_skipped(
 
 def test_a_mail_whose_event_is_too_large_for_its_topic_is_dead_lettered_not_retried_forever(
     components: tuple[Component, Component, str],
+    topic_prefix: str,
 ) -> None:
     smtp, parser, bootstrap = components
     port = int(smtp.env["ENGINE_SMTP_PORT"])
@@ -225,11 +239,14 @@ def test_a_mail_whose_event_is_too_large_for_its_topic_is_dead_lettered_not_retr
     assert code == 250, reply
     ticket = reply.decode().rsplit(" ", 1)[-1]
     after = send(port, 1)
-    letters, events = TopicReader(bootstrap, DEAD_LETTERS), TopicReader(bootstrap, TICKET_EVENTS)
+    letters, events = (
+        TopicReader(bootstrap, named(DEAD_LETTERS, topic_prefix)),
+        TopicReader(bootstrap, named(TICKET_EVENTS, topic_prefix)),
+    )
     try:
         letter = letters.wait_for(
             lambda key, value: (
-                value["data"]["origin"] == MAIL_SPOOL
+                value["data"]["origin"] == named(MAIL_SPOOL, topic_prefix)
                 and ticket.encode() in base64.b64decode(value["data"]["payload_base64"])
             ),
             timeout=90,

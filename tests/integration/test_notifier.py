@@ -25,7 +25,7 @@ from engine.contract import (
     Tier,
     to_json,
 )
-from engine.contract.topics import TICKET_ACTIVITY, TICKET_EVENTS, TICKET_STATE, TIER_TOPICS
+from engine.contract.topics import TICKET_ACTIVITY, TICKET_EVENTS, TICKET_STATE, TIER_TOPICS, named
 from tests.integration.harness import (
     EngineProcess,
     TopicReader,
@@ -66,19 +66,18 @@ def relay() -> Iterator[tuple[RecordingRelay, int]]:
 
 
 def test_a_new_ticket_is_acknowledged_and_a_reply_to_the_notice_joins_it(
-    topics: str, tmp_path: Path, relay: tuple[RecordingRelay, int]
+    topics: str, topic_prefix: str, tmp_path: Path, relay: tuple[RecordingRelay, int]
 ) -> None:
     handler, relay_port = relay
-    env = engine_env(
-        tmp_path / "state", topics,
+    env = engine_env(tmp_path / "state", topics, topic_prefix,
         ENGINE_NOTIFY_RELAY=f"127.0.0.1:{relay_port}",
         ENGINE_NOTIFIER_METRICS_PORT=str(free_port()),
     )  # fmt: skip
     engine = EngineProcess(env, tmp_path / "engine.log")
     engine.start("--bootstrap-servers", topics)
-    reader = TopicReader(topics, TIER_TOPICS[Tier.L3])
-    states = TopicReader(topics, TICKET_STATE)
-    activity = TopicReader(topics, TICKET_ACTIVITY)
+    reader = TopicReader(topics, named(TIER_TOPICS[Tier.L3], topic_prefix))
+    states = TopicReader(topics, named(TICKET_STATE, topic_prefix))
+    activity = TopicReader(topics, named(TICKET_ACTIVITY, topic_prefix))
     try:
         sender = f"gerente-{uuid.uuid4().hex[:8]}@acme.example"
         code, reply = send_mail(
@@ -116,7 +115,9 @@ def test_a_new_ticket_is_acknowledged_and_a_reply_to_the_notice_joins_it(
         assert contact["data"]["activity"] == "customer_replied"
         assert sum(1 for m in handler.messages if m["To"] == sender) == 1  # no second ack
 
-        produce_activity(topics, ticket, "Cambiamos la fuente; la central ya responde.")
+        produce_activity(
+            topics, ticket, "Cambiamos la fuente; la central ya responde.", topic_prefix
+        )
 
         informed = states.wait_for(
             lambda key, value: key == ticket and value["data"]["ticket"]["informed_count"] == 1
@@ -141,7 +142,7 @@ def unique_id() -> str:
     return f"<{uuid.uuid4()}@acme.example>"
 
 
-def produce_activity(bootstrap: str, ticket: str, message: str) -> None:
+def produce_activity(bootstrap: str, ticket: str, message: str, topic_prefix: str) -> None:
     """What an agent's tool does: a customer_informed activity on the ticket events topic."""
     from kafka import KafkaProducer
 
@@ -158,5 +159,7 @@ def produce_activity(bootstrap: str, ticket: str, message: str) -> None:
         ),
     )
     producer = KafkaProducer(bootstrap_servers=bootstrap)
-    producer.send(TICKET_EVENTS, key=ticket.encode(), value=to_json(record)).get(timeout=30)
+    producer.send(
+        named(TICKET_EVENTS, topic_prefix), key=ticket.encode(), value=to_json(record)
+    ).get(timeout=30)
     producer.close()

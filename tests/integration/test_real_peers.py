@@ -7,12 +7,12 @@ import subprocess
 import uuid
 
 from engine.contract import Tier
-from engine.contract.topics import TIER_TOPICS
+from engine.contract.topics import TIER_TOPICS, named
 from tests.integration.harness import EngineProcess, TopicReader
 
 
 def test_swaks_mail_is_routed_and_kcat_reads_it_as_plain_json(
-    engine: EngineProcess, kafka: str
+    engine: EngineProcess, kafka: str, topic_prefix: str
 ) -> None:
     message_id = f"<{uuid.uuid4()}@acme.example>"
     swaks = subprocess.run(
@@ -28,12 +28,13 @@ def test_swaks_mail_is_routed_and_kcat_reads_it_as_plain_json(
     assert swaks.returncode == 0, swaks.stdout + swaks.stderr
     accepted = next(line for line in swaks.stdout.splitlines() if line.startswith("<-  250 2.0.0"))
     ticket = accepted.rsplit(" ", 1)[-1]
-    reader = TopicReader(kafka, TIER_TOPICS[Tier.L3])
+    reader = TopicReader(kafka, named(TIER_TOPICS[Tier.L3], topic_prefix))
     reader.wait_for(lambda key, value: key == ticket)
     reader.close()
 
+    l3 = named(TIER_TOPICS[Tier.L3], topic_prefix)
     kcat = subprocess.run(
-        ["kcat", "-C", "-b", kafka, "-t", TIER_TOPICS[Tier.L3], "-e", "-q", "-f", "%k\t%s\n"],
+        ["kcat", "-C", "-b", kafka, "-t", l3, "-e", "-q", "-f", "%k\t%s\n"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 

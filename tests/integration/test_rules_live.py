@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,31 +31,33 @@ FAX_RULE = """
 """
 
 
-def engine_cli(kafka: str, *args: str) -> subprocess.CompletedProcess[str]:
+def engine_cli(kafka: str, topic_prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "engine", *args, "--bootstrap-servers", kafka],
+        env={**os.environ, "ENGINE_TOPIC_PREFIX": topic_prefix},
         capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120, check=False,
     )  # fmt: skip
 
 
 @pytest.fixture
-def fax_rules(tmp_path: Path, kafka: str) -> Iterator[Path]:
+def fax_rules(tmp_path: Path) -> Path:
     text = DEFAULT_RULES.read_text(encoding="utf-8")
     text = text.replace('version: "2026.11.3"', 'version: "2026.11.3-fax"')
     text = text.replace("\nrules:\n", "\nrules:\n" + FAX_RULE, 1)
     path = tmp_path / "fax.yaml"
     path.write_text(text, encoding="utf-8")
-    yield path
-    # Later test modules start processors that follow the same topic: hand it back.
-    restored = engine_cli(kafka, "rules", "publish", str(DEFAULT_RULES))
-    assert restored.returncode == 0, restored.stderr
+    return path
 
 
 def test_a_published_rule_set_is_followed_without_restart_and_diffed_on_history(
-    engine: EngineProcess, kafka: str, fax_rules: Path, read_topic: Callable[[str], TopicReader]
+    engine: EngineProcess,
+    kafka: str,
+    topic_prefix: str,
+    fax_rules: Path,
+    read_topic: Callable[[str], TopicReader],
 ) -> None:
     switches = engine.metric("ticketing_ruleset_switches_total")
-    published = engine_cli(kafka, "rules", "publish", str(fax_rules))
+    published = engine_cli(kafka, topic_prefix, "rules", "publish", str(fax_rules))
     assert published.returncode == 0, published.stderr
     fingerprint = load_ruleset(fax_rules).fingerprint
     assert fingerprint in published.stdout
@@ -76,9 +79,8 @@ def test_a_published_rule_set_is_followed_without_restart_and_diffed_on_history(
     assert classification["ruleset_version"] == fingerprint
     assert "fax-outage" in [m["rule_id"] for m in classification["matches"]]
 
-    diff = engine_cli(
-        kafka, "rules", "diff", "--old", str(DEFAULT_RULES), "--new", str(fax_rules),
-        "--last", "100",
+    diff = engine_cli(kafka, topic_prefix, "rules", "diff", "--old", str(DEFAULT_RULES),
+        "--new", str(fax_rules), "--last", "100",
     )  # fmt: skip
     assert diff.returncode == 0, diff.stderr
     assert ticket in diff.stdout
@@ -87,7 +89,7 @@ def test_a_published_rule_set_is_followed_without_restart_and_diffed_on_history(
 
 
 def test_a_rule_set_that_fails_validation_is_never_published(
-    kafka: str, tmp_path: Path, read_topic: Callable[[str], TopicReader]
+    kafka: str, topic_prefix: str, tmp_path: Path, read_topic: Callable[[str], TopicReader]
 ) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
@@ -98,7 +100,7 @@ def test_a_rule_set_that_fails_validation_is_never_published(
     )
     before = len(read_topic(RULES_CONFIG).matching(lambda key, value: True))
 
-    result = engine_cli(kafka, "rules", "publish", str(bad))
+    result = engine_cli(kafka, topic_prefix, "rules", "publish", str(bad))
 
     assert result.returncode == 1
     assert "rules[0].set.priority" in result.stderr

@@ -22,7 +22,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from engine.contract import ActivityType, TicketActivity, TicketActivityData, to_json
-from engine.contract.topics import SLA_ALERTS, SLA_CLOCKS, TICKET_EVENTS
+from engine.contract.topics import SLA_ALERTS, SLA_CLOCKS, TICKET_EVENTS, named
 from tests.integration.harness import (
     EngineProcess,
     TopicReader,
@@ -39,14 +39,18 @@ SCALE = 900
 OUTAGE = "La central está caída, no entran ni salen llamadas."
 
 
-def activity(producer: KafkaProducer, ticket: str, kind: ActivityType, **fields: Any) -> None:
+def activity(
+    producer: KafkaProducer, topic_prefix: str, ticket: str, kind: ActivityType, **fields: Any
+) -> None:
     record = TicketActivity(
         event_id=f"activity:{uuid.uuid4()}",
         occurred_at=datetime.now(UTC),
         source="test-agent-tool",
         data=TicketActivityData(ticket_id=ticket, activity=kind, actor="ana", **fields),
     )
-    producer.send(TICKET_EVENTS, key=ticket.encode(), value=to_json(record)).get(30)
+    producer.send(
+        named(TICKET_EVENTS, topic_prefix), key=ticket.encode(), value=to_json(record)
+    ).get(30)
 
 
 def sla_worker_pids(engine: EngineProcess) -> list[int]:
@@ -77,14 +81,15 @@ def metric(port: int, name: str) -> float:
     return float(found[0]) if found else 0.0
 
 
-def fast_sla_env(topics: str, tmp_path: Path, metrics_port: int) -> dict[str, str]:
+def fast_sla_env(
+    topics: str, topic_prefix: str, tmp_path: Path, metrics_port: int
+) -> dict[str, str]:
     """``engine up`` for a 24x7 customer in Madrid, with SLA time running SCALE times fast."""
     customers = tmp_path / "customers.yaml"
     customers.write_text(
         "customers:\n  - {id: acme, domains: [acme.example], plan: 24x7, timezone: Europe/Madrid}\n"
     )
-    return engine_env(
-        tmp_path / "state", topics,
+    return engine_env(tmp_path / "state", topics, topic_prefix,
         ENGINE_CUSTOMERS_FILE=str(customers),
         ENGINE_SLA_TIME_SCALE=str(SCALE),
         ENGINE_SLA_TIME_ORIGIN=datetime.now(UTC).isoformat(),
@@ -100,12 +105,14 @@ def open_ticket(engine: EngineProcess) -> str:
     return reply.decode().rsplit(" ", 1)[-1]
 
 
-def test_warnings_breaches_fulfilment_and_workers_killed(topics: str, tmp_path: Path) -> None:
-    env = fast_sla_env(topics, tmp_path, free_port())
+def test_warnings_breaches_fulfilment_and_workers_killed(
+    topics: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    env = fast_sla_env(topics, topic_prefix, tmp_path, free_port())
     engine = EngineProcess(env, tmp_path / "engine.log")
     engine.start("--bootstrap-servers", topics)
     producer = KafkaProducer(bootstrap_servers=topics, acks="all")
-    reader = TopicReader(topics, SLA_ALERTS)
+    reader = TopicReader(topics, named(SLA_ALERTS, topic_prefix))
 
     def alerts(ticket: str) -> list[dict[str, Any]]:
         found = reader.matching(lambda key, value: key == ticket)
@@ -131,11 +138,17 @@ def test_warnings_breaches_fulfilment_and_workers_killed(topics: str, tmp_path: 
         assert "every 2 open hours" in breach["explanation"]
 
         # Informing the customer fulfils UPD-P1 #1 and arms #2.
-        activity(producer, informed, ActivityType.CUSTOMER_INFORMED, message="Seguimos en ello")
+        activity(
+            producer,
+            topic_prefix,
+            informed,
+            ActivityType.CUSTOMER_INFORMED,
+            message="Seguimos en ello",
+        )
         wait_until(lambda: seen(informed, "sla.warning", 2), 60, "the warning of UPD-P1 #2")
         first_done = len([alert for alert in alerts(informed) if alert["instance"] == 1])
         # Resolving disarms it.
-        activity(producer, informed, ActivityType.RESOLVED, note="fuente reemplazada")
+        activity(producer, topic_prefix, informed, ActivityType.RESOLVED, note="fuente reemplazada")
         wait_until(lambda: seen(kept, "sla.breached", 1, 3), 60, "more breaches of the other")
         settled = len(alerts(informed))
 
@@ -183,10 +196,10 @@ def test_warnings_breaches_fulfilment_and_workers_killed(topics: str, tmp_path: 
 class Changelog:
     """``sla.clocks.v1`` as written, tombstones (None) included, read from the start."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, topic: str) -> None:
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-        partitions = self.consumer.partitions_for_topic(SLA_CLOCKS) or set()
-        assigned = [TopicPartition(SLA_CLOCKS, partition) for partition in partitions]
+        partitions = self.consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, partition) for partition in partitions]
         self.consumer.assign(assigned)
         self.consumer.seek_to_beginning(*assigned)
         self.records: list[tuple[str, dict[str, Any] | None]] = []
@@ -200,15 +213,15 @@ class Changelog:
 
 
 def test_a_resolved_ticket_s_row_is_deleted_for_good_and_a_reopening_re_arms(
-    topics: str, tmp_path: Path
+    topics: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = fast_sla_env(topics, tmp_path, port)
+    env = fast_sla_env(topics, topic_prefix, tmp_path, port)
     engine = EngineProcess(env, tmp_path / "engine.log")
     engine.start("--bootstrap-servers", topics)
     producer = KafkaProducer(bootstrap_servers=topics, acks="all")
-    reader = TopicReader(topics, SLA_ALERTS)
-    changelog = Changelog(topics)
+    reader = TopicReader(topics, named(SLA_ALERTS, topic_prefix))
+    changelog = Changelog(topics, named(SLA_CLOCKS, topic_prefix))
 
     def alerts(ticket: str) -> list[dict[str, Any]]:
         return [value["data"] for value in reader.matching(lambda key, _: key == ticket)]
@@ -221,7 +234,7 @@ def test_a_resolved_ticket_s_row_is_deleted_for_good_and_a_reopening_re_arms(
         armed = changelog.of(ticket)[-1]
         assert armed is not None and armed["data"]["next_alert_at"] is not None
 
-        activity(producer, ticket, ActivityType.RESOLVED, note="fuente reemplazada")
+        activity(producer, topic_prefix, ticket, ActivityType.RESOLVED, note="fuente reemplazada")
         wait_until(lambda: changelog.of(ticket)[-1] is None, 60, "the row's tombstone",
                    on_timeout=engine.log)  # fmt: skip
         wait_until(lambda: metric(port, "ticketing_sla_rows_deleted_total") >= 1, 30,
@@ -244,7 +257,7 @@ def test_a_resolved_ticket_s_row_is_deleted_for_good_and_a_reopening_re_arms(
 
         # Reopened (its third event: opened, resolved, reopened): a fresh row, UPD-P1 #3
         # armed at the reopening, alerting from its warning; #1 is never alerted again.
-        activity(producer, ticket, ActivityType.REOPENED)
+        activity(producer, topic_prefix, ticket, ActivityType.REOPENED)
         wait_until(lambda: any(alert["repeat"] == 1 and alert["instance"] == 3
                                for alert in alerts(ticket)), 120,
                    "the reopened ticket's breach", on_timeout=engine.log)  # fmt: skip

@@ -63,13 +63,16 @@ def v3(user: str, level: str, auth: str = "SHA", priv: str = "AES", **keys: str)
 
 
 @pytest.fixture(scope="module")
-def snmp_engine(topics: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+def snmp_engine(
+    topics: str, topic_prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EngineProcess]:
     state = tmp_path_factory.mktemp("snmp-engine")
     (state / "users.yaml").write_text(USERS)
     (state / "devices.yaml").write_text(DEVICES)
     env = engine_env(
         state,
         topics,
+        topic_prefix,
         ENGINE_SNMP_COMMUNITIES=COMMUNITY,
         ENGINE_SNMP_USERS_FILE=str(state / "users.yaml"),
         ENGINE_SNMP_DEVICES_FILE=str(state / "devices.yaml"),
