@@ -2,21 +2,19 @@
 alerts, kept in memory with an index per filter, so a query never scans a topic.
 
 ``TicketView`` is plain data fed one record at a time (tested without Kafka);
-``ViewFollower`` feeds it from Kafka and tells listeners (the chat WebSockets) what is new.
+``ViewFollower`` feeds it from Kafka (``engine.kafka.follower``) and tells listeners (the
+chat WebSockets) what is new.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import heapq
 import logging
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from engine.api.contract import Decision, SlaState
@@ -32,6 +30,7 @@ from engine.contract import (
     parse_record,
 )
 from engine.contract.topics import SLA_ALERTS, TICKET_ACTIVITY, TICKET_DECISIONS, TICKET_STATE
+from engine.kafka.follower import Follower
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,6 @@ FILTERS = ("status", "tier", "priority", "customer", "sla")
 # Read whole: the view is rebuilt from them at start. The activity feed is read from its
 # end: it only tells open WebSockets what happens from now on.
 REBUILT_FROM = (TICKET_STATE, TICKET_DECISIONS, SLA_ALERTS)
-RETRY_SECONDS = 2.0
 
 
 def sla_state(ticket: TicketState, alert: SlaWarning | SlaBreached | None) -> SlaState:
@@ -137,56 +135,23 @@ class ViewFollower:
         on_ticket: Callable[[TicketState], None],
         on_activity: Callable[[TicketActivityData], None],
     ) -> None:
-        self._bootstrap = bootstrap
         self.view = view
         self._on_ticket = on_ticket
         self._on_activity = on_activity
-        self.caught_up = asyncio.Event()
+        self._follower = Follower(
+            "view", bootstrap, REBUILT_FROM, self._apply, live=(TICKET_ACTIVITY,), max_records=2000
+        )
+        self.caught_up = self._follower.caught_up
 
     async def run(self) -> None:
         """Until cancelled; reconnects while Kafka is away."""
-        while True:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
-            )
-            try:
-                await consumer.start()
-                await self._follow(consumer)
-            except (KafkaError, OSError) as error:
-                log.warning("view: Kafka unavailable (%s); retrying", error)
-            except Exception:
-                log.exception("view: following the ticket topics failed; starting over")
-            finally:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
-            await asyncio.sleep(RETRY_SECONDS)
+        await self._follower.run()
 
-    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
-        rebuilt = await _partitions(consumer, REBUILT_FROM)
-        live = await _partitions(consumer, (TICKET_ACTIVITY,))
-        consumer.assign([*rebuilt, *live])
-        await consumer.seek_to_beginning(*rebuilt)
-        await consumer.seek_to_end(*live)
-        ends = await consumer.end_offsets(rebuilt)
-        pending = {tp for tp, end in ends.items() if end > 0}
-        if not pending:
-            self.caught_up.set()
-        while True:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
-            for records in batches.values():
-                for message in records:
-                    self._apply(message.value)
-            if pending:
-                pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
-                if not pending:
-                    log.info("view: caught up with %d tickets", len(self.view))
-                    self.caught_up.set()
-
-    def _apply(self, value: bytes | None) -> None:
-        if value is None:
+    def _apply(self, message: ConsumerRecord[bytes, bytes]) -> None:
+        if message.value is None:
             return
         try:
-            record = parse_record(value)
+            record = parse_record(message.value)
         except ValidationError as error:
             log.warning("view: skipped a record that does not parse: %s", error.errors()[0])
             return
@@ -197,13 +162,3 @@ class ViewFollower:
             self._on_ticket(record.data.ticket)
         elif isinstance(record, TicketActivity):
             self._on_activity(record.data)
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
-    # The consumer's public partitions_for_topic only knows topics it already follows.
-    cluster = await consumer._client.fetch_all_metadata()
-    return [
-        TopicPartition(topic, partition)
-        for topic in topics
-        for partition in sorted(cluster.partitions_for_topic(topic) or ())
-    ]

@@ -10,13 +10,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from pydantic import ValidationError
 
 from engine.contract import MessageEvent, parse_incoming
 from engine.contract.customers import CustomerDirectory
 from engine.contract.topics import TICKET_EVENTS
 from engine.errors import EngineError, RulesError, describe_validation
+from engine.kafka.consumer import new_consumer
 from engine.rules.cases import load_cases, message_from, render_report, run_cases
 from engine.rules.decide import decide
 from engine.rules.ruleset import RuleSet, load_ruleset, walk
@@ -83,7 +84,7 @@ def recorded_events(
 ) -> Iterator[MessageEvent]:
     """Messages recorded on the ticket events topic (agents' activity is not classified):
     the last N of each partition, or a time range."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+    consumer = new_consumer(bootstrap)
     try:
         partitions = [
             TopicPartition(TICKET_EVENTS, p)

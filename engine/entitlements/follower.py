@@ -5,15 +5,14 @@ waits for it longer than the rules' catch-up (an unknown balance routes normally
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 from prometheus_client import Gauge
 
 from engine.contract import EntitlementUpdated, parse_record
 from engine.contract.topics import ENTITLEMENT_BALANCES
-from engine.kafka.catch_up import follow, read_to_end
+from engine.kafka.follower import Follower
 
 log = logging.getLogger(__name__)
 WITHOUT_HOURS = Gauge(
@@ -23,11 +22,12 @@ WITHOUT_HOURS = Gauge(
 
 
 class BalancesFollower:
-    def __init__(self, bootstrap: str, partitions: int) -> None:
-        self._bootstrap = bootstrap
-        self._partitions = [TopicPartition(ENTITLEMENT_BALANCES, n) for n in range(partitions)]
+    def __init__(self, bootstrap: str) -> None:
         self.hours_left: dict[str, float] = {}
-        self.caught_up = asyncio.Event()
+        self._follower = Follower(
+            "entitlements", bootstrap, [ENTITLEMENT_BALANCES], self._apply_record
+        )
+        self.caught_up = self._follower.caught_up
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         if value is None:
@@ -50,26 +50,4 @@ class BalancesFollower:
 
     async def run(self) -> None:
         """Follow the topic for good; a failure is logged and the reading starts over."""
-        while True:
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception(
-                    "entitlements: reading %s failed; retrying in 2s", ENTITLEMENT_BALANCES
-                )
-                await asyncio.sleep(2)
-
-    async def _follow(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
-        )
-        await consumer.start()
-        try:
-            consumer.assign(self._partitions)
-            await read_to_end(consumer, self._partitions, self._apply_record)
-            self.caught_up.set()
-            await follow(consumer, self._apply_record)
-        finally:
-            await consumer.stop()
+        await self._follower.run()

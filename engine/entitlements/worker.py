@@ -12,10 +12,10 @@ Balances are keyed by customer while activity is keyed by ticket, so run one led
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
 from engine.clock import Clock, SystemClock
@@ -50,7 +50,11 @@ from engine.entitlements.ledger import (
     with_directory_hours,
 )
 from engine.errors import describe_validation
+from engine.kafka.catch_up import records_to_end
+from engine.kafka.consumer import new_consumer
 from engine.kafka.deadletter import dead_letter
+from engine.kafka.loop import BatchHandler, ConsumeLoop
+from engine.kafka.producer import Record, new_producer, publish
 from engine.process import StopSignal
 from engine.settings import Settings
 
@@ -62,27 +66,14 @@ Output = tuple[str, str, Envelope]
 
 def read_balances(bootstrap: str) -> dict[str, EntitlementBalanceData]:
     """Every balance on the compacted topic, read to its end."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, group_id=None
-    )
-    try:
-        numbers = consumer.partitions_for_topic(ENTITLEMENT_BALANCES) or set()
-        partitions = [TopicPartition(ENTITLEMENT_BALANCES, n) for n in sorted(numbers)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        balances: dict[str, EntitlementBalanceData] = {}
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for records in consumer.poll(timeout_ms=1000).values():
-                for record in records:
-                    if record.value is None:
-                        continue
-                    parsed = parse_record(record.value)
-                    if isinstance(parsed, EntitlementUpdated):
-                        balances[parsed.data.customer_id] = parsed.data
-        return balances
-    finally:
-        consumer.close()
+    balances: dict[str, EntitlementBalanceData] = {}
+    for record in records_to_end(bootstrap, ENTITLEMENT_BALANCES):
+        if record.value is None:
+            continue
+        parsed = parse_record(record.value)
+        if isinstance(parsed, EntitlementUpdated):
+            balances[parsed.data.customer_id] = parsed.data
+    return balances
 
 
 class Ledger:
@@ -164,13 +155,29 @@ class Ledger:
         return TICKET_EVENTS, ticket.ticket_id, notice
 
 
-def _send(producer: KafkaProducer, outputs: Iterable[Output]) -> None:
-    futures = [
-        producer.send(topic, key=key.encode(), value=to_json(record))
-        for topic, key, record in outputs
-    ]
-    for future in futures:
-        future.get(timeout=30)
+def _records(outputs: Iterable[Output]) -> list[Record]:
+    return [(topic, key.encode(), to_json(record)) for topic, key, record in outputs]
+
+
+class LedgerBatches(BatchHandler):
+    """A batch's records through the ledger; a batch Kafka refused is forgotten (its
+    balances restored), so that reading it again counts its events again."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._before: dict[str, EntitlementBalanceData] = {}
+
+    def outputs(self, records: Sequence[ConsumerRecord]) -> list[Record]:
+        self._before = dict(self._ledger.balances)
+        return _records(
+            output
+            for record in records
+            if record.value is not None
+            for output in self._ledger.outputs_of(record.topic, record.value)
+        )
+
+    def refused(self) -> None:
+        self._ledger.balances = self._before
 
 
 def run_ledger(settings: Settings, clock: Clock | None = None) -> None:
@@ -180,32 +187,21 @@ def run_ledger(settings: Settings, clock: Clock | None = None) -> None:
         read_balances(bootstrap), load_directory(settings.customers_file),
         clock or SystemClock(), settings.notify_default_language,
     )  # fmt: skip
-    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all")
-    _send(producer, ledger.opening_outputs())
-    consumer = KafkaConsumer(
-        ENTITLEMENT_EVENTS, TICKET_ACTIVITY, ENTITLEMENT_NEEDED,
-        bootstrap_servers=bootstrap.split(","), group_id=f"{settings.app_id}-entitlements",
-        enable_auto_commit=False, auto_offset_reset="earliest",
+    consumer = new_consumer(
+        bootstrap, ENTITLEMENT_EVENTS, TICKET_ACTIVITY, ENTITLEMENT_NEEDED,
+        group_id=f"{settings.app_id}-entitlements",
     )  # fmt: skip
+    loop = ConsumeLoop(
+        "entitlements", consumer, LedgerBatches(ledger), lambda: new_producer(bootstrap)
+    )
+    try:
+        loop.publish(_records(ledger.opening_outputs()))
+    except BaseException:
+        loop.close()
+        raise
     print(f"entitlements: {len(ledger.balances)} balances on {ENTITLEMENT_BALANCES}; "
           f"deducting time spent from {TICKET_ACTIVITY}", flush=True)  # fmt: skip
-    stop = StopSignal()
-    try:
-        while not stop.requested:
-            batches = consumer.poll(timeout_ms=1000)
-            outputs = [
-                output
-                for tp, records in batches.items()
-                for record in records
-                if record.value is not None
-                for output in ledger.outputs_of(tp.topic, record.value)
-            ]
-            _send(producer, outputs)
-            if batches:
-                consumer.commit()
-    finally:
-        consumer.close()
-        producer.close()
+    loop.run(StopSignal())
 
 
 def top_up(
@@ -219,11 +215,7 @@ def top_up(
             customer_id=customer_id, hours=hours, reference=reference, actor=actor
         ),
     )
-    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all")
-    try:
-        _send(producer, [(ENTITLEMENT_EVENTS, customer_id, record)])
-    finally:
-        producer.close()
+    publish(bootstrap, _records([(ENTITLEMENT_EVENTS, customer_id, record)]))
     return record
 
 

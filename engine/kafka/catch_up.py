@@ -1,11 +1,14 @@
-"""Reading a topic from its beginning to its end, for the processes that follow one (the
-processor's rules and balances followers)."""
+"""Reading a topic from its beginning to its end: for the followers of compacted topics
+(``engine.kafka.follower``) and for a process that reads one once at start."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from kafka import TopicPartition
+
+from engine.kafka.consumer import new_consumer
 
 POLL_MS = 1000
 
@@ -19,28 +22,20 @@ def caught_up(positions: Sequence[int], ends: Sequence[int]) -> bool:
     return all(position >= end for position, end in zip(positions, ends, strict=True))
 
 
-async def read_to_end(
-    consumer: AIOKafkaConsumer,
-    partitions: Sequence[TopicPartition],
-    on_record: Callable[[ConsumerRecord[bytes, bytes]], None],
-) -> None:
-    """Hand every record of the assigned ``partitions``, from the first one kept, to
-    ``on_record``, up to the end offsets they had when the reading began."""
-    await consumer.seek_to_beginning(*partitions)
-    ends = await consumer.end_offsets(list(partitions))
-    while not caught_up(
-        [await consumer.position(tp) for tp in partitions], [ends[tp] for tp in partitions]
-    ):
-        for records in (await consumer.getmany(*partitions, timeout_ms=POLL_MS)).values():
-            for record in records:
-                on_record(record)
-
-
-async def follow(
-    consumer: AIOKafkaConsumer, on_record: Callable[[ConsumerRecord[bytes, bytes]], None]
-) -> None:
-    """Hand every new record of the assigned partitions to ``on_record``, for good."""
-    while True:
-        for records in (await consumer.getmany(timeout_ms=POLL_MS)).values():
-            for record in records:
-                on_record(record)
+def records_to_end(bootstrap: str, topic: str) -> Iterator[Any]:
+    """Every record of ``topic`` from the first one kept, up to the end offsets it had when
+    the reading began (kafka-python's records, synchronously)."""
+    consumer = new_consumer(bootstrap)
+    try:
+        numbers = consumer.partitions_for_topic(topic) or set()
+        partitions = [TopicPartition(topic, n) for n in sorted(numbers)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        while not caught_up(
+            [consumer.position(tp) for tp in partitions], [ends[tp] for tp in partitions]
+        ):
+            for records in consumer.poll(timeout_ms=POLL_MS).values():
+                yield from records
+    finally:
+        consumer.close()

@@ -10,14 +10,23 @@ import faust
 from mode import Service
 from mode.supervisors import CrashingSupervisor
 
+from engine.kafka.producer import faust_producer_settings
 from engine.settings import Settings
+
+# A worker gone without leaving its group (a crash, the stall exit) holds its partitions
+# this long; a replacement's join waits for it (faust's default is 60 s).
+SESSION_TIMEOUT_SECONDS = 10.0
+# Records an agent handles together before their outputs' acks are awaited at once.
+BATCH_MAX_EVENTS = 500
+BATCH_WITHIN_SECONDS = 0.05
 
 
 def engine_app(settings: Settings, app_id: str, datadir_name: str, **overrides: Any) -> faust.App:
     """A faust app on the engine's cluster: memory store (tables rebuilt from their
-    changelogs), no web server, producer acks from every replica, reading from the start,
-    and an agent that fails on Kafka trouble ends the process (to be restarted) instead of
-    leaving a worker that consumes nothing."""
+    changelogs), no web server, the producer settings of every producer of the engine
+    (``engine.kafka.producer``), a short session, reading from the start, and an agent
+    that fails on Kafka trouble ends the process (to be restarted) instead of leaving a
+    worker that consumes nothing."""
     return faust.App(
         app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -26,10 +35,13 @@ def engine_app(settings: Settings, app_id: str, datadir_name: str, **overrides: 
         web_enabled=False,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
-        producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         agent_supervisor=CrashingSupervisor,
-        **overrides,
+        **{
+            **faust_producer_settings(),
+            "broker_session_timeout": SESSION_TIMEOUT_SECONDS,
+            **overrides,
+        },
     )
 
 

@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaError
 
 from engine.contract.topics import DEAD_LETTER_MAX_BYTES
 from engine.errors import PublishError
+from engine.kafka.producer import new_aio_producer
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,9 @@ class Publisher(Protocol):
 
 
 class KafkaPublisher:
-    """An idempotent aiokafka producer that (re)connects lazily, so an ingestor keeps
-    answering its senders (with "retry later") while Kafka is away."""
+    """An aiokafka producer of the engine's factory that (re)connects lazily, so an
+    ingestor keeps answering its senders (with "retry later") while Kafka is away. Its
+    own deadline (``ack_timeout_seconds``) bounds every wait for Kafka."""
 
     def __init__(self, bootstrap: str, ack_timeout_seconds: float, client_id: str) -> None:
         self._bootstrap = bootstrap
@@ -40,13 +42,9 @@ class KafkaPublisher:
         async with self._starting:
             if self._producer is not None:
                 return self._producer
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self._bootstrap,
+            producer = new_aio_producer(
+                self._bootstrap,
                 client_id=self._client_id,
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=0,
-                request_timeout_ms=int(self._timeout * 1000),
                 # Dead letters keep their input whole; the topic allows it (topics.py).
                 max_request_size=DEAD_LETTER_MAX_BYTES + 64 * 1024,
             )

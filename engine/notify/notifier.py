@@ -6,17 +6,19 @@ of the ticket activity topic (the desk's updates). Each notice is
 handed to the configured SMTP relay; a 4xx or an unreachable relay is retried with backoff,
 and the offset is committed only after the relay accepted it (at-least-once; a notice
 replayed after a crash carries the same Message-ID). A 5xx is permanent: the notice is
-kept on the dead-letter topic with the relay's answer.
+kept on the dead-letter topic with the relay's answer, and the batch's offsets are
+committed once Kafka acknowledged its dead letters (``engine.kafka.loop``).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import smtplib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import Counter
 from pydantic import ValidationError
 
@@ -25,7 +27,11 @@ from engine.clock import SystemClock
 from engine.contract import TicketActivity, TicketRouted, parse_record, to_json
 from engine.contract.customers import CustomerDirectory, load_directory
 from engine.contract.topics import DEAD_LETTERS, TICKET_ACTIVITY, TIER_TOPICS
+from engine.kafka.consumer import new_consumer
 from engine.kafka.deadletter import dead_letter
+from engine.kafka.loop import BatchHandler, ConsumeLoop
+from engine.kafka.producer import Record, new_producer
+from engine.kafka.retry import Backoff, Draw
 from engine.notify.notices import Notice, acknowledgement, update
 from engine.process import StopSignal
 from engine.settings import Settings
@@ -33,7 +39,7 @@ from engine.settings import Settings
 log = logging.getLogger(__name__)
 SOURCE = "engine.notifier"
 MAX_ATTEMPTS = 8
-MAX_BACKOFF_SECONDS = 60.0
+RELAY_BACKOFF = Backoff(first_seconds=1.0, max_seconds=60.0)
 
 NOTICES = Counter("ticketing_notices_total", "Customer notices, by outcome", ["kind", "outcome"])
 
@@ -47,11 +53,12 @@ def deliver(
     relay: str,
     sleep: Callable[[float], None] = time.sleep,
     attempts: int = MAX_ATTEMPTS,
+    draw: Draw = random.random,
 ) -> int:
     """Hand the notice to the relay; returns the number of attempts it took.
 
-    Retries 4xx answers and connection failures with exponential backoff; raises
-    PermanentRefusal on a 5xx, and the last error when the attempts run out."""
+    Retries 4xx answers and connection failures with exponential backoff and jitter;
+    raises PermanentRefusal on a 5xx, and the last error when the attempts run out."""
     host, _, port = relay.rpartition(":")
     for attempt in range(1, attempts + 1):
         try:
@@ -71,8 +78,8 @@ def deliver(
             failure = error
         if attempt == attempts:
             raise failure
-        delay = min(MAX_BACKOFF_SECONDS, 2.0 ** (attempt - 1))
-        log.warning("relay %s: %s; retrying in %gs", relay, failure, delay)
+        delay = RELAY_BACKOFF.pause(attempt, draw)
+        log.warning("relay %s: %s; retrying in %.1fs", relay, failure, delay)
         sleep(delay)
     raise AssertionError("unreachable")
 
@@ -93,41 +100,45 @@ def notice_for(value: bytes, directory: CustomerDirectory, settings: Settings) -
     return update(record, language, settings.notify_from, domain)
 
 
+class _Notifies(BatchHandler):
+    """Each record's notice to the relay; a notice the relay refused for good becomes a
+    dead letter, published with the batch."""
+
+    def __init__(self, directory: CustomerDirectory, settings: Settings) -> None:
+        self._directory = directory
+        self._settings = settings
+
+    def outputs(self, records: Sequence[ConsumerRecord]) -> list[Record]:
+        outputs: list[Record] = []
+        for record in records:
+            letter = _notify(record.value, self._directory, self._settings)
+            if letter is not None:
+                outputs.append(letter)
+        return outputs
+
+
 def run_notifier(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.replace("WARN", "WARNING"))
     directory = load_directory(settings.customers_file)
-    consumer = KafkaConsumer(
-        *TIER_TOPICS.values(),
-        TICKET_ACTIVITY,
-        bootstrap_servers=settings.kafka_bootstrap.split(","),
-        group_id=f"{settings.app_id}-notifier",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
+    bootstrap = settings.kafka_bootstrap
+    consumer = new_consumer(
+        bootstrap, *TIER_TOPICS.values(), TICKET_ACTIVITY, group_id=f"{settings.app_id}-notifier"
     )
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap.split(","), acks="all")
+    loop = ConsumeLoop(
+        "notifier", consumer, _Notifies(directory, settings), lambda: new_producer(bootstrap)
+    )
     port = metrics.serve_metrics(settings.notifier_metrics_port, settings.metrics_host)
     print(f"notifier: acknowledging tickets and sending updates through {settings.notify_relay}; "
           f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
-    stop = StopSignal()
-    try:
-        while not stop.requested:
-            batches = consumer.poll(timeout_ms=1000)
-            for records in batches.values():
-                for record in records:
-                    _notify(record.value, directory, settings, producer)
-            if batches:
-                consumer.commit()
-    finally:
-        consumer.close()
-        producer.close()
+    loop.run(StopSignal())
 
 
-def _notify(
-    value: bytes, directory: CustomerDirectory, settings: Settings, producer: KafkaProducer
-) -> None:
+def _notify(value: bytes, directory: CustomerDirectory, settings: Settings) -> Record | None:
+    """Hand the record's notice (if it asks for one) to the relay; the dead letter to
+    publish when the relay refused it for good."""
     notice = notice_for(value, directory, settings)
     if notice is None:
-        return
+        return None
     kind = notice.kind
     try:
         deliver(notice, settings.notify_relay)
@@ -137,7 +148,6 @@ def _notify(
             notice.message.as_bytes(), reason=f"relay refused the notice: {refusal}",
             field=None, origin="notifier", source=SOURCE, now=SystemClock().now(),
         )  # fmt: skip
-        producer.send(DEAD_LETTERS, key=letter.data.payload_sha256.encode(),
-                      value=to_json(letter)).get(timeout=30)  # fmt: skip
-        return
+        return DEAD_LETTERS, letter.data.payload_sha256.encode(), to_json(letter)
     NOTICES.labels(kind, "sent").inc()
+    return None

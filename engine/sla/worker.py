@@ -47,7 +47,13 @@ from engine.contract.identity import event_id
 from engine.contract.topics import DEAD_LETTERS, SLA_ALERTS, SLA_CLOCKS, TICKET_STATE
 from engine.errors import field_path
 from engine.kafka.deadletter import dead_letter
-from engine.kafka.faust_app import engine_app, raw_topic
+from engine.kafka.faust_app import BATCH_MAX_EVENTS, BATCH_WITHIN_SECONDS, engine_app, raw_topic
+from engine.kafka.watchdog import (
+    EXIT_STALLED,
+    STALL_AFTER_SECONDS,
+    STALL_CHECK_SECONDS,
+    stalled_partitions,
+)
 from engine.settings import Settings
 from engine.sla.alerts import alert_record, next_alert, progress_of, step
 from engine.sla.calendars import CalendarError, Calendars, ZonedCalendar, load_calendars
@@ -56,18 +62,9 @@ from engine.sla.index import DueIndex
 from engine.sla.obligations import Obligation, SlaPolicy, next_update_due
 from engine.sla.rows import RowChange, row_change
 from engine.sla.timescale import TimeScale
-from engine.triage.processor import (
-    BATCH_MAX_EVENTS,
-    BATCH_WITHIN_SECONDS,
-    EXIT_STALLED,
-    STALL_AFTER_SECONDS,
-    STALL_CHECK_SECONDS,
-    stalled_partitions,
-)
 
 log = logging.getLogger(__name__)
 SOURCE = "engine.sla"
-SESSION_TIMEOUT_SECONDS = 10.0
 REBUILD_YIELD_EVERY = 10_000
 
 ALERTS = Counter("ticketing_sla_alerts_total", "SLA alerts emitted", ["kind", "obligation"])
@@ -108,13 +105,9 @@ class SlaWorker:
             warning_lead=timedelta(minutes=settings.sla_warning_lead_minutes),
             pause_while_waiting=settings.sla_pause_while_waiting,
         )
-        self.app = engine_app(
-            settings,
-            f"{settings.app_id}-sla",
-            "sla",
-            # A killed worker's partitions move to its replacement after this, not 60 s.
-            broker_session_timeout=SESSION_TIMEOUT_SECONDS,
-        )
+        # A killed worker's partitions move to its replacement after the engine's short
+        # session (faust_app.SESSION_TIMEOUT_SECONDS), not faust's 60 s.
+        self.app = engine_app(settings, f"{settings.app_id}-sla", "sla")
         self.states = raw_topic(self.app, TICKET_STATE, settings.partitions)
         self.clocks_topic = raw_topic(self.app, SLA_CLOCKS, settings.partitions)
         self.alerts_topic = raw_topic(self.app, SLA_ALERTS)

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -39,7 +39,19 @@ from engine.contract.topics import DEAD_LETTERS, RULES_CONFIG, TICKET_EVENTS, TI
 from engine.entitlements.follower import BalancesFollower
 from engine.errors import field_path
 from engine.kafka.deadletter import dead_letter
-from engine.kafka.faust_app import engine_app, raw_topic, run_from_start
+from engine.kafka.faust_app import (
+    BATCH_MAX_EVENTS,
+    BATCH_WITHIN_SECONDS,
+    engine_app,
+    raw_topic,
+    run_from_start,
+)
+from engine.kafka.watchdog import (
+    EXIT_STALLED,
+    STALL_AFTER_SECONDS,
+    STALL_CHECK_SECONDS,
+    stalled_partitions,
+)
 from engine.rules.ruleset import RuleSet, load_ruleset
 from engine.settings import Settings
 from engine.triage.rules_feed import RulesFollower
@@ -47,37 +59,9 @@ from engine.triage.triage import publications, state_record, suppression_reason,
 
 log = logging.getLogger(__name__)
 SOURCE = "engine.processor"
-# Records triaged together before their outputs' acks are awaited at once.
-BATCH_MAX_EVENTS = 500
-BATCH_WITHIN_SECONDS = 0.05
 # How long triage waits for the published rule set and the balances (both read from the
 # process start on) before it starts with what it has.
 RULES_CATCH_UP_SECONDS = 30.0
-# A processor gone without leaving its group (a crash, the stall exit) holds its partitions
-# this long; a replacement's join waits for it (faust's default is 60 s).
-SESSION_TIMEOUT_SECONDS = 10.0
-# A processor idle this long while an owned partition has records past its committed
-# offset has stalled: it exits to be restarted (see stalled_partitions).
-STALL_CHECK_SECONDS = 10.0
-STALL_AFTER_SECONDS = 20.0
-EXIT_STALLED = 75
-
-
-def stalled_partitions(
-    committed: Mapping[Any, int | None],
-    highwaters: Mapping[Any, int],
-    idle_seconds: float,
-    stall_after: float = STALL_AFTER_SECONDS,
-) -> list[Any]:
-    """The owned partitions with records past the committed offset, when nothing has been
-    processed for ``stall_after`` seconds; empty otherwise.
-
-    faust-streaming 0.15.3 can mark a record fetched during a rebalance as read without
-    handing it to the agent; the record then waits until the next restart. This turns
-    that into a restart within seconds."""
-    if idle_seconds < stall_after:
-        return []
-    return [tp for tp, high in highwaters.items() if (committed.get(tp) or 0) < high]
 
 
 @dataclass(frozen=True)
@@ -101,9 +85,7 @@ class Processor:
         self.ruleset = ruleset
         self.customers = customers
         self.clock = clock
-        self.app = engine_app(
-            settings, settings.app_id, "processor", broker_session_timeout=SESSION_TIMEOUT_SECONDS
-        )
+        self.app = engine_app(settings, settings.app_id, "processor")
         self.events = raw_topic(self.app, TICKET_EVENTS, settings.partitions)
         self.tickets = self.app.Table(
             "tickets",
@@ -119,7 +101,7 @@ class Processor:
         # Read while the consumer group is joined and the table recovered, not after it.
         self.rules = RulesFollower(settings.kafka_bootstrap, self._switch_rules)
         run_from_start(self.app, self.rules.run)
-        self.balances = BalancesFollower(settings.kafka_bootstrap, settings.partitions)
+        self.balances = BalancesFollower(settings.kafka_bootstrap)
         run_from_start(self.app, self.balances.run)
         self.app.agent(self.events, name="triage", concurrency=1)(self._triage_agent)
         # mode types handlers as plain functions; a bound method is what it calls.

@@ -9,20 +9,19 @@ decided by one rule set and every decision carries the fingerprint of the set th
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from kafka import KafkaProducer
+from aiokafka import ConsumerRecord
 
 from engine.contract import RulesPublished, RulesPublishedData, parse_record, to_json
 from engine.contract.identity import event_id
 from engine.contract.topics import RULES_CONFIG, RULES_KEY
 from engine.errors import RulesError
-from engine.kafka.catch_up import follow, read_to_end
+from engine.kafka.follower import Follower
+from engine.kafka.producer import publish as publish_records
 from engine.rules.ruleset import RuleSet, parse_ruleset
 
 log = logging.getLogger(__name__)
@@ -47,11 +46,7 @@ def published_record(path: Path, now: datetime) -> tuple[RuleSet, RulesPublished
 
 def publish(bootstrap: str, path: Path, now: datetime) -> RuleSet:
     ruleset, record = published_record(path, now)
-    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all")
-    try:
-        producer.send(RULES_CONFIG, key=RULES_KEY, value=to_json(record)).get(timeout=30)
-    finally:
-        producer.close()
+    publish_records(bootstrap, [(RULES_CONFIG, RULES_KEY, to_json(record))])
     return ruleset
 
 
@@ -63,18 +58,19 @@ def ruleset_of(value: bytes) -> RuleSet:
 
 
 class RulesFollower:
-    """Reads ``config.rules.v1`` from the start, then follows it."""
+    """Reads ``config.rules.v1`` from the start (switching only to the set published last),
+    then follows it."""
 
     def __init__(self, bootstrap: str, on_ruleset: Callable[[RuleSet], None]) -> None:
-        self._bootstrap = bootstrap
         self._on_ruleset = on_ruleset
-        self.caught_up = asyncio.Event()
+        self._follower = Follower("rules", bootstrap, [RULES_CONFIG], self._apply, latest_only=True)
+        self.caught_up = self._follower.caught_up
 
-    def _apply(self, value: bytes | None) -> None:
-        if value is None:
+    def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        if record.value is None:
             return
         try:
-            ruleset = ruleset_of(value)
+            ruleset = ruleset_of(record.value)
         except Exception as error:
             log.error("ignoring a published rule set that does not validate: %s", error)
             return
@@ -82,32 +78,4 @@ class RulesFollower:
 
     async def run(self) -> None:
         """Follow the topic for good; a failure is logged and the reading starts over."""
-        while True:
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("rules: reading %s failed; retrying in 2s", RULES_CONFIG)
-                await asyncio.sleep(2)
-
-    async def _follow(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
-        )
-        await consumer.start()
-        try:
-            partitions = [TopicPartition(RULES_CONFIG, 0)]
-            consumer.assign(partitions)
-            latest: bytes | None = None
-
-            def keep(record: ConsumerRecord[bytes, bytes]) -> None:
-                nonlocal latest
-                latest = record.value
-
-            await read_to_end(consumer, partitions, keep)
-            self._apply(latest)
-            self.caught_up.set()
-            await follow(consumer, lambda record: self._apply(record.value))
-        finally:
-            await consumer.stop()
+        await self._follower.run()

@@ -170,7 +170,7 @@ class RefusesFirstSend:
     def __init__(self, producer: KafkaProducer) -> None:
         self.producer, self.refused = producer, False
 
-    def send(self, topic: str, key: bytes, value: bytes) -> Any:
+    def send(self, topic: str, key: bytes | None, value: bytes | None) -> Any:
         if not self.refused:
             self.refused = True
             raise KafkaTimeoutError("Kafka did not answer")

@@ -205,7 +205,7 @@ def test_the_balances_follower_reads_to_the_end_of_a_partition_that_ends_with_a_
         hours_left=-0.5, last_ticket_id="T-AAAAAAAAAAAAA", recent_event_ids=(),
     )  # fmt: skip
     record = balance_record(balance, "test", datetime.now(UTC), "test")
-    follower = BalancesFollower(bootstrap, own_broker.partitions)
+    follower = BalancesFollower(bootstrap)
 
     offset = asyncio.run(
         send_in_a_transaction(bootstrap, ENTITLEMENT_BALANCES, b"acme", to_json(record))

@@ -54,7 +54,7 @@ def test_engine_up_runs_everything_stops_cleanly_and_finds_its_data_again(
             lambda: (
                 engine.metric("ticketing_processor_events_total", {"outcome": "duplicate"}) >= 1
             ),
-            150,  # includes a stall restart (engine/processor.py, stalled_partitions)
+            150,  # includes a stall restart (engine/kafka/watchdog.py, stalled_partitions)
             "the restarted engine to recognise the mail from its stored state",
             on_timeout=engine.log,
         )

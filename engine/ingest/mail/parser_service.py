@@ -3,19 +3,18 @@
 Each spooled mail becomes its ``email.received`` event on ``tickets.events.v1`` (keyed by
 the ticket it was spooled under, so a ticket's mails keep their order), or a dead letter
 with the reason. Offsets are committed only after Kafka acknowledged every output of the
-batch; when it does not, the batch is read again after a pause. A mail may so be read
-twice, into the same event id: the processor's outcome is the same (DESIGN.md).
+batch; when it does not, the batch is read again after a pause (``engine.kafka.loop``).
+A mail may so be read twice, into the same event id: the processor's outcome is the same
+(DESIGN.md).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import KafkaError
 
 from engine import metrics
 from engine.clock import Clock, SystemClock
@@ -29,15 +28,15 @@ from engine.contract.topics import (
     TICKET_RECORD_MAX_BYTES,
 )
 from engine.ingest.mail.spool import read_spooled
+from engine.kafka.consumer import new_consumer
 from engine.kafka.deadletter import dead_letter
+from engine.kafka.loop import BatchHandler, ConsumeLoop
+from engine.kafka.producer import Producer, new_producer
 from engine.process import StopSignal, configure_logging
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RETRY_PAUSE_SECONDS = 2.0
-SEND_TIMEOUT_SECONDS = 30.0
-PRODUCER_CLOSE_SECONDS = 5.0
 Output = tuple[str, bytes, bytes]
 
 
@@ -68,85 +67,55 @@ def outputs_of(values: Sequence[bytes], clock: Clock) -> tuple[list[Output], lis
     return outputs, outcomes
 
 
-class MailParser:
-    def __init__(
-        self, settings: Settings, clock: Clock, producer: KafkaProducer | None = None
-    ) -> None:
-        bootstrap = settings.kafka_bootstrap.split(",")
+class _ParsesMail(BatchHandler):
+    def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=f"{settings.app_id}-mail-parser",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=MAIL_SPOOL_MAX_BYTES,
-        )
-        self._consumer.subscribe([MAIL_SPOOL], listener=_CountsPartitions())
-        self._bootstrap = bootstrap
-        self._producer: KafkaProducer | None = producer
+        self._outcomes: list[str] = []
 
-    def run(self, stop: StopSignal) -> None:
-        try:
-            while not stop.requested:
-                self.step()
-        finally:
-            self.close()
+    def outputs(self, records: Sequence[ConsumerRecord]) -> list[Output]:
+        outputs, self._outcomes = outputs_of([record.value for record in records], self._clock)
+        return outputs
 
-    def _new_producer(self) -> KafkaProducer:
-        return KafkaProducer(
-            bootstrap_servers=self._bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=2,
-            # a dead letter holds a whole mail: as large as a spooled one
-            max_request_size=DEAD_LETTER_MAX_BYTES + 64 * 1024,
-        )
-
-    def close(self) -> None:
-        self._consumer.close()
-        self._drop_producer()
-
-    def _drop_producer(self) -> None:
-        """Close the producer (an idempotent one may be left in a fatal state after a
-        failure); the next batch starts a new one."""
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            producer.close(timeout=PRODUCER_CLOSE_SECONDS)
-
-    def step(self) -> None:
-        """Read one batch from the spool and publish it, or rewind to read it again."""
-        batches = self._consumer.poll(timeout_ms=1000, max_records=500)
-        records = [record for part in batches.values() for record in part]
-        if not records:
-            return
-        outputs, outcomes = outputs_of([record.value for record in records], self._clock)
-        try:
-            self._publish(outputs)
-        except KafkaError as error:
-            log.warning("mail parser: Kafka did not take a batch (%s); reading it again", error)
-            self._rewind(batches)
-            self._drop_producer()
-            time.sleep(RETRY_PAUSE_SECONDS)
-            return
-        self._consumer.commit()
+    def committed(self, records: Sequence[ConsumerRecord]) -> None:
         done = self._clock.now()
-        for record, outcome in zip(records, outcomes, strict=True):
+        for record, outcome in zip(records, self._outcomes, strict=True):
             metrics.MAILS_PARSED.labels(outcome).inc()
             spooled_at = record.timestamp / 1000
             metrics.SPOOL_TO_EVENT_SECONDS.observe(max(0.0, done.timestamp() - spooled_at))
 
-    def _publish(self, outputs: list[Output]) -> None:
-        if self._producer is None:
-            self._producer = self._new_producer()  # raises a KafkaError while Kafka is away
-        producer = self._producer
-        futures = [producer.send(topic, key=key, value=value) for topic, key, value in outputs]
-        for future in futures:
-            future.get(timeout=SEND_TIMEOUT_SECONDS)
 
-    def _rewind(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        for partition, records in batches.items():
-            self._consumer.seek(partition, records[0].offset)
+class MailParser:
+    def __init__(self, settings: Settings, clock: Clock, producer: Producer | None = None) -> None:
+        bootstrap = settings.kafka_bootstrap
+        consumer = new_consumer(
+            bootstrap,
+            group_id=f"{settings.app_id}-mail-parser",
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=MAIL_SPOOL_MAX_BYTES,
+        )
+        consumer.subscribe([MAIL_SPOOL], listener=_CountsPartitions())
+        self._loop = ConsumeLoop(
+            "mail parser",
+            consumer,
+            _ParsesMail(clock),
+            lambda: new_producer(
+                bootstrap,
+                linger_ms=2,
+                # a dead letter holds a whole mail: as large as a spooled one
+                max_request_size=DEAD_LETTER_MAX_BYTES + 64 * 1024,
+            ),
+            producer=producer,
+        )
+
+    def run(self, stop: StopSignal) -> None:
+        self._loop.run(stop)
+
+    def step(self) -> None:
+        """Read one batch from the spool and publish it, or rewind to read it again."""
+        self._loop.step()
+
+    def close(self) -> None:
+        self._loop.close()
 
 
 class _CountsPartitions(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -32,6 +32,10 @@ from engine.notify.notifier import PermanentRefusal, deliver
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
+def no_jitter() -> float:
+    return 0.0
+
+
 def routed(
     requester: str = "ana@acme.example", event_count: int = 1, channel: Channel = Channel.EMAIL
 ) -> TicketRouted:
@@ -128,7 +132,7 @@ def test_a_4xx_from_the_relay_is_retried_with_backoff(relay_server: tuple[Relay,
     assert notice is not None
     waits: list[float] = []
 
-    attempts = deliver(notice, address, sleep=waits.append)
+    attempts = deliver(notice, address, sleep=waits.append, draw=no_jitter)
 
     assert attempts == 3
     assert waits == [1.0, 2.0]
@@ -153,8 +157,22 @@ def test_an_unreachable_relay_fails_after_the_last_attempt() -> None:
     waits: list[float] = []
 
     with pytest.raises(OSError):
-        deliver(notice, "127.0.0.1:1", sleep=waits.append, attempts=3)
+        deliver(notice, "127.0.0.1:1", sleep=waits.append, attempts=3, draw=no_jitter)
     assert waits == [1.0, 2.0]
+
+
+def test_the_relay_backoff_is_shortened_by_jitter_at_most_by_half(
+    relay_server: tuple[Relay, str],
+) -> None:
+    relay, address = relay_server
+    relay.answers = ["451 4.3.0 try later", "421 4.4.2 busy"]
+    notice = acknowledgement(routed(), "es", "soporte@support.example.com", "x.example")
+    assert notice is not None
+    waits: list[float] = []
+
+    deliver(notice, address, sleep=waits.append, draw=lambda: 0.999)
+
+    assert 0.5 < waits[0] < 1.0 and 1.0 < waits[1] < 2.0
 
 
 def informed(

@@ -114,17 +114,6 @@ def test_a_follow_up_keeps_the_special_routes_of_earlier_messages() -> None:
     assert not thanks.routed
 
 
-def test_a_processor_is_stalled_only_when_idle_with_records_past_its_commit() -> None:
-    from engine.triage.processor import stalled_partitions
-
-    highwaters = {"p0": 5, "p1": 2, "p2": 0}
-    committed = {"p0": 5, "p1": 1, "p2": None}
-
-    assert stalled_partitions(committed, highwaters, idle_seconds=30) == ["p1"]
-    assert stalled_partitions(committed, highwaters, idle_seconds=5) == []
-    assert stalled_partitions({"p0": 5, "p1": 2}, highwaters, idle_seconds=30) == []
-
-
 def activity(kind: ActivityType, at: datetime = T0, **fields: object) -> TicketActivity:
     data = TicketActivityData.model_validate(
         {"ticket_id": "T-AAAAAAAAAAAAA", "activity": kind, "actor": "ana", **fields}

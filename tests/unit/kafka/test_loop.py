@@ -1,0 +1,222 @@
+"""The consume -> produce -> commit loop against fakes at its seam: a consumer that hands
+out a log's records from its position, and producers whose acks the test decides."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+from engine.kafka.loop import BatchHandler, ConsumeLoop
+from engine.kafka.producer import Record
+
+
+@dataclass(frozen=True)
+class Consumed:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+class FakeConsumer:
+    """One partition of a log; ``committed`` is the offset committed last."""
+
+    def __init__(self, values: Sequence[bytes], log: list[str]) -> None:
+        self.records = [Consumed("in", 0, n, value) for n, value in enumerate(values)]
+        self.position = 0
+        self.committed = 0
+        self.closed = False
+        self.log = log
+
+    def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[Any, list[Any]]:
+        batch = self.records[self.position : self.position + (max_records or 500)]
+        self.position += len(batch)
+        return {("in", 0): batch} if batch else {}
+
+    def seek(self, partition: Any, offset: int) -> None:
+        self.log.append(f"seek {offset}")
+        self.position = offset
+
+    def commit(self) -> None:
+        self.log.append(f"commit {self.position}")
+        self.committed = self.position
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Ack:
+    def __init__(self, error: Exception | None, log: list[str], what: str) -> None:
+        self.error, self.log, self.what = error, log, what
+
+    def get(self, timeout: float | None = None) -> None:
+        if self.error is not None:
+            raise self.error
+        self.log.append(f"ack {self.what}")
+
+
+@dataclass
+class FakeProducer:
+    """Acks every send, or fails the sends with ``error`` (as a producer left in a fatal
+    state would, for good)."""
+
+    log: list[str]
+    error: Exception | None = None
+    sent: list[Record] = field(default_factory=list)
+    closed_with: float | None = None
+
+    def send(self, topic: str, key: bytes | None, value: bytes | None) -> Ack:
+        assert value is not None
+        self.sent.append((topic, key, value))
+        return Ack(self.error, self.log, value.decode())
+
+    def close(self, timeout: float | None = None) -> None:
+        self.closed_with = timeout
+
+
+class Upper(BatchHandler):
+    """Publishes each value in capitals; counts what it was told."""
+
+    def __init__(self) -> None:
+        self.refusals = 0
+        self.committed_values: list[bytes] = []
+
+    def outputs(self, records: Sequence[Any]) -> list[Record]:
+        return [("out", None, record.value.upper()) for record in records]
+
+    def refused(self) -> None:
+        self.refusals += 1
+
+    def committed(self, records: Sequence[Any]) -> None:
+        self.committed_values += [record.value for record in records]
+
+
+class Producers:
+    """The factory the loop calls for a new producer: hands out the given ones in turn."""
+
+    def __init__(self, *producers: FakeProducer) -> None:
+        self.waiting = list(producers)
+        self.made: list[FakeProducer] = []
+
+    def __call__(self) -> FakeProducer:
+        producer = self.waiting.pop(0)
+        self.made.append(producer)
+        return producer
+
+
+def a_loop(
+    consumer: FakeConsumer, producers: Producers, handler: BatchHandler | None = None
+) -> tuple[ConsumeLoop, list[float]]:
+    pauses: list[float] = []
+    loop = ConsumeLoop(
+        "test", consumer, handler or Upper(), producers,
+        sleep=pauses.append, draw=lambda: 0.0, max_records=2,
+    )  # fmt: skip
+    return loop, pauses
+
+
+def test_a_batch_is_committed_only_after_kafka_acknowledged_every_output() -> None:
+    log: list[str] = []
+    consumer = FakeConsumer([b"a", b"b", b"c"], log)
+    handler = Upper()
+    loop, _ = a_loop(consumer, Producers(FakeProducer(log)), handler)
+
+    loop.step()
+    loop.step()
+
+    assert log == ["ack A", "ack B", "commit 2", "ack C", "commit 3"]
+    assert handler.committed_values == [b"a", b"b", b"c"]
+
+
+def test_a_batch_kafka_did_not_take_is_rewound_read_again_and_nothing_skipped() -> None:
+    log: list[str] = []
+    consumer = FakeConsumer([b"a", b"b", b"c"], log)
+    refusing = FakeProducer(log, error=KafkaTimeoutError("no ack"))
+    taking = FakeProducer(log)
+    handler = Upper()
+    loop, pauses = a_loop(consumer, Producers(refusing, taking), handler)
+
+    loop.step()  # refused: nothing committed, rewound to the batch's first record
+    assert consumer.committed == 0 and consumer.position == 0
+    assert handler.refusals == 1 and handler.committed_values == []
+    loop.step()
+    loop.step()
+
+    assert log == ["seek 0", "ack A", "ack B", "commit 2", "ack C", "commit 3"]
+    assert [value for _, _, value in taking.sent] == [b"A", b"B", b"C"]
+    assert handler.committed_values == [b"a", b"b", b"c"]
+    assert pauses == [2.0]
+
+
+def test_a_producer_that_failed_is_closed_within_a_bound_and_replaced() -> None:
+    log: list[str] = []
+    consumer = FakeConsumer([b"a", b"b"], log)
+    fatal = FakeProducer(log, error=KafkaTimeoutError("fenced"))
+    fresh = FakeProducer(log)
+    producers = Producers(fatal, fresh)
+    loop, _ = a_loop(consumer, producers)
+
+    loop.step()
+    loop.step()
+
+    assert producers.made == [fatal, fresh]
+    assert fatal.closed_with is not None and fatal.closed_with > 0
+    assert consumer.committed == 2
+
+
+def test_while_kafka_keeps_refusing_the_pause_grows_and_a_success_resets_it() -> None:
+    log: list[str] = []
+    consumer = FakeConsumer([b"a"], log)
+    refusals = [FakeProducer(log, error=KafkaTimeoutError("no ack")) for _ in range(3)]
+    taking = FakeProducer(log)
+    loop, pauses = a_loop(consumer, Producers(*refusals, taking))
+
+    for _ in range(4):
+        loop.step()
+    assert pauses == [2.0, 4.0, 8.0]
+    assert consumer.committed == 1
+
+    consumer.records.append(Consumed("in", 0, 1, b"b"))
+    taking.error = KafkaTimeoutError("no ack")
+    loop.step()
+    assert pauses == [2.0, 4.0, 8.0, 2.0]
+
+
+def test_no_broker_for_a_new_producer_is_a_refused_batch_too() -> None:
+    log: list[str] = []
+    consumer = FakeConsumer([b"a"], log)
+    made: list[FakeProducer] = []
+
+    def new_producer() -> FakeProducer:
+        if not made:
+            made.append(FakeProducer(log))
+            raise KafkaConnectionError("no broker answers")
+        return made[0]
+
+    pauses: list[float] = []
+    loop = ConsumeLoop("test", consumer, Upper(), new_producer, sleep=pauses.append)
+    loop.step()
+    loop.step()
+
+    assert log == ["seek 0", "ack A", "commit 1"]
+
+
+def test_an_error_that_is_not_kafka_s_ends_the_loop_without_a_commit() -> None:
+    class Broken(Upper):
+        def outputs(self, records: Sequence[Any]) -> list[Record]:
+            raise OSError("relay unreachable")
+
+    log: list[str] = []
+    consumer = FakeConsumer([b"a"], log)
+    loop, _ = a_loop(consumer, Producers(FakeProducer(log)), Broken())
+
+    class Never:
+        requested = False
+
+    with pytest.raises(OSError):
+        loop.run(Never())
+    assert consumer.committed == 0 and consumer.closed
