@@ -21,6 +21,8 @@ from engine.kafka.admin import TopicAction, provision
 from engine.settings import Settings
 
 COMPONENTS = ("smtp", "mail-parser", "api", "processor", "sla", "entitlements", "snmp")
+# Run as well when ENGINE_NOTIFY_RELAY names an SMTP relay.
+RELAY_COMPONENTS = ("notifier",)
 MAX_BACKOFF_SECONDS = 30.0
 STOP_GRACE_SECONDS = 20.0
 
@@ -84,7 +86,7 @@ def run_up(settings: Settings) -> int:
     print(f"up: topics ready ({created} created, {len(outcomes) - created} existing)", flush=True)
 
     env = {**os.environ, "ENGINE_BOOTSTRAP_SERVERS": settings.kafka_bootstrap}
-    names = [*COMPONENTS, *(("notifier",) if settings.notify_relay else ())]
+    names = [*COMPONENTS, *(RELAY_COMPONENTS if settings.notify_relay else ())]
     components = [Component(name, env) for name in names]
     stopping = False
 

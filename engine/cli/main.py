@@ -417,8 +417,11 @@ def build_parser() -> argparse.ArgumentParser:
     command(
         "up",
         cmd_up,
-        "Start the local broker (unless --bootstrap-servers), provision topics, run the "
-        "SMTP ingestor, the processor and the HTTP API until Ctrl-C.",
+        "Start the local broker (unless --bootstrap-servers), provision the topics, then run "
+        "each component as its own process until Ctrl-C, restarting one that dies: smtp (the "
+        "SMTP ingestor), mail-parser, api (the HTTP API), processor (triage), sla (the SLA "
+        "worker), entitlements (the support-hours ledger), snmp (the SNMP receiver), and "
+        "notifier when ENGINE_NOTIFY_RELAY is set.",
     )
     return parser
 
