@@ -159,11 +159,13 @@ def _declared_topics(partitions: int, replication_factor: int) -> tuple[TopicSpe
     return (
         ticket_topic(
             TICKET_EVENTS,
-            "Raw facts from every channel (e-mail, SNMP, chat, phone), keyed by ticket id",
+            "Raw facts from every channel (e-mail, SNMP, chat, phone) and agents' activity "
+            "(API, entitlements ledger), keyed by ticket id",
             EmailReceived,
             TrapReceived,
             ChatMessageReceived,
             PhoneCallLogged,
+            TicketActivity,
         ),
         TopicSpec(
             MAIL_SPOOL,
