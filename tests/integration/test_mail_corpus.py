@@ -321,7 +321,7 @@ class Corpus:
 
     def processed(self, record: Record) -> bool:
         """The processor committed past this ticket event (it commits after its effects)."""
-        group = self.engine.env["ENGINE_APP_ID"]
+        group = self.topic_prefix + self.engine.env["ENGINE_APP_ID"]  # as Settings prefixes it
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
         try:
             offsets = admin.list_group_offsets({group: None}).get(group, {})
