@@ -45,7 +45,7 @@ from engine.contract import (
 from engine.contract.identity import chat_ticket_id, event_id, phone_ticket_id
 from engine.contract.topics import TICKET_EVENTS
 from engine.errors import PublishError
-from engine.triage.activity import InvalidTransition, apply_activity
+from engine.triage.activity import InvalidTransitionError, apply_activity
 
 CONVERSATION_ID: TypeAdapter[str] = TypeAdapter(ConversationId)
 TICKET_ID: TypeAdapter[str] = TypeAdapter(TicketId)
@@ -141,7 +141,7 @@ async def post_activity(request: web.Request) -> web.Response:
     now = context.clock.now()
     try:
         apply_activity(ticket, activity, now)
-    except InvalidTransition as refusal:
+    except InvalidTransitionError as refusal:
         raise ApiError(409, str(refusal)) from None
     record = TicketActivity(
         event_id=event_id("ticket.activity", f"{ticket_id}:{given.activity_id}"),

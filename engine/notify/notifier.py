@@ -25,6 +25,7 @@ from engine.clock import SystemClock
 from engine.contract import TicketActivity, TicketRouted, parse_record, to_json
 from engine.contract.customers import CustomerDirectory, load_directory
 from engine.contract.topics import DEAD_LETTERS, TICKET_ACTIVITY, TIER_TOPICS
+from engine.errors import EngineError
 from engine.kafka.deadletter import dead_letter
 from engine.notify.notices import Notice, acknowledgement, update
 from engine.process import StopSignal
@@ -38,7 +39,7 @@ MAX_BACKOFF_SECONDS = 60.0
 NOTICES = Counter("ticketing_notices_total", "Customer notices, by outcome", ["kind", "outcome"])
 
 
-class PermanentRefusal(Exception):
+class NoticeRefusedError(EngineError):
     """The relay refused the notice for good (5xx)."""
 
 
@@ -51,7 +52,7 @@ def deliver(
     """Hand the notice to the relay; returns the number of attempts it took.
 
     Retries 4xx answers and connection failures with exponential backoff; raises
-    PermanentRefusal on a 5xx, and the last error when the attempts run out."""
+    NoticeRefusedError on a 5xx, and the last error when the attempts run out."""
     host, _, port = relay.rpartition(":")
     for attempt in range(1, attempts + 1):
         try:
@@ -61,11 +62,11 @@ def deliver(
         except smtplib.SMTPRecipientsRefused as error:
             code = min(code for code, _ in error.recipients.values())
             if code >= 500:
-                raise PermanentRefusal(f"{code} for {notice.to}") from error
+                raise NoticeRefusedError(f"{code} for {notice.to}") from error
             failure: Exception = error
         except smtplib.SMTPResponseException as error:
             if error.smtp_code >= 500:
-                raise PermanentRefusal(f"{error.smtp_code} {error.smtp_error!r}") from error
+                raise NoticeRefusedError(f"{error.smtp_code} {error.smtp_error!r}") from error
             failure = error
         except (OSError, smtplib.SMTPException) as error:
             failure = error
@@ -131,7 +132,7 @@ def _notify(
     kind = notice.kind
     try:
         deliver(notice, settings.notify_relay)
-    except PermanentRefusal as refusal:
+    except NoticeRefusedError as refusal:
         NOTICES.labels(kind, "refused").inc()
         letter = dead_letter(
             notice.message.as_bytes(), reason=f"relay refused the notice: {refusal}",
