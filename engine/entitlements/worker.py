@@ -51,7 +51,7 @@ from engine.entitlements.ledger import (
 )
 from engine.errors import describe_validation
 from engine.kafka.deadletter import dead_letter
-from engine.process import StopSignal
+from engine.process import StopSignal, configure_logging
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ def _send(producer: KafkaProducer, outputs: Iterable[Output]) -> None:
 
 
 def run_ledger(settings: Settings, clock: Clock | None = None) -> None:
-    logging.basicConfig(level=settings.log_level.replace("WARN", "WARNING"))
+    configure_logging(settings)
     bootstrap = settings.kafka_bootstrap
     ledger = Ledger(
         read_balances(bootstrap), load_directory(settings.customers_file),

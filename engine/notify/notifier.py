@@ -28,7 +28,7 @@ from engine.contract.topics import DEAD_LETTERS, TICKET_ACTIVITY, TIER_TOPICS
 from engine.errors import EngineError
 from engine.kafka.deadletter import dead_letter
 from engine.notify.notices import Notice, acknowledgement, update
-from engine.process import StopSignal
+from engine.process import StopSignal, configure_logging
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def notice_for(value: bytes, directory: CustomerDirectory, settings: Settings) -
 
 
 def run_notifier(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.replace("WARN", "WARNING"))
+    configure_logging(settings)
     directory = load_directory(settings.customers_file)
     consumer = KafkaConsumer(
         *TIER_TOPICS.values(),

@@ -48,6 +48,7 @@ from engine.contract.topics import DEAD_LETTERS, SLA_ALERTS, SLA_CLOCKS, TICKET_
 from engine.errors import field_path
 from engine.kafka.deadletter import dead_letter
 from engine.kafka.faust_app import engine_app, raw_topic
+from engine.process import configure_logging
 from engine.settings import Settings
 from engine.sla.alerts import alert_record, next_alert, progress_of, step
 from engine.sla.calendars import CalendarError, Calendars, ZonedCalendar, load_calendars
@@ -395,10 +396,11 @@ def build_worker(settings: Settings, clock: Clock | None = None) -> SlaWorker:
 
 
 def run_sla_worker(settings: Settings) -> None:
+    configure_logging(settings)
     worker_app = build_worker(settings)
     port = metrics.serve_metrics(settings.sla_metrics_port, settings.metrics_host)
     print(f"sla: timing update obligations from {TICKET_STATE}, alerts on {SLA_ALERTS}; "
           f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
-    worker = faust.Worker(worker_app.app, loglevel=settings.log_level, quiet=True)
+    worker = faust.Worker(worker_app.app, quiet=True, override_logging=False)
     worker.spinner = None
     worker.execute_from_commandline()

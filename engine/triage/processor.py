@@ -40,6 +40,7 @@ from engine.entitlements.follower import BalancesFollower
 from engine.errors import field_path
 from engine.kafka.deadletter import dead_letter
 from engine.kafka.faust_app import engine_app, raw_topic, run_from_start
+from engine.process import configure_logging
 from engine.rules.ruleset import RuleSet, load_ruleset
 from engine.settings import Settings
 from engine.triage.rules_feed import RulesFollower
@@ -289,10 +290,11 @@ def build_processor(settings: Settings, clock: Clock | None = None) -> Processor
 
 
 def run_processor(settings: Settings) -> None:
+    configure_logging(settings)
     processor = build_processor(settings)
     port = metrics.serve_metrics(settings.processor_metrics_port, settings.metrics_host)
     print(f"processor: consuming {TICKET_EVENTS} on {settings.kafka_bootstrap}; "
           f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
-    worker = faust.Worker(processor.app, loglevel=settings.log_level, quiet=True)
+    worker = faust.Worker(processor.app, quiet=True, override_logging=False)
     worker.spinner = None
     worker.execute_from_commandline()
