@@ -55,6 +55,11 @@ def _route_name(request: web.Request) -> str:
     return info.canonical if info is not None else "unmatched"
 
 
+def _method_name(request: web.Request) -> str:
+    """HTTP's own methods by name, any extension method as ``other`` (bounded, for metrics)."""
+    return request.method if request.method in hdrs.METH_ALL else "other"
+
+
 @web.middleware
 async def answer_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.monotonic()
@@ -74,7 +79,7 @@ async def answer_errors(request: web.Request, handler: Handler) -> web.StreamRes
         log.exception("%s %s failed", request.method, _route_name(request))
         response = ApiError(500, "internal error").response()
     route = _route_name(request)
-    metrics.API_REQUESTS.labels(request.method, route, str(response.status)).inc()
+    metrics.API_REQUESTS.labels(_method_name(request), route, str(response.status)).inc()
     integration = request.get(INTEGRATION)
     log.info(
         "%s %s %d %.1fms %s", request.method, route, response.status,
