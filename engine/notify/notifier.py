@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 
 from kafka import KafkaConsumer, KafkaProducer
-from prometheus_client import Counter
 from pydantic import ValidationError
 
 from engine import metrics
@@ -27,6 +26,7 @@ from engine.contract.customers import CustomerDirectory, load_directory
 from engine.contract.topics import DEAD_LETTERS, TICKET_ACTIVITY, TIER_TOPICS
 from engine.errors import EngineError
 from engine.kafka.deadletter import dead_letter
+from engine.metrics import NoticeKind, NoticeOutcome
 from engine.notify.notices import Notice, acknowledgement, update
 from engine.process import StopSignal, configure_logging
 from engine.settings import Settings
@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 SOURCE = "engine.notifier"
 MAX_ATTEMPTS = 8
 MAX_BACKOFF_SECONDS = 60.0
-
-NOTICES = Counter("ticketing_notices_total", "Customer notices, by outcome", ["kind", "outcome"])
 
 
 class NoticeRefusedError(EngineError):
@@ -133,7 +131,7 @@ def _notify(
     try:
         deliver(notice, settings.notify_relay)
     except NoticeRefusedError as refusal:
-        NOTICES.labels(kind, "refused").inc()
+        metrics.NOTICES.labels(NoticeKind(kind), NoticeOutcome.REFUSED).inc()
         letter = dead_letter(
             notice.message.as_bytes(), reason=f"relay refused the notice: {refusal}",
             field=None, origin="notifier", source=SOURCE, now=SystemClock().now(),
@@ -141,4 +139,4 @@ def _notify(
         producer.send(DEAD_LETTERS, key=letter.data.payload_sha256.encode(),
                       value=to_json(letter)).get(timeout=30)  # fmt: skip
         return
-    NOTICES.labels(kind, "sent").inc()
+    metrics.NOTICES.labels(NoticeKind(kind), NoticeOutcome.SENT).inc()

@@ -27,7 +27,6 @@ from typing import Any, cast
 
 import faust
 from aiokafka.errors import KafkaError
-from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
 from engine import metrics
@@ -48,6 +47,7 @@ from engine.contract.topics import DEAD_LETTERS, SLA_ALERTS, SLA_CLOCKS, TICKET_
 from engine.errors import field_path
 from engine.kafka.deadletter import dead_letter
 from engine.kafka.faust_app import engine_app, raw_topic
+from engine.metrics import SlaObligation
 from engine.process import configure_logging
 from engine.settings import Settings
 from engine.sla.alerts import alert_record, next_alert, progress_of, step
@@ -70,14 +70,6 @@ log = logging.getLogger(__name__)
 SOURCE = "engine.sla"
 SESSION_TIMEOUT_SECONDS = 10.0
 REBUILD_YIELD_EVERY = 10_000
-
-ALERTS = Counter("ticketing_sla_alerts_total", "SLA alerts emitted", ["kind", "obligation"])
-ARMED = Gauge("ticketing_sla_armed_obligations", "Armed obligations in the owned partitions")
-OWNED = Gauge("ticketing_sla_assigned_partitions", "Partitions of tickets.state.v1 owned")
-ROWS = Gauge("ticketing_sla_table_rows", "Rows of the sla-clocks table held in memory")
-ROWS_DELETED = Counter(
-    "ticketing_sla_rows_deleted_total", "Rows of resolved tickets deleted (tombstones)"
-)
 
 
 def index_entry(raw: bytes) -> tuple[int, str, datetime | None]:
@@ -170,13 +162,13 @@ class SlaWorker:
         pending = await self.clocks_topic.send(key=ticket_id.encode(), value=None)
         self.clocks.data.pop(ticket_id.encode(), None)
         self.index.cancel(partition, ticket_id)
-        ROWS_DELETED.inc()
+        metrics.SLA_ROWS_DELETED.inc()
         self._count()
         return pending
 
     def _count(self) -> None:
-        ROWS.set(len(self.clocks.data))
-        ARMED.set(len(self.index))
+        metrics.SLA_ROWS.set(len(self.clocks.data))
+        metrics.SLA_ARMED.set(len(self.index))
 
     async def _rebuild_index(self) -> None:
         owned = {
@@ -202,7 +194,7 @@ class SlaWorker:
             self.clocks.data.pop(key, None)
         for partition, found in entries.items():
             self.index.assign(partition, found)
-        OWNED.set(len(owned))
+        metrics.SLA_PARTITIONS.set(len(owned))
         self._count()
         self.ready = True
         log.info("sla: owns partitions %s, %d armed obligations, %d table rows",
@@ -370,7 +362,7 @@ class SlaWorker:
             key=plan.clock.ticket_id.encode(), value=to_json(plan.alert)
         )
         data = plan.alert.data
-        ALERTS.labels(plan.alert.kind.value, data.obligation).inc()
+        metrics.SLA_ALERTS_EMITTED.labels(plan.alert.kind, SlaObligation(data.obligation)).inc()
         log.info("sla: %s %s repeat %d", plan.alert.kind, data.dedup_key, data.repeat)
         return future
 
