@@ -1,10 +1,33 @@
-"""The engine's exceptions.
+"""The engine's exceptions: one tree, so ``except EngineError`` catches every refusal
+the engine means (the CLI prints it as one line; anything else is a bug and a traceback).
+
+Each error lives beside the code that raises it (the module in brackets) and derives from
+EngineError; tests/unit/test_errors.py keeps this drawing and the code in agreement.
 
 EngineError
- ├── BrokerError          the local broker cannot be fetched, started or stopped
- ├── ProvisioningError    topics cannot be created or differ from the contract
- ├── RulesError           a rule set fails validation (names file, line and path)
- └── PublishError         Kafka did not acknowledge a record in time
+ ├── BrokerError               the local broker cannot be fetched, started or stopped
+ ├── ProvisioningError         topics cannot be created or differ from the contract
+ ├── PublishError              Kafka did not acknowledge a record in time
+ ├── RulesError                a rule set fails validation (names file, line and path)
+ ├── CustomerDirectoryError    [contract.customers] the customer directory is not valid
+ ├── InvalidTransitionError    [triage.activity] an activity cannot apply to the ticket
+ ├── CalendarError             [sla.calendars] an SLA calendar or time zone is not valid
+ ├── ApiError                  [api.context] an HTTP refusal: status, body and headers
+ ├── ApiSecurityError          [api.security] the API token file is not valid
+ ├── SmtpSecurityError         [ingest.mail.security] SMTP users or TLS files are not valid
+ ├── EmailParseError           [ingest.mail.parse] a mail the parser cannot read (*)
+ ├── NotificationError         [ingest.snmp.trap_event] a trap that cannot be an event (*)
+ ├── BerError                  [ingest.snmp.fastpath] not a v2c notification it reads
+ ├── MibError                  [ingest.snmp.mibs] a MIB directory or module cannot load
+ ├── SnmpUsersError            [ingest.snmp.users] the SNMPv3 users file is not valid
+ ├── DeviceDirectoryError      [ingest.snmp.devices] the device directory is not valid
+ ├── SpoolError                [ingest.snmp.spool] the trap spool directory is unusable
+ ├── UnknownTopicError         [kafka.follower] a followed topic is not provisioned (retried)
+ └── NoticeRefusedError        [notify.notifier] the relay refused a notice for good (5xx)
+
+(*) also a ValueError (``class EmailParseError(EngineError, ValueError)``): they report
+bad input, which callers of a parser catch as ValueError; their ``except ValueError``
+clauses keep working.
 """
 
 from pydantic import ValidationError

@@ -1,8 +1,75 @@
-"""Prometheus metrics. Label values are bounded: never a ticket id, address or subject."""
+"""Prometheus metrics: every metric of the engine is declared here, and nowhere else.
+
+Label values are bounded: never a ticket id, address or subject. Each label takes the
+members of one enum, declared beside its metric (or the contract's own enum, such as
+Tier), and ``LABELS`` at the end binds every label of every metric to its enum;
+tests/unit/test_metrics.py checks both rules. Pass enum members to ``.labels()``: a
+StrEnum is exposed as its value.
+"""
 
 from __future__ import annotations
 
+from enum import Enum, StrEnum
+from http import HTTPStatus
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics import MetricWrapperBase
+
+from engine.contract import EventKind, Priority, SpecialRoute, Tier
+
+
+class IngestSource(StrEnum):
+    """Where an input came in: the ingestor (e-mail, SNMP) or the API route."""
+
+    EMAIL = "email"
+    SNMP = "snmp"
+    CHAT = "chat"
+    PHONE = "phone"
+    ACTIVITY = "activity"
+
+
+class IngestOutcome(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    SPOOLED = "spooled"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class IngestReason(StrEnum):
+    """Why an input was rejected or spooled; for an accepted SNMP input, its PDU type."""
+
+    NONE = ""
+    TRAP = "trap"
+    INFORM = "inform"
+    # both ingestors
+    KAFKA_UNAVAILABLE = "kafka_unavailable"
+    INTERNAL_ERROR = "internal_error"
+    # SMTP
+    RATE_LIMITED = "rate_limited"
+    RELAY_DENIED = "relay_denied"
+    HEADER_TOO_LARGE = "header_too_large"
+    ARCHIVE_UNAVAILABLE = "archive_unavailable"
+    # SNMP: the receiver's own refusals
+    OVERLOADED = "overloaded"
+    UNUSABLE = "unusable"
+    AUTH_PRIV_REQUIRED = "auth_priv_required"
+    SECURITY_LEVEL_TOO_LOW = "security_level_too_low"
+    BEHIND_SPOOL = "behind_spool"
+    SPOOL_FULL = "spool_full"
+    SPOOL_WRITE_ERROR = "spool_write_error"
+    # SNMP: pysnmp's refusal counters (pysnmp_adapter.ENGINE_COUNTERS)
+    BAD_COMMUNITY = "bad_community"
+    BAD_VERSION = "bad_version"
+    MALFORMED = "malformed"
+    INVALID_MESSAGE = "invalid_message"
+    UNKNOWN_SECURITY_MODEL = "unknown_security_model"
+    UNKNOWN_USER = "unknown_user"
+    WRONG_DIGEST = "wrong_digest"
+    UNSUPPORTED_SECURITY_LEVEL = "unsupported_security_level"
+    DECRYPTION_ERROR = "decryption_error"
+    UNKNOWN_ENGINE_ID = "unknown_engine_id"
+    NOT_IN_TIME_WINDOW = "not_in_time_window"
+
 
 EVENTS_INGESTED = Counter(
     "ticketing_events_ingested_total",
@@ -15,6 +82,13 @@ INGEST_ACK_SECONDS = Histogram(
     ["source"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+
+
+class MailOutcome(StrEnum):
+    PARSED = "parsed"
+    DEAD_LETTERED = "dead_lettered"
+
+
 MAILS_PARSED = Counter(
     "ticketing_mails_parsed_total",
     "Spooled mails the mail parser read, by outcome (parsed, dead_lettered)",
@@ -39,6 +113,16 @@ SPECIAL_ROUTES = Counter(
     "Tickets sent to a special route",
     ["route"],
 )
+
+
+class ProcessorOutcome(StrEnum):
+    PROCESSED = "processed"
+    SUPPRESSED = "suppressed"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"
+    DEAD_LETTERED = "dead_lettered"
+
+
 EVENTS_PROCESSED = Counter(
     "ticketing_processor_events_total",
     "Ticket events seen by the processor, by outcome",
@@ -57,6 +141,34 @@ INGEST_TO_ROUTED_SECONDS = Histogram(
     "Time from an event's ingestion to its ticket being routed",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
+
+
+class ApiMethod(StrEnum):
+    GET = "GET"
+    HEAD = "HEAD"
+    POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+    OPTIONS = "OPTIONS"
+    CONNECT = "CONNECT"
+    TRACE = "TRACE"
+    OTHER = "other"  # an extension method (WebDAV's and the like)
+
+
+class ApiRoute(StrEnum):
+    """The API's route templates (engine.api.app registers exactly these)."""
+
+    CHAT_MESSAGES = "/chat/conversations/{conversation_id}/messages"
+    CHAT_SOCKET = "/chat/conversations/{conversation_id}/ws"
+    PHONE_CALLS = "/phone/calls"
+    TICKET_ACTIVITY = "/tickets/{ticket_id}/activity"
+    TICKET = "/tickets/{ticket_id}"
+    TICKETS = "/tickets"
+    HEALTH = "/health"
+    OPENAPI = "/openapi.json"
+    UNMATCHED = "unmatched"
+
 
 API_REQUESTS = Counter(
     "ticketing_api_requests_total",
@@ -84,6 +196,15 @@ SNMP_RECEIVE_BUFFER_BYTES = Gauge(
     "ticketing_snmp_receive_buffer_bytes",
     "The SNMP receiver socket's receive buffer as the kernel granted it (SO_RCVBUF)",
 )
+
+
+class HoldReason(StrEnum):
+    """Why the SNMP receiver spooled an event instead of publishing it."""
+
+    KAFKA_UNAVAILABLE = "kafka_unavailable"
+    BEHIND_SPOOL = "behind_spool"
+
+
 SNMP_SPOOLED = Counter(
     "ticketing_snmp_spooled_total",
     "trap.received events written to the local trap spool, by why (kafka_unavailable: "
@@ -94,6 +215,14 @@ SNMP_SPOOL_REPLAYED = Counter(
     "ticketing_snmp_spool_replayed_total",
     "Spooled trap.received events Kafka acknowledged, then removed from the spool",
 )
+
+
+class SpoolDropReason(StrEnum):
+    FULL = "full"
+    WRITE_ERROR = "write_error"
+    TORN = "torn"
+
+
 SNMP_SPOOL_DROPPED = Counter(
     "ticketing_snmp_spool_dropped_total",
     "trap.received events lost to the spool, by reason (full: over ENGINE_SNMP_SPOOL_MAX_BYTES, "
@@ -108,3 +237,56 @@ SNMP_SPOOL_BYTES = Gauge(
     "ticketing_snmp_spool_bytes",
     "Bytes of the local trap spool's segment files",
 )
+
+
+class NoticeKind(StrEnum):
+    ACKNOWLEDGEMENT = "acknowledgement"
+    UPDATE = "update"
+
+
+class NoticeOutcome(StrEnum):
+    SENT = "sent"
+    REFUSED = "refused"
+
+
+NOTICES = Counter("ticketing_notices_total", "Customer notices, by outcome", ["kind", "outcome"])
+
+WITHOUT_HOURS = Gauge(
+    "ticketing_customers_without_hours",
+    "Customers with a metered balance and no support hours left, as the processor knows",
+)
+
+
+class SlaObligation(StrEnum):
+    """The update obligations (sla.obligations.obligation_name: one per priority)."""
+
+    UPD_P1 = "UPD-P1"
+    UPD_P2 = "UPD-P2"
+    UPD_P3 = "UPD-P3"
+    UPD_P4 = "UPD-P4"
+
+
+SLA_ALERTS_EMITTED = Counter(
+    "ticketing_sla_alerts_total", "SLA alerts emitted", ["kind", "obligation"]
+)
+SLA_ARMED = Gauge("ticketing_sla_armed_obligations", "Armed obligations in the owned partitions")
+SLA_PARTITIONS = Gauge("ticketing_sla_assigned_partitions", "Partitions of tickets.state.v1 owned")
+SLA_ROWS = Gauge("ticketing_sla_table_rows", "Rows of the sla-clocks table held in memory")
+SLA_ROWS_DELETED = Counter(
+    "ticketing_sla_rows_deleted_total", "Rows of resolved tickets deleted (tombstones)"
+)
+
+# Every label of every metric above, with the enum its values come from (in label order).
+LABELS: dict[MetricWrapperBase, dict[str, type[Enum]]] = {
+    EVENTS_INGESTED: {"source": IngestSource, "outcome": IngestOutcome, "reason": IngestReason},
+    INGEST_ACK_SECONDS: {"source": IngestSource},
+    MAILS_PARSED: {"outcome": MailOutcome},
+    TICKETS_ROUTED: {"tier": Tier, "priority": Priority},
+    SPECIAL_ROUTES: {"route": SpecialRoute},
+    EVENTS_PROCESSED: {"outcome": ProcessorOutcome},
+    API_REQUESTS: {"method": ApiMethod, "route": ApiRoute, "status": HTTPStatus},
+    SNMP_SPOOLED: {"reason": HoldReason},
+    SNMP_SPOOL_DROPPED: {"reason": SpoolDropReason},
+    NOTICES: {"kind": NoticeKind, "outcome": NoticeOutcome},
+    SLA_ALERTS_EMITTED: {"kind": EventKind, "obligation": SlaObligation},
+}

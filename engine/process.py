@@ -15,8 +15,12 @@ LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
 
 
 def configure_logging(settings: Settings) -> None:
-    level = {"WARN": logging.WARNING}.get(settings.log_level, settings.log_level)
-    logging.basicConfig(level=level, format=LOG_FORMAT)
+    """The one log setup of every process (``engine smtp``, ``processor``, ``up``...):
+    records at ``settings.log_level`` (ENGINE_LOG_LEVEL) and above, in one format, on
+    stderr. It replaces whatever handlers an import installed; the faust workers are
+    started with ``override_logging=False`` so that faust keeps this setup."""
+    level = logging.WARNING if settings.log_level == "WARN" else settings.log_level
+    logging.basicConfig(level=level, format=LOG_FORMAT, force=True)
 
 
 def run_until_signalled(service: Callable[[asyncio.Event], Awaitable[None]]) -> None:

@@ -18,6 +18,7 @@ from types import FrameType
 from engine.contract.topics import declared_topics
 from engine.kafka import broker
 from engine.kafka.admin import TopicAction, provision
+from engine.process import configure_logging
 from engine.settings import Settings
 
 COMPONENTS = ("smtp", "mail-parser", "api", "processor", "sla", "entitlements", "snmp")
@@ -72,6 +73,7 @@ class Component:
 
 
 def run_up(settings: Settings) -> int:
+    configure_logging(settings)
     started_broker = False
     if settings.uses_local_broker:
         print(f"up: {broker.start(settings)}", flush=True)

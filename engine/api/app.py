@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from http import HTTPStatus
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
@@ -32,27 +33,33 @@ from engine.api.openapi import openapi_document
 from engine.api.reads import get_ticket, health, list_tickets
 from engine.api.security import Integration
 from engine.api.writes import post_activity, post_chat_message, post_phone_call
+from engine.metrics import ApiMethod, ApiRoute
 
 log = logging.getLogger("engine.api.access")
 
 ROUTES = (
-    ("POST", "/chat/conversations/{conversation_id}/messages", post_chat_message),
-    ("GET", "/chat/conversations/{conversation_id}/ws", chat_websocket),
-    ("POST", "/phone/calls", post_phone_call),
-    ("POST", "/tickets/{ticket_id}/activity", post_activity),
-    ("GET", "/tickets/{ticket_id}", get_ticket),
-    ("GET", "/tickets", list_tickets),
-    ("GET", "/health", health),
+    ("POST", ApiRoute.CHAT_MESSAGES, post_chat_message),
+    ("GET", ApiRoute.CHAT_SOCKET, chat_websocket),
+    ("POST", ApiRoute.PHONE_CALLS, post_phone_call),
+    ("POST", ApiRoute.TICKET_ACTIVITY, post_activity),
+    ("GET", ApiRoute.TICKET, get_ticket),
+    ("GET", ApiRoute.TICKETS, list_tickets),
+    ("GET", ApiRoute.HEALTH, health),
 )
 CORS_HEADERS = "Authorization, Content-Type"
 # What aiohttp's own refusals (404, 405) say besides their text.
 KEPT_HEADERS = frozenset({hdrs.ALLOW, hdrs.RETRY_AFTER})
 
 
-def _route_name(request: web.Request) -> str:
+def _route_name(request: web.Request) -> ApiRoute:
     """The route's template (bounded, for logs and metrics), never the concrete path."""
     info = request.match_info.route.resource
-    return info.canonical if info is not None else "unmatched"
+    return ApiRoute(info.canonical) if info is not None else ApiRoute.UNMATCHED
+
+
+def _method_name(request: web.Request) -> ApiMethod:
+    """HTTP's own methods by name, any extension method as ``other`` (bounded, for metrics)."""
+    return ApiMethod(request.method) if request.method in hdrs.METH_ALL else ApiMethod.OTHER
 
 
 @web.middleware
@@ -74,7 +81,7 @@ async def answer_errors(request: web.Request, handler: Handler) -> web.StreamRes
         log.exception("%s %s failed", request.method, _route_name(request))
         response = ApiError(500, "internal error").response()
     route = _route_name(request)
-    metrics.API_REQUESTS.labels(request.method, route, str(response.status)).inc()
+    metrics.API_REQUESTS.labels(_method_name(request), route, HTTPStatus(response.status)).inc()
     integration = request.get(INTEGRATION)
     log.info(
         "%s %s %d %.1fms %s", request.method, route, response.status,
@@ -171,5 +178,5 @@ def build_app(context: ApiContext, hub: ChatHub) -> web.Application:
     app[OPENAPI] = openapi_document()
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
-    app.router.add_get("/openapi.json", serve_openapi)
+    app.router.add_get(ApiRoute.OPENAPI, serve_openapi)
     return app

@@ -14,7 +14,7 @@ from engine.api.contract import ErrorBody, Problem
 from engine.api.security import Integration, RateLimiter, Scope, TokenVerifier
 from engine.api.view import TicketView
 from engine.clock import Clock
-from engine.errors import field_path
+from engine.errors import EngineError, field_path
 from engine.kafka.publisher import Publisher
 
 RETRY_AFTER_SECONDS = 5
@@ -49,7 +49,7 @@ def integration_of(request: web.Request) -> Integration:
     return request[INTEGRATION]
 
 
-class ApiError(Exception):
+class ApiError(EngineError):
     """A refusal: its status, what is wrong, and where (``problems``)."""
 
     def __init__(

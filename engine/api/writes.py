@@ -45,24 +45,29 @@ from engine.contract import (
 from engine.contract.identity import chat_ticket_id, event_id, phone_ticket_id
 from engine.contract.topics import TICKET_EVENTS
 from engine.errors import PublishError
-from engine.triage.activity import InvalidTransition, apply_activity
+from engine.metrics import IngestOutcome, IngestReason, IngestSource
+from engine.triage.activity import InvalidTransitionError, apply_activity
 
 CONVERSATION_ID: TypeAdapter[str] = TypeAdapter(ConversationId)
 TICKET_ID: TypeAdapter[str] = TypeAdapter(TicketId)
 
 
-async def publish(context: ApiContext, ticket_id: str, record: Envelope, source: str) -> Accepted:
+async def publish(
+    context: ApiContext, ticket_id: str, record: Envelope, source: IngestSource
+) -> Accepted:
     """Put the event on Kafka, keyed by its ticket; raises a 503 ApiError when Kafka does
     not acknowledge it in time."""
     received = context.clock.now()
     try:
         await context.publisher.publish(TICKET_EVENTS, ticket_id.encode(), to_json(record))
     except PublishError:
-        metrics.EVENTS_INGESTED.labels(source, "rejected", "kafka_unavailable").inc()
+        metrics.EVENTS_INGESTED.labels(
+            source, IngestOutcome.REJECTED, IngestReason.KAFKA_UNAVAILABLE
+        ).inc()
         raise retry_later("the ticket queue is unavailable; retry later") from None
     elapsed = (context.clock.now() - received).total_seconds()
     metrics.INGEST_ACK_SECONDS.labels(source).observe(max(0.0, elapsed))
-    metrics.EVENTS_INGESTED.labels(source, "accepted", "").inc()
+    metrics.EVENTS_INGESTED.labels(source, IngestOutcome.ACCEPTED, IngestReason.NONE).inc()
     return Accepted(ticket_id=ticket_id, event_id=record.event_id)
 
 
@@ -86,7 +91,7 @@ async def accept_chat_message(
     context: ApiContext, conversation_id: str, message: ChatMessageIn
 ) -> Accepted:
     record = chat_event(context, conversation_id, message)
-    return await publish(context, chat_ticket_id(conversation_id), record, "chat")
+    return await publish(context, chat_ticket_id(conversation_id), record, IngestSource.CHAT)
 
 
 @requires(Scope.CHAT_WRITE)
@@ -119,7 +124,7 @@ async def post_phone_call(request: web.Request) -> web.Response:
             suggested_priority=call.suggested_priority,
         ),
     )
-    return model_response(await publish(context, ticket_id, record, "phone"), 202)
+    return model_response(await publish(context, ticket_id, record, IngestSource.PHONE), 202)
 
 
 @requires(Scope.ACTIVITY_WRITE)
@@ -141,7 +146,7 @@ async def post_activity(request: web.Request) -> web.Response:
     now = context.clock.now()
     try:
         apply_activity(ticket, activity, now)
-    except InvalidTransition as refusal:
+    except InvalidTransitionError as refusal:
         raise ApiError(409, str(refusal)) from None
     record = TicketActivity(
         event_id=event_id("ticket.activity", f"{ticket_id}:{given.activity_id}"),
@@ -149,4 +154,4 @@ async def post_activity(request: web.Request) -> web.Response:
         source=context.source,
         data=activity,
     )
-    return model_response(await publish(context, ticket_id, record, "activity"), 202)
+    return model_response(await publish(context, ticket_id, record, IngestSource.ACTIVITY), 202)

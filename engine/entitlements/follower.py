@@ -8,17 +8,13 @@ from __future__ import annotations
 import logging
 
 from aiokafka import ConsumerRecord
-from prometheus_client import Gauge
 
+from engine import metrics
 from engine.contract import EntitlementUpdated, parse_record
 from engine.contract.topics import ENTITLEMENT_BALANCES
 from engine.kafka.follower import Follower
 
 log = logging.getLogger(__name__)
-WITHOUT_HOURS = Gauge(
-    "ticketing_customers_without_hours",
-    "Customers with a metered balance and no support hours left, as the processor knows",
-)
 
 
 class BalancesFollower:
@@ -43,7 +39,7 @@ class BalancesFollower:
             return
         if isinstance(record, EntitlementUpdated):
             self.hours_left[record.data.customer_id] = record.data.hours_left
-        WITHOUT_HOURS.set(sum(left <= 0 for left in self.hours_left.values()))
+        metrics.WITHOUT_HOURS.set(sum(left <= 0 for left in self.hours_left.values()))
 
     def _apply_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
         self.apply(record.key, record.value)

@@ -55,7 +55,7 @@ from engine.kafka.consumer import new_consumer
 from engine.kafka.deadletter import dead_letter
 from engine.kafka.loop import BatchHandler, ConsumeLoop
 from engine.kafka.producer import Record, new_producer, publish
-from engine.process import StopSignal
+from engine.process import StopSignal, configure_logging
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class LedgerBatches(BatchHandler):
 
 
 def run_ledger(settings: Settings, clock: Clock | None = None) -> None:
-    logging.basicConfig(level=settings.log_level.replace("WARN", "WARNING"))
+    configure_logging(settings)
     bootstrap = settings.kafka_bootstrap
     ledger = Ledger(
         read_balances(bootstrap), load_directory(settings.customers_file),

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 
 from kafka.consumer.fetcher import ConsumerRecord
-from prometheus_client import Counter
 from pydantic import ValidationError
 
 from engine import metrics
@@ -27,13 +26,15 @@ from engine.clock import SystemClock
 from engine.contract import TicketActivity, TicketRouted, parse_record, to_json
 from engine.contract.customers import CustomerDirectory, load_directory
 from engine.contract.topics import DEAD_LETTERS, TICKET_ACTIVITY, TIER_TOPICS
+from engine.errors import EngineError
 from engine.kafka.consumer import new_consumer
 from engine.kafka.deadletter import dead_letter
 from engine.kafka.loop import BatchHandler, ConsumeLoop
 from engine.kafka.producer import Record, new_producer
 from engine.kafka.retry import Backoff, Draw
+from engine.metrics import NoticeKind, NoticeOutcome
 from engine.notify.notices import Notice, acknowledgement, update
-from engine.process import StopSignal
+from engine.process import StopSignal, configure_logging
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,8 @@ SOURCE = "engine.notifier"
 MAX_ATTEMPTS = 8
 RELAY_BACKOFF = Backoff(first_seconds=1.0, max_seconds=60.0)
 
-NOTICES = Counter("ticketing_notices_total", "Customer notices, by outcome", ["kind", "outcome"])
 
-
-class PermanentRefusal(Exception):
+class NoticeRefusedError(EngineError):
     """The relay refused the notice for good (5xx)."""
 
 
@@ -58,7 +57,7 @@ def deliver(
     """Hand the notice to the relay; returns the number of attempts it took.
 
     Retries 4xx answers and connection failures with exponential backoff and jitter;
-    raises PermanentRefusal on a 5xx, and the last error when the attempts run out."""
+    raises NoticeRefusedError on a 5xx, and the last error when the attempts run out."""
     host, _, port = relay.rpartition(":")
     for attempt in range(1, attempts + 1):
         try:
@@ -68,11 +67,11 @@ def deliver(
         except smtplib.SMTPRecipientsRefused as error:
             code = min(code for code, _ in error.recipients.values())
             if code >= 500:
-                raise PermanentRefusal(f"{code} for {notice.to}") from error
+                raise NoticeRefusedError(f"{code} for {notice.to}") from error
             failure: Exception = error
         except smtplib.SMTPResponseException as error:
             if error.smtp_code >= 500:
-                raise PermanentRefusal(f"{error.smtp_code} {error.smtp_error!r}") from error
+                raise NoticeRefusedError(f"{error.smtp_code} {error.smtp_error!r}") from error
             failure = error
         except (OSError, smtplib.SMTPException) as error:
             failure = error
@@ -118,7 +117,7 @@ class _Notifies(BatchHandler):
 
 
 def run_notifier(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.replace("WARN", "WARNING"))
+    configure_logging(settings)
     directory = load_directory(settings.customers_file)
     bootstrap = settings.kafka_bootstrap
     consumer = new_consumer(
@@ -142,12 +141,12 @@ def _notify(value: bytes, directory: CustomerDirectory, settings: Settings) -> R
     kind = notice.kind
     try:
         deliver(notice, settings.notify_relay)
-    except PermanentRefusal as refusal:
-        NOTICES.labels(kind, "refused").inc()
+    except NoticeRefusedError as refusal:
+        metrics.NOTICES.labels(NoticeKind(kind), NoticeOutcome.REFUSED).inc()
         letter = dead_letter(
             notice.message.as_bytes(), reason=f"relay refused the notice: {refusal}",
             field=None, origin="notifier", source=SOURCE, now=SystemClock().now(),
         )  # fmt: skip
         return DEAD_LETTERS, letter.data.payload_sha256.encode(), to_json(letter)
-    NOTICES.labels(kind, "sent").inc()
+    metrics.NOTICES.labels(NoticeKind(kind), NoticeOutcome.SENT).inc()
     return None

@@ -27,7 +27,6 @@ from typing import Any, cast
 
 import faust
 from aiokafka.errors import KafkaError
-from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
 from engine import metrics
@@ -54,6 +53,8 @@ from engine.kafka.watchdog import (
     STALL_CHECK_SECONDS,
     stalled_partitions,
 )
+from engine.metrics import SlaObligation
+from engine.process import configure_logging
 from engine.settings import Settings
 from engine.sla.alerts import alert_record, next_alert, progress_of, step
 from engine.sla.calendars import CalendarError, Calendars, ZonedCalendar, load_calendars
@@ -66,14 +67,6 @@ from engine.sla.timescale import TimeScale
 log = logging.getLogger(__name__)
 SOURCE = "engine.sla"
 REBUILD_YIELD_EVERY = 10_000
-
-ALERTS = Counter("ticketing_sla_alerts_total", "SLA alerts emitted", ["kind", "obligation"])
-ARMED = Gauge("ticketing_sla_armed_obligations", "Armed obligations in the owned partitions")
-OWNED = Gauge("ticketing_sla_assigned_partitions", "Partitions of tickets.state.v1 owned")
-ROWS = Gauge("ticketing_sla_table_rows", "Rows of the sla-clocks table held in memory")
-ROWS_DELETED = Counter(
-    "ticketing_sla_rows_deleted_total", "Rows of resolved tickets deleted (tombstones)"
-)
 
 
 def index_entry(raw: bytes) -> tuple[int, str, datetime | None]:
@@ -162,13 +155,13 @@ class SlaWorker:
         pending = await self.clocks_topic.send(key=ticket_id.encode(), value=None)
         self.clocks.data.pop(ticket_id.encode(), None)
         self.index.cancel(partition, ticket_id)
-        ROWS_DELETED.inc()
+        metrics.SLA_ROWS_DELETED.inc()
         self._count()
         return pending
 
     def _count(self) -> None:
-        ROWS.set(len(self.clocks.data))
-        ARMED.set(len(self.index))
+        metrics.SLA_ROWS.set(len(self.clocks.data))
+        metrics.SLA_ARMED.set(len(self.index))
 
     async def _rebuild_index(self) -> None:
         owned = {
@@ -194,7 +187,7 @@ class SlaWorker:
             self.clocks.data.pop(key, None)
         for partition, found in entries.items():
             self.index.assign(partition, found)
-        OWNED.set(len(owned))
+        metrics.SLA_PARTITIONS.set(len(owned))
         self._count()
         self.ready = True
         log.info("sla: owns partitions %s, %d armed obligations, %d table rows",
@@ -362,7 +355,7 @@ class SlaWorker:
             key=plan.clock.ticket_id.encode(), value=to_json(plan.alert)
         )
         data = plan.alert.data
-        ALERTS.labels(plan.alert.kind.value, data.obligation).inc()
+        metrics.SLA_ALERTS_EMITTED.labels(plan.alert.kind, SlaObligation(data.obligation)).inc()
         log.info("sla: %s %s repeat %d", plan.alert.kind, data.dedup_key, data.repeat)
         return future
 
@@ -388,10 +381,11 @@ def build_worker(settings: Settings, clock: Clock | None = None) -> SlaWorker:
 
 
 def run_sla_worker(settings: Settings) -> None:
+    configure_logging(settings)
     worker_app = build_worker(settings)
     port = metrics.serve_metrics(settings.sla_metrics_port, settings.metrics_host)
     print(f"sla: timing update obligations from {TICKET_STATE}, alerts on {SLA_ALERTS}; "
           f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
-    worker = faust.Worker(worker_app.app, loglevel=settings.log_level, quiet=True)
+    worker = faust.Worker(worker_app.app, quiet=True, override_logging=False)
     worker.spinner = None
     worker.execute_from_commandline()

@@ -21,7 +21,7 @@ from engine.errors import EngineError
 TIER_ORDER: tuple[Tier, ...] = (Tier.L1, Tier.L2, Tier.L3)
 
 
-class InvalidTransition(EngineError):
+class InvalidTransitionError(EngineError):
     """An activity that cannot apply to the ticket as it stands; the reason says why."""
 
 
@@ -31,7 +31,7 @@ def tier_rank(tier: Tier) -> int:
 
 def _require(condition: bool, reason: str) -> None:
     if not condition:
-        raise InvalidTransition(reason)
+        raise InvalidTransitionError(reason)
 
 
 def _refuse_when_resolved(ticket: TicketState, activity: ActivityType) -> None:
@@ -50,7 +50,7 @@ def _with_status(ticket: TicketState, status: TicketStatus, at: datetime) -> dic
 def apply_activity(
     ticket: TicketState | None, activity: TicketActivityData, at: datetime
 ) -> TicketState:
-    """The ticket after ``activity``; raises InvalidTransition naming what is wrong."""
+    """The ticket after ``activity``; raises InvalidTransitionError naming what is wrong."""
     kind = activity.activity
     _require(ticket is not None, f"no ticket {activity.ticket_id}")
     assert ticket is not None

@@ -52,6 +52,8 @@ from engine.kafka.watchdog import (
     STALL_CHECK_SECONDS,
     stalled_partitions,
 )
+from engine.metrics import ProcessorOutcome
+from engine.process import configure_logging
 from engine.rules.ruleset import RuleSet, load_ruleset
 from engine.settings import Settings
 from engine.triage.rules_feed import RulesFollower
@@ -66,7 +68,7 @@ RULES_CATCH_UP_SECONDS = 30.0
 
 @dataclass(frozen=True)
 class _Processed:
-    outcome: str
+    outcome: ProcessorOutcome
     sends: list[Awaitable[Any]] = field(default_factory=list)
     routed: tuple[TicketState, datetime] | None = None
 
@@ -185,9 +187,9 @@ class Processor:
             metrics.EVENTS_PROCESSED.labels(result.outcome).inc()
             if result.routed is not None:
                 ticket, occurred_at = result.routed
-                metrics.TICKETS_ROUTED.labels(ticket.tier.value, ticket.priority.value).inc()
+                metrics.TICKETS_ROUTED.labels(ticket.tier, ticket.priority).inc()
                 for special in ticket.special_routes:
-                    metrics.SPECIAL_ROUTES.labels(special.value).inc()
+                    metrics.SPECIAL_ROUTES.labels(special).inc()
                 latency = (acked_at - occurred_at).total_seconds()
                 metrics.INGEST_TO_ROUTED_SECONDS.observe(max(0.0, latency))
 
@@ -211,16 +213,18 @@ class Processor:
         suppressed = suppression_reason(incoming)
         if suppressed is not None:
             log.info("no ticket for %s: %s", incoming.event_id, suppressed)
-            return _Processed("suppressed")
+            return _Processed(ProcessorOutcome.SUPPRESSED)
         now = self.clock.now()
         stored = self.tickets.get(incoming.data.ticket_id.encode())
         previous = _ticket_of(stored) if stored is not None else None
         outcome = triage(previous, incoming, ruleset, now, self.customers, self.balances.hours_left)
         if outcome.duplicate:
-            return _Processed("duplicate")
+            return _Processed(ProcessorOutcome.DUPLICATE)
         if outcome.refused is not None or outcome.ticket is None:
             reason = f"activity refused: {outcome.refused}"
-            return await self._dead_letter(value, reason, "data.activity", outcome="refused")
+            return await self._dead_letter(
+                value, reason, "data.activity", outcome=ProcessorOutcome.REFUSED
+            )
         sends = [
             await self._topic(p.topic).send(key=p.key.encode(), value=to_json(p.record))
             for p in publications(outcome, incoming, now, SOURCE)
@@ -233,15 +237,19 @@ class Processor:
         sends.append(await self._topic(TICKET_STATE).send(key=key, value=state))
         self.tickets.data[key] = state
         if not outcome.routed:
-            return _Processed("processed", sends)
+            return _Processed(ProcessorOutcome.PROCESSED, sends)
         log.info(
             "ticket %s routed to %s as %s/%s",
             ticket.ticket_id, ticket.tier, ticket.priority, ticket.category,
         )  # fmt: skip
-        return _Processed("processed", sends, (ticket, incoming.occurred_at))
+        return _Processed(ProcessorOutcome.PROCESSED, sends, (ticket, incoming.occurred_at))
 
     async def _dead_letter(
-        self, value: bytes, reason: str, field: str | None, outcome: str = "dead_lettered"
+        self,
+        value: bytes,
+        reason: str,
+        field: str | None,
+        outcome: ProcessorOutcome = ProcessorOutcome.DEAD_LETTERED,
     ) -> _Processed:
         record = dead_letter(
             value, reason=reason, field=field, origin=TICKET_EVENTS, source=SOURCE,
@@ -271,10 +279,11 @@ def build_processor(settings: Settings, clock: Clock | None = None) -> Processor
 
 
 def run_processor(settings: Settings) -> None:
+    configure_logging(settings)
     processor = build_processor(settings)
     port = metrics.serve_metrics(settings.processor_metrics_port, settings.metrics_host)
     print(f"processor: consuming {TICKET_EVENTS} on {settings.kafka_bootstrap}; "
           f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
-    worker = faust.Worker(processor.app, loglevel=settings.log_level, quiet=True)
+    worker = faust.Worker(processor.app, quiet=True, override_logging=False)
     worker.spinner = None
     worker.execute_from_commandline()

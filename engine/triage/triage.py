@@ -54,7 +54,7 @@ from engine.rules.classify import classify
 from engine.rules.route import route
 from engine.rules.ruleset import RuleSet
 from engine.triage import alarms
-from engine.triage.activity import InvalidTransition, apply_activity, tier_rank
+from engine.triage.activity import InvalidTransitionError, apply_activity, tier_rank
 
 RECENT_EVENTS_KEPT = 64
 # Channels where a follow-up is the customer writing (a repeated trap is not).
@@ -298,7 +298,7 @@ def _apply_activity(
     activity = event.data
     try:
         applied = apply_activity(previous, activity, now)
-    except InvalidTransition as refusal:
+    except InvalidTransitionError as refusal:
         return TriageOutcome(previous, None, None, False, False, refused=str(refusal))
     ticket = applied.model_copy(update=_recorded(previous, event.event_id))
     if activity.activity is not ActivityType.ESCALATED:

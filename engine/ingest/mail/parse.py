@@ -21,6 +21,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 from engine.contract import Attachment, EmailReceived, EmailReceivedData, ForwardedMail
 from engine.contract.identity import event_id
+from engine.errors import EngineError
 from engine.ingest.mail.automated import automated_reason, inline_forward, split_reply
 from engine.ingest.mail.identity import (
     MailIdentity,
@@ -85,7 +86,11 @@ PARSE_POLICY = policy.default.clone(
 )
 
 
-class EmailParseError(ValueError):
+class EmailParseError(EngineError, ValueError):
+    """A mail this parser cannot read, naming the part that failed. Also a ValueError:
+    callers of a parser catch bad input as one, and their ``except ValueError`` keeps
+    catching it."""
+
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field

@@ -79,7 +79,7 @@ class _ParsesMail(BatchHandler):
     def committed(self, records: Sequence[ConsumerRecord]) -> None:
         done = self._clock.now()
         for record, outcome in zip(records, self._outcomes, strict=True):
-            metrics.MAILS_PARSED.labels(outcome).inc()
+            metrics.MAILS_PARSED.labels(metrics.MailOutcome(outcome)).inc()
             spooled_at = record.timestamp / 1000
             metrics.SPOOL_TO_EVENT_SECONDS.observe(max(0.0, done.timestamp() - spooled_at))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import timedelta
 
 from engine import metrics
@@ -13,7 +12,7 @@ from engine.ingest.mail.rate_limit import SenderRateLimit
 from engine.ingest.mail.security import FileAuthenticator, load_users, tls_context
 from engine.ingest.mail.smtp import SupportMailHandler, serve_smtp
 from engine.kafka.publisher import KafkaPublisher
-from engine.process import LOG_FORMAT, run_until_signalled
+from engine.process import configure_logging, run_until_signalled
 from engine.settings import Settings
 
 
@@ -67,5 +66,5 @@ async def smtp_ingestor(settings: Settings, stop: asyncio.Event) -> None:
 
 
 def run_smtp_ingestor(settings: Settings) -> None:
-    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    configure_logging(settings)
     run_until_signalled(lambda stop: smtp_ingestor(settings, stop))

@@ -33,12 +33,13 @@ from engine.ingest.mail.rate_limit import SenderRateLimit
 from engine.ingest.mail.security import FileAuthenticator
 from engine.ingest.mail.spool import spooled_mail
 from engine.kafka.publisher import Publisher
+from engine.metrics import IngestOutcome, IngestReason, IngestSource
 
 log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 64 * 1024
 RETRY_LATER = "451 4.3.0 Mail not stored: the ticket queue is unavailable, please retry later"
-SOURCE = "email"
+SOURCE = IngestSource.EMAIL
 
 
 class SupportMailHandler:
@@ -69,7 +70,9 @@ class SupportMailHandler:
         # A null sender (bounces) is limited by the client's address instead.
         sender = _reverse_path(address) or f"<>@{_peer(session)}"
         if self._rate_limit is not None and not self._rate_limit.allow(sender):
-            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "rate_limited").inc()
+            metrics.EVENTS_INGESTED.labels(
+                SOURCE, IngestOutcome.REJECTED, IngestReason.RATE_LIMITED
+            ).inc()
             return "451 4.7.1 Too many messages from this sender; please retry later"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -85,7 +88,9 @@ class SupportMailHandler:
     ) -> str:
         domain = address.rpartition("@")[2].lower()
         if domain not in self._domains:
-            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "relay_denied").inc()
+            metrics.EVENTS_INGESTED.labels(
+                SOURCE, IngestOutcome.REJECTED, IngestReason.RELAY_DENIED
+            ).inc()
             return f"550 5.7.1 Relaying denied: {domain or 'that address'} is not served here"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
@@ -97,7 +102,9 @@ class SupportMailHandler:
             raw = raw.encode("utf-8", errors="surrogateescape")
         too_large = header_problem(raw)
         if too_large is not None:
-            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "header_too_large").inc()
+            metrics.EVENTS_INGESTED.labels(
+                SOURCE, IngestOutcome.REJECTED, IngestReason.HEADER_TOO_LARGE
+            ).inc()
             return f"552 5.3.4 Message header too large: {too_large}"
         identity = mail_identity(raw)
         archived = False
@@ -106,7 +113,9 @@ class SupportMailHandler:
                 await self._archive.store(raw)
             except OSError as error:
                 log.error("mail archive %s: %s", self._archive.root, error)
-                metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "archive_unavailable").inc()
+                metrics.EVENTS_INGESTED.labels(
+                    SOURCE, IngestOutcome.REJECTED, IngestReason.ARCHIVE_UNAVAILABLE
+                ).inc()
                 return "451 4.3.0 Mail not stored: the mail archive is unavailable, please retry"
             archived = True
         record = spooled_mail(
@@ -123,16 +132,20 @@ class SupportMailHandler:
             await self._publisher.publish(MAIL_SPOOL, identity.ticket_id.encode(), to_json(record))
         except PublishError as error:
             log.warning("mail from %s not stored: %s", _peer(session), error)
-            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "kafka_unavailable").inc()
+            metrics.EVENTS_INGESTED.labels(
+                SOURCE, IngestOutcome.REJECTED, IngestReason.KAFKA_UNAVAILABLE
+            ).inc()
             return RETRY_LATER
         elapsed = (self._clock.now() - received_at).total_seconds()
         metrics.INGEST_ACK_SECONDS.labels(SOURCE).observe(max(0.0, elapsed))
-        metrics.EVENTS_INGESTED.labels(SOURCE, "accepted", "").inc()
+        metrics.EVENTS_INGESTED.labels(SOURCE, IngestOutcome.ACCEPTED, IngestReason.NONE).inc()
         return f"250 2.0.0 Accepted for ticket {identity.ticket_id}"
 
     async def handle_exception(self, error: Exception) -> str:
         log.exception("unexpected error in the SMTP ingestor", exc_info=error)
-        metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "internal_error").inc()
+        metrics.EVENTS_INGESTED.labels(
+            SOURCE, IngestOutcome.REJECTED, IngestReason.INTERNAL_ERROR
+        ).inc()
         return RETRY_LATER
 
 

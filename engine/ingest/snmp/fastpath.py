@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.errors import EngineError
+
 SNMP_V2C = 1
 TRAP_PDU = 0xA7
 INFORM_PDU = 0xA6
@@ -20,7 +22,7 @@ RESPONSE_PDU = 0xA2
 _SEQUENCE, _INTEGER, _OCTETS, _NULL, _OID = 0x30, 0x02, 0x04, 0x05, 0x06
 
 
-class BerError(ValueError):
+class BerError(EngineError):
     """Not the v2c notification this module reads: let pysnmp decide."""
 
 

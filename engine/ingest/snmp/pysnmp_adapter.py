@@ -23,6 +23,7 @@ from pysnmp.proto.proxy import rfc2576
 from engine.contract import NotificationPdu, SecurityLevel, SnmpVersion
 from engine.ingest.snmp.trap_event import Notification
 from engine.ingest.snmp.users import AuthProtocol, PrivProtocol, SnmpUser
+from engine.metrics import IngestReason
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +50,22 @@ _LEVELS = {
 _VERSIONS = {0: SnmpVersion.V1, 1: SnmpVersion.V2C, 3: SnmpVersion.V3}
 
 # pysnmp's counters of messages it refused before any application saw them.
-ENGINE_COUNTERS = {
-    "bad_community": ("__SNMPv2-MIB", "snmpInBadCommunityNames"),
-    "bad_version": ("__SNMPv2-MIB", "snmpInBadVersions"),
-    "malformed": ("__SNMPv2-MIB", "snmpInASNParseErrs"),
-    "invalid_message": ("__SNMP-MPD-MIB", "snmpInvalidMsgs"),
-    "unknown_security_model": ("__SNMP-MPD-MIB", "snmpUnknownSecurityModels"),
-    "unknown_user": ("__SNMP-USER-BASED-SM-MIB", "usmStatsUnknownUserNames"),
-    "wrong_digest": ("__SNMP-USER-BASED-SM-MIB", "usmStatsWrongDigests"),
-    "unsupported_security_level": ("__SNMP-USER-BASED-SM-MIB", "usmStatsUnsupportedSecLevels"),
-    "decryption_error": ("__SNMP-USER-BASED-SM-MIB", "usmStatsDecryptionErrors"),
+ENGINE_COUNTERS: dict[IngestReason, tuple[str, str]] = {
+    IngestReason.BAD_COMMUNITY: ("__SNMPv2-MIB", "snmpInBadCommunityNames"),
+    IngestReason.BAD_VERSION: ("__SNMPv2-MIB", "snmpInBadVersions"),
+    IngestReason.MALFORMED: ("__SNMPv2-MIB", "snmpInASNParseErrs"),
+    IngestReason.INVALID_MESSAGE: ("__SNMP-MPD-MIB", "snmpInvalidMsgs"),
+    IngestReason.UNKNOWN_SECURITY_MODEL: ("__SNMP-MPD-MIB", "snmpUnknownSecurityModels"),
+    IngestReason.UNKNOWN_USER: ("__SNMP-USER-BASED-SM-MIB", "usmStatsUnknownUserNames"),
+    IngestReason.WRONG_DIGEST: ("__SNMP-USER-BASED-SM-MIB", "usmStatsWrongDigests"),
+    IngestReason.UNSUPPORTED_SECURITY_LEVEL: (
+        "__SNMP-USER-BASED-SM-MIB",
+        "usmStatsUnsupportedSecLevels",
+    ),
+    IngestReason.DECRYPTION_ERROR: ("__SNMP-USER-BASED-SM-MIB", "usmStatsDecryptionErrors"),
     # Also part of every INFORM sender's normal engine discovery.
-    "unknown_engine_id": ("__SNMP-USER-BASED-SM-MIB", "usmStatsUnknownEngineIDs"),
-    "not_in_time_window": ("__SNMP-USER-BASED-SM-MIB", "usmStatsNotInTimeWindows"),
+    IngestReason.UNKNOWN_ENGINE_ID: ("__SNMP-USER-BASED-SM-MIB", "usmStatsUnknownEngineIDs"),
+    IngestReason.NOT_IN_TIME_WINDOW: ("__SNMP-USER-BASED-SM-MIB", "usmStatsNotInTimeWindows"),
 }
 
 
@@ -199,7 +203,7 @@ def engine_id_of(snmp_engine: engine.SnmpEngine) -> bytes:
     return bytes(engine_id.syntax)
 
 
-def refusal_counters(snmp_engine: engine.SnmpEngine) -> dict[str, int]:
+def refusal_counters(snmp_engine: engine.SnmpEngine) -> dict[IngestReason, int]:
     """pysnmp's counters of refused messages, by the receiver's reason names."""
     builder = snmp_engine.get_mib_builder()
     counted = {}

@@ -50,13 +50,15 @@ from engine.ingest.snmp.pysnmp_adapter import (
     refusal_counters,
     udp_socket,
 )
-from engine.ingest.snmp.replay import HoldReason, TrapBacklog
+from engine.ingest.snmp.replay import TrapBacklog
 from engine.ingest.snmp.trap_event import Notification, NotificationError, trap_event
 from engine.ingest.snmp.users import SnmpUser
 from engine.kafka.deadletter import dead_letter
+from engine.metrics import HoldReason, IngestOutcome, IngestReason, IngestSource
 
 log = logging.getLogger(__name__)
 SOURCE = "snmp"
+INGESTED = IngestSource.SNMP
 BATCH = 500  # notifications published together
 STORERS = 4  # batches waiting for Kafka's acks at once (each enqueued in arrival order)
 _RANK = {level: rank for rank, level in enumerate(SecurityLevel)}
@@ -70,15 +72,15 @@ class ReceiverPolicy:
     users: tuple[SnmpUser, ...]
     auth_priv_only: bool = False
 
-    def refusal(self, notification: Notification) -> str | None:
+    def refusal(self, notification: Notification) -> IngestReason | None:
         """Why an authenticated notification is still refused, or None."""
         level = notification.security_level
         if self.auth_priv_only and level is not SecurityLevel.AUTH_PRIV:
-            return "auth_priv_required"
+            return IngestReason.AUTH_PRIV_REQUIRED
         if notification.version is SnmpVersion.V3:
             user = next((u for u in self.users if u.name == notification.security_name), None)
             if user is not None and _RANK[level] < _RANK[user.level]:
-                return "security_level_too_low"
+                return IngestReason.SECURITY_LEVEL_TOO_LOW
         return None
 
 
@@ -129,7 +131,7 @@ class SnmpReceiver:
             community.encode(): index + 1 for index, community in enumerate(policy.communities)
         }
         self._engine: engine.SnmpEngine | None = None
-        self._counted: dict[str, int] = {}
+        self._counted: dict[IngestReason, int] = {}
         self._source = SOURCE
         self.socket: socket.socket | None = None
 
@@ -182,7 +184,7 @@ class SnmpReceiver:
         for reason, value in refusal_counters(self._engine).items():
             delta = value - self._counted.get(reason, 0)
             if delta > 0:
-                metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", reason).inc(delta)
+                metrics.EVENTS_INGESTED.labels(INGESTED, IngestOutcome.REJECTED, reason).inc(delta)
             self._counted[reason] = value
 
     def _v2c_fast_path(self, datagram: bytes, address: Any, transport: Any) -> bool:
@@ -192,7 +194,9 @@ class SnmpReceiver:
             return False
         index = self._community_index.get(parsed.community)
         if index is None:
-            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "bad_community").inc()
+            metrics.EVENTS_INGESTED.labels(
+                INGESTED, IngestOutcome.REJECTED, IngestReason.BAD_COMMUNITY
+            ).inc()
             return True
         notification = Notification(
             version=SnmpVersion.V2C,
@@ -220,10 +224,12 @@ class SnmpReceiver:
         if refusal is not None:
             log.info("refused a %s notification from %s: %s", notification.version,
                      notification.sender, refusal)  # fmt: skip
-            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", refusal).inc()
+            metrics.EVENTS_INGESTED.labels(INGESTED, IngestOutcome.REJECTED, refusal).inc()
             return
         if len(self._waiting) + self._storing >= self._max_in_flight:
-            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "overloaded").inc()
+            metrics.EVENTS_INGESTED.labels(
+                INGESTED, IngestOutcome.REJECTED, IngestReason.OVERLOADED
+            ).inc()
             return
         self._waiting.append(_Received(notification, respond, pdu, self._clock.now()))
         self._arrived.set()
@@ -239,9 +245,9 @@ class SnmpReceiver:
                     await self._store(batch)
                 except Exception:
                     log.exception("storing %d notifications failed", len(batch))
-                    metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "internal_error").inc(
-                        len(batch)
-                    )
+                    metrics.EVENTS_INGESTED.labels(
+                        INGESTED, IngestOutcome.REJECTED, IngestReason.INTERNAL_ERROR
+                    ).inc(len(batch))
                 finally:
                     self._storing -= len(batch)
             if self._closing:
@@ -278,9 +284,9 @@ class SnmpReceiver:
             log.warning("%d of %d notifications not stored: %s", len(failed), len(outcomes),
                         next(failure for failure in outcomes if failure))  # fmt: skip
             if self._backlog is None:
-                metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "kafka_unavailable").inc(
-                    len(failed)
-                )
+                metrics.EVENTS_INGESTED.labels(
+                    INGESTED, IngestOutcome.REJECTED, IngestReason.KAFKA_UNAVAILABLE
+                ).inc(len(failed))
             else:
                 self._backlog.kafka_failed()
                 self._hold(failed, HoldReason.KAFKA_UNAVAILABLE)
@@ -288,9 +294,9 @@ class SnmpReceiver:
             if failure is not None:
                 continue
             elapsed = (acked_at - received.at).total_seconds()
-            metrics.INGEST_ACK_SECONDS.labels(SOURCE).observe(max(0.0, elapsed))
+            metrics.INGEST_ACK_SECONDS.labels(INGESTED).observe(max(0.0, elapsed))
             metrics.EVENTS_INGESTED.labels(
-                SOURCE, "accepted", received.notification.pdu.value
+                INGESTED, IngestOutcome.ACCEPTED, IngestReason(received.notification.pdu)
             ).inc()
             if received.respond is not None:
                 received.respond()
@@ -318,13 +324,15 @@ class SnmpReceiver:
             [(e.data.ticket_id.encode(), to_json(e)) for _, e in events], reason
         )
         if appended.kept:
-            metrics.EVENTS_INGESTED.labels(SOURCE, "spooled", reason.value).inc(appended.kept)
+            metrics.EVENTS_INGESTED.labels(
+                INGESTED, IngestOutcome.SPOOLED, IngestReason(reason)
+            ).inc(appended.kept)
         if appended.dropped:
             log.warning("trap spool: %d notifications dropped (%s)", appended.dropped,
                         appended.reason)  # fmt: skip
-            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", f"spool_{appended.reason}").inc(
-                appended.dropped
-            )
+            metrics.EVENTS_INGESTED.labels(
+                INGESTED, IngestOutcome.REJECTED, IngestReason(f"spool_{appended.reason}")
+            ).inc(appended.dropped)
 
     async def _dead_letter(
         self,
@@ -343,9 +351,13 @@ class SnmpReceiver:
                 DEAD_LETTERS, record.data.payload_sha256.encode(), to_json(record)
             )
         except PublishError:
-            metrics.EVENTS_INGESTED.labels(SOURCE, "rejected", "kafka_unavailable").inc()
+            metrics.EVENTS_INGESTED.labels(
+                INGESTED, IngestOutcome.REJECTED, IngestReason.KAFKA_UNAVAILABLE
+            ).inc()
             return
-        metrics.EVENTS_INGESTED.labels(SOURCE, "dead_lettered", "unusable").inc()
+        metrics.EVENTS_INGESTED.labels(
+            INGESTED, IngestOutcome.DEAD_LETTERED, IngestReason.UNUSABLE
+        ).inc()
         if respond is not None:
             respond()
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from enum import StrEnum
 from typing import Protocol
 
 from engine import metrics
 from engine.contract.topics import TICKET_EVENTS
 from engine.errors import PublishError
 from engine.ingest.snmp.spool import Appended, SpooledRecord, TrapSpool
+from engine.metrics import HoldReason
 
 log = logging.getLogger(__name__)
 REPLAY_BATCH = 500
@@ -37,11 +37,6 @@ class ManyPublisher(Protocol):
     async def publish_many(
         self, topic: str, records: list[tuple[bytes | None, bytes]]
     ) -> list[PublishError | None]: ...
-
-
-class HoldReason(StrEnum):
-    KAFKA_UNAVAILABLE = "kafka_unavailable"
-    BEHIND_SPOOL = "behind_spool"
 
 
 class TrapBacklog:
@@ -80,7 +75,7 @@ class TrapBacklog:
         :meth:`synced`. Those the spool cannot take are dropped, and counted."""
         appended = self._spool.append(records)
         if appended.kept:
-            metrics.SNMP_SPOOLED.labels(reason.value).inc(appended.kept)
+            metrics.SNMP_SPOOLED.labels(reason).inc(appended.kept)
             self._appended.set()
         return appended
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 
 from engine import metrics
 from engine.clock import SystemClock
@@ -21,7 +20,7 @@ from engine.ingest.snmp.spool import TrapSpool
 from engine.ingest.snmp.udp_stats import read_rcvbuf_errors, read_socket_drops
 from engine.ingest.snmp.users import load_users
 from engine.kafka.publisher import KafkaPublisher
-from engine.process import LOG_FORMAT, run_until_signalled
+from engine.process import configure_logging, run_until_signalled
 from engine.settings import Settings
 
 COUNTERS_EVERY_SECONDS = 1.0
@@ -102,5 +101,5 @@ async def snmp_receiver(settings: Settings, stop: asyncio.Event) -> None:
 
 
 def run_snmp_receiver(settings: Settings) -> None:
-    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    configure_logging(settings)
     run_until_signalled(lambda stop: snmp_receiver(settings, stop))

@@ -32,6 +32,7 @@ from typing import IO
 
 from engine import metrics
 from engine.errors import EngineError
+from engine.metrics import SpoolDropReason
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def read_frames(data: bytes, start: int = 0) -> SegmentRead:
 class Appended:
     kept: int
     dropped: int  # the newest of the batch, counted in ticketing_snmp_spool_dropped_total
-    reason: str  # why they were dropped: full, write_error
+    reason: SpoolDropReason  # why they were dropped: full, write_error
 
 
 @dataclass
@@ -187,7 +188,7 @@ class TrapSpool:
         every one after the first that does not fit, so that what is kept has no gap)."""
         written = self._write(records)
         dropped = len(records) - written
-        reason = "full" if written >= 0 else "write_error"
+        reason = SpoolDropReason.FULL if written >= 0 else SpoolDropReason.WRITE_ERROR
         if written < 0:
             written, dropped = 0, len(records)
         if dropped:
@@ -306,7 +307,7 @@ def _note_torn(segment: _Segment, read: SegmentRead) -> None:
         segment.torn_seen = True
         log.warning("trap spool %s: %d bytes at the end are not a whole record; skipped",
                     segment.path.name, read.torn_bytes)  # fmt: skip
-        metrics.SNMP_SPOOL_DROPPED.labels("torn").inc()
+        metrics.SNMP_SPOOL_DROPPED.labels(SpoolDropReason.TORN).inc()
 
 
 def _write_all(fd: int, blob: bytes) -> None:

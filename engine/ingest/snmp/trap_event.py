@@ -28,6 +28,7 @@ from engine.contract import (
     alarm_identity,
 )
 from engine.contract.identity import event_id
+from engine.errors import EngineError
 from engine.ingest.snmp.devices import DeviceDirectory
 from engine.ingest.snmp.fastpath import Decoded
 from engine.ingest.snmp.mibs import MibResolver, Oid, oid_text, parse_oid
@@ -38,8 +39,10 @@ SNMP_TRAP_ADDRESS: Oid = (1, 3, 6, 1, 6, 3, 18, 1, 3, 0)
 SNMP_TRAP_COMMUNITY: Oid = (1, 3, 6, 1, 6, 3, 18, 1, 4, 0)
 
 
-class NotificationError(ValueError):
-    """A notification that cannot become an event (e.g. no snmpTrapOID.0)."""
+class NotificationError(EngineError, ValueError):
+    """A notification that cannot become an event (e.g. no snmpTrapOID.0). Also a
+    ValueError: callers catch bad input as one, like the value errors the receiver
+    dead-letters beside it."""
 
     def __init__(self, reason: str, field: str) -> None:
         super().__init__(reason)

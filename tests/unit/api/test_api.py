@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from prometheus_client import REGISTRY
+
 from engine.api.view import TicketView
 from engine.contract import (
     EventKind,
@@ -210,3 +212,23 @@ def test_reads_wait_for_the_view_to_load() -> None:
         assert (await api.call("GET", "/tickets/T-AAAAAAAAAAAAA", "agent"))[0] == 404
 
     with_api(check)
+
+
+def test_a_method_outside_http_s_own_counts_as_other_in_the_request_metric() -> None:
+    """The method label stays bounded: WebDAV's and any other extension methods are one
+    value, ``other``, however many a client tries."""
+
+    def count(method: str) -> float:
+        labels = {"method": method, "route": "unmatched", "status": "405"}
+        return REGISTRY.get_sample_value("ticketing_api_requests_total", labels) or 0.0
+
+    others = count("other")
+
+    async def check(api: Api) -> None:
+        status, _, _ = await api.call("PROPFIND", "/tickets", "dashboard")
+        assert status == 405
+
+    with_api(check)
+
+    assert count("PROPFIND") == 0
+    assert count("other") == others + 1

@@ -27,7 +27,7 @@ from engine.contract import (
 )
 from engine.contract.identity import email_ticket_id
 from engine.notify.notices import acknowledgement, may_receive_mail, update
-from engine.notify.notifier import PermanentRefusal, deliver
+from engine.notify.notifier import NoticeRefusedError, deliver
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
@@ -146,7 +146,7 @@ def test_a_5xx_from_the_relay_is_permanent(relay_server: tuple[Relay, str]) -> N
     notice = acknowledgement(routed(), "es", "soporte@support.example.com", "x.example")
     assert notice is not None
 
-    with pytest.raises(PermanentRefusal, match="554"):
+    with pytest.raises(NoticeRefusedError, match="554"):
         deliver(notice, address, sleep=lambda _: None)
     assert relay.received == []
 

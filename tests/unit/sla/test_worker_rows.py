@@ -20,9 +20,10 @@ from engine.contract import (
     to_json,
 )
 from engine.contract.customers import CustomerDirectory
+from engine.metrics import SLA_ROWS
 from engine.settings import Settings
 from engine.sla.calendars import DEFAULT_CALENDARS
-from engine.sla.worker import ROWS, SlaWorker
+from engine.sla.worker import SlaWorker
 from tests.unit.sla.test_facts_and_index import opened_ticket
 
 NOW = datetime(2026, 11, 23, 16, tzinfo=UTC)
@@ -96,7 +97,7 @@ def test_a_resolution_sends_a_tombstone_and_forgets_the_ticket(
         await sla.on_states([(0, state(resolved(overdue())))])
         assert clocks.sent[-1] == (KEY, None)
         assert KEY not in sla.clocks.data and len(sla.index) == 0
-        assert ROWS._value.get() == 0
+        assert SLA_ROWS._value.get() == 0
         written = len(clocks.sent)
         note = resolved(overdue()).model_copy(update={"event_count": 3})
         assert await sla.on_state(0, state(note)) is None  # resolved, no row: nothing

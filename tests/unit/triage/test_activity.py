@@ -15,7 +15,7 @@ from engine.contract import (
     TicketStatus,
     Tier,
 )
-from engine.triage.activity import InvalidTransition, apply_activity
+from engine.triage.activity import InvalidTransitionError, apply_activity
 
 OPENED = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 AT = OPENED + timedelta(hours=1)
@@ -118,5 +118,5 @@ def test_an_allowed_activity_changes_just_its_fields(
 def test_an_impossible_activity_is_refused_saying_why(
     before: TicketState | None, activity: TicketActivityData, reason: str
 ) -> None:
-    with pytest.raises(InvalidTransition, match=reason):
+    with pytest.raises(InvalidTransitionError, match=reason):
         apply_activity(before, activity, AT)

@@ -16,8 +16,9 @@ from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from engine.errors import PublishError
-from engine.ingest.snmp.replay import HoldReason, TrapBacklog
+from engine.ingest.snmp.replay import TrapBacklog
 from engine.ingest.snmp.spool import SpoolError, TrapSpool, frame, read_frames
+from engine.metrics import HoldReason
 from engine.settings import Settings
 
 RECORDS = [(f"T-{n % 3}".encode(), f'{{"n":{n}}}'.encode()) for n in range(10)]
