@@ -21,9 +21,9 @@ from pathlib import Path
 import aiohttp
 
 from engine.contract.topics import declared_topics
-from engine.passwords import hash_password
 from engine.kafka import broker
 from engine.kafka.admin import provision
+from engine.passwords import hash_password
 from engine.settings import Settings
 from tests.integration.harness import free_port, port_open, wait_until
 
