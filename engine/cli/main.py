@@ -119,6 +119,11 @@ def cmd_rules(args: argparse.Namespace) -> int:
         return commands.check([Path(p) for p in args.files])
     if args.action == "test":
         ruleset, directory = _rules_and_directory(args)
+        if args.report:
+            return max(
+                commands.test_report(Path(p), ruleset, directory, as_data=args.json)
+                for p in args.report
+            )
         return max(commands.test(Path(p), ruleset, directory) for p in args.files)
     if args.action == "publish":
         from engine.clock import SystemClock
@@ -355,6 +360,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rules_parser.add_argument("--rules", help="test: the rule set (default: shipped)")
     rules_parser.add_argument("--customers", help="test: customer directory")
+    rules_parser.add_argument(
+        "--report",
+        nargs="+",
+        metavar="FILE",
+        help="test: measure these labelled files like a classifier (accuracy, confusion, "
+        "macro F1, recall and precision) instead of listing failures",
+    )
+    rules_parser.add_argument("--json", action="store_true", help="test --report: one JSON line")
     rules_parser.add_argument("--old", help="diff: the rule set in force")
     rules_parser.add_argument("--new", help="diff: the candidate rule set")
     rules_parser.add_argument("--last", type=int, help="diff: the last N events of each partition")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.contract import TicketMessage
+from engine.contract import Priority, TicketMessage
 from engine.contract.customers import CustomerDirectory
 from engine.errors import RulesError
 from engine.rules.decide import Decision, decide
@@ -21,12 +21,16 @@ from engine.rules.ruleset import RuleSet
 
 COMPARED = ("priority", "category", "tier", "routes", "tags")
 INLINE_CUSTOMER = "(inline)"
+LANGUAGES = ("es", "en")
 
 
 class Expectation(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     priority: str | None = None
+    acceptable_priorities: list[Priority] = Field(
+        default_factory=list, description="other defensible priorities, counted as right"
+    )
     category: str | None = None
     tier: str | None = None
     routes: list[str] | None = Field(default=None, description="exactly these special routes")
@@ -37,8 +41,21 @@ class Case(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
+    writer: str | None = Field(default=None, description="who wrote and labelled the case")
+    language: str | None = Field(default=None, description="the message's language: es, en")
     input: dict[str, Any]
     expect: Expectation
+
+
+def language_of(case: Case) -> str | None:
+    """The case's language, else the customer's, else its name's prefix ("es-...")."""
+    if case.language:
+        return case.language
+    customer = case.input.get("customer")
+    if isinstance(customer, dict) and customer.get("language"):
+        return str(customer["language"])
+    prefix = case.name.split("-", 1)[0]
+    return prefix if prefix in LANGUAGES else None
 
 
 def message_from(data: dict[str, Any], directory: CustomerDirectory | None = None) -> TicketMessage:
@@ -72,18 +89,21 @@ def load_cases(path: Path) -> list[Case]:
     return cases
 
 
-def _tags_compared(tags: list[str], expected: list[str]) -> list[str]:
+def _tags_compared(tags: Sequence[str], expected: list[str]) -> list[str]:
     return sorted(tag for tag in tags if tag in expected or tag.startswith(("version-", "eol-")))
 
 
-def mismatches(decision: Decision, expect: Expectation) -> dict[str, tuple[Any, Any]]:
-    """Field -> (expected, got) for each field that differs."""
-    got = decision.summary()
+def field_mismatches(got: Mapping[str, Any], expect: Expectation) -> dict[str, tuple[Any, Any]]:
+    """Field -> (expected, got) for each field of a decision's summary that differs; a
+    priority among ``acceptable_priorities`` is right."""
     found: dict[str, tuple[Any, Any]] = {}
     for name in ("priority", "category", "tier"):
         wanted = getattr(expect, name)
-        if wanted is not None and got[name] != wanted:
-            found[name] = (wanted, got[name])
+        if wanted is None or got[name] == wanted:
+            continue
+        if name == "priority" and got[name] in expect.acceptable_priorities:
+            continue
+        found[name] = (wanted, got[name])
     if expect.routes is not None and sorted(got["routes"]) != sorted(expect.routes):
         found["routes"] = (sorted(expect.routes), sorted(got["routes"]))
     if expect.tags is not None:
@@ -91,6 +111,11 @@ def mismatches(decision: Decision, expect: Expectation) -> dict[str, tuple[Any, 
         if domain_tags != sorted(expect.tags):
             found["tags"] = (sorted(expect.tags), domain_tags)
     return found
+
+
+def mismatches(decision: Decision, expect: Expectation) -> dict[str, tuple[Any, Any]]:
+    """Field -> (expected, got) for each field that differs."""
+    return field_mismatches(decision.summary(), expect)
 
 
 @dataclass

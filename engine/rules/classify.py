@@ -16,50 +16,63 @@ from engine.contract import (
     TicketMessage,
     TrapFacts,
 )
+from engine.rules.facts import StatedFacts, stated_facts
 from engine.rules.ruleset import CustomerCondition, Rule, RuleSet, TrapCondition, version_key
 from engine.rules.text import PhraseHit, clauses
 
 _T = TypeVar("_T")
 _BY_SEVERITY = sorted(Priority, key=lambda p: p.severity)
+STATED = " (stated in the message)"
+
+
+def _modules(customer: CustomerProfile | None, stated: StatedFacts) -> tuple[list[str], str]:
+    """The customer's modules and where they come from: the directory when it lists any,
+    else the message."""
+    if customer is not None and customer.modules:
+        return list(customer.modules), ""
+    return [module.value for module in stated.modules], STATED
+
+
+def _version(customer: CustomerProfile | None, stated: StatedFacts) -> tuple[str | None, str]:
+    if customer is not None and customer.version:
+        return customer.version, ""
+    return (stated.version.value, STATED) if stated.version else (None, "")
 
 
 def _customer_holds(
-    condition: CustomerCondition, customer: CustomerProfile | None
+    condition: CustomerCondition, customer: CustomerProfile | None, stated: StatedFacts
 ) -> list[str] | None:
-    """The evidence when the condition holds, else None."""
+    """The evidence when the condition holds, else None. The version and the modules come
+    from the directory when it knows them, else from what the message states."""
     if condition.known is not None and condition.known != (customer is not None):
         return None
     evidence = (
         [f"customer {'known' if customer else 'unknown'}"] if condition.known is not None else []
     )
-    if customer is None:
-        needs_fields = (
-            condition.plan or condition.language or condition.modules_any
-            or condition.version_below or condition.version_at_least
-        )  # fmt: skip
-        return None if needs_fields else evidence
     if condition.plan:
-        if customer.plan not in condition.plan:
+        if customer is None or customer.plan not in condition.plan:
             return None
         evidence.append(f"plan={customer.plan.value}")
     if condition.language:
-        if customer.language not in condition.language:
+        if customer is None or customer.language not in condition.language:
             return None
         evidence.append(f"language={customer.language}")
     if condition.modules_any:
-        found = [module for module in customer.modules if module in condition.modules_any]
+        modules, origin = _modules(customer, stated)
+        found = [module for module in modules if module in condition.modules_any]
         if not found:
             return None
-        evidence.append(f"modules include {', '.join(found)}")
+        evidence.append(f"modules include {', '.join(found)}{origin}")
     for bound, below in ((condition.version_below, True), (condition.version_at_least, False)):
         if bound is None:
             continue
-        if customer.version is None:
+        version, origin = _version(customer, stated)
+        if version is None:
             return None
-        is_below = version_key(customer.version) < version_key(bound)
+        is_below = version_key(version) < version_key(bound)
         if is_below != below:
             return None
-        evidence.append(f"version {customer.version} {'<' if below else '>='} {bound}")
+        evidence.append(f"version {version}{origin} {'<' if below else '>='} {bound}")
     return evidence
 
 
@@ -116,8 +129,12 @@ def _text_evidence(
     return (fields, evidence) if evidence else None
 
 
-def fired_rules(message: TicketMessage, ruleset: RuleSet) -> list[tuple[Rule, RuleMatch]]:
-    """The rules whose conditions all hold, in file order, with what matched."""
+def fired_rules(
+    message: TicketMessage, ruleset: RuleSet, stated: StatedFacts | None = None
+) -> list[tuple[Rule, RuleMatch]]:
+    """The rules whose conditions all hold, in file order, with what matched; ``stated``:
+    the facts the message states (``stated_facts``), computed when not given."""
+    stated = stated_facts(message) if stated is None else stated
     index = ruleset.phrase_index
     hits = {
         "subject": index.find(clauses(message.subject)),
@@ -141,7 +158,7 @@ def fired_rules(message: TicketMessage, ruleset: RuleSet) -> list[tuple[Rule, Ru
             continue
         fields, evidence = text
         if matcher.customer is not None:
-            found = _customer_holds(matcher.customer, message.customer)
+            found = _customer_holds(matcher.customer, message.customer, stated)
             if found is None:
                 continue
             fields.append("customer")
@@ -185,10 +202,21 @@ def _suggestion_verdict(suggested: Priority, decided: Priority, by_rules: Priori
     return f"suggested priority {suggested} kept: {alone}, and a suggestion is never lowered"
 
 
+def _stated_reasons(stated: StatedFacts, customer: CustomerProfile | None) -> list[str]:
+    """What the message states, and whether the directory's own knowledge wins."""
+    if not stated:
+        return []
+    reasons = ["stated in the message: " + ", ".join(stated.describe())]
+    if stated.version and customer and customer.version:
+        reasons.append(f"the directory's version {customer.version} wins over the stated one")
+    return reasons
+
+
 def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
-    fired = fired_rules(message, ruleset)
+    stated = stated_facts(message)
+    fired = fired_rules(message, ruleset, stated)
     rules = [rule for rule, _ in fired]
-    explanation: list[str] = []
+    explanation: list[str] = _stated_reasons(stated, message.customer)
 
     candidates = [
         (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +81,22 @@ def test_rules_test_reports_failures_with_their_explanation(tmp_path: Path) -> N
     assert "priority: expected P2, got P4" in result.stdout
     assert "fired howto-en on body: how do i" in result.stdout
     assert "1/2 cases pass" in result.stdout
+
+
+def test_rules_test_report_measures_a_labelled_file_like_a_classifier() -> None:
+    labelled = str(ROOT / "tests" / "rules" / "labelled.yaml")
+
+    text = engine("rules", "test", "--report", labelled)
+    data = engine("rules", "test", "--report", labelled, "--json")
+
+    assert text.returncode == 0, text.stderr
+    for line in ("P1 recall", "P1 precision", "special routes  recall", "  priority  "):
+        assert line in text.stdout
+    assert re.search(r"categories: macro F1 \d\.\d{3} over 22", text.stdout)
+    assert "priority confusion (rows expected, columns got)" in text.stdout
+    assert "tier confusion (rows expected, columns got)" in text.stdout
+    assert "language es:" in text.stdout and "language en:" in text.stdout
+    figures = json.loads(data.stdout)
+    assert figures["cases"] == figures["accuracy"]["priority"]["total"] == 191
+    assert sum(figures["confusion"]["priority"]["P1"].values()) == figures["p1"]["recall"]["total"]
+    assert {figures["by_language"][lang]["cases"] for lang in ("es", "en")} == {93, 98}
