@@ -49,7 +49,7 @@ _OTHER_PRODUCTS = frozenset(
      "pjsip", "pjproject", "dahdi", "libpri", "mysql", "mariadb", "python", "openssl",
      "apache", "chrome", "firefox", "windows", "android", "ios", "zoiper", "webrtc",
      "vicidial", "node", "java", "yealink", "grandstream", "fanvil", "polycom", "cisco",
-     "snom", "sangoma", "digium", "patton", "api", "ipv", "rtp", "srtp", "codec"}
+     "snom", "sangoma", "digium", "patton", "api", "ipv", "rtp", "srtp", "codec", "mime"}
 )  # fmt: skip
 # Words after a number that make it a count, a duration or a time, not a version.
 _COUNTED = frozenset(

@@ -61,6 +61,7 @@ def test_a_stated_issabel_version(body: str, version: str) -> None:
         "Issabel 2017 install, never touched",
         "running 4.30 pm shift, 12 agents",
         "Issabel 5 extensions do not register",
+        "MIME-Version: 1.0\nla extension 102 no suena",
     ],
 )
 def test_numbers_that_are_not_the_issabel_version(body: str) -> None:
