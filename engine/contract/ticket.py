@@ -54,6 +54,15 @@ class RuleMatch(Record):
     matched: tuple[str, ...]
 
 
+class ImpactFact(Record):
+    """A fact the impact matrix reads (what is hit, how widely, how badly ...), with the
+    words that state it; ``value`` is ``unknown`` when the message states none."""
+
+    fact: str
+    value: str
+    evidence: tuple[str, ...] = ()
+
+
 class Classification(Record):
     priority: Priority
     priority_by_default: bool = Field(
@@ -68,6 +77,12 @@ class Classification(Record):
     matches: tuple[RuleMatch, ...]
     explanation: tuple[str, ...]
     ruleset_version: str
+    impact: tuple[ImpactFact, ...] = Field(
+        default=(), description="The facts the impact matrix read, in the rule set's order"
+    )
+    impact_row: str | None = Field(
+        default=None, description="The impact matrix row that gave the priority candidate"
+    )
 
 
 class RouteDecision(Record):

@@ -16,7 +16,9 @@ from engine.contract import (
     TicketMessage,
     TrapFacts,
 )
+from engine.rules.assistant import Proposal, shipped_model
 from engine.rules.facts import StatedFacts, stated_facts
+from engine.rules.impact import Assessment, assess, describe, stated_impact
 from engine.rules.ruleset import CustomerCondition, Rule, RuleSet, TrapCondition, version_key
 from engine.rules.text import PhraseHit, clauses
 
@@ -226,16 +228,43 @@ def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
         for rule in rules
         if rule.set.priority
     ]
+    assessment = _assessed(message, ruleset)
+    matrix_decides = assessment is not None and not _is_catch_all(assessment, ruleset)
+    if assessment is not None and matrix_decides:
+        candidates.append((assessment.row.priority, f"the impact matrix, row {assessment.row.id}"))
     if message.suggested_priority is not None:
         candidates.append((message.suggested_priority, "the suggested priority"))
     priority: Priority
     if candidates:
         priority, why = max(candidates, key=lambda pair: pair[0].severity)
-        explanation.append(f"priority {priority} from {why}: the most severe candidate")
+        if assessment is not None and why.startswith("the impact matrix"):
+            explanation.append(describe(assessment))
+        else:
+            explanation.append(f"priority {priority} from {why}: the most severe candidate")
+    elif assessment is not None:
+        priority = assessment.row.priority
+        explanation.append(describe(assessment))
     else:
         priority = ruleset.defaults.priority
         explanation.append(f"priority {priority}: no rule set one, the default")
     by_default = not candidates
+    proposed = _proposal(message, ruleset, "priority")
+    if proposed is not None and proposed.value != priority:
+        taken = Priority(proposed.value)
+        firm_row = assessment.row if assessment is not None and not by_default else None
+        if firm_row is not None and firm_row.firm:
+            explanation.append(f"{proposed.describe()}, not taken: row {firm_row.id} is firm")
+        elif taken is Priority.P1 or by_default:
+            explanation.append(f"{proposed.describe()}; the rules alone said {priority}")
+            priority = taken
+            by_default = False
+        else:
+            explanation.append(
+                f"{proposed.describe()}, not taken: it may raise to P1, or decide where no "
+                "rule stated a priority"
+            )
+    elif proposed is not None:
+        explanation.append(f"{proposed.describe()}: the same")
     for rule in rules:
         if rule.set.raise_priority:
             by_default = False
@@ -244,7 +273,7 @@ def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
             priority = raised
 
     if message.suggested_priority is not None:
-        by_rules = max((p for p, why in candidates[:-1]), key=lambda p: p.severity, default=None)
+        by_rules = max((p for p, _ in candidates[:-1]), key=lambda p: p.severity, default=None)
         explanation.append(_suggestion_verdict(message.suggested_priority, priority, by_rules))
 
     category_rule = next((rule for rule in rules if rule.set.category), None)
@@ -254,6 +283,10 @@ def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
     else:
         category = ruleset.defaults.category
         explanation.append(f"category {category}: no rule set one, the default")
+    proposed = _proposal(message, ruleset, "category")
+    if proposed is not None and proposed.value != category:
+        explanation.append(f"{proposed.describe()}; the rules said {category}")
+        category = proposed.value
 
     special: tuple[SpecialRoute, ...] = _union([rule.set.special_routes for rule in rules])
     return Classification(
@@ -266,4 +299,32 @@ def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
         matches=tuple(match for _, match in fired),
         explanation=tuple(explanation),
         ruleset_version=ruleset.fingerprint,
+        impact=assessment.facts if assessment is not None else (),
+        impact_row=assessment.row.id if assessment is not None else None,
     )
+
+
+def _proposal(message: TicketMessage, ruleset: RuleSet, field: str) -> Proposal | None:
+    """The assistant's proposal for ``field`` when the rule set asks for one and it is
+    confident enough; traps and other structured input are left to the rules."""
+    settings = ruleset.assistant
+    if settings is None or message.channel not in settings.channels:
+        return None
+    threshold = getattr(settings, f"{field}_min_confidence")
+    if threshold is None:
+        return None
+    proposal = shipped_model(field).propose(message)
+    return proposal if proposal.confidence >= threshold else None
+
+
+def _assessed(message: TicketMessage, ruleset: RuleSet) -> Assessment | None:
+    if ruleset.impact is None:
+        return None
+    facts = stated_impact(message, ruleset.impact, ruleset.impact_index, ruleset.impact_values)
+    return assess(facts, ruleset.impact)
+
+
+def _is_catch_all(assessment: Assessment, ruleset: RuleSet) -> bool:
+    """The matrix's last row holds always: it decides only when nothing else does, and a
+    follow-up it decides keeps the ticket's priority (``priority_by_default``)."""
+    return ruleset.impact is not None and assessment.row is ruleset.impact.matrix[-1]

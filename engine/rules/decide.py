@@ -35,6 +35,10 @@ class Decision:
                 for m in self.classification.matches
             ],
             "reasons": list(self.classification.explanation),
+            "impact": [
+                {"fact": f.fact, "value": f.value, "evidence": list(f.evidence)}
+                for f in self.classification.impact
+            ],
             "route_path": list(self.route.route_path),
             "ruleset_version": self.classification.ruleset_version,
         }

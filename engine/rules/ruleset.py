@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.contract import Channel, Priority, SpecialRoute, SupportPlan, Tier
 from engine.errors import RulesError
+from engine.rules.assistant import shipped_model
+from engine.rules.impact import Impact, impact_problems
 from engine.rules.text import PhraseIndex, build_index, words
 
 DEFAULT_RULES = Path(__file__).with_name("default.yaml")
@@ -39,6 +41,13 @@ def version_key(version: str) -> tuple[int, ...]:
     """ "4.0.1-beta" -> (4, 0, 1); a version without leading digits is (0,)."""
     found = _VERSION.match(version.strip().lstrip("vV"))
     return tuple(int(part) for part in found.group(0).split(".")) if found else (0,)
+
+
+def _with_words(phrases: tuple[str, ...]) -> tuple[str, ...]:
+    for phrase in phrases:
+        if not words(phrase):
+            raise ValueError(f"phrase {phrase!r} has no letters or digits to match")
+    return phrases
 
 
 class CustomerCondition(_Strict):
@@ -81,10 +90,7 @@ class RuleMatcher(_Strict):
     @field_validator("phrases", "not_phrases")
     @classmethod
     def _phrases_have_words(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for phrase in value:
-            if not words(phrase):
-                raise ValueError(f"phrase {phrase!r} has no letters or digits to match")
-        return value
+        return _with_words(value)
 
     @field_validator("regex")
     @classmethod
@@ -160,6 +166,16 @@ class Route(_Strict):
     routes: tuple[Route, ...] = ()
 
 
+class Assistant(_Strict):
+    """The learned assistant (engine/rules/assistant.py) proposes a priority and a category;
+    the decision takes a proposal at least this confident, and says so."""
+
+    model_version: str = Field(description="the shipped models' version; checked at load")
+    channels: tuple[Channel, ...] = (Channel.EMAIL, Channel.CHAT, Channel.PHONE)
+    priority_min_confidence: float | None = Field(default=None, gt=0, le=1)
+    category_min_confidence: float | None = Field(default=None, gt=0, le=1)
+
+
 class Defaults(_Strict):
     priority: Priority
     category: str
@@ -170,6 +186,25 @@ class RuleSet(_Strict):
     defaults: Defaults
     rules: tuple[Rule, ...]
     routes: Route
+    impact: Impact | None = None
+    assistant: Assistant | None = None
+
+    @cached_property
+    def impact_values(self) -> tuple[tuple[int, int], ...]:
+        """(fact index, value index) of each owner of ``impact_index``."""
+        if self.impact is None:
+            return ()
+        return tuple(
+            (f, v) for f, fact in enumerate(self.impact.facts) for v in range(len(fact.values))
+        )
+
+    @cached_property
+    def impact_index(self) -> PhraseIndex:
+        """Owner ``k`` wants the phrases of ``impact_values[k]``."""
+        facts = self.impact.facts if self.impact is not None else ()
+        return build_index(
+            (k, facts[f].values[v].phrases) for k, (f, v) in enumerate(self.impact_values)
+        )
 
     @cached_property
     def phrase_index(self) -> PhraseIndex:
@@ -249,6 +284,34 @@ def semantic_problems(ruleset: RuleSet) -> list[Problem]:
     problems.extend(
         _narrowing_violations(ruleset.routes, ruleset.routes.match.priority, ("routes",))
     )
+    if ruleset.impact is not None:
+        problems.extend(impact_problems(ruleset.impact))
+    if ruleset.assistant is not None:
+        problems.extend(_assistant_problems(ruleset.assistant, categories))
+    return problems
+
+
+def _assistant_problems(assistant: Assistant, categories: set[str]) -> list[Problem]:
+    problems: list[Problem] = []
+    for field in ("priority", "category"):
+        if getattr(assistant, f"{field}_min_confidence") is None:
+            continue
+        try:
+            model = shipped_model(field)
+        except RulesError as error:
+            problems.append((("assistant", f"{field}_min_confidence"), str(error)))
+            continue
+        if model.version != assistant.model_version:
+            problems.append(
+                (
+                    ("assistant", "model_version"),
+                    f"the shipped {field} model is {model.version!r}, "
+                    f"not {assistant.model_version!r}",
+                )
+            )
+        if field == "category" and not set(model.classes) <= categories:
+            unknown = ", ".join(sorted(set(model.classes) - categories))
+            problems.append((("assistant",), f"the category model proposes unknown {unknown}"))
     return problems
 
 

@@ -63,8 +63,9 @@ def test_spanish_outage_lands_on_l3_as_p1(engine: EngineProcess, read_topic: Rea
     assert data["ticket"]["priority"] == "P1"
     assert data["route"]["tier"] == "L3"
     assert data["classification"]["category"] == "pbx_down"
-    fired = {match["rule_id"] for match in data["classification"]["matches"]}
-    assert "outage-es" in fired
+    assert data["classification"]["impact_row"] == "outage"  # the matrix row, with its facts
+    facts = {fact["fact"]: fact["value"] for fact in data["classification"]["impact"]}
+    assert (facts["state"], facts["hit"]) == ("down", "service")
     assert data["route"]["route_path"] == ["root", "critical"]
 
 
@@ -80,8 +81,7 @@ def test_english_how_to_lands_on_l1_as_p4(engine: EngineProcess, read_topic: Rea
 
     assert routed["data"]["ticket"]["priority"] == "P4"
     assert routed["data"]["classification"]["category"] == "adding_extensions"
-    fired = [match["rule_id"] for match in routed["data"]["classification"]["matches"]]
-    assert "howto-en" in fired
+    assert routed["data"]["classification"]["impact_row"] == "information-or-change"
     decision = read_topic(TICKET_DECISIONS).wait_for(routed_for(ticket))
     assert decision["kind"] == "ticket.classified"
 

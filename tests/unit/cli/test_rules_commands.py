@@ -39,7 +39,10 @@ def test_classify_reads_json_lines_and_writes_one_decision_each() -> None:
     assert result.returncode == 1  # one line was refused
     assert (outage["priority"], outage["tier"]) == ("P1", "L3")
     assert {"version-limited", "eol-callcenter"} <= set(outage["tags"])  # from the directory
-    assert outage["explanation"]["rules"][0]["rule_id"] == "outage-es"
+    reasons = outage["explanation"]["reasons"]
+    assert any(r.startswith("priority P1 from the impact matrix, row outage (P1)") for r in reasons)
+    facts = {fact["fact"]: fact for fact in outage["explanation"]["impact"]}
+    assert facts["state"]["value"] == "down" and "caida" in facts["state"]["evidence"]
     assert (howto["priority"], howto["category"]) == ("P4", "adding_extensions")
     assert bad == {"line": 3, "error": bad["error"]}
     assert bad["error"].startswith("channel: Input should be")
@@ -79,7 +82,8 @@ def test_rules_test_reports_failures_with_their_explanation(tmp_path: Path) -> N
     assert result.returncode == 1
     assert "FAIL wrong-on-purpose" in result.stdout
     assert "priority: expected P2, got P4" in result.stdout
-    assert "fired howto-en on body: how do i" in result.stdout
+    assert "fired category-adding-extensions on body: add an extension" in result.stdout
+    assert "- priority P4 from the impact matrix, row information-or-change (P4)" in result.stdout
     assert "1/2 cases pass" in result.stdout
 
 

@@ -1,0 +1,165 @@
+"""The learned assistant: a linear text model that proposes a priority or a category.
+
+It is trained on the labelled corpus (``python -m engine.rules.train_assistant``) and
+shipped as a small JSON file beside this module: TF-IDF over word 1-2-grams and character
+3-5-grams within words (the same features scikit-learn's ``TfidfVectorizer`` computes, so
+the shipped weights mean here what they meant there), then a multinomial logistic regression.
+Nothing is downloaded, and no learning library is needed to run it.
+
+It only proposes: the rule set's ``assistant`` section says how confident a proposal must be
+before the decision takes it, and the explanation names the model and its confidence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.contract import TicketMessage
+from engine.errors import RulesError
+from engine.rules.text import fold
+
+MODELS = Path(__file__).with_name("assistant")
+# Work on one message is bounded: a proposal reads the first this many characters.
+MAX_CHARACTERS = 8000
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    field: str
+    value: str
+    confidence: float
+    model_version: str
+
+    def describe(self) -> str:
+        return (
+            f"{self.field} {self.value} proposed by the learned assistant "
+            f"(model {self.model_version}, confidence {self.confidence:.2f})"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class TextModel:
+    field: str
+    version: str
+    classes: tuple[str, ...]
+    intercepts: np.ndarray
+    index: dict[str, int]
+    """feature ("w:" word n-gram, "c:" character n-gram) -> its row in ``idf`` and ``weights``"""
+    idf: np.ndarray
+    weights: np.ndarray
+    """one row per feature, one column per class"""
+
+    def propose(self, message: TicketMessage) -> Proposal:
+        rows, values = _shared_vector(text_of(message), self)
+        scores = self.intercepts + values @ self.weights[rows]
+        exp = np.exp(scores - scores.max())
+        best = int(scores.argmax())
+        return Proposal(self.field, self.classes[best], float(exp[best] / exp.sum()), self.version)
+
+
+_last_vector: list[tuple[str, int, tuple[np.ndarray, np.ndarray]]] = []
+
+
+def _shared_vector(text: str, model: TextModel) -> tuple[np.ndarray, np.ndarray]:
+    """The priority and the category model share their features (trained on the same
+    texts): the second proposal for a message reuses the first one's vector."""
+    key = id(model.index)
+    if _last_vector and _last_vector[0][0] == text and _last_vector[0][1] == key:
+        return _last_vector[0][2]
+    vector = _vector(text, model.index, model.idf)
+    _last_vector[:] = [(text, key, vector)]
+    return vector
+
+
+def _vector(text: str, index: dict[str, int], idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The text's TF-IDF (sublinear TF, L2-normalised per block, as the training pipeline
+    did): the rows of the features it has, and their values."""
+    rows: list[int] = []
+    values: list[float] = []
+    for block, grams in (("w:", word_grams(text)), ("c:", char_grams(text))):
+        counts = Counter(index[block + g] for g in grams if block + g in index)
+        found = list(counts)
+        raw = (1 + np.log(np.fromiter(counts.values(), float, len(found)))) * idf[found]
+        norm = float(np.sqrt(raw @ raw))
+        rows.extend(found)
+        values.extend((raw / norm).tolist() if norm else [])
+    return np.asarray(rows, dtype=np.intp), np.asarray(values)
+
+
+def text_of(message: TicketMessage) -> str:
+    return fold(f"{message.subject} \n {message.body}"[:MAX_CHARACTERS])
+
+
+def word_grams(text: str) -> list[str]:
+    """scikit-learn's word analyzer: tokens of two or more word characters, 1- and 2-grams."""
+    tokens = _TOKEN.findall(text)
+    return tokens + [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
+
+
+def char_grams(text: str) -> list[str]:
+    """scikit-learn's ``char_wb`` analyzer, 3- to 5-grams: each word padded with a space."""
+    grams = []
+    for word in text.split():
+        padded = f" {word} "
+        for size in (3, 4, 5):
+            grams.append(padded[:size])
+            offset = 0
+            while offset + size < len(padded):
+                offset += 1
+                grams.append(padded[offset : offset + size])
+            if offset == 0:  # a word no longer than the gram counts once
+                break
+    return grams
+
+
+def parse_model(document: dict[str, Any], origin: str) -> TextModel:
+    try:
+        classes = tuple(str(c) for c in document["classes"])
+        names = list(document["features"])
+        idf = np.array([float(document["features"][n][0]) for n in names])
+        weights = np.array([[float(w) for w in document["features"][n][1]] for n in names])
+        model = TextModel(
+            field=str(document["field"]),
+            version=str(document["version"]),
+            classes=classes,
+            intercepts=np.array([float(b) for b in document["intercepts"]]),
+            index={name: row for row, name in enumerate(names)},
+            idf=idf,
+            weights=weights.reshape(len(names), len(classes)),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise RulesError(f"{origin}: not a text model: {error!r}") from error
+    if model.intercepts.shape != (len(classes),):
+        raise RulesError(f"{origin}: weights and classes disagree")
+    return model
+
+
+@cache
+def shipped_model(field: str) -> TextModel:
+    """The model shipped for ``field`` (priority, category), read once."""
+    path = MODELS / f"{field}.json"
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise RulesError(f"{path}: cannot read the assistant's model: {error}") from error
+    model = parse_model(document, str(path))
+    for other in _loaded:
+        if other.index == model.index and np.array_equal(other.idf, model.idf):
+            model = dataclasses.replace(model, index=other.index, idf=other.idf)
+            break
+    _loaded.append(model)
+    return model
+
+
+_loaded: list[TextModel] = []

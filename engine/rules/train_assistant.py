@@ -1,0 +1,93 @@
+"""Train the learned assistant's models and write them beside ``engine.rules.assistant``.
+
+    python -m engine.rules.train_assistant [--version V] CASES.yaml...
+
+Trains on the tuning part of the independent corpus and on ``tests/rules/labelled.yaml``
+by default, never on the held-out part (refused by name). Needs scikit-learn, a test
+dependency: the engine itself only reads the JSON it writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.rules.assistant import MODELS, text_of
+from engine.rules.cases import load_cases, message_from
+
+DEFAULT_TRAINING = ("tests/rules/independent/tuning.yaml", "tests/rules/labelled.yaml")
+FIELDS = ("priority", "category")
+WORD_FEATURES = 2000
+CHAR_FEATURES = 5000
+
+
+def pipeline() -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline, make_union
+
+    return make_pipeline(
+        make_union(
+            TfidfVectorizer(
+                ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=WORD_FEATURES
+            ),
+            TfidfVectorizer(
+                analyzer="char_wb",
+                ngram_range=(3, 5),
+                min_df=2,
+                sublinear_tf=True,
+                max_features=CHAR_FEATURES,
+            ),
+        ),
+        LogisticRegression(C=10, max_iter=5000, class_weight="balanced"),
+    )
+
+
+def exported(fitted: Any, field: str, version: str) -> dict[str, Any]:
+    union, model = fitted.steps[0][1], fitted.steps[1][1]
+    features: dict[str, list[Any]] = {}
+    column = 0
+    for (_, vectorizer), block in zip(union.transformer_list, ("w:", "c:"), strict=True):
+        vocabulary = vectorizer.vocabulary_
+        for gram, index in vocabulary.items():
+            weights = [round(float(w), 5) for w in model.coef_[:, column + index]]
+            features[block + gram] = [round(float(vectorizer.idf_[index]), 6), weights]
+        column += len(vocabulary)
+    return {
+        "field": field,
+        "version": version,
+        "classes": [str(c) for c in model.classes_],
+        "intercepts": [round(float(b), 6) for b in model.intercept_],
+        "features": features,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.rules.train_assistant")
+    parser.add_argument("files", nargs="*", default=list(DEFAULT_TRAINING))
+    parser.add_argument("--version", required=True, help="e.g. 2026.12.1")
+    parser.add_argument("--out", default=str(MODELS))
+    args = parser.parse_args(argv)
+    if any("heldout" in Path(name).name for name in args.files):
+        print("refused: the held-out part is never trained on", file=sys.stderr)
+        return 2
+    cases = [case for name in args.files for case in load_cases(Path(name))]
+    texts = [text_of(message_from(case.input)) for case in cases]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for field in FIELDS:
+        labels = [getattr(case.expect, field) for case in cases]
+        kept = [(t, label) for t, label in zip(texts, labels, strict=True) if label]
+        fitted = pipeline().fit([t for t, _ in kept], [label for _, label in kept])
+        path = out / f"{field}.json"
+        path.write_text(json.dumps(exported(fitted, field, args.version), separators=(",", ":")))
+        print(f"{path}: {len(kept)} cases, {len(fitted.classes_)} classes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

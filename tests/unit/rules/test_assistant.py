@@ -1,0 +1,83 @@
+"""The learned assistant: what it computes is what scikit-learn computed when it was
+trained, its work is bounded, and it only proposes within the rules' limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.contract import Channel, Priority, TicketMessage
+from engine.rules import train_assistant
+from engine.rules.assistant import (
+    MAX_CHARACTERS,
+    char_grams,
+    parse_model,
+    shipped_model,
+    text_of,
+    word_grams,
+)
+from engine.rules.cases import load_cases, message_from
+from engine.rules.classify import classify
+from engine.rules.ruleset import load_ruleset
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_features_are_scikit_learn_s() -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    text = "la central no   recibe llamadas, ok? a b"
+    words = TfidfVectorizer(ngram_range=(1, 2)).build_analyzer()(text)
+    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).build_analyzer()(text)
+    assert word_grams(text) == words
+    assert char_grams(text) == chars
+
+
+def test_a_retrained_model_proposes_what_scikit_learn_predicts() -> None:
+    cases = load_cases(ROOT / "tests" / "rules" / "labelled.yaml")[:120]
+    texts = [text_of(message_from(case.input)) for case in cases]
+    labels = [str(case.expect.priority) for case in cases]
+    fitted = train_assistant.pipeline().fit(texts, labels)
+    model = parse_model(train_assistant.exported(fitted, "priority", "test"), "test")
+    probes = [message_from(case.input) for case in cases[:25]]
+    expected = fitted.predict_proba([text_of(m) for m in probes])
+    for probe, probabilities in zip(probes, expected, strict=True):
+        proposal = model.propose(probe)
+        best = probabilities.argmax()
+        assert proposal.value == fitted.classes_[best]
+        assert proposal.confidence == pytest.approx(probabilities[best], abs=1e-3)
+
+
+def test_the_held_out_part_is_never_trained_on() -> None:
+    assert train_assistant.main(["tests/rules/independent/heldout.yaml", "--version", "x"]) == 2
+
+
+def test_a_huge_message_is_read_only_to_its_bound() -> None:
+    huge = TicketMessage(channel=Channel.EMAIL, body="la central no funciona " * 200_000)
+    assert len(text_of(huge)) == MAX_CHARACTERS
+    assert shipped_model("category").propose(huge).value
+
+
+def test_a_proposal_never_lowers_a_priority_the_rules_stated() -> None:
+    outage = TicketMessage(channel=Channel.EMAIL, subject="Soporte", body="la central está caída")
+    decided = classify(outage, load_ruleset())
+    assert decided.priority is Priority.P1
+    assert decided.impact_row == "outage"
+
+
+def test_the_explanation_says_when_the_assistant_decided() -> None:
+    unclear = TicketMessage(
+        channel=Channel.CHAT,
+        body="hola, queremos que la central mande un whatsapp cuando nadie contesta, "
+        "cuanto saldria desarrollarlo?",
+    )
+    decided = classify(unclear, load_ruleset())
+    assert any("proposed by the learned assistant (model 2026.12.1" in line
+               for line in decided.explanation)  # fmt: skip
+
+
+def test_traps_are_left_to_the_rules() -> None:
+    trap = TicketMessage(channel=Channel.SNMP, subject="ups-1: UPS-MIB::upsTrapOnBattery")
+    decided = classify(trap, load_ruleset())
+    assert not any("learned assistant" in line for line in decided.explanation)
