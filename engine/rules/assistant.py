@@ -23,15 +23,30 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from engine.contract import TicketMessage
+from engine.contract import Channel, TicketMessage
 from engine.errors import RulesError
+from engine.rules.model import Strict
 from engine.rules.text import fold
 
 MODELS = Path(__file__).with_name("assistant")
 # Work on one message is bounded: a proposal reads the first this many characters.
 MAX_CHARACTERS = 8000
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
+
+
+Problem = tuple[tuple[int | str, ...], str]
+
+
+class Assistant(Strict):
+    """The learned assistant (engine/rules/assistant.py) proposes a priority and a category;
+    the decision takes a proposal at least this confident, and says so."""
+
+    model_version: str = Field(description="the shipped models' version; checked at load")
+    channels: tuple[Channel, ...] = (Channel.EMAIL, Channel.CHAT, Channel.PHONE)
+    priority_min_confidence: float | None = Field(default=None, gt=0, le=1)
+    category_min_confidence: float | None = Field(default=None, gt=0, le=1)
 
 
 @dataclass(frozen=True)
@@ -163,3 +178,28 @@ def shipped_model(field: str) -> TextModel:
 
 
 _loaded: list[TextModel] = []
+
+
+def assistant_problems(assistant: Assistant, categories: set[str]) -> list[Problem]:
+    """The rule set's assistant section against the shipped models."""
+    problems: list[Problem] = []
+    for field in ("priority", "category"):
+        if getattr(assistant, f"{field}_min_confidence") is None:
+            continue
+        try:
+            model = shipped_model(field)
+        except RulesError as error:
+            problems.append((("assistant", f"{field}_min_confidence"), str(error)))
+            continue
+        if model.version != assistant.model_version:
+            problems.append(
+                (
+                    ("assistant", "model_version"),
+                    f"the shipped {field} model is {model.version!r}, "
+                    f"not {assistant.model_version!r}",
+                )
+            )
+        if field == "category" and not set(model.classes) <= categories:
+            unknown = ", ".join(sorted(set(model.classes) - categories))
+            problems.append((("assistant",), f"the category model proposes unknown {unknown}"))
+    return problems

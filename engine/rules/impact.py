@@ -15,31 +15,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from engine.contract import Channel, ImpactFact, Priority, TicketMessage
-from engine.rules.text import PhraseHit, PhraseIndex, clauses, fold, words
+from engine.rules.model import ID_PATTERN, Strict, compiling, with_words
+from engine.rules.text import PhraseHit, PhraseIndex, clauses, fold
 
-_ID = r"^[a-z0-9][a-z0-9_.-]*$"
 Problem = tuple[tuple[int | str, ...], str]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _with_words(phrases: tuple[str, ...]) -> tuple[str, ...]:
-    for phrase in phrases:
-        if not words(phrase):
-            raise ValueError(f"phrase {phrase!r} has no letters or digits to match")
-    return phrases
 
 
 UNKNOWN = "unknown"
 
 
-class FactValue(_Model):
-    value: str = Field(pattern=_ID)
+class FactValue(Strict):
+    value: str = Field(pattern=ID_PATTERN)
     description: str = ""
     phrases: tuple[str, ...] = Field(default=(), description="evidence: any one occurs")
     regex: tuple[str, ...] = Field(
@@ -49,17 +38,12 @@ class FactValue(_Model):
     @field_validator("phrases")
     @classmethod
     def _phrases_have_words(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _with_words(value)
+        return with_words(value)
 
     @field_validator("regex")
     @classmethod
     def _regex_compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as error:
-                raise ValueError(f"bad regular expression {pattern!r}: {error}") from error
-        return value
+        return compiling(value)
 
     @model_validator(mode="after")
     def _has_evidence(self) -> FactValue:
@@ -72,12 +56,12 @@ class FactValue(_Model):
         return tuple(re.compile(pattern, re.IGNORECASE) for pattern in self.regex)
 
 
-class Fact(_Model):
+class Fact(Strict):
     """One question the impact matrix asks of the text (what is hit, how widely ...). Its
     value is the first of ``values``, in file order, whose evidence occurs (not negated);
     ``unknown`` when none does."""
 
-    id: str = Field(pattern=_ID)
+    id: str = Field(pattern=ID_PATTERN)
     description: str = ""
     fields: tuple[str, ...] = ("subject", "body")
     negatable: bool = Field(
@@ -88,10 +72,10 @@ class Fact(_Model):
     values: tuple[FactValue, ...] = Field(min_length=1)
 
 
-class MatrixRow(_Model):
+class MatrixRow(Strict):
     """Gives ``priority`` when every listed fact has one of its listed values."""
 
-    id: str = Field(pattern=_ID)
+    id: str = Field(pattern=ID_PATTERN)
     description: str = ""
     domain_rule: str | None = None
     when: dict[str, tuple[str, ...]] = Field(
@@ -105,7 +89,7 @@ class MatrixRow(_Model):
     )
 
 
-class Impact(_Model):
+class Impact(Strict):
     """DOMAIN.md's P1-P4 as an impact x urgency matrix: facts stated by the text, then the
     first row whose conditions hold. The last row must hold always (no ``when``)."""
 

@@ -20,21 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from engine.contract import Channel, Priority, SpecialRoute, SupportPlan, Tier
 from engine.errors import RulesError
-from engine.rules.assistant import shipped_model
+from engine.rules.assistant import Assistant, assistant_problems
 from engine.rules.impact import Impact, impact_problems
-from engine.rules.text import PhraseIndex, build_index, words
+from engine.rules.model import ID_PATTERN, Strict, compiling, with_words
+from engine.rules.text import PhraseIndex, build_index
 
 DEFAULT_RULES = Path(__file__).with_name("default.yaml")
-_ID = r"^[a-z0-9][a-z0-9_.-]*$"
 _VERSION = re.compile(r"^\d+(\.\d+)*")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 def version_key(version: str) -> tuple[int, ...]:
@@ -43,14 +39,7 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in found.group(0).split(".")) if found else (0,)
 
 
-def _with_words(phrases: tuple[str, ...]) -> tuple[str, ...]:
-    for phrase in phrases:
-        if not words(phrase):
-            raise ValueError(f"phrase {phrase!r} has no letters or digits to match")
-    return phrases
-
-
-class CustomerCondition(_Strict):
+class CustomerCondition(Strict):
     known: bool | None = Field(default=None, description="true: in the directory")
     plan: tuple[SupportPlan, ...] = ()
     language: tuple[str, ...] = ()
@@ -66,7 +55,7 @@ class CustomerCondition(_Strict):
         return value
 
 
-class TrapCondition(_Strict):
+class TrapCondition(Strict):
     oid: tuple[str, ...] = Field(default=(), description="trap OID, exact or as a prefix.")
     name: tuple[str, ...] = Field(default=(), description="MIB name, e.g. IF-MIB::linkDown")
     device_role: tuple[str, ...] = ()
@@ -75,7 +64,7 @@ class TrapCondition(_Strict):
     )
 
 
-class RuleMatcher(_Strict):
+class RuleMatcher(Strict):
     """All given conditions must hold. ``phrases``/``regex``: any one occurs."""
 
     phrases: tuple[str, ...] = ()
@@ -90,17 +79,12 @@ class RuleMatcher(_Strict):
     @field_validator("phrases", "not_phrases")
     @classmethod
     def _phrases_have_words(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _with_words(value)
+        return with_words(value)
 
     @field_validator("regex")
     @classmethod
     def _regex_compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as error:
-                raise ValueError(f"bad regular expression {pattern!r}: {error}") from error
-        return value
+        return compiling(value)
 
     @field_validator("fields")
     @classmethod
@@ -111,7 +95,7 @@ class RuleMatcher(_Strict):
         return value
 
 
-class RuleActions(_Strict):
+class RuleActions(Strict):
     priority: Priority | None = None
     raise_priority: int = Field(default=0, ge=0, le=3, description="levels to raise by")
     category: str | None = None
@@ -120,8 +104,8 @@ class RuleActions(_Strict):
     special_routes: tuple[SpecialRoute, ...] = ()
 
 
-class Rule(_Strict):
-    id: str = Field(pattern=_ID)
+class Rule(Strict):
+    id: str = Field(pattern=ID_PATTERN)
     description: str = ""
     domain_rule: str | None = Field(default=None, description="DOMAIN.md rule name, e.g. P1")
     match: RuleMatcher
@@ -132,7 +116,7 @@ class Rule(_Strict):
         return tuple(re.compile(pattern, re.IGNORECASE) for pattern in self.match.regex)
 
 
-class RouteMatcher(_Strict):
+class RouteMatcher(Strict):
     """All given fields must hold; each lists the values accepted."""
 
     priority: tuple[Priority, ...] = ()
@@ -156,8 +140,8 @@ class RouteMatcher(_Strict):
         )
 
 
-class Route(_Strict):
-    id: str = Field(pattern=_ID)
+class Route(Strict):
+    id: str = Field(pattern=ID_PATTERN)
     description: str = ""
     match: RouteMatcher = RouteMatcher()
     tier: Tier | None = Field(default=None, description="None: inherited from the parent")
@@ -166,22 +150,12 @@ class Route(_Strict):
     routes: tuple[Route, ...] = ()
 
 
-class Assistant(_Strict):
-    """The learned assistant (engine/rules/assistant.py) proposes a priority and a category;
-    the decision takes a proposal at least this confident, and says so."""
-
-    model_version: str = Field(description="the shipped models' version; checked at load")
-    channels: tuple[Channel, ...] = (Channel.EMAIL, Channel.CHAT, Channel.PHONE)
-    priority_min_confidence: float | None = Field(default=None, gt=0, le=1)
-    category_min_confidence: float | None = Field(default=None, gt=0, le=1)
-
-
-class Defaults(_Strict):
+class Defaults(Strict):
     priority: Priority
     category: str
 
 
-class RuleSet(_Strict):
+class RuleSet(Strict):
     version: str = Field(min_length=1)
     defaults: Defaults
     rules: tuple[Rule, ...]
@@ -287,31 +261,7 @@ def semantic_problems(ruleset: RuleSet) -> list[Problem]:
     if ruleset.impact is not None:
         problems.extend(impact_problems(ruleset.impact))
     if ruleset.assistant is not None:
-        problems.extend(_assistant_problems(ruleset.assistant, categories))
-    return problems
-
-
-def _assistant_problems(assistant: Assistant, categories: set[str]) -> list[Problem]:
-    problems: list[Problem] = []
-    for field in ("priority", "category"):
-        if getattr(assistant, f"{field}_min_confidence") is None:
-            continue
-        try:
-            model = shipped_model(field)
-        except RulesError as error:
-            problems.append((("assistant", f"{field}_min_confidence"), str(error)))
-            continue
-        if model.version != assistant.model_version:
-            problems.append(
-                (
-                    ("assistant", "model_version"),
-                    f"the shipped {field} model is {model.version!r}, "
-                    f"not {assistant.model_version!r}",
-                )
-            )
-        if field == "category" and not set(model.classes) <= categories:
-            unknown = ", ".join(sorted(set(model.classes) - categories))
-            problems.append((("assistant",), f"the category model proposes unknown {unknown}"))
+        problems.extend(assistant_problems(ruleset.assistant, categories))
     return problems
 
 
