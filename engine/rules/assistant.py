@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from engine.contract import Channel, TicketMessage
+from engine.contract import Channel, SpecialRoute, TicketMessage
 from engine.errors import RulesError
 from engine.rules.model import Strict
 from engine.rules.text import fold
@@ -40,13 +40,19 @@ Problem = tuple[tuple[int | str, ...], str]
 
 
 class Assistant(Strict):
-    """The learned assistant (engine/rules/assistant.py) proposes a priority and a category;
-    the decision takes a proposal at least this confident, and says so."""
+    """The learned assistant (engine/rules/assistant.py) proposes a priority, a category and
+    special routes; the decision takes a proposal at least this confident, and says so."""
 
     model_version: str = Field(description="the shipped models' version; checked at load")
     channels: tuple[Channel, ...] = (Channel.EMAIL, Channel.CHAT, Channel.PHONE)
     priority_min_confidence: float | None = Field(default=None, gt=0, le=1)
     category_min_confidence: float | None = Field(default=None, gt=0, le=1)
+    routes_min_confidence: float | None = Field(default=None, gt=0, le=1)
+    route_tags: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="special route -> the tags a proposed route brings (the rules' own words "
+        "for it, so the route tree sends it where the rules would)",
+    )
 
 
 @dataclass(frozen=True)
@@ -75,12 +81,27 @@ class TextModel:
     weights: np.ndarray
     """one row per feature, one column per class"""
 
+    multilabel: bool = False
+    """one yes/no model per class (the special routes) instead of one choice among them"""
+
     def propose(self, message: TicketMessage) -> Proposal:
-        rows, values = _shared_vector(text_of(message), self)
-        scores = self.intercepts + values @ self.weights[rows]
+        scores = self._scores(message)
         exp = np.exp(scores - scores.max())
         best = int(scores.argmax())
         return Proposal(self.field, self.classes[best], float(exp[best] / exp.sum()), self.version)
+
+    def propose_each(self, message: TicketMessage) -> list[Proposal]:
+        """A multi-label model's proposals, each class with its own probability."""
+        probabilities = 1 / (1 + np.exp(-self._scores(message)))
+        return [
+            Proposal(self.field, label, float(probability), self.version)
+            for label, probability in zip(self.classes, probabilities, strict=True)
+        ]
+
+    def _scores(self, message: TicketMessage) -> np.ndarray:
+        rows, values = _shared_vector(text_of(message), self)
+        scores: np.ndarray = self.intercepts + values @ self.weights[rows]
+        return scores
 
 
 _last_vector: list[tuple[str, int, tuple[np.ndarray, np.ndarray]]] = []
@@ -152,6 +173,7 @@ def parse_model(document: dict[str, Any], origin: str) -> TextModel:
             index={name: row for row, name in enumerate(names)},
             idf=idf,
             weights=weights.reshape(len(names), len(classes)),
+            multilabel=bool(document.get("multilabel", False)),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise RulesError(f"{origin}: not a text model: {error!r}") from error
@@ -162,7 +184,7 @@ def parse_model(document: dict[str, Any], origin: str) -> TextModel:
 
 @cache
 def shipped_model(field: str) -> TextModel:
-    """The model shipped for ``field`` (priority, category), read once."""
+    """The model shipped for ``field`` (priority, category, routes), read once."""
     path = MODELS / f"{field}.json"
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -183,7 +205,7 @@ _loaded: list[TextModel] = []
 def assistant_problems(assistant: Assistant, categories: set[str]) -> list[Problem]:
     """The rule set's assistant section against the shipped models."""
     problems: list[Problem] = []
-    for field in ("priority", "category"):
+    for field in ("priority", "category", "routes"):
         if getattr(assistant, f"{field}_min_confidence") is None:
             continue
         try:
@@ -199,6 +221,8 @@ def assistant_problems(assistant: Assistant, categories: set[str]) -> list[Probl
                     f"not {assistant.model_version!r}",
                 )
             )
+        if field == "routes" and not set(model.classes) <= {r.value for r in SpecialRoute}:
+            problems.append((("assistant",), "the routes model proposes unknown routes"))
         if field == "category" and not set(model.classes) <= categories:
             unknown = ", ".join(sorted(set(model.classes) - categories))
             problems.append((("assistant",), f"the category model proposes unknown {unknown}"))

@@ -289,11 +289,20 @@ def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
         category = proposed.value
 
     special: tuple[SpecialRoute, ...] = _union([rule.set.special_routes for rule in rules])
+    tags = _union([rule.set.tags for rule in rules])
+    for route in _route_proposals(message, ruleset):
+        if SpecialRoute(route.value) in special:
+            continue
+        explanation.append(route.describe().replace("routes ", "special route ", 1))
+        special = (*special, SpecialRoute(route.value))
+        assert ruleset.assistant is not None, "a proposal comes from the assistant's section"
+        added = ruleset.assistant.route_tags.get(route.value, ())
+        tags = _union([tags, added])
     return Classification(
         priority=priority,
         priority_by_default=by_default,
         category=category,
-        tags=_union([rule.set.tags for rule in rules]),
+        tags=tags,
         skills=_union([rule.set.skills for rule in rules]),
         special_routes=special,
         matches=tuple(match for _, match in fired),
@@ -315,6 +324,18 @@ def _proposal(message: TicketMessage, ruleset: RuleSet, field: str) -> Proposal 
         return None
     proposal = shipped_model(field).propose(message)
     return proposal if proposal.confidence >= threshold else None
+
+
+def _route_proposals(message: TicketMessage, ruleset: RuleSet) -> list[Proposal]:
+    """The special routes the assistant proposes, each confident enough on its own."""
+    settings = ruleset.assistant
+    if settings is None or message.channel not in settings.channels:
+        return []
+    threshold = settings.routes_min_confidence
+    if threshold is None:
+        return []
+    proposals = shipped_model("routes").propose_each(message)
+    return [proposal for proposal in proposals if proposal.confidence >= threshold]
 
 
 def _assessed(message: TicketMessage, ruleset: RuleSet) -> Assessment | None:

@@ -86,7 +86,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = out / f"{field}.json"
         path.write_text(json.dumps(exported(fitted, field, args.version), separators=(",", ":")))
         print(f"{path}: {len(kept)} cases, {len(fitted.classes_)} classes")
+    labelled = [(t, set(c.expect.routes)) for t, c in zip(texts, cases, strict=True)
+                if c.expect.routes is not None]  # fmt: skip
+    document = routes_exported([t for t, _ in labelled], [r for _, r in labelled], args.version)
+    path = out / "routes.json"
+    path.write_text(json.dumps(document, separators=(",", ":")))
+    print(f"{path}: {len(labelled)} cases, {len(document['classes'])} routes")
     return 0
+
+
+def routes_exported(texts: list[str], routes: list[set[str]], version: str) -> dict[str, Any]:
+    """One yes/no model per special route over the same features, as one multi-label model."""
+    names = sorted({route for wanted in routes for route in wanted})
+    columns = []
+    for name in names:
+        fitted = pipeline().fit(texts, [name in wanted for wanted in routes])
+        columns.append(exported(fitted, "routes", version))
+    features = {
+        gram: [idf, [column["features"][gram][1][-1] for column in columns]]
+        for gram, (idf, _) in columns[0]["features"].items()
+    }
+    return {
+        "field": "routes",
+        "version": version,
+        "multilabel": True,
+        "classes": names,
+        "intercepts": [column["intercepts"][-1] for column in columns],
+        "features": features,
+    }
 
 
 if __name__ == "__main__":

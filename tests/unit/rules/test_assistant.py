@@ -73,7 +73,7 @@ def test_the_explanation_says_when_the_assistant_decided() -> None:
         "cuanto saldria desarrollarlo?",
     )
     decided = classify(unclear, load_ruleset())
-    assert any("proposed by the learned assistant (model 2026.12.1" in line
+    assert any("proposed by the learned assistant (model 2026.12.2" in line
                for line in decided.explanation)  # fmt: skip
 
 
