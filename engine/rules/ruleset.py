@@ -236,6 +236,8 @@ def semantic_problems(ruleset: RuleSet) -> list[Problem]:
         rule.set.category for rule in ruleset.rules if rule.set.category
     }
     tags = {tag for rule in ruleset.rules for tag in rule.set.tags}
+    if ruleset.assistant is not None:
+        tags |= {tag for added in ruleset.assistant.route_tags.values() for tag in added}
     seen_routes: dict[str, tuple[int | str, ...]] = {}
     for route, path in walk(ruleset.routes):
         if route.id in seen_routes:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.contract import Channel, Priority, TicketMessage
+from engine.contract import Channel, Priority, TicketMessage, Tier
 from engine.rules import train_assistant
 from engine.rules.assistant import (
     MAX_CHARACTERS,
@@ -19,7 +19,8 @@ from engine.rules.assistant import (
 )
 from engine.rules.cases import load_cases, message_from
 from engine.rules.classify import classify
-from engine.rules.ruleset import load_ruleset
+from engine.rules.decide import decide
+from engine.rules.ruleset import load_ruleset, parse_ruleset
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -81,3 +82,40 @@ def test_traps_are_left_to_the_rules() -> None:
     trap = TicketMessage(channel=Channel.SNMP, subject="ups-1: UPS-MIB::upsTrapOnBattery")
     decided = classify(trap, load_ruleset())
     assert not any("learned assistant" in line for line in decided.explanation)
+
+
+def test_a_route_model_gives_each_route_scikit_learn_s_probability() -> None:
+    cases = load_cases(ROOT / "tests" / "rules" / "labelled.yaml")[:150]
+    texts = [text_of(message_from(case.input)) for case in cases]
+    routes = [set(case.expect.routes or ()) for case in cases]
+    model = parse_model(train_assistant.routes_exported(texts, routes, "test"), "test")
+    assert model.multilabel
+    probe = message_from(cases[3].input)
+    for proposal in model.propose_each(probe):
+        fitted = train_assistant.pipeline().fit(texts, [proposal.value in r for r in routes])
+        expected = fitted.predict_proba([text_of(probe)])[0][1]
+        assert proposal.confidence == pytest.approx(expected, abs=1e-3)
+
+
+def test_a_proposed_route_is_explained_and_brings_the_rules_tags_for_it() -> None:
+    no_route_rules = parse_ruleset(
+        'version: "t"\n'
+        "defaults: {priority: P3, category: other}\n"
+        "rules: []\n"
+        "routes: {id: root, tier: L1, routes: [\n"
+        "  {id: development, match: {tags_any: [feature_request]}, tier: L2}]}\n"
+        "assistant: {model_version: '2026.12.2', routes_min_confidence: 0.5,\n"
+        "  route_tags: {development: [feature_request]}}\n",
+        "routes-only.yaml",
+    )
+    request = TicketMessage(
+        channel=Channel.CHAT,
+        body="hola, queremos que cuando nadie atiende la central le mande un whatsapp "
+        "automatico al cliente, se los podemos pagar para que lo hagan?",
+    )
+    decided = decide(request, no_route_rules)
+    assert decided.summary()["routes"] == ["development"]
+    assert "feature_request" in decided.classification.tags
+    assert decided.route.tier is Tier.L2
+    assert any(line.startswith("special route development proposed by the learned assistant")
+               for line in decided.classification.explanation)  # fmt: skip
