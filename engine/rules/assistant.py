@@ -91,10 +91,11 @@ class TextModel:
         return Proposal(self.field, self.classes[best], float(exp[best] / exp.sum()), self.version)
 
     def propose_each(self, message: TicketMessage) -> list[Proposal]:
-        """A multi-label model's proposals, each class with its own probability."""
+        """A multi-label model's proposals (the special routes), each with its own
+        probability."""
         probabilities = 1 / (1 + np.exp(-self._scores(message)))
         return [
-            Proposal(self.field, label, float(probability), self.version)
+            Proposal("special route", label, float(probability), self.version)
             for label, probability in zip(self.classes, probabilities, strict=True)
         ]
 

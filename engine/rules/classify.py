@@ -229,15 +229,16 @@ def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
         if rule.set.priority
     ]
     assessment = _assessed(message, ruleset)
-    matrix_decides = assessment is not None and not _is_catch_all(assessment, ruleset)
-    if assessment is not None and matrix_decides:
-        candidates.append((assessment.row.priority, f"the impact matrix, row {assessment.row.id}"))
+    from_matrix = None
+    if assessment is not None and not _is_catch_all(assessment, ruleset):
+        from_matrix = f"the impact matrix, row {assessment.row.id}"
+        candidates.append((assessment.row.priority, from_matrix))
     if message.suggested_priority is not None:
         candidates.append((message.suggested_priority, "the suggested priority"))
     priority: Priority
     if candidates:
         priority, why = max(candidates, key=lambda pair: pair[0].severity)
-        if assessment is not None and why.startswith("the impact matrix"):
+        if assessment is not None and why == from_matrix:
             explanation.append(describe(assessment))
         else:
             explanation.append(f"priority {priority} from {why}: the most severe candidate")
@@ -290,14 +291,12 @@ def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
 
     special: tuple[SpecialRoute, ...] = _union([rule.set.special_routes for rule in rules])
     tags = _union([rule.set.tags for rule in rules])
+    route_tags = ruleset.assistant.route_tags if ruleset.assistant is not None else {}
     for route in _route_proposals(message, ruleset):
-        if SpecialRoute(route.value) in special:
-            continue
-        explanation.append(route.describe().replace("routes ", "special route ", 1))
-        special = (*special, SpecialRoute(route.value))
-        assert ruleset.assistant is not None, "a proposal comes from the assistant's section"
-        added = ruleset.assistant.route_tags.get(route.value, ())
-        tags = _union([tags, added])
+        if SpecialRoute(route.value) not in special:
+            explanation.append(route.describe())
+            special = (*special, SpecialRoute(route.value))
+            tags = _union([tags, route_tags.get(route.value, ())])
     return Classification(
         priority=priority,
         priority_by_default=by_default,
