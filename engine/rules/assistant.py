@@ -114,19 +114,43 @@ def _shared_vector(text: str, model: TextModel) -> tuple[np.ndarray, np.ndarray]
     key = id(model.index)
     if _last_vector and _last_vector[0][0] == text and _last_vector[0][1] == key:
         return _last_vector[0][2]
-    vector = _vector(text, model.index, model.idf)
+    vector = _vector(text, _blocks(model.index), model.idf)
     _last_vector[:] = [(text, key, vector)]
     return vector
 
 
-def _vector(text: str, index: dict[str, int], idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class _Blocks:
+    """The feature index split by analyzer, without the block prefix: looking a gram up
+    needs no string built for it."""
+
+    words: dict[str, int]
+    chars: dict[str, int]
+
+
+_blocks_of: dict[int, tuple[dict[str, int], _Blocks]] = {}
+
+
+def _blocks(index: dict[str, int]) -> _Blocks:
+    cached = _blocks_of.get(id(index))
+    if cached is not None and cached[0] is index:
+        return cached[1]
+    words = {name[2:]: row for name, row in index.items() if name.startswith("w:")}
+    chars = {name[2:]: row for name, row in index.items() if name.startswith("c:")}
+    blocks = _Blocks(words, chars)
+    _blocks_of[id(index)] = (index, blocks)
+    return blocks
+
+
+def _vector(text: str, blocks: _Blocks, idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The text's TF-IDF (sublinear TF, L2-normalised per block, as the training pipeline
     did): the rows of the features it has, and their values."""
     rows: list[int] = []
     values: list[float] = []
-    for block, grams in (("w:", word_grams(text)), ("c:", char_grams(text))):
-        counts = Counter(index[block + g] for g in grams if block + g in index)
-        found = list(counts)
+    for rows_of, grams in ((blocks.words, word_grams(text)), (blocks.chars, char_grams(text))):
+        counts = Counter(map(rows_of.get, grams))
+        counts.pop(None, None)  # grams the model does not know
+        found = [row for row in counts if row is not None]
         raw = (1 + np.log(np.fromiter(counts.values(), float, len(found)))) * idf[found]
         norm = float(np.sqrt(raw @ raw))
         rows.extend(found)
@@ -146,17 +170,15 @@ def word_grams(text: str) -> list[str]:
 
 def char_grams(text: str) -> list[str]:
     """scikit-learn's ``char_wb`` analyzer, 3- to 5-grams: each word padded with a space."""
-    grams = []
+    grams: list[str] = []
     for word in text.split():
         padded = f" {word} "
+        length = len(padded)
         for size in (3, 4, 5):
-            grams.append(padded[:size])
-            offset = 0
-            while offset + size < len(padded):
-                offset += 1
-                grams.append(padded[offset : offset + size])
-            if offset == 0:  # a word no longer than the gram counts once
+            if length <= size:  # a word no longer than the gram counts once
+                grams.append(padded)
                 break
+            grams.extend([padded[start : start + size] for start in range(length - size + 1)])
     return grams
 
 

@@ -9,6 +9,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 # A single line break is no clause end: plain-text mail is wrapped near 72 columns, and
@@ -39,10 +40,29 @@ REASSURANCES = frozenset({"fine", "ok", "okay", "normally", "bien", "normales", 
 REASSURANCE_WINDOW = 3
 
 
+class _WithoutCombiningMarks(dict[int, str]):
+    """A ``str.translate`` table that drops combining marks (accents once decomposed) and
+    keeps every other character; each character is looked up in Unicode once."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        kept = "" if unicodedata.combining(char) else char
+        self[code] = kept
+        return kept
+
+
+_DROP_COMBINING_MARKS = _WithoutCombiningMarks()
+# Classification reads one message's subject and body several times (the rules, the impact
+# matrix, the assistant): the last few texts are folded once.
+_RECENT_TEXTS = 64
+
+
+@lru_cache(maxsize=_RECENT_TEXTS)
 def fold(text: str) -> str:
     """Lowercase, without accents: "CAÍDA" -> "caida"."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(char for char in decomposed if not unicodedata.combining(char))
+    if text.isascii():
+        return text.lower()
+    return unicodedata.normalize("NFKD", text.casefold()).translate(_DROP_COMBINING_MARKS)
 
 
 def words(text: str) -> Words:
@@ -50,13 +70,20 @@ def words(text: str) -> Words:
 
     "¿La Central está CAÍDA?" -> ("la", "central", "esta", "caida")
     """
-    return tuple(word for word in _NON_WORD.split(fold(text)) if word)
+    return _words_of_folded(fold(text))
 
 
+def _words_of_folded(folded: str) -> Words:
+    return tuple(word for word in _NON_WORD.split(folded) if word)
+
+
+@lru_cache(maxsize=_RECENT_TEXTS)
 def clauses(text: str) -> tuple[Words, ...]:
     """The text's clauses (split at punctuation, blank lines, list items and at
     "but"/"pero"), each as words."""
-    return tuple(found for part in _CLAUSE_END.split(fold(text)) if (found := words(part)))
+    return tuple(
+        found for part in _CLAUSE_END.split(fold(text)) if (found := _words_of_folded(part))
+    )
 
 
 @dataclass(frozen=True)
