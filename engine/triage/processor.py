@@ -15,8 +15,8 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -35,7 +35,13 @@ from engine.contract import (
     to_json,
 )
 from engine.contract.customers import EMPTY_DIRECTORY, CustomerDirectory, load_directory
-from engine.contract.topics import DEAD_LETTERS, RULES_CONFIG, TICKET_EVENTS, TICKET_STATE
+from engine.contract.topics import (
+    DEAD_LETTER_MAX_BYTES,
+    DEAD_LETTERS,
+    RULES_CONFIG,
+    TICKET_EVENTS,
+    TICKET_STATE,
+)
 from engine.entitlements.follower import BalancesFollower
 from engine.errors import field_path
 from engine.kafka.deadletter import dead_letter
@@ -43,6 +49,7 @@ from engine.kafka.faust_app import (
     BATCH_MAX_EVENTS,
     BATCH_WITHIN_SECONDS,
     engine_app,
+    output_producer,
     raw_topic,
     run_from_start,
 )
@@ -69,7 +76,7 @@ RULES_CATCH_UP_SECONDS = 30.0
 @dataclass(frozen=True)
 class _Processed:
     outcome: ProcessorOutcome
-    sends: list[Awaitable[Any]] = field(default_factory=list)
+    sends: Sequence[Awaitable[Any]] = ()
     routed: tuple[TicketState, datetime] | None = None
 
 
@@ -99,7 +106,8 @@ class Processor:
             # every ticket topic, not by the partition of whichever event is current.
             use_partitioner=True,
         )
-        self._outputs: dict[str, Any] = {}
+        # Dead letters keep their input whole: the largest record the processor sends.
+        self._outputs = output_producer(self.app, settings, DEAD_LETTER_MAX_BYTES + 64 * 1024)
         # Read while the consumer group is joined and the table recovered, not after it.
         self.rules = RulesFollower(settings.kafka_bootstrap, self._switch_rules)
         run_from_start(self.app, self.rules.run)
@@ -147,11 +155,6 @@ class Processor:
         log.warning("rules: switching from %s to %s", self.ruleset.fingerprint, ruleset.fingerprint)
         self.ruleset = ruleset
         metrics.RULESET_SWITCHES.inc()
-
-    def _topic(self, name: str) -> Any:
-        if name not in self._outputs:
-            self._outputs[name] = raw_topic(self.app, name)
-        return self._outputs[name]
 
     async def _triage_agent(self, stream: Any) -> None:
         await self._wait_for_followers()
@@ -226,7 +229,7 @@ class Processor:
                 value, reason, "data.activity", outcome=ProcessorOutcome.REFUSED
             )
         sends = [
-            await self._topic(p.topic).send(key=p.key.encode(), value=to_json(p.record))
+            await self._outputs.send(p.topic, p.key.encode(), to_json(p.record))
             for p in publications(outcome, incoming, now, SOURCE)
         ]
         ticket = outcome.ticket
@@ -234,7 +237,7 @@ class Processor:
         state = to_json(state_record(ticket, incoming.event_id, now, SOURCE))
         # The state record is sent like every other output, so the batch waits for its ack
         # too; the table's local store is then updated without a second changelog write.
-        sends.append(await self._topic(TICKET_STATE).send(key=key, value=state))
+        sends.append(await self._outputs.send(TICKET_STATE, key, state))
         self.tickets.data[key] = state
         if not outcome.routed:
             return _Processed(ProcessorOutcome.PROCESSED, sends)
@@ -256,7 +259,7 @@ class Processor:
             now=self.clock.now(),
         )  # fmt: skip
         digest = record.data.payload_sha256
-        future = await self._topic(DEAD_LETTERS).send(key=digest.encode(), value=to_json(record))
+        future = await self._outputs.send(DEAD_LETTERS, digest.encode(), to_json(record))
         log.warning("dead-lettered a record of %s: %s (field %s)", TICKET_EVENTS, reason, field)
         return _Processed(outcome, [future])
 
