@@ -197,6 +197,16 @@ SNMP_RECEIVE_BUFFER_BYTES = Gauge(
     "The SNMP receiver socket's receive buffer as the kernel granted it (SO_RCVBUF)",
 )
 
+SNMP_TRAPS_FOLDED = Counter(
+    "ticketing_snmp_traps_folded_total",
+    "Notifications folded into another of their alarm's ticket event (a storm): each is "
+    "still on snmp.traps.v1 and counted in its alarm's occurrences",
+)
+SNMP_FOLDS_OPEN = Gauge(
+    "ticketing_snmp_folds_open",
+    "Alarms whose notifications are being folded now (a storm in progress)",
+)
+
 
 class HoldReason(StrEnum):
     """Why the SNMP receiver spooled an event instead of publishing it."""

@@ -184,6 +184,13 @@ class Settings(BaseSettings):
         ge=65536,
         description="SO_RCVBUF asked for the SNMP socket (the kernel caps it at rmem_max).",
     )
+    snmp_fold_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        le=60,
+        description="A storm's notifications of one alarm within this many seconds become one "
+        "ticket event counting them (each is kept on snmp.traps.v1); 0: one event each.",
+    )
     snmp_max_in_flight: int = Field(
         default=20000, ge=1, description="Notifications being stored at once; more are refused."
     )

@@ -83,6 +83,7 @@ def checked_prefix(prefix: str) -> str:
 PREFIX = checked_prefix(os.environ.get(TOPIC_PREFIX_VARIABLE, ""))
 
 TICKET_EVENTS = PREFIX + "tickets.events.v1"
+SNMP_TRAPS = PREFIX + "snmp.traps.v1"
 MAIL_SPOOL = PREFIX + "mail.spool.v1"
 TICKET_STATE = PREFIX + "tickets.state.v1"
 TICKET_DECISIONS = PREFIX + "tickets.decisions.v1"
@@ -166,6 +167,12 @@ def _declared_topics(partitions: int, replication_factor: int) -> tuple[TopicSpe
             ChatMessageReceived,
             PhoneCallLogged,
             TicketActivity,
+        ),
+        ticket_topic(
+            SNMP_TRAPS,
+            "Every SNMP notification the receiver accepted, one record each, keyed by ticket "
+            "id: the audit of a storm, which tickets.events.v1 carries folded",
+            TrapReceived,
         ),
         TopicSpec(
             MAIL_SPOOL,

@@ -102,3 +102,14 @@ class TrapReceivedData(Record):
     uptime_hundredths: int | None = Field(description="sysUpTime.0 of the notification")
     trap: TrapFacts = Field(description="Trap OID, MIB names and typed varbinds (RFC 3584 shape)")
     device: Device | None = Field(description="None: the address is not in the device directory")
+    occurrences: int = Field(
+        default=1,
+        ge=1,
+        description="Consecutive notifications of this alarm and transition the event stands "
+        "for: a storm folded at the receiver (each one is kept on snmp.traps.v1)",
+    )
+    first_received_at: UtcDatetime | None = Field(
+        default=None,
+        description="When the first of the folded notifications arrived; None when the event "
+        "stands for one notification, received at occurred_at",
+    )

@@ -52,17 +52,22 @@ def update(
     transition: AlarmTransition,
     at: datetime,
     policy: FlapPolicy = DEFAULT_FLAP_POLICY,
+    occurrences: int = 1,
+    first_at: datetime | None = None,
 ) -> AlarmUpdate:
-    """The alarm after one more notification received ``at``."""
+    """The alarm after ``occurrences`` more notifications of one transition, the first
+    received ``first_at`` (default ``at``) and the last ``at`` (a storm folded at the
+    receiver): the alarm changes at most once, when the first of them arrived."""
+    began = first_at or at
     if previous is None:
         cleared = transition is AlarmTransition.CLEARED
         state = AlarmState(
             key=key,
-            occurrences=1,
-            first_seen=at,
+            occurrences=occurrences,
+            first_seen=began,
             last_seen=at,
             cleared=cleared,
-            cleared_at=at if cleared else None,
+            cleared_at=began if cleared else None,
             flapping=False,
             transitions=(),
         )
@@ -73,15 +78,15 @@ def update(
     )
     if changed:
         cleared = transition is AlarmTransition.CLEARED
-        cleared_at = at if cleared else None
+        cleared_at = began if cleared else None
     latest = max(previous.last_seen, at)
-    recent = (*previous.transitions, at) if changed else previous.transitions
+    recent = (*previous.transitions, began) if changed else previous.transitions
     recent = tuple(sorted(t for t in recent if t > latest - policy.window))
     flapping = len(recent) >= policy.transitions
     state = AlarmState(
         key=key,
-        occurrences=previous.occurrences + 1,
-        first_seen=min(previous.first_seen, at),
+        occurrences=previous.occurrences + occurrences,
+        first_seen=min(previous.first_seen, began),
         last_seen=latest,
         cleared=cleared,
         cleared_at=cleared_at,
@@ -98,7 +103,15 @@ def alarm_after(previous: TicketState | None, event: Envelope) -> AlarmUpdate | 
     before = previous.alarm if previous is not None else None
     if not isinstance(event, TrapReceived):
         return AlarmUpdate(before, reopened=False) if before is not None else None
-    return update(before, event.data.alarm_key, event.data.transition, event.occurred_at)
+    data = event.data
+    return update(
+        before,
+        data.alarm_key,
+        data.transition,
+        event.occurred_at,
+        occurrences=data.occurrences,
+        first_at=data.first_received_at,
+    )
 
 
 def trap_message(data: TrapReceivedData, customers: CustomerDirectory) -> TicketMessage:

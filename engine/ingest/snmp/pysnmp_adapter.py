@@ -7,6 +7,7 @@ pysnmp 7's own names (camelCase parameters, untyped classes) stay inside this mo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from collections.abc import Callable
@@ -151,10 +152,18 @@ class FastPathTransport(udp.UdpAsyncioTransport):  # type: ignore[misc]  # untyp
 
 def udp_socket(host: str, port: int, receive_buffer: int) -> socket.socket:
     """The receiver's socket, its kernel buffer as large as allowed: a trap storm then
-    waits in the kernel instead of being dropped (drops show in Udp_RcvbufErrors)."""
+    waits in the kernel instead of being dropped (drops show in Udp_RcvbufErrors).
+
+    The kernel caps SO_RCVBUF at net.core.rmem_max; a process with CAP_NET_ADMIN (root,
+    or the unit's AmbientCapabilities) may go past it with SO_RCVBUFFORCE, as journald does."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    # Linux reports twice what was asked (its bookkeeping overhead) when it grants it all.
+    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    if force is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < receive_buffer:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, force, receive_buffer)
     sock.bind((host, port))
     sock.setblocking(False)
     return sock

@@ -18,9 +18,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import socket
+import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,10 +39,11 @@ from engine.contract import (
     TrapReceived,
     to_json,
 )
-from engine.contract.topics import DEAD_LETTERS, TICKET_EVENTS
+from engine.contract.topics import DEAD_LETTERS, SNMP_TRAPS, TICKET_EVENTS
 from engine.errors import PublishError
 from engine.ingest.snmp.devices import DeviceDirectory
 from engine.ingest.snmp.fastpath import inform_response, parse_v2c_notification
+from engine.ingest.snmp.fold import Fold, StormFolder
 from engine.ingest.snmp.mibs import MibResolver
 from engine.ingest.snmp.pysnmp_adapter import (
     Encoded,
@@ -92,12 +95,14 @@ class BatchPublisher(Protocol):
     ) -> list[PublishError | None]: ...
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Received:
     notification: Notification
     respond: Respond | None
     pdu: Encoded
     at: datetime
+    audited: bool = False
+    """Its record is on snmp.traps.v1: an INFORM may be answered once its fold is too."""
 
 
 class SnmpReceiver:
@@ -113,6 +118,7 @@ class SnmpReceiver:
         max_in_flight: int = 20000,
         engine_id: bytes | None = None,
         backlog: TrapBacklog | None = None,
+        fold_seconds: float = 0.0,
     ) -> None:
         self._publisher = publisher
         self._backlog = backlog
@@ -126,6 +132,8 @@ class SnmpReceiver:
         self._storing = 0
         self._arrived = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
+        self._folder: StormFolder[_Received] = StormFolder(fold_seconds)
+        self._fold_due = asyncio.Event()
         self._closing = False
         self._community_index = {
             community.encode(): index + 1 for index, community in enumerate(policy.communities)
@@ -163,6 +171,7 @@ class SnmpReceiver:
             self._received,
         )
         self._workers = [asyncio.ensure_future(self._store_batches()) for _ in range(STORERS)]
+        self._workers.append(asyncio.ensure_future(self._send_due_folds()))
         self._source = f"snmp://{host}:{self.address[1]}"
         await asyncio.sleep(0)  # let the transport's endpoint open
 
@@ -172,10 +181,12 @@ class SnmpReceiver:
             self._engine = None
 
     async def drain(self) -> None:
-        """Store what has arrived, then stop storing (after :meth:`stop`)."""
+        """Store what has arrived and what is folded, then stop storing (after :meth:`stop`)."""
         self._closing = True
         self._arrived.set()
+        self._fold_due.set()
         await asyncio.gather(*self._workers)
+        await self._publish_folds(self._folder.drain())
 
     def count_engine_rejections(self) -> None:
         """Move pysnmp's refusal counters into the ingest metric (call periodically)."""
@@ -255,6 +266,7 @@ class SnmpReceiver:
             self._arrived.clear()
 
     async def _store(self, batch: list[_Received]) -> None:
+        """Keep every notification on snmp.traps.v1, then fold them into ticket events."""
         events: list[tuple[_Received, TrapReceived]] = []
         for received in batch:
             try:
@@ -268,8 +280,60 @@ class SnmpReceiver:
                 )
                 continue
             events.append((received, event))
-        held = self._hold_what_must_wait(events)
-        live = [pair for pair in events if pair[1].event_id not in held] if held else events
+        if not events:
+            return
+        await self._audit(events)
+        now = time.monotonic()
+        ready = [
+            fold for received, event in events for fold in self._folder.add(event, received, now)
+        ]
+        metrics.SNMP_FOLDS_OPEN.set(self._folder.open_folds)
+        self._fold_due.set()
+        await self._publish_folds(ready)
+
+    async def _audit(self, events: list[tuple[_Received, TrapReceived]]) -> None:
+        """Every notification as received, on snmp.traps.v1: the audit a fold stands for."""
+        records: list[tuple[bytes, bytes]] = [
+            (e.data.ticket_id.encode(), to_json(e)) for _, e in events
+        ]
+        backlog = self._backlog
+        if backlog is not None and backlog.kafka_away:
+            outcomes: list[PublishError | None] = [PublishError("Kafka away")] * len(records)
+        else:
+            outcomes = await self._publisher.publish_many(SNMP_TRAPS, list(records))
+        for (received, _), failure in zip(events, outcomes, strict=True):
+            received.audited = failure is None
+        failed = [record for record, failure in zip(records, outcomes, strict=True) if failure]
+        if failed and backlog is not None:
+            backlog.hold_audit(failed)
+            await backlog.synced()
+        elif failed:
+            log.warning("%d notifications not kept on %s", len(failed), SNMP_TRAPS)
+
+    async def _send_due_folds(self) -> None:
+        """Send each fold when its window ends."""
+        while not self._closing:
+            due_at = self._folder.next_due()
+            timeout = None if due_at is None else max(0.0, due_at - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._fold_due.wait(), timeout)
+            self._fold_due.clear()
+            ready = self._folder.due(time.monotonic())
+            metrics.SNMP_FOLDS_OPEN.set(self._folder.open_folds)
+            if ready:
+                try:
+                    await self._publish_folds(ready)
+                except Exception:
+                    log.exception("sending %d folded alarms failed", len(ready))
+
+    async def _publish_folds(self, folds: list[Fold[_Received]]) -> None:
+        """Publish each fold's ticket event; answer its INFORMs once it is acknowledged."""
+        if not folds:
+            return
+        folded = [(fold, fold.event()) for fold in folds]
+        metrics.SNMP_TRAPS_FOLDED.inc(sum(fold.occurrences - 1 for fold in folds))
+        held = self._hold_what_must_wait(folded)
+        live = [pair for pair in folded if pair[1].event_id not in held] if held else folded
         outcomes = (
             await self._publisher.publish_many(
                 TICKET_EVENTS, [(e.data.ticket_id.encode(), to_json(e)) for _, e in live]
@@ -281,29 +345,30 @@ class SnmpReceiver:
         failed = [pair for pair, failure in zip(live, outcomes, strict=True) if failure]
         if failed:
             # INFORMs stay unanswered, so their senders retry; traps are spooled (or lost).
-            log.warning("%d of %d notifications not stored: %s", len(failed), len(outcomes),
+            log.warning("%d of %d alarm events not stored: %s", len(failed), len(outcomes),
                         next(failure for failure in outcomes if failure))  # fmt: skip
             if self._backlog is None:
                 metrics.EVENTS_INGESTED.labels(
                     INGESTED, IngestOutcome.REJECTED, IngestReason.KAFKA_UNAVAILABLE
-                ).inc(len(failed))
+                ).inc(sum(fold.occurrences for fold, _ in failed))
             else:
                 self._backlog.kafka_failed()
                 self._hold(failed, HoldReason.KAFKA_UNAVAILABLE)
-        for (received, _), failure in zip(live, outcomes, strict=True):
+        for (fold, _), failure in zip(live, outcomes, strict=True):
             if failure is not None:
                 continue
-            elapsed = (acked_at - received.at).total_seconds()
-            metrics.INGEST_ACK_SECONDS.labels(INGESTED).observe(max(0.0, elapsed))
-            metrics.EVENTS_INGESTED.labels(
-                INGESTED, IngestOutcome.ACCEPTED, IngestReason(received.notification.pdu)
-            ).inc()
-            if received.respond is not None:
-                received.respond()
+            for received in fold.members:
+                elapsed = (acked_at - received.at).total_seconds()
+                metrics.INGEST_ACK_SECONDS.labels(INGESTED).observe(max(0.0, elapsed))
+                metrics.EVENTS_INGESTED.labels(
+                    INGESTED, IngestOutcome.ACCEPTED, IngestReason(received.notification.pdu)
+                ).inc()
+                if received.respond is not None and received.audited:
+                    received.respond()
         if self._backlog is not None and (held or failed):
             await self._backlog.synced()
 
-    def _hold_what_must_wait(self, events: list[tuple[_Received, TrapReceived]]) -> set[str]:
+    def _hold_what_must_wait(self, events: list[tuple[Fold[_Received], TrapReceived]]) -> set[str]:
         """Spool at once the events that must not overtake the spool (TrapBacklog);
         their event ids. An INFORM spooled is not answered: its sender retries."""
         backlog = self._backlog
@@ -318,21 +383,23 @@ class SnmpReceiver:
             self._hold([pair for pair, _ in run], reason)
         return {pair[1].event_id for pair, _ in waiting}
 
-    def _hold(self, events: list[tuple[_Received, TrapReceived]], reason: HoldReason) -> None:
+    def _hold(self, events: list[tuple[Fold[_Received], TrapReceived]], reason: HoldReason) -> None:
         assert self._backlog is not None
         appended = self._backlog.hold(
             [(e.data.ticket_id.encode(), to_json(e)) for _, e in events], reason
         )
-        if appended.kept:
+        counts = [fold.occurrences for fold, _ in events]
+        kept, dropped = sum(counts[: appended.kept]), sum(counts[appended.kept :])
+        if kept:
             metrics.EVENTS_INGESTED.labels(
                 INGESTED, IngestOutcome.SPOOLED, IngestReason(reason)
-            ).inc(appended.kept)
-        if appended.dropped:
-            log.warning("trap spool: %d notifications dropped (%s)", appended.dropped,
+            ).inc(kept)
+        if dropped:
+            log.warning("trap spool: %d notifications dropped (%s)", dropped,
                         appended.reason)  # fmt: skip
             metrics.EVENTS_INGESTED.labels(
                 INGESTED, IngestOutcome.REJECTED, IngestReason(f"spool_{appended.reason}")
-            ).inc(appended.dropped)
+            ).inc(dropped)
 
     async def _dead_letter(
         self,

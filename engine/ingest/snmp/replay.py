@@ -22,13 +22,16 @@ import logging
 from typing import Protocol
 
 from engine import metrics
-from engine.contract.topics import TICKET_EVENTS
+from engine.contract.topics import SNMP_TRAPS, TICKET_EVENTS
 from engine.errors import PublishError
 from engine.ingest.snmp.spool import Appended, SpooledRecord, TrapSpool
 from engine.metrics import HoldReason
 
 log = logging.getLogger(__name__)
 REPLAY_BATCH = 500
+# A spooled record under a key with this prefix is a notification's audit record, for
+# snmp.traps.v1; every other one is a ticket event, for tickets.events.v1.
+AUDIT_KEY_PREFIX = b"audit\x00"
 FIRST_PAUSE_SECONDS = 0.5
 MAX_PAUSE_SECONDS = 5.0
 
@@ -79,6 +82,16 @@ class TrapBacklog:
             self._appended.set()
         return appended
 
+    def hold_audit(self, records: list[tuple[bytes, bytes]]) -> None:
+        """Spool audit records (snmp.traps.v1) Kafka did not take; replayed there."""
+        appended = self.hold(
+            [(AUDIT_KEY_PREFIX + key, value) for key, value in records],
+            HoldReason.KAFKA_UNAVAILABLE,
+        )
+        if appended.dropped:
+            log.warning("trap spool: %d audit records dropped (%s)", appended.dropped,
+                        appended.reason)  # fmt: skip
+
     async def synced(self) -> None:
         """fsync what :meth:`hold` wrote, off the event loop."""
         await asyncio.to_thread(self._spool.syncer())
@@ -115,9 +128,7 @@ class TrapBacklog:
             if stop.is_set():
                 return True
             batch = records[start : start + REPLAY_BATCH]
-            outcomes = await self._publisher.publish_many(
-                TICKET_EVENTS, [(record.key, record.value) for record in batch]
-            )
+            outcomes = await self._publish_where_they_belong(batch)
             acked = next((i for i, failure in enumerate(outcomes) if failure), len(batch))
             # Only a prefix counts: a later record acked after an earlier failure is
             # published again with it, under the same event id.
@@ -133,3 +144,29 @@ class TrapBacklog:
                             self._spool.records)  # fmt: skip
             self._kafka_away = False
         return True
+
+    async def _publish_where_they_belong(
+        self, batch: tuple[SpooledRecord, ...]
+    ) -> list[PublishError | None]:
+        """Ticket events to tickets.events.v1, audit records to snmp.traps.v1; the outcomes
+        in the batch's order."""
+        audit = [i for i, record in enumerate(batch) if record.key.startswith(AUDIT_KEY_PREFIX)]
+        if not audit:
+            return await self._publisher.publish_many(
+                TICKET_EVENTS, [(record.key, record.value) for record in batch]
+            )
+        is_audit = set(audit)
+        events = [i for i in range(len(batch)) if i not in is_audit]
+        outcomes: list[PublishError | None] = [None] * len(batch)
+        for topic, positions, strip in (
+            (TICKET_EVENTS, events, 0),
+            (SNMP_TRAPS, audit, len(AUDIT_KEY_PREFIX)),
+        ):
+            if not positions:
+                continue
+            published = await self._publisher.publish_many(
+                topic, [(batch[i].key[strip:], batch[i].value) for i in positions]
+            )
+            for position, outcome in zip(positions, published, strict=True):
+                outcomes[position] = outcome
+        return outcomes

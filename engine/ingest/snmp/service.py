@@ -44,6 +44,7 @@ def receiver_for(
         max_in_flight=settings.snmp_max_in_flight,
         engine_id=engine_id_option(settings.snmp_engine_id),
         backlog=backlog,
+        fold_seconds=settings.snmp_fold_seconds,
     )
 
 

@@ -132,3 +132,42 @@ def test_events_count_but_never_clear() -> None:
     state, _ = run([(E, 0), (E, 5)])
 
     assert state.occurrences == 2 and not state.cleared and state.transitions == ()
+
+
+def fold_runs(steps: list[tuple[AlarmTransition, int]]) -> list[list[tuple[AlarmTransition, int]]]:
+    """Consecutive steps of one transition, as the receiver folds them."""
+    runs: list[list[tuple[AlarmTransition, int]]] = []
+    for step in steps:
+        if runs and runs[-1][-1][0] is step[0]:
+            runs[-1].append(step)
+        else:
+            runs.append([step])
+    return runs
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [(R, s) for s in range(200)],
+        [(R, 0), (R, 1), (C, 60), (C, 61), (R, 3600), (R, 3601), (R, 3602)],
+        [(R if s % 20 < 10 else C, s) for s in range(0, 120)],  # flaps, in runs of ten
+        [(C, 0), (C, 3), (E, 5), (E, 6)],
+    ],
+)
+def test_folded_runs_leave_the_alarm_as_one_by_one_does(
+    steps: list[tuple[AlarmTransition, int]],
+) -> None:
+    one_by_one, _ = run(steps)
+    folded: AlarmState | None = None
+    for folded_run in fold_runs(steps):
+        (transition, first), (_, last) = folded_run[0], folded_run[-1]
+        folded = update(
+            folded,
+            "k",
+            transition,
+            T0 + timedelta(seconds=last),
+            occurrences=len(folded_run),
+            first_at=T0 + timedelta(seconds=first),
+        ).state
+
+    assert folded == one_by_one

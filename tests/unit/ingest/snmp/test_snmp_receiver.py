@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.clock import SystemClock
+from engine.contract.topics import SNMP_TRAPS, TICKET_EVENTS
 from engine.errors import PublishError
 from engine.ingest.snmp.devices import EMPTY_DEVICES
 from engine.ingest.snmp.receiver import ReceiverPolicy, SnmpReceiver
@@ -29,23 +30,32 @@ USER = SnmpUser.model_validate(
 
 
 class StandInKafka:
-    """Acknowledges every record, or refuses them all while ``down``."""
+    """Acknowledges every record, or refuses them all while ``down``; ``stored`` are the
+    ticket events, ``audit`` the notifications as received."""
 
     def __init__(self) -> None:
-        self.stored: list[dict[str, object]] = []
+        self.topics: dict[str, list[dict[str, object]]] = {TICKET_EVENTS: [], SNMP_TRAPS: []}
         self.down = False
+
+    @property
+    def stored(self) -> list[dict[str, object]]:
+        return self.topics[TICKET_EVENTS]
+
+    @property
+    def audit(self) -> list[dict[str, object]]:
+        return self.topics[SNMP_TRAPS]
 
     async def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
         if self.down:
             raise PublishError("down")
-        self.stored.append(json.loads(value))
+        self.topics.setdefault(topic, []).append(json.loads(value))
 
     async def publish_many(
         self, topic: str, records: list[tuple[bytes | None, bytes]]
     ) -> list[PublishError | None]:
         if self.down:
             return [PublishError("down")] * len(records)
-        self.stored.extend(json.loads(value) for _, value in records)
+        self.topics.setdefault(topic, []).extend(json.loads(value) for _, value in records)
         return [None] * len(records)
 
 
@@ -153,16 +163,17 @@ def test_traps_kafka_did_not_take_are_spooled_and_replayed_in_arrival_order(
             if condition():
                 return
             await asyncio.sleep(0.05)
+        raise AssertionError(f"not within 20 s; spool holds {spool.records}")
 
     async def scenario() -> int:
         kafka.down = True
         await send(net, *trap, LINK_DOWN, *link_varbinds(1, up=False))
-        await until(lambda: spool.records == 1)
+        await until(lambda: spool.records == 2)  # its audit record and its ticket event
         await send(net, *trap, LINK_DOWN, *link_varbinds(2, up=False))
         unanswered = await send(net, *inform, LINK_DOWN, *link_varbinds(3, up=False))
         kafka.down = False
         await send(net, *trap, LINK_UP, *link_varbinds(1, up=True))
-        await until(lambda: spool.records == 4)
+        await until(lambda: spool.records == 8)
         stop = asyncio.Event()
         replay = asyncio.ensure_future(backlog.replay(stop))
         await until(lambda: spool.empty)
@@ -179,6 +190,8 @@ def test_traps_kafka_did_not_take_are_spooled_and_replayed_in_arrival_order(
         loop.run_until_complete(receiver.drain())
         spool.close()
     assert unanswered != 0  # a spooled INFORM is not answered
+    # Every notification is kept as received too, the spooled ones replayed there.
+    assert sorted(e["event_id"] for e in kafka.audit) == sorted(e["event_id"] for e in kafka.stored)  # type: ignore[type-var]
     assert [(e["data"]["alarm_key"][-1], e["data"]["transition"]) for e in kafka.stored] == [  # type: ignore[index]
         ("1", "raised"), ("2", "raised"), ("3", "raised"), ("1", "cleared"), ("4", "raised")
     ]  # fmt: skip
