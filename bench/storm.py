@@ -652,6 +652,7 @@ def stop_on_sigterm() -> None:
     """SIGTERM unwinds like Ctrl-C, so the broker and `engine up` are stopped."""
 
     def stop(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the cleanup finish
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, stop)
