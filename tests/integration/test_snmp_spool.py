@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from engine.contract.topics import TICKET_EVENTS
+from engine.contract.topics import SNMP_TRAPS, TICKET_EVENTS
 from engine.kafka import broker
 from engine.settings import Settings
 from tests.integration.harness import TopicReader, engine_env, port_open, wait_until
@@ -108,6 +108,15 @@ def assert_stored_as_if_kafka_had_been_up(reader: TopicReader, back_at: datetime
     )  # fmt: skip
     by_id = {event["event_id"]: event for event in events}
     assert len(by_id) == 6  # one event a trap (a replayed duplicate would share its id)
+    audit = TopicReader(reader.bootstrap, SNMP_TRAPS)
+    try:
+        kept = wait_until(
+            lambda: len({e["event_id"] for e in outage_events(audit)} & set(by_id)) == 6, 60,
+            "every trap of the outage kept on snmp.traps.v1",
+        )  # fmt: skip
+    finally:
+        audit.close()
+    assert kept
     assert {e["kind"] for e in by_id.values()} == {"trap.received"}
     # Stamped when the trap arrived, not when Kafka took it.
     assert all(datetime.fromisoformat(e["occurred_at"]) < back_at for e in by_id.values())
@@ -131,13 +140,14 @@ def test_traps_sent_while_kafka_is_down_reach_kafka_once_it_is_back(
 
     broker.stop(own_broker)
     send_during_outage(net)
-    wait_until(lambda: snmp.metric("ticketing_snmp_spool_records") == 6, 120,
-               "six trap events spooled", on_timeout=snmp.log)  # fmt: skip
+    # Each trap twice: its record for snmp.traps.v1 and its ticket event.
+    wait_until(lambda: snmp.metric("ticketing_snmp_spool_records") == 12, 120,
+               "six traps spooled", on_timeout=snmp.log)  # fmt: skip
     assert snmp.metric("ticketing_events_ingested_total", outcome="accepted") == 1
     back_at = datetime.now(UTC)
     broker.start(own_broker)
 
-    wait_until(lambda: snmp.metric("ticketing_snmp_spool_replayed_total") >= 6, 180,
+    wait_until(lambda: snmp.metric("ticketing_snmp_spool_replayed_total") >= 12, 180,
                "the spool replayed", on_timeout=snmp.log)  # fmt: skip
     assert snmp.metric("ticketing_snmp_spool_records") == 0
     reader = TopicReader(own_broker.kafka_bootstrap, TICKET_EVENTS)
@@ -154,8 +164,9 @@ def test_a_restarted_receiver_replays_what_the_previous_one_spooled(
     net = NetSnmp(int(snmp.env["ENGINE_SNMP_PORT"]), tmp_path / "net-snmp")
     broker.stop(own_broker)
     send_during_outage(net)
-    wait_until(lambda: snmp.metric("ticketing_snmp_spool_records") == 6, 120,
-               "six trap events spooled", on_timeout=snmp.log)  # fmt: skip
+    # Each trap twice: its record for snmp.traps.v1 and its ticket event.
+    wait_until(lambda: snmp.metric("ticketing_snmp_spool_records") == 12, 120,
+               "six traps spooled", on_timeout=snmp.log)  # fmt: skip
     snmp.stop()
     assert list((tmp_path / "engine" / "snmp-spool").glob("*.seg"))
 
@@ -167,6 +178,6 @@ def test_a_restarted_receiver_replays_what_the_previous_one_spooled(
         assert_stored_as_if_kafka_had_been_up(reader, back_at)
         wait_until(lambda: snmp.metric("ticketing_snmp_spool_records") == 0, 60,
                    "an empty spool", on_timeout=snmp.log)  # fmt: skip
-        assert "6 spooled trap events to replay" in snmp.log()
+        assert "12 spooled records to replay" in snmp.log()
     finally:
         reader.close()

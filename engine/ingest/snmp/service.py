@@ -7,6 +7,7 @@ import contextlib
 
 from engine import metrics
 from engine.clock import SystemClock
+from engine.contract.topics import SNMP_TRAPS
 from engine.ingest.snmp.devices import load_devices
 from engine.ingest.snmp.mibs import MibResolver
 from engine.ingest.snmp.receiver import (
@@ -86,8 +87,8 @@ async def snmp_receiver(settings: Settings, stop: asyncio.Event) -> None:
         flush=True,
     )
     if not spool.empty:
-        print(f"snmp: {spool.records} spooled trap events to replay from {spool.directory}",
-              flush=True)  # fmt: skip
+        print(f"snmp: {spool.records} spooled records to replay (ticket events and their "
+              f"{SNMP_TRAPS} records) from {spool.directory}", flush=True)  # fmt: skip
     watcher = asyncio.ensure_future(_watch_counters(receiver, port, stop))
     replayer = asyncio.ensure_future(backlog.replay(stop))
     try:

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pyasn1.codec.ber import encoder
+from pysnmp.proto import api
 
 from engine.clock import SystemClock
 from engine.contract.topics import SNMP_TRAPS, TICKET_EVENTS
@@ -34,15 +38,15 @@ class StandInKafka:
     ticket events, ``audit`` the notifications as received."""
 
     def __init__(self) -> None:
-        self.topics: dict[str, list[dict[str, object]]] = {TICKET_EVENTS: [], SNMP_TRAPS: []}
+        self.topics: dict[str, list[dict[str, Any]]] = {TICKET_EVENTS: [], SNMP_TRAPS: []}
         self.down = False
 
     @property
-    def stored(self) -> list[dict[str, object]]:
+    def stored(self) -> list[dict[str, Any]]:
         return self.topics[TICKET_EVENTS]
 
     @property
-    def audit(self) -> list[dict[str, object]]:
+    def audit(self) -> list[dict[str, Any]]:
         return self.topics[SNMP_TRAPS]
 
     async def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
@@ -108,7 +112,7 @@ def test_auth_priv_only_refuses_communities_and_lower_levels(
     finally:
         receiver.stop()
         loop.run_until_complete(receiver.drain())
-    assert [e["data"]["security_level"] for e in kafka.stored] == ["authPriv"]  # type: ignore[index]
+    assert [e["data"]["security_level"] for e in kafka.stored] == ["authPriv"]
 
 
 @pytest.mark.parametrize("version", ["2c", "3"])
@@ -191,7 +195,71 @@ def test_traps_kafka_did_not_take_are_spooled_and_replayed_in_arrival_order(
         spool.close()
     assert unanswered != 0  # a spooled INFORM is not answered
     # Every notification is kept as received too, the spooled ones replayed there.
-    assert sorted(e["event_id"] for e in kafka.audit) == sorted(e["event_id"] for e in kafka.stored)  # type: ignore[type-var]
-    assert [(e["data"]["alarm_key"][-1], e["data"]["transition"]) for e in kafka.stored] == [  # type: ignore[index]
+    assert sorted(e["event_id"] for e in kafka.audit) == sorted(e["event_id"] for e in kafka.stored)
+    assert [(e["data"]["alarm_key"][-1], e["data"]["transition"]) for e in kafka.stored] == [
         ("1", "raised"), ("2", "raised"), ("3", "raised"), ("1", "cleared"), ("4", "raised")
     ]  # fmt: skip
+
+
+def encoded_link_down(if_index: int, request_id: int) -> bytes:
+    """A v2c linkDown trap of community ``public``, as a device sends it."""
+    v2c = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
+    pdu = v2c.SNMPv2TrapPDU()
+    v2c.apiTrapPDU.set_defaults(pdu)
+    v2c.apiPDU.set_request_id(pdu, request_id)
+    v2c.apiTrapPDU.set_varbinds(
+        pdu,
+        [
+            ("1.3.6.1.2.1.1.3.0", v2c.TimeTicks(request_id)),
+            ("1.3.6.1.6.3.1.1.4.1.0", v2c.ObjectIdentifier(LINK_DOWN)),
+            (f"1.3.6.1.2.1.2.2.1.1.{if_index}", v2c.Integer(if_index)),
+        ],
+    )
+    message = v2c.Message()
+    v2c.apiMessage.set_defaults(message)
+    v2c.apiMessage.set_community(message, "public")
+    v2c.apiMessage.set_pdu(message, pdu)
+    return bytes(encoder.encode(message))
+
+
+def test_a_storm_is_folded_per_alarm_and_every_trap_kept_as_received(
+    loop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    kafka = StandInKafka()
+    receiver = SnmpReceiver(
+        kafka, ReceiverPolicy(("public",), ()), MIBS, EMPTY_DEVICES, SystemClock(),
+        fold_seconds=0.5,
+    )  # fmt: skip
+    loop.run_until_complete(receiver.start("127.0.0.1", 0, 1 << 22))
+    net = NetSnmp(receiver.address[1], tmp_path)
+    inform = ["snmpinform", "-v", "2c", "-c", "public", "-t", "3", "-r", "0", net.target, "",
+              LINK_DOWN, *link_varbinds(1, up=False)]  # fmt: skip
+
+    def occurrences() -> int:
+        return sum(int(event["data"]["occurrences"]) for event in kafka.stored)
+
+    async def scenario() -> int:
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for n in range(300):
+            sender.sendto(encoded_link_down(n % 3 + 1, n + 1), receiver.address)
+            if n % 50 == 49:
+                await asyncio.sleep(0.01)
+        sender.close()
+        answered = await send(net, *inform)  # folded into port 1's storm
+        for _ in range(100):
+            if occurrences() == 301:
+                break
+            await asyncio.sleep(0.05)
+        return answered
+
+    try:
+        answered = loop.run_until_complete(scenario())
+    finally:
+        receiver.stop()
+        loop.run_until_complete(receiver.drain())
+    assert answered == 0  # answered once the fold counting it was on Kafka
+    assert occurrences() == 301
+    assert 3 <= len(kafka.stored) <= 12  # per port: the first at once, then a fold a window
+    assert len({event["event_id"] for event in kafka.audit}) == 301
+    by_port = {event["data"]["alarm_key"] for event in kafka.stored}
+    assert len(by_port) == 3
