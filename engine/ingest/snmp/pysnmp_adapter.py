@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -150,6 +151,10 @@ class FastPathTransport(udp.UdpAsyncioTransport):  # type: ignore[misc]  # untyp
             super().datagram_received(datagram, transportAddress)
 
 
+# Python's socket module does not name it; Linux's value (asm-generic/socket.h).
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33 if sys.platform == "linux" else None)
+
+
 def udp_socket(host: str, port: int, receive_buffer: int) -> socket.socket:
     """The receiver's socket, its kernel buffer as large as allowed: a trap storm then
     waits in the kernel instead of being dropped (drops show in Udp_RcvbufErrors).
@@ -160,10 +165,10 @@ def udp_socket(host: str, port: int, receive_buffer: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
     # Linux reports twice what was asked (its bookkeeping overhead) when it grants it all.
-    force = getattr(socket, "SO_RCVBUFFORCE", None)
-    if force is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < receive_buffer:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, force, receive_buffer)
+    granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    if _SO_RCVBUFFORCE is not None and granted < receive_buffer:
+        with contextlib.suppress(OSError):  # not permitted: keep what the kernel granted
+            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, receive_buffer)
     sock.bind((host, port))
     sock.setblocking(False)
     return sock

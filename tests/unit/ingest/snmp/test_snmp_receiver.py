@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from engine.clock import SystemClock
 from engine.contract.topics import SNMP_TRAPS, TICKET_EVENTS
 from engine.errors import PublishError
 from engine.ingest.snmp.devices import EMPTY_DEVICES
+from engine.ingest.snmp.pysnmp_adapter import udp_socket
 from engine.ingest.snmp.receiver import ReceiverPolicy, SnmpReceiver
 from engine.ingest.snmp.replay import TrapBacklog
 from engine.ingest.snmp.spool import TrapSpool
@@ -263,3 +265,17 @@ def test_a_storm_is_folded_per_alarm_and_every_trap_kept_as_received(
     assert len({event["event_id"] for event in kafka.audit}) == 301
     by_port = {event["data"]["alarm_key"] for event in kafka.stored}
     assert len(by_port) == 3
+
+
+def test_the_receive_buffer_goes_past_rmem_max_when_the_process_may_force_it() -> None:
+    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    asked = rmem_max * 4
+    sock = udp_socket("127.0.0.1", 0, asked)
+    try:
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    finally:
+        sock.close()
+    if os.geteuid() == 0:  # CAP_NET_ADMIN: forced
+        assert granted >= asked
+    else:
+        assert granted >= rmem_max
