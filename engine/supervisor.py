@@ -24,6 +24,10 @@ from engine.settings import Settings
 COMPONENTS = ("smtp", "mail-parser", "api", "processor", "sla", "entitlements", "snmp")
 # Run as well when ENGINE_NOTIFY_RELAY names an SMTP relay.
 RELAY_COMPONENTS = ("notifier",)
+# Humans first: in a trap storm the CPU goes to the mail, chat and phone path before the
+# SNMP receiver, whose kernel buffer (ENGINE_SNMP_RECEIVE_BUFFER_BYTES) holds the traps
+# meanwhile (decision 53). A positive niceness needs no privilege.
+NICENESS = {"snmp": 10}
 MAX_BACKOFF_SECONDS = 30.0
 STOP_GRACE_SECONDS = 20.0
 
@@ -39,6 +43,9 @@ class Component:
 
     def start(self) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "engine", self.name], env=self.env)
+        niceness = NICENESS.get(self.name, 0)
+        if niceness:
+            os.setpriority(os.PRIO_PROCESS, self.process.pid, niceness)
         self.started_at = time.monotonic()
 
     def check(self, now: float) -> None:
