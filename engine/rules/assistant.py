@@ -18,7 +18,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -119,13 +119,23 @@ def _shared_vector(text: str, model: TextModel) -> tuple[np.ndarray, np.ndarray]
     return vector
 
 
-@dataclass(frozen=True)
-class _Blocks:
-    """The feature index split by analyzer, without the block prefix: looking a gram up
-    needs no string built for it."""
+# Words seen lately, each with the rows of its character grams: a word's grams do not
+# depend on its neighbours (``char_wb``), and a desk's vocabulary repeats.
+_WORDS_REMEMBERED = 65536
 
-    words: dict[str, int]
-    chars: dict[str, int]
+
+class _Blocks:
+    """The feature index split by analyzer, without the block prefix (looking a gram up
+    needs no string built for it), and each word's character-gram rows, remembered."""
+
+    def __init__(self, words: dict[str, int], chars: dict[str, int]) -> None:
+        self.words = words
+        self.chars = chars
+        self.char_rows_of_word = lru_cache(maxsize=_WORDS_REMEMBERED)(self._char_rows_of_word)
+
+    def _char_rows_of_word(self, word: str) -> tuple[int, ...]:
+        found = map(self.chars.get, char_grams(word))
+        return tuple(row for row in found if row is not None)
 
 
 _blocks_of: dict[int, tuple[dict[str, int], _Blocks]] = {}
@@ -145,11 +155,14 @@ def _blocks(index: dict[str, int]) -> _Blocks:
 def _vector(text: str, blocks: _Blocks, idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The text's TF-IDF (sublinear TF, L2-normalised per block, as the training pipeline
     did): the rows of the features it has, and their values."""
+    word_counts: Counter[int | None] = Counter(map(blocks.words.get, word_grams(text)))
+    word_counts.pop(None, None)  # grams the model does not know
+    char_counts: Counter[int | None] = Counter(
+        itertools.chain.from_iterable(map(blocks.char_rows_of_word, text.split()))
+    )
     rows: list[int] = []
     values: list[float] = []
-    for rows_of, grams in ((blocks.words, word_grams(text)), (blocks.chars, char_grams(text))):
-        counts = Counter(map(rows_of.get, grams))
-        counts.pop(None, None)  # grams the model does not know
+    for counts in (word_counts, char_counts):
         found = [row for row in counts if row is not None]
         raw = (1 + np.log(np.fromiter(counts.values(), float, len(found)))) * idf[found]
         norm = float(np.sqrt(raw @ raw))

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import re
+import uuid
+
+import pytest
 
 from engine.contract.identity import (
     TICKET_ID_PATTERN,
@@ -48,6 +51,12 @@ def test_event_ids_are_deterministic_per_source_fact() -> None:
     assert event_id("email", "m1@acme") == event_id("email", "m1@acme")
     assert event_id("email", "m1@acme") != event_id("email", "m2@acme")
     assert event_id("email", "m1@acme").startswith("email:")
+
+
+@pytest.mark.parametrize("name", ["", "m1@acme", "trap:ab12", "ñandú " * 50, "\x00\u2028"])
+def test_event_ids_are_the_uuid5_they_always_were(name: str) -> None:
+    namespace = uuid.UUID("8d6f5c1e-8e43-4d7a-9a57-3f1b0c0e7a11")  # never changes: ids would
+    assert event_id("src", name) == f"src:{uuid.uuid5(namespace, name)}"
 
 
 def test_a_reply_to_an_engine_notice_joins_its_ticket_even_without_the_tag() -> None:
