@@ -184,7 +184,9 @@ def engine_processor(
 
 def print_profile(profiler: cProfile.Profile) -> None:
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(PROFILE_ENTRIES)
+    pstats.Stats(profiler, stream=out).sort_stats(
+        os.environ.get("BENCH_PROFILE_SORT", "tottime")
+    ).print_stats(PROFILE_ENTRIES)
     os.write(2, out.getvalue().encode())
 
 
