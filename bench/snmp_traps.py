@@ -270,7 +270,7 @@ def main() -> None:
     print(f"receive buffers: engine {buffers[0]}, snmptrapd {buffers[1]}")
     print(f"snmptrapd  : sustained {trapd_rate:6d} traps/s, largest burst {trapd_burst}")
     print(f"engine     : sustained {engine_rate:6d} traps/s, largest burst {engine_burst}")
-    print(f"ratio engine/snmptrapd: {engine_rate / max(1, trapd_rate):.3f} (target >= 0.25)")
+    print(f"ratio engine/snmptrapd: {engine_rate / max(1, trapd_rate):.3f} (target >= 0.5)")
 
 
 if __name__ == "__main__":
