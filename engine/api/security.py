@@ -3,8 +3,12 @@
 Every integration (a chat widget, an agent tool, a dashboard) has its own bearer token
 ``<integration>.<secret>`` and the scopes it needs. The tokens file holds one line per
 integration, ``integration:scope,scope:pbkdf2_sha256$...`` (``engine api-token`` prints a
-new token and its line); only the hash is stored. A verified token is remembered by its
-SHA-256, so the slow PBKDF2 check runs once per token and process, in a thread.
+new token and its line); only the hash is stored. The slow PBKDF2 check runs once per token
+and process, in a thread: a token that passed it is remembered by a digest keyed with a
+secret the process draws at start (BLAKE2b), never by the token itself, and what a copy of
+that table shows cannot be checked against guessed tokens without the process's key. A
+token that failed is not remembered: it pays the PBKDF2 check again, behind the limit on
+invalid tokens per address.
 """
 
 from __future__ import annotations
@@ -83,26 +87,40 @@ class TokenVerifier:
 
     def __init__(self, integrations: Mapping[str, Integration]) -> None:
         self._integrations = dict(integrations)
-        self._verified: dict[str, Integration] = {}
+        self._key = secrets.token_bytes(32)
+        self._verified: dict[bytes, Integration] = {}
+        self._checking: dict[bytes, asyncio.Future[bool]] = {}
 
     @property
     def configured(self) -> bool:
         return bool(self._integrations)
 
+    def _fingerprint(self, token: str) -> bytes:
+        return hashlib.blake2b(token.encode(), key=self._key, digest_size=32).digest()
+
     def known(self, token: str) -> Integration | None:
-        """The integration of a token verified before (cheap: one SHA-256)."""
-        return self._verified.get(hashlib.sha256(token.encode()).hexdigest())
+        """The integration of a token verified before (cheap: one keyed digest)."""
+        return self._verified.get(self._fingerprint(token))
 
     async def verify(self, token: str) -> Integration | None:
-        known = self.known(token)
+        fingerprint = self._fingerprint(token)
+        known = self._verified.get(fingerprint)
         if known is not None:
             return known
-        fingerprint = hashlib.sha256(token.encode()).hexdigest()
         integration = self._integrations.get(token.partition(".")[0])
         if integration is None:
             return None
-        matches = await asyncio.to_thread(password_matches, token.encode(), integration.stored_hash)
-        if not matches:
+        # One check per token at a time: the requests that present it meanwhile (every
+        # chat widget of a site shares one token, and they all come back after a restart)
+        # wait for that check instead of each running its own.
+        check = self._checking.get(fingerprint)
+        if check is None:
+            check = asyncio.ensure_future(
+                asyncio.to_thread(password_matches, token.encode(), integration.stored_hash)
+            )
+            self._checking[fingerprint] = check
+            check.add_done_callback(lambda _: self._checking.pop(fingerprint, None))
+        if not await asyncio.shield(check):
             return None
         if len(self._verified) < MAX_TRACKED_KEYS:
             self._verified[fingerprint] = integration

@@ -15,6 +15,7 @@ from engine import metrics
 from engine.api.app import build_app
 from engine.api.chat import ChatHub
 from engine.api.context import ApiContext
+from engine.api.gathering import GatheringPublisher
 from engine.api.security import RateLimiter, TokenVerifier, load_integrations
 from engine.api.view import TicketView, ViewFollower
 from engine.clock import Clock, SystemClock
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 # Invalid tokens one address may present a minute before it is told to wait (each costs a
 # PBKDF2 check).
 FAILED_LOGINS_PER_MINUTE = 20
+# How long an idle publisher holds a first event for the concurrent requests' events to
+# share its produce request (engine/api/gathering.py); measured in docs/benchmarks.md.
+GATHER_HOLD_SECONDS = 0.003
 
 
 @dataclass
@@ -47,7 +51,7 @@ async def running_api(
     clock = clock or SystemClock()
     own_publisher = publisher is None
     kafka = KafkaPublisher(settings.kafka_bootstrap, settings.kafka_ack_timeout_seconds, "api")
-    publisher = publisher or kafka
+    publisher = publisher or GatheringPublisher(kafka, GATHER_HOLD_SECONDS)
     integrations = load_integrations(settings.api_tokens_file) if settings.api_tokens_file else {}
     if not integrations:
         log.warning("api: no tokens configured (ENGINE_API_TOKENS_FILE): every call gets 401")

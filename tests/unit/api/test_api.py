@@ -232,3 +232,43 @@ def test_a_method_outside_http_s_own_counts_as_other_in_the_request_metric() -> 
 
     assert count("PROPFIND") == 0
     assert count("other") == others + 1
+
+
+def test_every_request_and_every_chat_event_is_counted_by_its_outcome() -> None:
+    """The metric children are looked up once per label set and then reused: each request
+    still counts under its own labels, accepted and refused apart."""
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    def requests(status: str) -> float:
+        route = "/chat/conversations/{conversation_id}/messages"
+        return sample("ticketing_api_requests_total", method="POST", route=route, status=status)
+
+    def events(outcome: str, reason: str) -> float:
+        labels = {"source": "chat", "outcome": outcome, "reason": reason}
+        return sample("ticketing_events_ingested_total", **labels)
+
+    before = {
+        "202": requests("202"), "401": requests("401"), "503": requests("503"),
+        "accepted": events("accepted", ""),
+        "refused": events("rejected", "kafka_unavailable"),
+        "acks": sample("ticketing_ingest_kafka_ack_seconds_count", source="chat"),
+    }  # fmt: skip
+
+    async def check(api: Api) -> None:
+        for number in range(3):
+            message = {**CHAT, "message_id": f"m{number}"}
+            assert (await api.call("POST", CHAT_PATH, "widget", json=message))[0] == 202
+        assert (await api.call("POST", CHAT_PATH, "widget.wrong", json=CHAT))[0] == 401
+        api.publisher.down = True
+        assert (await api.call("POST", CHAT_PATH, "widget", json=CHAT))[0] == 503
+
+    with_api(check)
+
+    assert requests("202") == before["202"] + 3
+    assert requests("401") == before["401"] + 1
+    assert requests("503") == before["503"] + 1
+    assert events("accepted", "") == before["accepted"] + 3
+    assert events("rejected", "kafka_unavailable") == before["refused"] + 1
+    assert sample("ticketing_ingest_kafka_ack_seconds_count", source="chat") == before["acks"] + 3

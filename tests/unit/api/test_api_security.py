@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from engine import passwords
 from engine.api.security import (
     ApiSecurityError,
     Scope,
@@ -143,3 +145,54 @@ def test_the_origin_allowlist_holds_origins_only() -> None:
     assert allowed.api_allowed_origins == ["https://www.acme.example", "http://127.0.0.1:3000"]
     with pytest.raises(ValidationError, match="api_allowed_origins"):
         Settings(api_allowed_origins="https://www.acme.example/chat")
+
+
+def test_concurrent_requests_with_a_new_token_share_one_hash_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every chat widget of a site presents the same token; after a restart they must not
+    each cost a PBKDF2 check. Nor may a wrong token ride on a right one's check."""
+    token, line = new_token("chat-widget", [Scope.CHAT_WRITE])
+    path = tmp_path / "tokens"
+    path.write_text(line + "\n")
+    integration = load_integrations(path)["chat-widget"]
+    verifier = TokenVerifier({"chat-widget": integration})
+    checked: list[bytes] = []
+    matches = passwords.password_matches
+
+    def counted(password: bytes, stored: str) -> bool:
+        checked.append(password)
+        return matches(password, stored)
+
+    monkeypatch.setattr("engine.api.security.password_matches", counted)
+
+    async def main() -> list[object]:
+        return list(await asyncio.gather(
+            *(verifier.verify(token) for _ in range(8)), verifier.verify(token + "x"),
+        ))  # fmt: skip
+
+    *right, wrong = asyncio.run(main())
+
+    assert right == [integration] * 8 and wrong is None
+    assert sorted(checked) == sorted([token.encode(), (token + "x").encode()])
+    assert asyncio.run(verifier.verify(token)) == integration  # remembered: no third check
+    assert len(checked) == 2
+    assert verifier.known(token + "x") is None  # a failed token is not remembered
+
+
+def test_a_verified_token_is_remembered_by_a_digest_keyed_per_process(tmp_path: Path) -> None:
+    token, line = new_token("chat-widget", [Scope.CHAT_WRITE])
+    path = tmp_path / "tokens"
+    path.write_text(line + "\n")
+    integrations = load_integrations(path)
+    first, second = TokenVerifier(integrations), TokenVerifier(integrations)
+
+    assert first.known(token) is None
+    asyncio.run(first.verify(token))
+    asyncio.run(second.verify(token))
+
+    assert first.known(token) == second.known(token) == integrations["chat-widget"]
+    remembered = [*first._verified, *second._verified]
+    assert len(remembered) == 2 and remembered[0] != remembered[1]
+    assert all(token.encode() not in key for key in remembered)
+    assert hashlib.sha256(token.encode()).digest() not in remembered
