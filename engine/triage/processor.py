@@ -113,6 +113,13 @@ class Processor:
         self.app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
         self._last_progress: float | None = None  # None until triage may start
         self.app.timer(STALL_CHECK_SECONDS)(self._check_stall)
+        self.tickets.on_recover(self._recovered)
+
+    async def _recovered(self) -> None:
+        """Restoring the table is not a stall: however long it took (a first start on a
+        long changelog), the stall clock starts once it is done."""
+        if self._last_progress is not None:
+            self._last_progress = time.monotonic()
 
     async def _check_stall(self) -> None:
         consumer = self.app.consumer
