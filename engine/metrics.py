@@ -132,6 +132,12 @@ ASSIGNED_PARTITIONS = Gauge(
     "ticketing_processor_assigned_partitions",
     "Partitions of the ticket events topic this processor owns (0: not consuming yet)",
 )
+TABLE_ROWS_RESTORED = Counter(
+    "ticketing_table_rows_restored_total",
+    "Changelog records read back into this process's table since it started (the "
+    "processor's tickets: every state record with the memory store, only those past the "
+    "local copy with rocksdict)",
+)
 RULESET_SWITCHES = Counter(
     "ticketing_ruleset_switches_total",
     "Times a processor switched to a newly published rule set",

@@ -10,7 +10,7 @@ import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         description="Processor consumer group; the other groups and faust's internal topics "
         "are named after it. ENGINE_TOPIC_PREFIX (read from the environment only, like every "
         "topic name) is put in front of it.",
+    )
+    processor_store: Literal["rocksdict", "memory"] = Field(
+        default="rocksdict",
+        description="Where the processor keeps its ticket table: rocksdict (on disk under "
+        "<state_dir>/processor; a restart reads only the state records written since) or "
+        "memory (the whole tickets.state.v1 read again at every start).",
     )
     rules_file: Path | None = Field(
         default=None, description="Rule set (YAML). Empty: the shipped default rules."

@@ -53,6 +53,7 @@ from engine.kafka.faust_app import (
     raw_topic,
     run_from_start,
 )
+from engine.kafka.table_store import changelogged_table, keep_acknowledged, stage
 from engine.kafka.watchdog import (
     EXIT_STALLED,
     STALL_AFTER_SECONDS,
@@ -96,7 +97,9 @@ class Processor:
         self.clock = clock
         self.app = engine_app(settings, settings.app_id, "processor")
         self.events = raw_topic(self.app, TICKET_EVENTS, settings.partitions)
-        self.tickets = self.app.Table(
+        self.tickets = changelogged_table(
+            self.app,
+            settings.processor_store,
             "tickets",
             key_type=bytes,
             value_type=bytes,
@@ -118,6 +121,13 @@ class Processor:
         self.app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
         self._last_progress: float | None = None  # None until triage may start
         self.app.timer(STALL_CHECK_SECONDS)(self._check_stall)
+        self.tickets.on_recover(self._recovered)
+
+    async def _recovered(self) -> None:
+        """Restoring the table is not a stall: however long it took (a first start on a
+        long changelog), the stall clock starts once it is done."""
+        if self._last_progress is not None:
+            self._last_progress = time.monotonic()
 
     async def _check_stall(self) -> None:
         consumer = self.app.consumer
@@ -185,6 +195,7 @@ class Processor:
         ruleset = self.ruleset  # one rule set decides the whole batch
         processed = [await self._process(value, ruleset) for value in values]
         await asyncio.gather(*(future for result in processed for future in result.sends))
+        keep_acknowledged(self.tickets)  # the states' rows, with their changelog offsets
         acked_at = self.clock.now()
         for result in processed:
             metrics.EVENTS_PROCESSED.labels(result.outcome).inc()
@@ -236,9 +247,11 @@ class Processor:
         key = ticket.ticket_id.encode()
         state = to_json(state_record(ticket, incoming.event_id, now, SOURCE))
         # The state record is sent like every other output, so the batch waits for its ack
-        # too; the table's local store is then updated without a second changelog write.
-        sends.append(await self._outputs.send(TICKET_STATE, key, state))
-        self.tickets.data[key] = state
+        # too; the table's row is staged without a second changelog write (read at once,
+        # kept on disk with the record's offset once acknowledged: keep_acknowledged).
+        sent = await self._outputs.send(TICKET_STATE, key, state)
+        sends.append(sent)
+        stage(self.tickets, key, state, sent)
         if not outcome.routed:
             return _Processed(ProcessorOutcome.PROCESSED, sends)
         log.info(

@@ -5,9 +5,6 @@ restarted processor is still waiting to rejoin its consumer group."""
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -32,8 +29,7 @@ from engine.rules.ruleset import DEFAULT_RULES, RuleSet
 from engine.settings import Settings
 from engine.triage.rules_feed import RulesFollower, publish, published_record
 from tests.integration.harness import (
-    PROJECT_ROOT,
-    EngineProcess,
+    ProcessorProcess,
     TopicReader,
     engine_env,
     support_mail,
@@ -56,44 +52,6 @@ def fax_rules(directory: Path) -> Path:
     path = directory / "fax.yaml"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-class ProcessorProcess:
-    """``engine processor`` alone, as ``engine up`` runs it."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self.metrics = EngineProcess(env, log_path)  # reads the processor's /metrics
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "engine", "processor"],
-                env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_assigned(self) -> None:
-        wait_until(
-            lambda: self.metrics.metric("ticketing_processor_assigned_partitions") > 0,
-            120,
-            "the processor to own partitions",
-            on_timeout=self.log,
-        )
-
-    def kill(self) -> None:
-        """Gone without leaving its consumer group, as the stall watchdog's exit is."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 @pytest.fixture
