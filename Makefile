@@ -35,3 +35,5 @@ bench: bootstrap
 	.venv/bin/python -m bench.sla_ticks
 	.venv/bin/python -m bench.sla_worker
 	.venv/bin/python -m bench.snmp_traps
+	.venv/bin/python -m bench.storm
+	.venv/bin/python -m bench.e2e
