@@ -9,8 +9,9 @@ trap. The receiver keeps every notification as received (``snmp.traps.v1``) and 
 - further events of that alarm and the same transition within ``window`` seconds of what
   was last sent for it are folded into one event, sent when the window ends, that counts
   them (``occurrences``) and says when the first of them arrived;
-- an event whose transition differs (the link came back up) closes the fold before it and
-  goes out at once, so raise/clear order and flapping stay exact.
+- an event whose transition differs from the alarm's last (the link came back up) closes
+  the fold before it, if any, and goes out at once, so raise/clear order and flapping stay
+  exact and a clearing is never held back.
 
 Pure: the caller passes the time (monotonic seconds) and publishes what comes back, in
 that order. Decision 53 says why folding happens here and not in the processor.
@@ -21,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from engine.contract import TrapReceived
+from engine.contract import AlarmTransition, TrapReceived
 from engine.contract.identity import event_id
 
 Member = TypeVar("Member")
@@ -59,7 +60,8 @@ class StormFolder(Generic[Member]):
 
     window: float
     _open: dict[str, Fold[Member]] = field(default_factory=dict)
-    _quiet_until: dict[str, float] = field(default_factory=dict)
+    _last_sent: dict[str, tuple[float, AlarmTransition]] = field(default_factory=dict)
+    """Per alarm lately sent: until when it folds, and the transition sent last."""
 
     @property
     def open_folds(self) -> int:
@@ -68,32 +70,35 @@ class StormFolder(Generic[Member]):
     def add(self, event: TrapReceived, member: Member, now: float) -> list[Fold[Member]]:
         """Take one event; the folds to send now, in order."""
         key = event.data.ticket_id
+        transition = event.data.transition
         current = self._open.get(key)
         if current is not None:
-            if current.events[-1].data.transition is event.data.transition:
+            if current.events[-1].data.transition is transition:
                 current.events.append(event)
                 current.members.append(member)
                 return []
             del self._open[key]
-            self._quiet_until[key] = now + self.window
-            return [current, Fold([event], [member])]
-        if self.window > 0 and now < self._quiet_until.get(key, now):
-            self._open[key] = Fold([event], [member], due=self._quiet_until[key])
+            return [current, self._sent(Fold([event], [member]), now)]
+        quiet_until, last = self._last_sent.get(key, (now, transition))
+        if self.window > 0 and now < quiet_until and last is transition:
+            self._open[key] = Fold([event], [member], due=quiet_until)
             return []
-        self._quiet_until[key] = now + self.window
-        return [Fold([event], [member])]
+        return [self._sent(Fold([event], [member]), now)]
+
+    def _sent(self, fold: Fold[Member], now: float) -> Fold[Member]:
+        last = fold.events[-1].data
+        self._last_sent[last.ticket_id] = (now + self.window, last.transition)
+        return fold
 
     def due(self, now: float) -> list[Fold[Member]]:
         """The folds whose window has ended; their alarms fold again for one more window."""
-        ready = [fold for fold in self._open.values() if fold.due <= now]
+        ready = [self._sent(fold, now) for fold in self._open.values() if fold.due <= now]
         for fold in ready:
-            key = fold.events[0].data.ticket_id
-            del self._open[key]
-            self._quiet_until[key] = now + self.window
-        quiet = [key for key, until in self._quiet_until.items() if until <= now]
+            del self._open[fold.events[0].data.ticket_id]
+        quiet = [key for key, (until, _) in self._last_sent.items() if until <= now]
         for key in quiet:
             if key not in self._open:
-                del self._quiet_until[key]
+                del self._last_sent[key]
         return ready
 
     def next_due(self) -> float | None:
@@ -104,5 +109,5 @@ class StormFolder(Generic[Member]):
         """Every open fold, now (the receiver is stopping)."""
         ready = list(self._open.values())
         self._open.clear()
-        self._quiet_until.clear()
+        self._last_sent.clear()
         return ready

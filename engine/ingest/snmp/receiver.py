@@ -101,8 +101,8 @@ class _Received:
     respond: Respond | None
     pdu: Encoded
     at: datetime
-    audited: bool = False
-    """Its record is on snmp.traps.v1: an INFORM may be answered once its fold is too."""
+    audited: asyncio.Future[bool] | None = None
+    """True once its record is on snmp.traps.v1: an INFORM is answered when its fold is too."""
 
 
 class SnmpReceiver:
@@ -268,28 +268,34 @@ class SnmpReceiver:
     async def _store(self, batch: list[_Received]) -> None:
         """Keep every notification on snmp.traps.v1, then fold them into ticket events."""
         events: list[tuple[_Received, TrapReceived]] = []
+        unusable: list[tuple[_Received, ValueError]] = []
         for received in batch:
             try:
                 event = trap_event(
                     received.notification, self._mibs, self._devices, received.at, self._source
                 )
             except (NotificationError, ValueError) as problem:
-                field = problem.field if isinstance(problem, NotificationError) else None
-                await self._dead_letter(
-                    received.pdu(), str(problem), field, received.at, received.respond
-                )
+                unusable.append((received, problem))
                 continue
+            received.audited = asyncio.get_running_loop().create_future()
             events.append((received, event))
-        if not events:
-            return
-        await self._audit(events)
+        # Folded in arrival order, and enqueued before any later batch (each publish_many
+        # takes its lock first thing, in the order these start): no await before this.
         now = time.monotonic()
         ready = [
             fold for received, event in events for fold in self._folder.add(event, received, now)
         ]
         metrics.SNMP_FOLDS_OPEN.set(self._folder.open_folds)
         self._fold_due.set()
-        await self._publish_folds(ready)
+        await asyncio.gather(
+            self._audit(events),
+            self._publish_folds(ready),
+            *(self._dead_letter_unusable(received, problem) for received, problem in unusable),
+        )
+
+    async def _dead_letter_unusable(self, received: _Received, problem: ValueError) -> None:
+        field = problem.field if isinstance(problem, NotificationError) else None
+        await self._dead_letter(received.pdu(), str(problem), field, received.at, received.respond)
 
     async def _audit(self, events: list[tuple[_Received, TrapReceived]]) -> None:
         """Every notification as received, on snmp.traps.v1: the audit a fold stands for."""
@@ -302,7 +308,8 @@ class SnmpReceiver:
         else:
             outcomes = await self._publisher.publish_many(SNMP_TRAPS, list(records))
         for (received, _), failure in zip(events, outcomes, strict=True):
-            received.audited = failure is None
+            if received.audited is not None:
+                received.audited.set_result(failure is None)
         failed = [record for record, failure in zip(records, outcomes, strict=True) if failure]
         if failed and backlog is not None:
             backlog.hold_audit(failed)
@@ -354,6 +361,7 @@ class SnmpReceiver:
             else:
                 self._backlog.kafka_failed()
                 self._hold(failed, HoldReason.KAFKA_UNAVAILABLE)
+        to_answer: list[_Received] = []
         for (fold, _), failure in zip(live, outcomes, strict=True):
             if failure is not None:
                 continue
@@ -363,10 +371,14 @@ class SnmpReceiver:
                 metrics.EVENTS_INGESTED.labels(
                     INGESTED, IngestOutcome.ACCEPTED, IngestReason(received.notification.pdu)
                 ).inc()
-                if received.respond is not None and received.audited:
-                    received.respond()
+                if received.respond is not None:
+                    to_answer.append(received)
         if self._backlog is not None and (held or failed):
             await self._backlog.synced()
+        for received in to_answer:
+            # Its own record too: the audit may still wait for Kafka's ack.
+            if received.audited is not None and await received.audited and received.respond:
+                received.respond()
 
     def _hold_what_must_wait(self, events: list[tuple[Fold[_Received], TrapReceived]]) -> set[str]:
         """Spool at once the events that must not overtake the spool (TrapBacklog);

@@ -100,3 +100,14 @@ def test_draining_sends_what_is_folded() -> None:
 
     assert [fold.occurrences for fold in folder.drain()] == [2]
     assert folder.open_folds == 0
+
+
+def test_a_change_of_transition_after_a_sent_event_is_not_held_either() -> None:
+    folder: StormFolder[int] = StormFolder(WINDOW)
+    folder.add(down(1, 0), 0, now=0.0)  # sent at once; port 1 folds until 0.5
+
+    ready = folder.add(up(1, 1), 1, now=0.1)
+
+    assert sent(ready) == [(up(1, 1).data.alarm_key, AlarmTransition.CLEARED, 1, [1])]
+    assert folder.add(up(1, 2), 2, now=0.2) == []  # the same again: folded
+    assert [fold.members for fold in folder.due(0.6)] == [[2]]

@@ -203,8 +203,8 @@ def test_traps_kafka_did_not_take_are_spooled_and_replayed_in_arrival_order(
     ]  # fmt: skip
 
 
-def encoded_link_down(if_index: int, request_id: int) -> bytes:
-    """A v2c linkDown trap of community ``public``, as a device sends it."""
+def encoded_link(if_index: int, request_id: int, up: bool = False) -> bytes:
+    """A v2c linkDown (linkUp) trap of community ``public``, as a device sends it."""
     v2c = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
     pdu = v2c.SNMPv2TrapPDU()
     v2c.apiTrapPDU.set_defaults(pdu)
@@ -213,7 +213,7 @@ def encoded_link_down(if_index: int, request_id: int) -> bytes:
         pdu,
         [
             ("1.3.6.1.2.1.1.3.0", v2c.TimeTicks(request_id)),
-            ("1.3.6.1.6.3.1.1.4.1.0", v2c.ObjectIdentifier(LINK_DOWN)),
+            ("1.3.6.1.6.3.1.1.4.1.0", v2c.ObjectIdentifier(LINK_UP if up else LINK_DOWN)),
             (f"1.3.6.1.2.1.2.2.1.1.{if_index}", v2c.Integer(if_index)),
         ],
     )
@@ -243,7 +243,7 @@ def test_a_storm_is_folded_per_alarm_and_every_trap_kept_as_received(
     async def scenario() -> int:
         sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for n in range(300):
-            sender.sendto(encoded_link_down(n % 3 + 1, n + 1), receiver.address)
+            sender.sendto(encoded_link(n % 3 + 1, n + 1), receiver.address)
             if n % 50 == 49:
                 await asyncio.sleep(0.01)
         sender.close()
@@ -279,3 +279,50 @@ def test_the_receive_buffer_goes_past_rmem_max_when_the_process_may_force_it() -
         assert granted >= asked
     else:
         assert granted >= rmem_max
+
+
+class SlowAuditKafka(StandInKafka):
+    """Takes records in the order they are handed over, and acknowledges the audit
+    records of the first batches last."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delays = [0.3, 0.2, 0.1]
+
+    async def publish_many(
+        self, topic: str, records: list[tuple[bytes | None, bytes]]
+    ) -> list[PublishError | None]:
+        outcomes = await super().publish_many(topic, records)
+        if topic == SNMP_TRAPS and self.delays:
+            await asyncio.sleep(self.delays.pop(0))
+        return outcomes
+
+
+def test_raise_and_clear_reach_the_ticket_in_the_order_they_arrived_whatever_acks_first(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    kafka = SlowAuditKafka()
+    receiver = SnmpReceiver(
+        kafka, ReceiverPolicy(("public",), ()), MIBS, EMPTY_DEVICES, SystemClock(),
+        fold_seconds=0.5,
+    )  # fmt: skip
+    loop.run_until_complete(receiver.start("127.0.0.1", 0, 1 << 22))
+
+    async def scenario() -> None:
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for n, up in enumerate([False, True, False, True]):
+            sender.sendto(encoded_link(5, n + 1, up), receiver.address)
+            await asyncio.sleep(0.02)  # each its own batch, stored side by side
+        sender.close()
+        for _ in range(100):
+            if len(kafka.stored) == 4:
+                return
+            await asyncio.sleep(0.05)
+
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        receiver.stop()
+        loop.run_until_complete(receiver.drain())
+    transitions = [event["data"]["transition"] for event in kafka.stored]
+    assert transitions == ["raised", "cleared", "raised", "cleared"]
