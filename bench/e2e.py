@@ -67,13 +67,7 @@ import aiohttp
 from bench.classify_rules import messages
 from bench.storm import (
     COMMUNITY,
-    IF_ADMIN_STATUS,
-    IF_INDEX,
-    IF_OPER_STATUS,
     LINK_ALARM,
-    LINK_DOWN,
-    SNMP_TRAP_OID,
-    SYS_UPTIME,
     Ports,
     load_average,
     percentile,
@@ -91,6 +85,7 @@ from engine.kafka import broker
 from engine.passwords import hash_password
 from engine.settings import Settings
 from tests.integration.harness import free_port, port_open, wait_until
+from tests.integration.snmp_peers import encoded_link_trap
 
 MIX: dict[str, float] = {"mail": 0.4, "chat": 0.4, "trap": 0.2}
 CHANNELS = tuple(MIX)
@@ -261,28 +256,7 @@ async def smtp_reply(reader: asyncio.StreamReader) -> int:
 
 def link_down(if_index: int) -> bytes:
     """A v2c linkDown trap of ``if_index`` (one alarm each), with the default community."""
-    from pyasn1.codec.ber import encoder
-    from pysnmp.proto import api
-
-    v2c = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
-    pdu = v2c.SNMPv2TrapPDU()
-    v2c.apiTrapPDU.set_defaults(pdu)
-    v2c.apiPDU.set_request_id(pdu, if_index)
-    v2c.apiTrapPDU.set_varbinds(
-        pdu,
-        [
-            (SYS_UPTIME, v2c.TimeTicks(if_index)),
-            (SNMP_TRAP_OID, v2c.ObjectIdentifier(LINK_DOWN)),
-            (f"{IF_INDEX}.{if_index}", v2c.Integer(if_index)),
-            (f"{IF_ADMIN_STATUS}.{if_index}", v2c.Integer(1)),  # up
-            (f"{IF_OPER_STATUS}.{if_index}", v2c.Integer(2)),  # down
-        ],
-    )
-    message = v2c.Message()
-    v2c.apiMessage.set_defaults(message)
-    v2c.apiMessage.set_community(message, COMMUNITY)
-    v2c.apiMessage.set_pdu(message, pdu)
-    return bytes(encoder.encode(message))
+    return encoded_link_trap(COMMUNITY, if_index, if_index, uptime=if_index)
 
 
 @dataclass(frozen=True)

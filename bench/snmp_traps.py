@@ -25,46 +25,27 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pyasn1.codec.ber import encoder
-from pysnmp.proto import api
-
 from engine.contract.topics import declared_topics
 from engine.kafka import broker
 from engine.kafka.admin import provision
 from engine.settings import Settings
 from tests.integration.harness import free_port, free_udp_port, port_open, wait_until
-from tests.integration.snmp_peers import scrape
+from tests.integration.snmp_peers import encoded_link_trap, scrape
 
 COMMUNITY = "bench"
-LINK_DOWN = "1.3.6.1.6.3.1.1.5.3"
 MARKER_OID = "1.3.6.1.4.1.99999.1.1.0"
 RECEIVE_BUFFER = 16 * 1024 * 1024
-_v2c = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
 _runs = itertools.count(1)
 
 
 def encoded_traps(run: str, count: int) -> list[bytes]:
     """``count`` distinct v2c linkDown traps, each with its own request id and marker."""
-    made = []
-    for n in range(count):
-        pdu = _v2c.SNMPv2TrapPDU()
-        _v2c.apiTrapPDU.set_defaults(pdu)
-        _v2c.apiPDU.set_request_id(pdu, n + 1)
-        _v2c.apiTrapPDU.set_varbinds(
-            pdu,
-            [
-                ("1.3.6.1.2.1.1.3.0", _v2c.TimeTicks(n)),
-                ("1.3.6.1.6.3.1.1.4.1.0", _v2c.ObjectIdentifier(LINK_DOWN)),
-                (f"1.3.6.1.2.1.2.2.1.1.{n % 48 + 1}", _v2c.Integer(n % 48 + 1)),
-                (MARKER_OID, _v2c.OctetString(f"{run}-{n}")),
-            ],
+    return [
+        encoded_link_trap(
+            COMMUNITY, n % 48 + 1, n + 1, uptime=n, markers=((MARKER_OID, f"{run}-{n}"),)
         )
-        message = _v2c.Message()
-        _v2c.apiMessage.set_defaults(message)
-        _v2c.apiMessage.set_community(message, COMMUNITY)
-        _v2c.apiMessage.set_pdu(message, pdu)
-        made.append(encoder.encode(message))
-    return made
+        for n in range(count)
+    ]
 
 
 def send(port: int, datagrams: list[bytes], rate: float | None) -> float:

@@ -56,15 +56,13 @@ from engine.ingest.snmp.udp_stats import read_rcvbuf_errors, read_socket_drops
 from engine.kafka import broker
 from engine.settings import Settings
 from tests.integration.harness import free_port, free_udp_port, port_open, wait_until
-from tests.integration.snmp_peers import scrape
+from tests.integration.snmp_peers import encoded_link_trap, scrape
 
 # The engine's default community (ENGINE_SNMP_COMMUNITIES): the run keeps the defaults.
 COMMUNITY: str = Settings.model_fields["snmp_communities"].default[0]
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 SNMP_TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"
-LINK_DOWN = "1.3.6.1.6.3.1.1.5.3"
 COLD_START = "1.3.6.1.6.3.1.1.5.1"  # the probe: another alarm family than the storm's
-IF_INDEX, IF_ADMIN_STATUS, IF_OPER_STATUS = (f"1.3.6.1.2.1.2.2.1.{n}" for n in (1, 7, 8))
 LINK_ALARM = "|IF-MIB::link|"  # in the alarm key of every linkDown ticket (alarm_identity)
 SUBJECT = "Urgente: la central está caída ({token})"  # the shipped rules: P1, pbx_down
 BODY = "no entran ni salen llamadas desde las 9, todos los agentes parados\n"
@@ -79,32 +77,10 @@ READY_SECONDS = 240.0
 
 def encoded_traps(count: int, alarms: int, first_request_id: int) -> list[bytes]:
     """``count`` distinct v2c linkDown traps from one device, ifIndex 1..alarms in turn."""
-    from pyasn1.codec.ber import encoder
-    from pysnmp.proto import api
-
-    v2c = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
-    made = []
-    for n in range(count):
-        index = n % alarms + 1
-        pdu = v2c.SNMPv2TrapPDU()
-        v2c.apiTrapPDU.set_defaults(pdu)
-        v2c.apiPDU.set_request_id(pdu, first_request_id + n)
-        v2c.apiTrapPDU.set_varbinds(
-            pdu,
-            [
-                (SYS_UPTIME, v2c.TimeTicks(n)),
-                (SNMP_TRAP_OID, v2c.ObjectIdentifier(LINK_DOWN)),
-                (f"{IF_INDEX}.{index}", v2c.Integer(index)),
-                (f"{IF_ADMIN_STATUS}.{index}", v2c.Integer(1)),  # up
-                (f"{IF_OPER_STATUS}.{index}", v2c.Integer(2)),  # down
-            ],
-        )
-        message = v2c.Message()
-        v2c.apiMessage.set_defaults(message)
-        v2c.apiMessage.set_community(message, COMMUNITY)
-        v2c.apiMessage.set_pdu(message, pdu)
-        made.append(encoder.encode(message))
-    return made
+    return [
+        encoded_link_trap(COMMUNITY, n % alarms + 1, first_request_id + n, uptime=n)
+        for n in range(count)
+    ]
 
 
 def send_paced(port: int, datagrams: list[bytes], rate: float) -> dict[str, float]:

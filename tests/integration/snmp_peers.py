@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyasn1.codec.ber import encoder
 from pysnmp.hlapi.v3arch.asyncio import (
     ContextData,
     Integer32,
@@ -26,6 +27,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
     usmAesCfb256Protocol,
     usmHMAC384SHA512AuthProtocol,
 )
+from pysnmp.proto import api
 
 LINK_DOWN = "1.3.6.1.6.3.1.1.5.3"
 LINK_UP = "1.3.6.1.6.3.1.1.5.4"
@@ -34,6 +36,40 @@ IF_INDEX = "1.3.6.1.2.1.2.2.1.1"
 IF_ADMIN_STATUS = "1.3.6.1.2.1.2.2.1.7"
 IF_OPER_STATUS = "1.3.6.1.2.1.2.2.1.8"
 IF_DESCR = "1.3.6.1.2.1.2.2.1.2"
+SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
+SNMP_TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"
+
+
+def encoded_link_trap(
+    community: str,
+    if_index: int,
+    request_id: int,
+    up: bool = False,
+    uptime: int = 0,
+    markers: tuple[tuple[str, str], ...] = (),
+) -> bytes:
+    """A v2c linkDown (linkUp) trap datagram as a device sends it: ifIndex, ifAdminStatus
+    up, ifOperStatus down (up), and any ``markers`` (OID, text) after them."""
+    v2c = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
+    pdu = v2c.SNMPv2TrapPDU()
+    v2c.apiTrapPDU.set_defaults(pdu)
+    v2c.apiPDU.set_request_id(pdu, request_id)
+    v2c.apiTrapPDU.set_varbinds(
+        pdu,
+        [
+            (SYS_UPTIME, v2c.TimeTicks(uptime)),
+            (SNMP_TRAP_OID, v2c.ObjectIdentifier(LINK_UP if up else LINK_DOWN)),
+            (f"{IF_INDEX}.{if_index}", v2c.Integer(if_index)),
+            (f"{IF_ADMIN_STATUS}.{if_index}", v2c.Integer(1)),
+            (f"{IF_OPER_STATUS}.{if_index}", v2c.Integer(1 if up else 2)),
+            *((oid, v2c.OctetString(text)) for oid, text in markers),
+        ],
+    )
+    message = v2c.Message()
+    v2c.apiMessage.set_defaults(message)
+    v2c.apiMessage.set_community(message, community)
+    v2c.apiMessage.set_pdu(message, pdu)
+    return bytes(encoder.encode(message))
 
 
 def link_varbinds(if_index: int, up: bool) -> list[str]:

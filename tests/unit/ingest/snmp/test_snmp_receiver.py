@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyasn1.codec.ber import encoder
-from pysnmp.proto import api
 
 from engine.clock import SystemClock
 from engine.contract.topics import SNMP_TRAPS, TICKET_EVENTS
@@ -25,7 +23,13 @@ from engine.ingest.snmp.receiver import ReceiverPolicy, SnmpReceiver
 from engine.ingest.snmp.replay import TrapBacklog
 from engine.ingest.snmp.spool import TrapSpool
 from engine.ingest.snmp.users import SnmpUser
-from tests.integration.snmp_peers import LINK_DOWN, LINK_UP, NetSnmp, link_varbinds
+from tests.integration.snmp_peers import (
+    LINK_DOWN,
+    LINK_UP,
+    NetSnmp,
+    encoded_link_trap,
+    link_varbinds,
+)
 from tests.unit.ingest.snmp.trap_samples import MIBS
 
 ENGINE_ID = "8000000001cc000003"
@@ -204,24 +208,7 @@ def test_traps_kafka_did_not_take_are_spooled_and_replayed_in_arrival_order(
 
 
 def encoded_link(if_index: int, request_id: int, up: bool = False) -> bytes:
-    """A v2c linkDown (linkUp) trap of community ``public``, as a device sends it."""
-    v2c = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
-    pdu = v2c.SNMPv2TrapPDU()
-    v2c.apiTrapPDU.set_defaults(pdu)
-    v2c.apiPDU.set_request_id(pdu, request_id)
-    v2c.apiTrapPDU.set_varbinds(
-        pdu,
-        [
-            ("1.3.6.1.2.1.1.3.0", v2c.TimeTicks(request_id)),
-            ("1.3.6.1.6.3.1.1.4.1.0", v2c.ObjectIdentifier(LINK_UP if up else LINK_DOWN)),
-            (f"1.3.6.1.2.1.2.2.1.1.{if_index}", v2c.Integer(if_index)),
-        ],
-    )
-    message = v2c.Message()
-    v2c.apiMessage.set_defaults(message)
-    v2c.apiMessage.set_community(message, "public")
-    v2c.apiMessage.set_pdu(message, pdu)
-    return bytes(encoder.encode(message))
+    return encoded_link_trap("public", if_index, request_id, up=up, uptime=request_id)
 
 
 def test_a_storm_is_folded_per_alarm_and_every_trap_kept_as_received(
