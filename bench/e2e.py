@@ -69,6 +69,7 @@ from bench.storm import (
     COMMUNITY,
     LINK_ALARM,
     Ports,
+    engine_log_tail,
     load_average,
     percentile,
     restarts,
@@ -778,8 +779,7 @@ def run(args: argparse.Namespace) -> None:
         follower: subprocess.Popen[str] | None = None
 
         def log() -> str:
-            path = state_dir / "engine-up.log"
-            return path.read_text(errors="replace")[-6000:] if path.exists() else ""
+            return engine_log_tail(state_dir)
 
         try:
             broker.start(settings)

@@ -507,6 +507,12 @@ def probe_trap() -> bytes:
     return bytes(encoder.encode(message))
 
 
+def engine_log_tail(state_dir: Path) -> str:
+    """The end of ``engine up``'s log, for a message when something does not come up."""
+    path = state_dir / "engine-up.log"
+    return path.read_text(errors="replace")[-6000:] if path.exists() else ""
+
+
 def percentile(values: list[float], fraction: float) -> float:
     """Nearest rank."""
     if not values:
@@ -594,8 +600,7 @@ def run(args: argparse.Namespace) -> None:
         follower = Follower(settings.kafka_bootstrap)
 
         def log() -> str:
-            path = state_dir / "engine-up.log"
-            return path.read_text(errors="replace")[-6000:] if path.exists() else ""
+            return engine_log_tail(state_dir)
 
         try:
             broker.start(settings)

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from engine.contract import Channel, ImpactFact, Priority, TicketMessage
-from engine.rules.model import ID_PATTERN, Strict, compiling, with_words
+from engine.rules.model import ID_PATTERN, Phrases, Regexes, Strict
 from engine.rules.text import PhraseHit, PhraseIndex, clauses, fold
 
 Problem = tuple[tuple[int | str, ...], str]
@@ -30,20 +30,10 @@ UNKNOWN = "unknown"
 class FactValue(Strict):
     value: str = Field(pattern=ID_PATTERN)
     description: str = ""
-    phrases: tuple[str, ...] = Field(default=(), description="evidence: any one occurs")
-    regex: tuple[str, ...] = Field(
+    phrases: Phrases = Field(default=(), description="evidence: any one occurs")
+    regex: Regexes = Field(
         default=(), description="evidence too: case-insensitive, on the folded text"
     )
-
-    @field_validator("phrases")
-    @classmethod
-    def _phrases_have_words(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return with_words(value)
-
-    @field_validator("regex")
-    @classmethod
-    def _regex_compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return compiling(value)
 
     @model_validator(mode="after")
     def _has_evidence(self) -> FactValue:

@@ -4,8 +4,9 @@ phrases and regexes checked the same way wherever they appear."""
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from engine.rules.text import words
 
@@ -32,3 +33,9 @@ def compiling(patterns: tuple[str, ...]) -> tuple[str, ...]:
         except re.error as error:
             raise ValueError(f"bad regular expression {pattern!r}: {error}") from error
     return patterns
+
+
+Phrases = Annotated[tuple[str, ...], AfterValidator(with_words)]
+"""Phrases of a rule file: each must have letters or digits to match."""
+Regexes = Annotated[tuple[str, ...], AfterValidator(compiling)]
+"""Regular expressions of a rule file: each must compile."""

@@ -26,7 +26,7 @@ from engine.contract import Channel, Priority, SpecialRoute, SupportPlan, Tier
 from engine.errors import RulesError
 from engine.rules.assistant import Assistant, assistant_problems
 from engine.rules.impact import Impact, impact_problems
-from engine.rules.model import ID_PATTERN, Strict, compiling, with_words
+from engine.rules.model import ID_PATTERN, Phrases, Regexes, Strict
 from engine.rules.text import PhraseIndex, build_index
 
 DEFAULT_RULES = Path(__file__).with_name("default.yaml")
@@ -67,24 +67,14 @@ class TrapCondition(Strict):
 class RuleMatcher(Strict):
     """All given conditions must hold. ``phrases``/``regex``: any one occurs."""
 
-    phrases: tuple[str, ...] = ()
-    not_phrases: tuple[str, ...] = Field(default=(), description="none of these may occur")
-    regex: tuple[str, ...] = Field(default=(), description="case-insensitive, on raw text")
+    phrases: Phrases = ()
+    not_phrases: Phrases = Field(default=(), description="none of these may occur")
+    regex: Regexes = Field(default=(), description="case-insensitive, on raw text")
     fields: tuple[str, ...] = Field(default=("subject", "body"), description="text to search")
     channels: tuple[Channel, ...] = ()
     customer: CustomerCondition | None = None
     trap: TrapCondition | None = None
     suggested_priority: tuple[Priority, ...] = ()
-
-    @field_validator("phrases", "not_phrases")
-    @classmethod
-    def _phrases_have_words(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return with_words(value)
-
-    @field_validator("regex")
-    @classmethod
-    def _regex_compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return compiling(value)
 
     @field_validator("fields")
     @classmethod
