@@ -23,6 +23,7 @@ EngineError
  ├── DeviceDirectoryError      [ingest.snmp.devices] the device directory is not valid
  ├── SpoolError                [ingest.snmp.spool] the trap spool directory is unusable
  ├── UnknownTopicError         [kafka.follower] a followed topic is not provisioned (retried)
+ ├── AgentsDirectoryError      [workers.agents] the agents directory is not valid
  └── NoticeRefusedError        [notify.notifier] the relay refused a notice for good (5xx)
 
 (*) also a ValueError (``class EmailParseError(EngineError, ValueError)``): they report

@@ -15,7 +15,7 @@ from http import HTTPStatus
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
 
-from engine.contract import EventKind, Priority, SpecialRoute, Tier
+from engine.contract import EventKind, Priority, SpecialRoute, Standing, Tier
 
 
 class IngestSource(StrEnum):
@@ -172,6 +172,9 @@ class ApiRoute(StrEnum):
     TICKET = "/tickets/{ticket_id}"
     TICKETS = "/tickets"
     HEALTH = "/health"
+    AGENT_PRESENCE = "/agents/{agent_id}/presence"
+    AGENT_QUEUE = "/agents/{agent_id}/queue"
+    QUEUES = "/queues"
     OPENAPI = "/openapi.json"
     UNMATCHED = "unmatched"
 
@@ -292,6 +295,36 @@ SLA_ROWS_DELETED = Counter(
     "ticketing_sla_rows_deleted_total", "Rows of resolved tickets deleted (tombstones)"
 )
 
+# --- tier workers (engine workers) ---------------------------------------------------------
+
+
+WAITING_TICKETS = Gauge(
+    "ticketing_waiting_tickets",
+    "Open tickets nobody has, by tier and priority (the tier workers' queues)",
+    ["tier", "priority"],
+)
+OLDEST_WAITING_SECONDS = Gauge(
+    "ticketing_oldest_waiting_seconds",
+    "Age of the oldest ticket nobody has, by tier (0: none waits)",
+    ["tier"],
+)
+AGENTS = Gauge("ticketing_agents", "Agents of the directory, by standing", ["standing"])
+ASSIGNMENTS = Counter(
+    "ticketing_assignments_total",
+    "Tickets assigned by the tier workers, by tier and priority",
+    ["tier", "priority"],
+)
+TIME_TO_ASSIGN_SECONDS = Histogram(
+    "ticketing_time_to_assign_seconds",
+    "From a ticket's opening to the tier workers' assignment, by priority",
+    ["priority"],
+    buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600),
+)
+WORKERS_LEADING = Gauge(
+    "ticketing_workers_leading",
+    "1 when this tier worker holds the assignment lease (one in the group does), else 0",
+)
+
 # Every label of every metric above, with the enum its values come from (in label order).
 LABELS: dict[MetricWrapperBase, dict[str, type[Enum]]] = {
     EVENTS_INGESTED: {"source": IngestSource, "outcome": IngestOutcome, "reason": IngestReason},
@@ -305,4 +338,9 @@ LABELS: dict[MetricWrapperBase, dict[str, type[Enum]]] = {
     SNMP_SPOOL_DROPPED: {"reason": SpoolDropReason},
     NOTICES: {"kind": NoticeKind, "outcome": NoticeOutcome},
     SLA_ALERTS_EMITTED: {"kind": EventKind, "obligation": SlaObligation},
+    WAITING_TICKETS: {"tier": Tier, "priority": Priority},
+    OLDEST_WAITING_SECONDS: {"tier": Tier},
+    AGENTS: {"standing": Standing},
+    ASSIGNMENTS: {"tier": Tier, "priority": Priority},
+    TIME_TO_ASSIGN_SECONDS: {"priority": Priority},
 }

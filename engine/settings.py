@@ -111,6 +111,17 @@ class Settings(BaseSettings):
         default=None, description="Customer directory (YAML or CSV). Empty: none known."
     )
 
+    agents_file: Path | None = Field(
+        default=None,
+        description="Agents directory (YAML) for the tier workers; empty: no tier workers.",
+    )
+    workers_tick_seconds: float = Field(
+        default=5.0, gt=0, description="How often the tier workers look at the clock."
+    )
+    workers_metrics_port: int = Field(
+        default=9471, ge=0, le=65535, description="Tier workers /metrics."
+    )
+
     log_level: str = Field(
         default="WARN", pattern="^(DEBUG|INFO|WARN|ERROR)$", description="Log level."
     )

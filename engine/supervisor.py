@@ -24,6 +24,8 @@ from engine.settings import Settings
 COMPONENTS = ("smtp", "mail-parser", "api", "processor", "sla", "entitlements", "snmp")
 # Run as well when ENGINE_NOTIFY_RELAY names an SMTP relay.
 RELAY_COMPONENTS = ("notifier",)
+# Run as well when ENGINE_AGENTS_FILE names an agents directory.
+AGENTS_COMPONENTS = ("workers",)
 # Humans first: in a trap storm the CPU goes to the mail, chat and phone path before the
 # SNMP receiver, whose kernel buffer (ENGINE_SNMP_RECEIVE_BUFFER_BYTES) holds the traps
 # meanwhile (decision 53). A positive niceness needs no privilege.
@@ -95,7 +97,11 @@ def run_up(settings: Settings) -> int:
     print(f"up: topics ready ({created} created, {len(outcomes) - created} existing)", flush=True)
 
     env = {**os.environ, "ENGINE_BOOTSTRAP_SERVERS": settings.kafka_bootstrap}
-    names = [*COMPONENTS, *(RELAY_COMPONENTS if settings.notify_relay else ())]
+    names = [
+        *COMPONENTS,
+        *(RELAY_COMPONENTS if settings.notify_relay else ()),
+        *(AGENTS_COMPONENTS if settings.agents_file else ()),
+    ]
     components = [Component(name, env) for name in names]
     stopping = False
 

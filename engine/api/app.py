@@ -31,6 +31,7 @@ from engine.api.context import (
     context_of,
     required_scope,
 )
+from engine.api.desk import get_agent_queue, get_queues, post_presence
 from engine.api.openapi import openapi_document
 from engine.api.reads import get_ticket, health, list_tickets
 from engine.api.security import Integration
@@ -47,6 +48,9 @@ ROUTES = (
     ("GET", ApiRoute.TICKET, get_ticket),
     ("GET", ApiRoute.TICKETS, list_tickets),
     ("GET", ApiRoute.HEALTH, health),
+    ("POST", ApiRoute.AGENT_PRESENCE, post_presence),
+    ("GET", ApiRoute.QUEUES, get_queues),
+    ("GET", ApiRoute.AGENT_QUEUE, get_agent_queue),
 )
 CORS_HEADERS = "Authorization, Content-Type"
 # What aiohttp's own refusals (404, 405) say besides their text.

@@ -14,9 +14,11 @@ from engine.contract import (
     ActivityType,
     Channel,
     Classification,
+    Presence,
     Priority,
     Record,
     SpecialRoute,
+    Standing,
     TicketState,
     TicketStatus,
     Tier,
@@ -171,3 +173,46 @@ class ChatEscalated(Record):
 
 
 ChatServerMessage = ChatAccepted | ChatRefused | ChatTicket | ChatReply | ChatEscalated
+
+
+AGENT_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+AgentId = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
+
+
+class PresenceIn(Record):
+    """An agent signs in (available), goes away or signs out."""
+
+    presence: Presence
+    note: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class PresenceAccepted(Record):
+    agent_id: str
+    presence: Presence
+    event_id: str
+
+
+class AgentLoad(Record):
+    agent_id: str
+    standing: Standing = Field(description="able, or why they cannot take a ticket now")
+    load: int = Field(description="Open tickets they have")
+    capacity: int
+
+
+class TierQueueOut(Record):
+    tier: Tier
+    waiting: dict[Priority, int] = Field(description="Open tickets nobody has, by priority")
+    oldest_waiting_seconds: float = Field(description="0 when nothing waits")
+    assigned: int
+    agents: tuple[AgentLoad, ...]
+
+
+class Queues(Record):
+    tiers: tuple[TierQueueOut, ...]
+
+
+class AgentQueue(Record):
+    agent: AgentLoad
+    tickets: tuple[TicketState, ...] = Field(
+        description="Their open tickets, P1 first, oldest first"
+    )

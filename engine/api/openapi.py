@@ -10,10 +10,12 @@ from pydantic.json_schema import models_json_schema
 
 from engine import __version__
 from engine.api.contract import (
+    AGENT_ID_PATTERN,
     CONVERSATION_ID_PATTERN,
     TICKET_ID,
     Accepted,
     ActivityIn,
+    AgentQueue,
     ChatAccepted,
     ChatEscalated,
     ChatMessageIn,
@@ -23,6 +25,9 @@ from engine.api.contract import (
     ErrorBody,
     Health,
     PhoneCallIn,
+    PresenceAccepted,
+    PresenceIn,
+    Queues,
     TicketDetail,
     TicketList,
 )
@@ -40,6 +45,10 @@ MODELS: tuple[type[BaseModel], ...] = (
     TicketDetail,
     TicketList,
     Health,
+    PresenceIn,
+    PresenceAccepted,
+    Queues,
+    AgentQueue,
     # The chat WebSocket's messages: OpenAPI cannot describe the socket, but their schemas
     # belong to the contract.
     ChatAccepted,
@@ -106,7 +115,7 @@ def _operation(
         "Retry-After",
     )
     if not_found:
-        responses["404"] = _json(ErrorBody, "No such ticket (yet)")
+        responses["404"] = _json(ErrorBody, "No such ticket (yet), agent or agents directory")
     if conflict:
         responses["409"] = _json(ErrorBody, "Impossible transition; the error says why")
     operation: dict[str, Any] = {
@@ -127,6 +136,7 @@ def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema([(model, "validation") for model in MODELS], ref_template=REF)
     conversation = _path_parameter("conversation_id", CONVERSATION_ID_PATTERN)
     ticket = _path_parameter("ticket_id", TICKET_ID)
+    agent = _path_parameter("agent_id", AGENT_ID_PATTERN)
     accepted = ("202", _json(Accepted, "On Kafka (acknowledged); the ticket follows"))
     return {
         "openapi": "3.1.0",
@@ -205,6 +215,34 @@ def openapi_document() -> dict[str, Any]:
                             "At most this many",
                         ),
                     ),
+                )
+            },
+            "/agents/{agent_id}/presence": {
+                "post": _operation(
+                    "An agent signs in (available), goes away or signs out",
+                    Scope.PRESENCE_WRITE,
+                    ("202", _json(PresenceAccepted, "On Kafka (acknowledged)")),
+                    PresenceIn,
+                    (agent,),
+                    not_found=True,
+                )
+            },
+            "/queues": {
+                "get": _operation(
+                    "Each tier: tickets waiting by priority, the oldest waiting age, tickets "
+                    "assigned, and each agent's standing and load",
+                    Scope.TICKETS_READ,
+                    ("200", _json(Queues, "The queues")),
+                    not_found=True,
+                )
+            },
+            "/agents/{agent_id}/queue": {
+                "get": _operation(
+                    "One agent's standing, load and open tickets",
+                    Scope.TICKETS_READ,
+                    ("200", _json(AgentQueue, "The agent's queue")),
+                    parameters=(agent,),
+                    not_found=True,
                 )
             },
             "/health": {

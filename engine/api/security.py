@@ -38,6 +38,7 @@ class Scope(StrEnum):
     PHONE_WRITE = "phone:write"
     ACTIVITY_WRITE = "activity:write"
     TICKETS_READ = "tickets:read"
+    PRESENCE_WRITE = "presence:write"
 
 
 @dataclass(frozen=True)

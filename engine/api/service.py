@@ -22,6 +22,8 @@ from engine.clock import Clock, SystemClock
 from engine.kafka.publisher import KafkaPublisher, Publisher
 from engine.process import configure_logging, run_until_signalled
 from engine.settings import Settings
+from engine.workers.agents import load_configured
+from engine.workers.desk import Desk
 
 log = logging.getLogger(__name__)
 # Invalid tokens one address may present a minute before it is told to wait (each costs a
@@ -56,7 +58,17 @@ async def running_api(
     if not integrations:
         log.warning("api: no tokens configured (ENGINE_API_TOKENS_FILE): every call gets 401")
     hub = ChatHub()
-    follower = ViewFollower(settings.kafka_bootstrap, TicketView(), hub.on_ticket, hub.on_activity)
+    desk = (
+        Desk(
+            load_configured(settings.agents_file, settings.sla_calendars_file, settings.rules_file),
+            clock.now(),
+        )
+        if settings.agents_file
+        else None
+    )
+    follower = ViewFollower(
+        settings.kafka_bootstrap, TicketView(desk), hub.on_ticket, hub.on_activity
+    )
     context = ApiContext(
         publisher=publisher,
         view=follower.view,

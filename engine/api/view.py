@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from engine.api.contract import Decision, SlaState
 from engine.contract import (
+    AgentPresenceChanged,
     AnyRecord,
     SlaBreached,
     SlaWarning,
@@ -29,8 +30,15 @@ from engine.contract import (
     TicketUpdated,
     parse_record,
 )
-from engine.contract.topics import SLA_ALERTS, TICKET_ACTIVITY, TICKET_DECISIONS, TICKET_STATE
+from engine.contract.topics import (
+    AGENTS_PRESENCE,
+    SLA_ALERTS,
+    TICKET_ACTIVITY,
+    TICKET_DECISIONS,
+    TICKET_STATE,
+)
 from engine.kafka.follower import Follower
+from engine.workers.desk import Desk
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +46,8 @@ DECISIONS_KEPT = 50
 FILTERS = ("status", "tier", "priority", "customer", "sla")
 # Read whole: the view is rebuilt from them at start. The activity feed is read from its
 # end: it only tells open WebSockets what happens from now on.
-REBUILT_FROM = (TICKET_STATE, TICKET_DECISIONS, SLA_ALERTS)
+# The presence topic feeds the desk behind GET /queues (when there is an agents directory).
+REBUILT_FROM = (TICKET_STATE, TICKET_DECISIONS, SLA_ALERTS, AGENTS_PRESENCE)
 
 
 def sla_state(ticket: TicketState, alert: SlaWarning | SlaBreached | None) -> SlaState:
@@ -55,7 +64,8 @@ def sla_state(ticket: TicketState, alert: SlaWarning | SlaBreached | None) -> Sl
 
 
 class TicketView:
-    def __init__(self) -> None:
+    def __init__(self, desk: Desk | None = None) -> None:
+        self.desk = desk
         self._tickets: dict[str, TicketState] = {}
         self._decisions: dict[str, deque[Decision]] = {}
         self._alerts: dict[str, SlaWarning | SlaBreached] = {}
@@ -70,6 +80,10 @@ class TicketView:
             case TicketUpdated(data=data):
                 self._tickets[data.ticket.ticket_id] = data.ticket
                 self._reindex(data.ticket.ticket_id)
+                if self.desk is not None:
+                    self.desk.apply_ticket(data.ticket)
+            case AgentPresenceChanged(data=data) if self.desk is not None:
+                self.desk.apply_presence(data.agent_id, data.presence)
             case TicketClassified(data=data, occurred_at=at):
                 kept = self._decisions.setdefault(data.ticket_id, deque(maxlen=DECISIONS_KEPT))
                 if all(d.cause_event_id != data.cause_event_id for d in kept):

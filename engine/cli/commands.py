@@ -198,6 +198,30 @@ def cmd_notifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workers(args: argparse.Namespace) -> int:
+    from engine.workers.service import run_tier_workers
+
+    run_tier_workers(_settings(args))
+    return 0
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    from engine.contract import Tier
+    from engine.rules.ruleset import load_ruleset
+    from engine.sla.calendars import load_calendars
+    from engine.workers.agents import asked_skills, load_agents
+
+    settings = _settings(args)
+    asked = asked_skills(load_ruleset(Path(args.rules) if args.rules else settings.rules_file))
+    calendars = load_calendars(settings.sla_calendars_file)
+    for name in args.files:
+        directory = load_agents(Path(name), calendars, asked)
+        tiers = {tier: sum(tier in a.tiers for a in directory.agents.values()) for tier in Tier}
+        staffed = ", ".join(f"{tier} {n}" for tier, n in tiers.items())
+        print(f"ok {name}: {len(directory)} agents ({staffed}), {len(directory.skills)} skills")
+    return 0
+
+
 def cmd_snmp(args: argparse.Namespace) -> int:
     from engine.ingest.snmp.service import run_snmp_receiver
 

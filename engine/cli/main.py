@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pydantic import ValidationError
 
 from engine.cli.commands import (
+    cmd_agents,
     cmd_api,
     cmd_api_token,
     cmd_broker,
@@ -27,6 +28,7 @@ from engine.cli.commands import (
     cmd_tail,
     cmd_topics,
     cmd_up,
+    cmd_workers,
 )
 from engine.errors import EngineError
 
@@ -123,6 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
     command("processor", cmd_processor, "Run the triage processor (faust worker).")
     command("notifier", cmd_notifier, "Send customers their acknowledgements (SMTP relay).")
     command("snmp", cmd_snmp, "Run the SNMP trap and INFORM receiver.")
+    command(
+        "workers",
+        cmd_workers,
+        "Run the tier workers: assign routed tickets to the best qualified agent who can take "
+        "them (ENGINE_AGENTS_FILE).",
+    )
+    agents_parser = command("agents", cmd_agents, "Check an agents directory.")
+    agents_parser.add_argument("action", choices=["check"])
+    agents_parser.add_argument("files", nargs="+", help="agents directories (YAML)")
+    agents_parser.add_argument(
+        "--rules", help="the rule set whose category skills someone must have (default: shipped)"
+    )
     sla_parser = command(
         "sla",
         cmd_sla,
@@ -161,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     token_parser.add_argument(
         "scopes",
         nargs="+",
-        choices=["chat:write", "phone:write", "activity:write", "tickets:read"],
+        choices=["chat:write", "phone:write", "activity:write", "tickets:read", "presence:write"],
     )
     token_parser.set_defaults(handler=cmd_api_token)
     command(
@@ -171,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
         "each component as its own process until Ctrl-C, restarting one that dies: smtp (the "
         "SMTP ingestor), mail-parser, api (the HTTP API), processor (triage), sla (the SLA "
         "worker), entitlements (the support-hours ledger), snmp (the SNMP receiver), and "
-        "notifier when ENGINE_NOTIFY_RELAY is set.",
+        "notifier when ENGINE_NOTIFY_RELAY is set, workers (the tier workers) when "
+        "ENGINE_AGENTS_FILE is set.",
     )
     return parser
 

@@ -3,6 +3,7 @@
 Import names from here; the family modules are where each is defined."""
 
 from engine.contract.activity import (
+    AgentPresenceData,
     ChatMessageReceivedData,
     PhoneCallLoggedData,
     TicketActivityData,
@@ -12,9 +13,11 @@ from engine.contract.base import (
     ActivityType,
     Channel,
     EventKind,
+    Presence,
     Priority,
     Record,
     SpecialRoute,
+    Standing,
     SupportPlan,
     TicketStatus,
     Tier,
@@ -32,6 +35,7 @@ from engine.contract.entitlements import (
 )
 from engine.contract.records import (
     RECORD_TYPES,
+    AgentPresenceChanged,
     AnyRecord,
     ChatMessageReceived,
     EmailReceived,
@@ -93,6 +97,8 @@ __all__ = [
     "RECORD_TYPES",
     "SCHEMA_VERSION",
     "ActivityType",
+    "AgentPresenceChanged",
+    "AgentPresenceData",
     "AlarmState",
     "AlarmTransition",
     "AnyRecord",
@@ -121,6 +127,7 @@ __all__ = [
     "NotificationPdu",
     "PhoneCallLogged",
     "PhoneCallLoggedData",
+    "Presence",
     "Priority",
     "Record",
     "RecordDeadLettered",
@@ -138,6 +145,7 @@ __all__ = [
     "SlaWarning",
     "SnmpVersion",
     "SpecialRoute",
+    "Standing",
     "SupportPlan",
     "TicketActivity",
     "TicketActivityData",

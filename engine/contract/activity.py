@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from engine.contract.base import ActivityType, Channel, Priority, Record, Tier
+from engine.contract.base import ActivityType, Channel, Presence, Priority, Record, Tier
 from engine.contract.ticket import TicketState
 
 
@@ -21,6 +21,15 @@ class TicketActivityData(Record):
         default=None, description="customer_informed: what the customer is told"
     )
     assignee: str | None = Field(default=None, description="assigned: to whom")
+    if_assignee: str | None = Field(
+        default=None,
+        max_length=128,
+        description="assigned: applies only while the ticket's assignee is this one ('' for "
+        "nobody), so a second decision about the same ticket is refused (the tier workers)",
+    )
+    explanation: tuple[str, ...] = Field(
+        default=(), description="assigned by the tier workers: why this agent, who was passed over"
+    )
     tier: Tier | None = Field(default=None, description="escalated: to which tier")
     minutes: int | None = Field(default=None, ge=0, description="time_spent: minutes worked")
     informed_via: Channel | None = Field(default=None, description="customer_informed: how")
@@ -28,6 +37,16 @@ class TicketActivityData(Record):
     ticket: TicketState | None = Field(
         default=None, description="The ticket after the activity; filled by the processor"
     )
+
+
+class AgentPresenceData(Record):
+    """An agent signed in, went away or signed out (the API; keyed by the agent's id on the
+    compacted presence topic, so the latest is each agent's presence now)."""
+
+    agent_id: str = Field(min_length=1, max_length=64)
+    presence: Presence
+    actor: str = Field(min_length=1, description="Who set it: the agent, a lead, a tool")
+    note: str | None = Field(default=None, max_length=500)
 
 
 class ChatMessageReceivedData(Record):

@@ -93,6 +93,25 @@ class EventKind(StrEnum):
     CHAT_MESSAGE_RECEIVED = "chat.message.received"
     PHONE_CALL_LOGGED = "phone.call.logged"
     EMAIL_SPOOLED = "email.spooled"
+    AGENT_PRESENCE_CHANGED = "agent.presence_changed"
+
+
+class Presence(StrEnum):
+    """Whether an agent takes work now: signed in and available, away, or signed out."""
+
+    AVAILABLE = "available"
+    AWAY = "away"
+    SIGNED_OUT = "signed_out"
+
+
+class Standing(StrEnum):
+    """Whether an agent can take a ticket now, and if not, why (the tier workers)."""
+
+    ABLE = "able"
+    AWAY = "away"
+    SIGNED_OUT = "signed out"
+    OFF_HOURS = "outside working hours"
+    AT_CAPACITY = "at capacity"
 
 
 class SupportPlan(StrEnum):

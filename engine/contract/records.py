@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 
 from engine.contract.activity import (
+    AgentPresenceData,
     ChatMessageReceivedData,
     PhoneCallLoggedData,
     TicketActivityData,
@@ -114,6 +115,11 @@ class EmailSpooled(Envelope):
     data: EmailSpooledData
 
 
+class AgentPresenceChanged(Envelope):
+    kind: Literal[EventKind.AGENT_PRESENCE_CHANGED] = EventKind.AGENT_PRESENCE_CHANGED
+    data: AgentPresenceData
+
+
 RECORD_TYPES: tuple[type[Envelope], ...] = (
     EmailReceived,
     TicketClassified,
@@ -131,6 +137,7 @@ RECORD_TYPES: tuple[type[Envelope], ...] = (
     ChatMessageReceived,
     PhoneCallLogged,
     EmailSpooled,
+    AgentPresenceChanged,
 )
 
 
@@ -164,7 +171,8 @@ AnyRecord = Annotated[
     | EntitlementUpdated
     | ChatMessageReceived
     | PhoneCallLogged
-    | EmailSpooled,
+    | EmailSpooled
+    | AgentPresenceChanged,
     Field(discriminator="kind"),
 ]
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from engine.contract import (
+    AgentPresenceChanged,
     ChatMessageReceived,
     EmailReceived,
     EmailSpooled,
@@ -95,6 +96,7 @@ RULES_KEY = b"ruleset"
 SLA_CLOCKS = PREFIX + "sla.clocks.v1"
 ENTITLEMENT_EVENTS = PREFIX + "entitlements.events.v1"
 ENTITLEMENT_BALANCES = PREFIX + "entitlements.balances.v1"
+AGENTS_PRESENCE = PREFIX + "agents.presence.v1"
 
 TIER_TOPICS: dict[Tier, str] = {
     tier: PREFIX + f"tickets.routed.{tier.value.lower()}.v1" for tier in Tier
@@ -241,6 +243,16 @@ def _declared_topics(partitions: int, replication_factor: int) -> tuple[TopicSpe
             replication_factor=replication_factor,
             retention_ms=90 * DAY_MS,
             extra_config={"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)},
+        ),
+        TopicSpec(
+            AGENTS_PRESENCE,
+            "Each agent's presence (available, away, signed out), keyed by agent id; one "
+            "partition, whose holder in the tier workers' group is the one that assigns",
+            (AgentPresenceChanged,),
+            partitions=1,
+            replication_factor=replication_factor,
+            cleanup=Cleanup.COMPACT,
+            retention_ms=None,
         ),
         TopicSpec(
             RULES_CONFIG,

@@ -28,3 +28,11 @@ def new_consumer(
 def new_aio_consumer(bootstrap: str) -> AIOKafkaConsumer:
     """An aiokafka consumer in no group (not started), for the followers."""
     return AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+
+
+def new_aio_group_consumer(bootstrap: str, group_id: str, **options: Any) -> AIOKafkaConsumer:
+    """An aiokafka consumer in ``group_id`` (not started); ``options`` are aiokafka's
+    (session and heartbeat timeouts...)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=group_id, **options
+    )

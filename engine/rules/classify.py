@@ -289,6 +289,11 @@ def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
         explanation.append(f"{proposed.describe()}; the rules said {category}")
         category = proposed.value
 
+    skills = _union([rule.set.skills for rule in rules])
+    asked = ruleset.category_skills.get(category, ())
+    if asked:
+        skills = _union([skills, asked])
+        explanation.append(f"skills {', '.join(asked)}: what category {category} asks for")
     special: tuple[SpecialRoute, ...] = _union([rule.set.special_routes for rule in rules])
     tags = _union([rule.set.tags for rule in rules])
     route_tags = ruleset.assistant.route_tags if ruleset.assistant is not None else {}
@@ -302,7 +307,7 @@ def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
         priority_by_default=by_default,
         category=category,
         tags=tags,
-        skills=_union([rule.set.skills for rule in rules]),
+        skills=skills,
         special_routes=special,
         matches=tuple(match for _, match in fired),
         explanation=tuple(explanation),

@@ -17,12 +17,11 @@ import re
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
-import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from engine.contract import Channel, Priority, SpecialRoute, SupportPlan, Tier
+from engine.documents import Problem, validated_document
 from engine.errors import RulesError
 from engine.rules.assistant import Assistant, assistant_problems
 from engine.rules.impact import Impact, impact_problems
@@ -152,6 +151,10 @@ class RuleSet(Strict):
     routes: Route
     impact: Impact | None = None
     assistant: Assistant | None = None
+    category_skills: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="The skills a category asks of whoever takes the ticket (tier workers)",
+    )
 
     @cached_property
     def impact_values(self) -> tuple[tuple[int, int], ...]:
@@ -203,8 +206,6 @@ def walk(
 
 # --- whole-set checks, each naming the path of the bad value ---------------------------
 
-Problem = tuple[tuple[int | str, ...], str]
-
 
 def semantic_problems(ruleset: RuleSet) -> list[Problem]:
     problems: list[Problem] = []
@@ -225,6 +226,11 @@ def semantic_problems(ruleset: RuleSet) -> list[Problem]:
     categories = {ruleset.defaults.category} | {
         rule.set.category for rule in ruleset.rules if rule.set.category
     }
+    for category in ruleset.category_skills:
+        if category not in categories:
+            problems.append(
+                (("category_skills", category), f"unknown category {category!r}: no rule sets it")
+            )
     tags = {tag for rule in ruleset.rules for tag in rule.set.tags}
     if ruleset.assistant is not None:
         tags |= {tag for added in ruleset.assistant.route_tags.values() for tag in added}
@@ -295,59 +301,8 @@ def _narrowing_violations(
 # --- loading, with line numbers -------------------------------------------------------
 
 
-def _format_path(location: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in location:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "(document)"
-
-
-def _line_of(root: yaml.Node | None, location: tuple[int | str, ...]) -> int | None:
-    """The YAML line of the value at ``location`` (or of its nearest existing parent)."""
-    node = root
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in location:
-        if isinstance(node, yaml.MappingNode):
-            match = next(
-                (value for key, value in node.value if getattr(key, "value", None) == part),
-                None,
-            )
-            if match is None:
-                key = next((k for k, _ in node.value if getattr(k, "value", None) == part), None)
-                return key.start_mark.line + 1 if key is not None else line
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-        else:
-            return line
-        line = node.start_mark.line + 1
-    return line
-
-
 def parse_ruleset(text: str, origin: str) -> RuleSet:
-    try:
-        document: Any = yaml.safe_load(text)
-        tree = yaml.compose(text)
-    except yaml.YAMLError as error:
-        raise RulesError(f"{origin}: not valid YAML: {error}") from error
-    try:
-        ruleset = RuleSet.model_validate(document)
-    except ValidationError as error:
-        problems: list[Problem] = [
-            (tuple(issue["loc"]), issue["msg"].removeprefix("Value error, "))
-            for issue in error.errors()
-        ]
-    else:
-        problems = semantic_problems(ruleset)
-        if not problems:
-            return ruleset
-    lines = [
-        f"  {origin}:{_line_of(tree, location) or '?'}: {_format_path(location)}: {message}"
-        for location, message in problems
-    ]
-    raise RulesError(f"{origin}: invalid rule set ({len(lines)} problems):\n" + "\n".join(lines))
+    return validated_document(text, origin, RuleSet, semantic_problems, RulesError, "rule set")
 
 
 def load_ruleset(path: Path | None = None) -> RuleSet:

@@ -59,6 +59,12 @@ def apply_activity(
         case ActivityType.ASSIGNED:
             _refuse_when_resolved(ticket, kind)
             _require(bool(activity.assignee), "assigned: 'assignee' is required")
+            if activity.if_assignee is not None:
+                _require(
+                    (ticket.assignee or "") == activity.if_assignee,
+                    f"assigned: the ticket's assignee is {ticket.assignee or 'nobody'}, not "
+                    f"{activity.if_assignee or 'nobody'} as the assignment expected",
+                )
             changes["assignee"] = activity.assignee
         case ActivityType.CUSTOMER_INFORMED:
             _refuse_when_resolved(ticket, kind)

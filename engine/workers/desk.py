@@ -1,0 +1,379 @@
+"""The desk: who can take work now, what waits for someone, and who takes what next. Pure.
+
+Fed one record at a time (ticket states, presence changes) and asked for decisions
+(``decide``); nothing here touches Kafka, so the tier workers, the API's ``GET /queues`` and
+the tests share it.
+
+- A ticket **waits** while it is open (not resolved) and nobody has it. Waiting tickets sit
+  in heaps keyed by what they need (tier, language, skills), ordered by priority, then age:
+  a P1 overtakes every P4.
+- An agent is **able** when present (signed in; or, without a word from them, in their
+  working hours or on call) and under capacity. Load counts the open tickets they have,
+  including assignments decided but not yet applied by the processor (``pending``).
+- **Who takes a ticket**: an able agent of its tier, with the skills its category asks,
+  speaking the customer's language; the least loaded, then the longest without a new
+  ticket, then by id. Every decision says why, and who was passed over and why.
+- Invariant: no waiting ticket has an able agent who could take it. So a new ticket looks
+  for an agent; an agent who becomes able looks for the best waiting ticket they can take;
+  the cost of a decision depends on the kinds of tickets (buckets), not on how many wait.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from engine.contract import Presence, Priority, Standing, TicketState, TicketStatus, Tier
+from engine.workers.agents import Agent, AgentsDirectory
+
+PENDING_FOR = timedelta(seconds=60)
+PASSED_OVER_NAMED = 8
+
+Bucket = tuple[Tier, str, frozenset[str]]  # tier, language ("" for any), skills
+Rank = tuple[int, datetime, str]  # -severity, waiting since, ticket id
+
+
+@dataclass(frozen=True)
+class Assignment:
+    ticket_id: str
+    agent_id: str
+    tier: Tier
+    priority: Priority
+    state_version: int  # the ticket state's event_count the decision read
+    waited: timedelta
+    explanation: tuple[str, ...]
+
+
+@dataclass
+class _Ticket:
+    state: TicketState
+    bucket: Bucket
+    rank: Rank
+    pending: str | None = None
+
+    @property
+    def owner(self) -> str | None:
+        return self.state.assignee or self.pending
+
+    @property
+    def is_open(self) -> bool:
+        return self.state.status is not TicketStatus.RESOLVED
+
+
+@dataclass
+class TierQueue:
+    """What ``GET /queues`` and the metrics show of one tier."""
+
+    waiting: dict[Priority, int]
+    oldest_waiting_seconds: float
+    assigned: int
+    agent_ids: tuple[str, ...]
+
+
+def _bucket_of(state: TicketState) -> Bucket:
+    language = (state.customer.language or "") if state.customer is not None else ""
+    return state.tier, language, frozenset(state.skills)
+
+
+def _rank_of(state: TicketState) -> Rank:
+    return -state.priority.severity, state.opened_at, state.ticket_id
+
+
+def _can_take(agent: Agent, bucket: Bucket) -> bool:
+    tier, language, skills = bucket
+    return (
+        tier in agent.tiers
+        and (not language or language in agent.languages)
+        and skills <= agent.skills
+    )
+
+
+def _lacks(agent: Agent, bucket: Bucket) -> str | None:
+    _, language, skills = bucket
+    missing = sorted(skills - agent.skills)
+    if missing:
+        return f"lacks skill {', '.join(missing)}"
+    if language and language not in agent.languages:
+        return f"does not speak {language}"
+    return None
+
+
+class Desk:
+    def __init__(self, directory: AgentsDirectory, now: datetime) -> None:
+        self.directory = directory
+        self._presence: dict[str, Presence] = {}
+        self._tickets: dict[str, _Ticket] = {}
+        self._pending: dict[str, datetime] = {}  # ticket -> when its assignment was decided
+        self._load: Counter[str] = Counter()
+        self._last_assigned: dict[str, datetime] = {}
+        self._standing: dict[str, Standing] = {}
+        self._able: dict[Tier, set[str]] = defaultdict(set)
+        self._by_tier: dict[Tier, tuple[str, ...]] = {
+            tier: tuple(a.id for a in directory.agents.values() if tier in a.tiers) for tier in Tier
+        }
+        self._heaps: dict[Bucket, list[tuple[Rank, str]]] = {}
+        self._takers: dict[str, list[Bucket]] = defaultdict(list)  # agent -> buckets they can take
+        self._waiting: Counter[tuple[Tier, Priority]] = Counter()
+        self._new_tickets: set[str] = set()
+        self._new_able: set[str] = set()
+        self._now = now
+        for agent_id in directory.agents:
+            self._restand(agent_id)
+
+    # --- what the records say -------------------------------------------------------------
+
+    def apply_ticket(self, state: TicketState) -> None:
+        old = self._tickets.get(state.ticket_id)
+        if old is not None:
+            self._leave(old)
+        if state.status is TicketStatus.RESOLVED:
+            self._tickets.pop(state.ticket_id, None)
+            self._pending.pop(state.ticket_id, None)
+            return
+        ticket = _Ticket(state, _bucket_of(state), _rank_of(state))
+        if old is not None and old.pending is not None and state.assignee is None:
+            ticket.pending = old.pending
+        else:
+            self._pending.pop(state.ticket_id, None)
+        self._tickets[state.ticket_id] = ticket
+        unchanged = (
+            old is not None
+            and old.owner is None
+            and (old.bucket, old.rank) == (ticket.bucket, ticket.rank)
+        )
+        self._enter(ticket, queued=unchanged)
+
+    def apply_presence(self, agent_id: str, presence: Presence) -> None:
+        if agent_id not in self.directory.agents:
+            return
+        self._presence[agent_id] = presence
+        self._restand(agent_id)
+
+    def tick(self, now: datetime) -> None:
+        """Time moved: working hours and on-call rotas may have turned; assignments the
+        processor never applied are given up, so their tickets wait again."""
+        self._now = now
+        expired = [t for t, since in self._pending.items() if now - since > PENDING_FOR]
+        for ticket_id in expired:
+            del self._pending[ticket_id]
+            ticket = self._tickets[ticket_id]
+            self._leave(ticket)
+            ticket.pending = None
+            self._enter(ticket)
+        for agent_id in self.directory.agents:
+            self._restand(agent_id)
+
+    # --- decisions --------------------------------------------------------------------------
+
+    def decide(self, now: datetime) -> list[Assignment]:
+        """Assignments for what changed since the last call: new tickets first, in priority
+        order, then agents who became able, least loaded first."""
+        self._now = now
+        decided: list[Assignment] = []
+        for ticket_id in sorted(self._new_tickets, key=lambda t: self._rank_or_last(t)):
+            ticket = self._tickets.get(ticket_id)
+            if ticket is not None and ticket.is_open and ticket.owner is None:
+                agent = self._best_agent(ticket.bucket)
+                if agent is not None:
+                    decided.append(self._assign(ticket, agent))
+        self._new_tickets.clear()
+        while self._new_able:
+            agent_id = min(self._new_able, key=self._preference)
+            self._new_able.discard(agent_id)
+            while self._standing[agent_id] is Standing.ABLE:
+                ticket = self._best_waiting(agent_id)
+                if ticket is None:
+                    break
+                decided.append(self._assign(ticket, agent_id))
+        return decided
+
+    def _rank_or_last(self, ticket_id: str) -> Rank:
+        ticket = self._tickets.get(ticket_id)
+        return ticket.rank if ticket is not None else (9, datetime.max, ticket_id)
+
+    def _preference(self, agent_id: str) -> tuple[int, datetime, str]:
+        return (
+            self._load[agent_id],
+            self._last_assigned.get(agent_id, datetime.min.replace(tzinfo=self._now.tzinfo)),
+            agent_id,
+        )
+
+    def _best_agent(self, bucket: Bucket) -> str | None:
+        takers = [
+            agent_id
+            for agent_id in self._able[bucket[0]]
+            if _can_take(self.directory.agents[agent_id], bucket)
+        ]
+        return min(takers, key=self._preference) if takers else None
+
+    def _best_waiting(self, agent_id: str) -> _Ticket | None:
+        best: tuple[Rank, str] | None = None
+        for bucket in self._takers[agent_id]:
+            heap = self._heaps.get(bucket)
+            head = self._head(heap) if heap else None
+            if head is not None and (best is None or head < best):
+                best = head
+        return self._tickets[best[1]] if best is not None else None
+
+    def _head(self, heap: list[tuple[Rank, str]]) -> tuple[Rank, str] | None:
+        while heap:
+            rank, ticket_id = heap[0]
+            ticket = self._tickets.get(ticket_id)
+            if ticket is not None and ticket.owner is None and ticket.rank == rank:
+                return heap[0]
+            heapq.heappop(heap)  # stale: taken, resolved or re-ranked since it was pushed
+        return None
+
+    def _assign(self, ticket: _Ticket, agent_id: str) -> Assignment:
+        explanation = self._explain(ticket, agent_id)
+        self._leave(ticket)
+        ticket.pending = agent_id
+        self._pending[ticket.state.ticket_id] = self._now
+        self._enter(ticket)
+        self._last_assigned[agent_id] = self._now
+        state = ticket.state
+        return Assignment(
+            ticket_id=state.ticket_id,
+            agent_id=agent_id,
+            tier=state.tier,
+            priority=state.priority,
+            state_version=state.event_count,
+            waited=max(timedelta(0), self._now - state.opened_at),
+            explanation=explanation,
+        )
+
+    def _explain(self, ticket: _Ticket, chosen: str) -> tuple[str, ...]:
+        tier, language, skills = ticket.bucket
+        agent = self.directory.agents[chosen]
+        why = [f"{tier}"]
+        if skills:
+            why.append(f"skills {', '.join(sorted(skills))}")
+        if language:
+            why.append(f"speaks {language}")
+        why.append(f"load {self._load[chosen]}/{agent.capacity}")
+        lines = [f"assigned to {chosen} ({agent.name}): {', '.join(why)}"]
+        passed: list[str] = []
+        unnamed: Counter[str] = Counter()
+        for agent_id in self._by_tier[tier]:
+            if agent_id == chosen:
+                continue
+            other = self.directory.agents[agent_id]
+            standing = self._standing[agent_id]
+            if standing is Standing.ABLE:
+                reason = _lacks(other, ticket.bucket)
+                if reason is None:
+                    reason = f"more loaded or busier ({self._load[agent_id]}/{other.capacity})"
+            elif standing is Standing.AT_CAPACITY:
+                reason = f"at capacity ({self._load[agent_id]}/{other.capacity})"
+            else:
+                reason = standing.value
+            if len(passed) < PASSED_OVER_NAMED:
+                passed.append(f"{agent_id} ({reason})")
+            else:
+                unnamed[reason.split(" (")[0]] += 1
+        if passed:
+            more = "".join(f"; {n} more {reason}" for reason, n in sorted(unnamed.items()))
+            lines.append(f"passed over: {', '.join(passed)}{more}")
+        return tuple(lines)
+
+    # --- bookkeeping ------------------------------------------------------------------------
+
+    def _enter(self, ticket: _Ticket, queued: bool = False) -> None:
+        owner = ticket.owner
+        if owner is None:
+            self._waiting[(ticket.state.tier, ticket.state.priority)] += 1
+            if not queued:
+                self._push(ticket)
+            self._new_tickets.add(ticket.state.ticket_id)
+        elif owner in self.directory.agents:
+            self._load[owner] += 1
+            self._restand(owner)
+
+    def _leave(self, ticket: _Ticket) -> None:
+        owner = ticket.owner
+        if owner is None:
+            self._waiting[(ticket.state.tier, ticket.state.priority)] -= 1
+        elif owner in self.directory.agents:
+            self._load[owner] -= 1
+            self._restand(owner)
+
+    def _push(self, ticket: _Ticket) -> None:
+        heap = self._heaps.get(ticket.bucket)
+        if heap is None:
+            heap = self._heaps[ticket.bucket] = []
+            for agent in self.directory.agents.values():
+                if _can_take(agent, ticket.bucket):
+                    self._takers[agent.id].append(ticket.bucket)
+        heapq.heappush(heap, (ticket.rank, ticket.state.ticket_id))
+
+    def _restand(self, agent_id: str) -> None:
+        agent = self.directory.agents[agent_id]
+        standing = self._standing_now(agent)
+        before = self._standing.get(agent_id)
+        if standing is before:
+            return
+        self._standing[agent_id] = standing
+        for tier in agent.tiers:
+            if standing is Standing.ABLE:
+                self._able[tier].add(agent_id)
+            else:
+                self._able[tier].discard(agent_id)
+        if standing is Standing.ABLE:
+            self._new_able.add(agent_id)
+
+    def _standing_now(self, agent: Agent) -> Standing:
+        presence = self._presence.get(agent.id)
+        if presence is Presence.AWAY:
+            return Standing.AWAY
+        if presence is Presence.SIGNED_OUT:
+            return Standing.SIGNED_OUT
+        if presence is None and not (
+            self.directory.in_working_hours(agent.id, self._now)
+            or self.directory.is_on_call(agent.id, self._now)
+        ):
+            return Standing.OFF_HOURS
+        if self._load[agent.id] >= agent.capacity:
+            return Standing.AT_CAPACITY
+        return Standing.ABLE
+
+    # --- what a person asks -----------------------------------------------------------------
+
+    def standing(self, agent_id: str) -> Standing:
+        return self._standing[agent_id]
+
+    def load(self, agent_id: str) -> int:
+        return self._load[agent_id]
+
+    def owner(self, ticket_id: str) -> str | None:
+        ticket = self._tickets.get(ticket_id)
+        return ticket.owner if ticket is not None else None
+
+    def waiting(self) -> dict[tuple[Tier, Priority], int]:
+        return {key: n for key, n in self._waiting.items() if n}
+
+    def oldest_waiting(self, tier: Tier) -> datetime | None:
+        heads = [
+            self._tickets[head[1]].state.opened_at
+            for bucket, heap in self._heaps.items()
+            if bucket[0] is tier and (head := self._head(heap)) is not None
+        ]
+        return min(heads, default=None)
+
+    def queue(self, tier: Tier, now: datetime) -> TierQueue:
+        oldest = self.oldest_waiting(tier)
+        return TierQueue(
+            waiting={p: self._waiting[(tier, p)] for p in Priority},
+            oldest_waiting_seconds=(now - oldest).total_seconds() if oldest else 0.0,
+            assigned=sum(
+                1 for t in self._tickets.values() if t.state.tier is tier and t.owner is not None
+            ),
+            agent_ids=self._by_tier[tier],
+        )
+
+    def tickets_of(self, agent_id: str) -> list[TicketState]:
+        return sorted(
+            (t.state for t in self._tickets.values() if t.owner == agent_id),
+            key=_rank_of,
+        )
