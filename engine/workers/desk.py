@@ -262,9 +262,7 @@ class Desk:
             other = self.directory.agents[agent_id]
             standing = self._standing[agent_id]
             if standing is Standing.ABLE:
-                reason = _lacks(other, ticket.bucket)
-                if reason is None:
-                    reason = f"more loaded or busier ({self._load[agent_id]}/{other.capacity})"
+                reason = _lacks(other, ticket.bucket) or self._behind(agent_id, chosen)
             elif standing is Standing.AT_CAPACITY:
                 reason = f"at capacity ({self._load[agent_id]}/{other.capacity})"
             else:
@@ -277,6 +275,15 @@ class Desk:
             more = "".join(f"; {n} more {reason}" for reason, n in sorted(unnamed.items()))
             lines.append(f"passed over: {', '.join(passed)}{more}")
         return tuple(lines)
+
+    def _behind(self, agent_id: str, chosen: str) -> str:
+        """Why an able, qualified agent came after the chosen one."""
+        load, capacity = self._load[agent_id], self.directory.agents[agent_id].capacity
+        if load > self._load[chosen]:
+            return f"more loaded ({load}/{capacity})"
+        if self._preference(agent_id)[1] > self._preference(chosen)[1]:
+            return f"had a new ticket more recently ({load}/{capacity})"
+        return f"as loaded and as idle ({load}/{capacity}); taken in id order"
 
     # --- bookkeeping ------------------------------------------------------------------------
 

@@ -188,4 +188,8 @@ def run_tier_workers(settings: Settings) -> None:
         f"metrics on http://{settings.metrics_host}:{port}/metrics",
         flush=True,
     )
-    run_until_signalled(TierWorkers(settings, directory, SystemClock()).run)
+
+    async def serve(stop: asyncio.Event) -> None:
+        await TierWorkers(settings, directory, SystemClock()).run(stop)
+
+    run_until_signalled(serve)

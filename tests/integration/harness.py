@@ -195,6 +195,7 @@ def engine_env(
         ENGINE_SLA_METRICS_PORT=str(free_port()),
         ENGINE_API_PORT=str(free_port()),
         ENGINE_API_METRICS_PORT=str(free_port()),
+        ENGINE_WORKERS_METRICS_PORT=str(free_port()),
         ENGINE_APP_ID=f"test-{free_port()}",
         ENGINE_KAFKA_ACK_TIMEOUT_SECONDS="3",
         PYTHONUNBUFFERED="1",
@@ -290,6 +291,12 @@ class TopicReader:
     ) -> list[dict[str, Any]]:
         self._poll()
         return [value for key, value in self.records if predicate(key, value)]
+
+    def keyed(
+        self, predicate: Callable[[str | None, dict[str, Any]], bool]
+    ) -> list[tuple[str | None, dict[str, Any]]]:
+        self._poll()
+        return [(key, value) for key, value in self.records if predicate(key, value)]
 
     def close(self) -> None:
         if self._consumer is not None:
