@@ -33,6 +33,7 @@ from engine.contract import (
 )
 from engine.errors import PublishError
 from engine.passwords import hash_password
+from engine.workers.desk import Desk
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 CONVERSATION = "c0nversation-0123456789"
@@ -40,11 +41,13 @@ TOKENS = {
     "widget": "widget.s3cret-widget",
     "agent": "agent.s3cret-agent",
     "dashboard": "dashboard.s3cret-dash",
+    "lead": "lead.s3cret-lead",
 }
 SCOPES = {
     "widget": {Scope.CHAT_WRITE},
     "agent": {Scope.PHONE_WRITE, Scope.ACTIVITY_WRITE, Scope.TICKETS_READ},
     "dashboard": {Scope.TICKETS_READ},
+    "lead": {Scope.PRESENCE_WRITE, Scope.TICKETS_READ},
 }
 
 
@@ -103,10 +106,11 @@ def with_api(
     per_minute: int = 600,
     burst: int = 60,
     origins: frozenset[str] = frozenset(),
+    desk: Desk | None = None,
 ) -> None:
     async def main() -> None:
         publisher = FakePublisher()
-        view = TicketView()
+        view = TicketView(desk)
         integrations = {
             name: Integration(name, frozenset(SCOPES[name]), hash_password(token, 1000))
             for name, token in TOKENS.items()

@@ -125,6 +125,7 @@ def test_a_decision_counts_until_the_processor_applies_it_and_lapses_if_it_never
     d = desk()
     d.apply_ticket(ticket("T-1"))
     [assignment] = d.decide(MONDAY)
+    assert assignment.state_version == 1
     assert d.owner("T-1") == "ana" and d.load("ana") == 1
     d.apply_ticket(ticket("T-1", event_count=2))  # a note, before the assignment is applied
     assert d.owner("T-1") == "ana" and d.decide(MONDAY) == []
