@@ -21,6 +21,7 @@ the tests share it.
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -110,6 +111,7 @@ class Desk:
         self._last_assigned: dict[str, datetime] = {}
         self._standing: dict[str, Standing] = {}
         self._able: dict[Tier, set[str]] = defaultdict(set)
+        self._tier_standing: dict[Tier, Counter[Standing]] = defaultdict(Counter)
         self._by_tier: dict[Tier, tuple[str, ...]] = {
             tier: tuple(a.id for a in directory.agents.values() if tier in a.tiers) for tier in Tier
         }
@@ -119,8 +121,8 @@ class Desk:
         self._new_tickets: set[str] = set()
         self._new_able: set[str] = set()
         self._now = now
-        for agent_id in directory.agents:
-            self._restand(agent_id)
+        self._at_work: dict[str, bool] = {}
+        self._read_the_clock(now)
 
     # --- what the records say -------------------------------------------------------------
 
@@ -162,7 +164,14 @@ class Desk:
             self._leave(ticket)
             ticket.pending = None
             self._enter(ticket)
+        self._read_the_clock(now)
+
+    def _read_the_clock(self, now: datetime) -> None:
+        """Who is in their working hours or on call: it changes only as time passes."""
         for agent_id in self.directory.agents:
+            self._at_work[agent_id] = self.directory.in_working_hours(
+                agent_id, now
+            ) or self.directory.is_on_call(agent_id, now)
             self._restand(agent_id)
 
     # --- decisions --------------------------------------------------------------------------
@@ -254,27 +263,30 @@ class Desk:
             why.append(f"speaks {language}")
         why.append(f"load {self._load[chosen]}/{agent.capacity}")
         lines = [f"assigned to {chosen} ({agent.name}): {', '.join(why)}"]
-        passed: list[str] = []
-        unnamed: Counter[str] = Counter()
-        for agent_id in self._by_tier[tier]:
-            if agent_id == chosen:
-                continue
-            other = self.directory.agents[agent_id]
-            standing = self._standing[agent_id]
-            if standing is Standing.ABLE:
-                reason = _lacks(other, ticket.bucket) or self._behind(agent_id, chosen)
-            elif standing is Standing.AT_CAPACITY:
-                reason = f"at capacity ({self._load[agent_id]}/{other.capacity})"
-            else:
-                reason = standing.value
-            if len(passed) < PASSED_OVER_NAMED:
-                passed.append(f"{agent_id} ({reason})")
-            else:
-                unnamed[reason.split(" (")[0]] += 1
+        named = list(
+            itertools.islice((a for a in self._by_tier[tier] if a != chosen), PASSED_OVER_NAMED)
+        )
+        passed = [
+            f"{agent_id} ({self._passed_because(agent_id, chosen, ticket)})" for agent_id in named
+        ]
+        # The rest are counted by standing (kept as they change), so a decision costs the
+        # same with 10 agents in a tier as with 1,000.
+        rest = Counter(self._tier_standing[tier])
+        rest[Standing.ABLE] -= 1  # the chosen one
+        rest.subtract(self._standing[agent_id] for agent_id in named)
         if passed:
-            more = "".join(f"; {n} more {reason}" for reason, n in sorted(unnamed.items()))
-            lines.append(f"passed over: {', '.join(passed)}{more}")
+            more = ", ".join(f"{n} {standing.value}" for standing, n in rest.items() if n > 0)
+            lines.append(f"passed over: {', '.join(passed)}" + (f"; and {more}" if more else ""))
         return tuple(lines)
+
+    def _passed_because(self, agent_id: str, chosen: str, ticket: _Ticket) -> str:
+        other = self.directory.agents[agent_id]
+        standing = self._standing[agent_id]
+        if standing is Standing.ABLE:
+            return _lacks(other, ticket.bucket) or self._behind(agent_id, chosen)
+        if standing is Standing.AT_CAPACITY:
+            return f"at capacity ({self._load[agent_id]}/{other.capacity})"
+        return standing.value
 
     def _behind(self, agent_id: str, chosen: str) -> str:
         """Why an able, qualified agent came after the chosen one."""
@@ -323,6 +335,9 @@ class Desk:
             return
         self._standing[agent_id] = standing
         for tier in agent.tiers:
+            if before is not None:
+                self._tier_standing[tier][before] -= 1
+            self._tier_standing[tier][standing] += 1
             if standing is Standing.ABLE:
                 self._able[tier].add(agent_id)
             else:
@@ -336,10 +351,7 @@ class Desk:
             return Standing.AWAY
         if presence is Presence.SIGNED_OUT:
             return Standing.SIGNED_OUT
-        if presence is None and not (
-            self.directory.in_working_hours(agent.id, self._now)
-            or self.directory.is_on_call(agent.id, self._now)
-        ):
+        if presence is None and not self._at_work[agent.id]:
             return Standing.OFF_HOURS
         if self._load[agent.id] >= agent.capacity:
             return Standing.AT_CAPACITY
