@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -48,6 +48,24 @@ class Assistant(Strict):
     priority_min_confidence: float | None = Field(default=None, gt=0, le=1)
     category_min_confidence: float | None = Field(default=None, gt=0, le=1)
     routes_min_confidence: float | None = Field(default=None, gt=0, le=1)
+    priority_may: Literal["raise_to_p1", "raise", "decide"] = Field(
+        default="raise_to_p1",
+        description="which priorities the rules stated a confident proposal replaces: only to "
+        "raise to P1, to raise to any, or any (never over a firm row)",
+    )
+    lower_min_words: int = Field(
+        default=0,
+        ge=0,
+        description="a proposal lowers a priority only on a message of at least this many "
+        "words (a short one gives the model too little to overrule the rules' reading)",
+    )
+    p1_min_confidence: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="a P1 probability this high raises to P1 even when another priority is "
+        "likelier (a missed outage costs most); never over a firm row",
+    )
     route_tags: dict[str, tuple[str, ...]] = Field(
         default_factory=dict,
         description="special route -> the tags a proposed route brings (the rules' own words "
@@ -85,10 +103,15 @@ class TextModel:
     """one yes/no model per class (the special routes) instead of one choice among them"""
 
     def propose(self, message: TicketMessage) -> Proposal:
+        probabilities = self.probabilities(message)
+        best = max(probabilities, key=probabilities.__getitem__)
+        return Proposal(self.field, best, probabilities[best], self.version)
+
+    def probabilities(self, message: TicketMessage) -> dict[str, float]:
+        """Each class's probability (softmax over the classes' scores)."""
         scores = self._scores(message)
         exp = np.exp(scores - scores.max())
-        best = int(scores.argmax())
-        return Proposal(self.field, self.classes[best], float(exp[best] / exp.sum()), self.version)
+        return dict(zip(self.classes, (exp / exp.sum()).tolist(), strict=True))
 
     def propose_each(self, message: TicketMessage) -> list[Proposal]:
         """A multi-label model's proposals (the special routes), each with its own

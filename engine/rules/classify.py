@@ -16,9 +16,9 @@ from engine.contract import (
     TicketMessage,
     TrapFacts,
 )
-from engine.rules.assistant import Proposal, shipped_model
+from engine.rules.assistant import Proposal, shipped_model, text_of
 from engine.rules.facts import StatedFacts, stated_facts
-from engine.rules.impact import Assessment, assess, describe, stated_impact
+from engine.rules.impact import Assessment, MatrixRow, assess, describe, stated_impact
 from engine.rules.ruleset import CustomerCondition, Rule, RuleSet, TrapCondition, version_key
 from engine.rules.text import PhraseHit, clauses
 
@@ -249,23 +249,12 @@ def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
         priority = ruleset.defaults.priority
         explanation.append(f"priority {priority}: no rule set one, the default")
     by_default = not candidates
-    proposed = _proposal(message, ruleset, "priority")
-    if proposed is not None and proposed.value != priority:
-        taken = Priority(proposed.value)
-        firm_row = assessment.row if assessment is not None and not by_default else None
-        if firm_row is not None and firm_row.firm:
-            explanation.append(f"{proposed.describe()}, not taken: row {firm_row.id} is firm")
-        elif taken is Priority.P1 or by_default:
-            explanation.append(f"{proposed.describe()}; the rules alone said {priority}")
-            priority = taken
-            by_default = False
-        else:
-            explanation.append(
-                f"{proposed.describe()}, not taken: it may raise to P1, or decide where no "
-                "rule stated a priority"
-            )
-    elif proposed is not None:
-        explanation.append(f"{proposed.describe()}: the same")
+    firm_row = assessment.row if assessment is not None and not by_default else None
+    if firm_row is not None and not firm_row.firm:
+        firm_row = None
+    priority, by_default = _assisted_priority(
+        message, ruleset, priority, by_default, firm_row, explanation
+    )
     for rule in rules:
         if rule.set.raise_priority:
             by_default = False
@@ -315,6 +304,75 @@ def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
         impact=assessment.facts if assessment is not None else (),
         impact_row=assessment.row.id if assessment is not None else None,
     )
+
+
+def _assisted_priority(
+    message: TicketMessage,
+    ruleset: RuleSet,
+    priority: Priority,
+    by_default: bool,
+    firm_row: MatrixRow | None,
+    explanation: list[str],
+) -> tuple[Priority, bool]:
+    """The priority once the assistant's proposal is weighed, as the rule set's
+    ``assistant`` section says: a likely enough P1 first (a missed outage costs most), then
+    a confident proposal where the policy lets it replace the rules' priority; never over
+    a firm row. Every proposal weighed is explained, taken or not."""
+    settings = ruleset.assistant
+    if (
+        settings is None
+        or message.channel not in settings.channels
+        or settings.priority_min_confidence is None
+    ):
+        return priority, by_default
+    model = shipped_model("priority")
+    probabilities = model.probabilities(message)
+    best = max(probabilities, key=probabilities.__getitem__)
+    proposed = Proposal("priority", best, probabilities[best], model.version)
+    p1 = probabilities.get(Priority.P1.value, 0.0)
+    wanted: Priority | None = None
+    if settings.p1_min_confidence is not None and p1 >= settings.p1_min_confidence:
+        wanted = Priority.P1
+        if best != Priority.P1.value:
+            proposed = Proposal("priority", Priority.P1.value, p1, model.version)
+    elif proposed.confidence >= settings.priority_min_confidence:
+        wanted = Priority(best)
+    if wanted is None:
+        return priority, by_default
+    if wanted is priority:
+        explanation.append(f"{proposed.describe()}: the same")
+        return priority, by_default
+    if firm_row is not None:
+        explanation.append(f"{proposed.describe()}, not taken: row {firm_row.id} is firm")
+        return priority, by_default
+    if wanted.severity < priority.severity and not by_default:
+        floor = message.suggested_priority
+        if floor is not None and wanted.severity < floor.severity:
+            explanation.append(f"{proposed.describe()}, not taken: the suggested {floor} stands")
+            return priority, by_default
+        if len(text_of(message).split()) < settings.lower_min_words:
+            explanation.append(
+                f"{proposed.describe()}, not taken: it lowers a priority only on a message "
+                f"of {settings.lower_min_words} words or more"
+            )
+            return priority, by_default
+    if by_default or wanted is Priority.P1 or _may_take(settings.priority_may, wanted, priority):
+        explanation.append(f"{proposed.describe()}; the rules alone said {priority}")
+        return wanted, False
+    explanation.append(
+        f"{proposed.describe()}, not taken: it may {settings.priority_may.replace('_', ' ')}, "
+        "or decide where no rule stated a priority"
+    )
+    return priority, by_default
+
+
+def _may_take(policy: str, proposed: Priority, decided: Priority) -> bool:
+    """Whether a confident proposal replaces a priority the rules stated."""
+    if policy == "decide":
+        return True
+    if policy == "raise":
+        return proposed.severity > decided.severity
+    return proposed is Priority.P1
 
 
 def _proposal(message: TicketMessage, ruleset: RuleSet, field: str) -> Proposal | None:

@@ -2,9 +2,9 @@
 
     python -m engine.rules.train_assistant [--version V] CASES.yaml...
 
-Trains on the tuning part of the independent corpus and on ``tests/rules/labelled.yaml``
-by default, never on the held-out part (refused by name). Needs scikit-learn, a test
-dependency: the engine itself only reads the JSON it writes.
+Trains on the tuning parts of the independent corpus (both batches) and on
+``tests/rules/labelled.yaml`` by default, never on a held-out part (refused by name). Needs
+scikit-learn, a test dependency: the engine itself only reads the JSON it writes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,11 @@ from typing import Any
 from engine.rules.assistant import MODELS, text_of
 from engine.rules.cases import load_cases, message_from
 
-DEFAULT_TRAINING = ("tests/rules/independent/tuning.yaml", "tests/rules/labelled.yaml")
+DEFAULT_TRAINING = (
+    "tests/rules/independent/tuning.yaml",
+    "tests/rules/independent/tuning-2.yaml",
+    "tests/rules/labelled.yaml",
+)
 FIELDS = ("priority", "category")
 WORD_FEATURES = 2000
 CHAR_FEATURES = 5000

@@ -60,7 +60,7 @@ def test_a_huge_message_is_read_only_to_its_bound() -> None:
     assert shipped_model("category").propose(huge).value
 
 
-def test_a_proposal_never_lowers_a_priority_the_rules_stated() -> None:
+def test_a_short_message_s_outage_is_not_lowered_by_the_model() -> None:
     outage = TicketMessage(channel=Channel.EMAIL, subject="Soporte", body="la central está caída")
     decided = classify(outage, load_ruleset())
     assert decided.priority is Priority.P1
@@ -74,7 +74,7 @@ def test_the_explanation_says_when_the_assistant_decided() -> None:
         "cuanto saldria desarrollarlo?",
     )
     decided = classify(unclear, load_ruleset())
-    assert any("proposed by the learned assistant (model 2026.12.2" in line
+    assert any("proposed by the learned assistant (model 2026.12.3" in line
                for line in decided.explanation)  # fmt: skip
 
 
@@ -104,7 +104,7 @@ def test_a_proposed_route_is_explained_and_brings_the_rules_tags_for_it() -> Non
         "rules: []\n"
         "routes: {id: root, tier: L1, routes: [\n"
         "  {id: development, match: {tags_any: [feature_request]}, tier: L2}]}\n"
-        "assistant: {model_version: '2026.12.2', routes_min_confidence: 0.5,\n"
+        "assistant: {model_version: '2026.12.3', routes_min_confidence: 0.5,\n"
         "  route_tags: {development: [feature_request]}}\n",
         "routes-only.yaml",
     )
