@@ -37,3 +37,4 @@ bench: bootstrap
 	.venv/bin/python -m bench.snmp_traps
 	.venv/bin/python -m bench.storm
 	.venv/bin/python -m bench.e2e
+	.venv/bin/python -m bench.assignment

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import pstats
 import random
 import statistics
@@ -114,6 +115,7 @@ def cycles_per_second(
         arrive(number)
         number += 1
         settle()
+    gc.freeze()  # as the tier workers do once they have read the desk (service.py)
     decisions = 0
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
@@ -128,6 +130,7 @@ def cycles_per_second(
         number += 1
         decisions += settle()
     elapsed = time.perf_counter() - started
+    gc.unfreeze()
     if profiler is not None:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(12)

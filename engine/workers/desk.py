@@ -33,7 +33,9 @@ PENDING_FOR = timedelta(seconds=60)
 PASSED_OVER_NAMED = 8
 
 Bucket = tuple[Tier, str, frozenset[str]]  # tier, language ("" for any), skills
-Rank = tuple[int, datetime, str]  # -severity, waiting since, ticket id
+# -severity, opened (POSIX seconds: numbers compare faster than datetimes in a large heap),
+# ticket id
+Rank = tuple[int, float, str]
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class _Ticket:
     bucket: Bucket
     rank: Rank
     pending: str | None = None
+    current: bool = True  # False once a newer state of the ticket replaced this one
 
     @property
     def owner(self) -> str | None:
@@ -79,7 +82,7 @@ def _bucket_of(state: TicketState) -> Bucket:
 
 
 def _rank_of(state: TicketState) -> Rank:
-    return -state.priority.severity, state.opened_at, state.ticket_id
+    return -state.priority.severity, state.opened_at.timestamp(), state.ticket_id
 
 
 def _can_take(agent: Agent, bucket: Bucket) -> bool:
@@ -115,7 +118,10 @@ class Desk:
         self._by_tier: dict[Tier, tuple[str, ...]] = {
             tier: tuple(a.id for a in directory.agents.values() if tier in a.tiers) for tier in Tier
         }
-        self._heaps: dict[Bucket, list[tuple[Rank, str]]] = {}
+        # Entries (rank, push number, ticket): ranks are unique per ticket id, the push
+        # number orders the same ticket pushed twice, so tickets are never compared.
+        self._heaps: dict[Bucket, list[tuple[Rank, int, _Ticket]]] = {}
+        self._pushes = itertools.count()
         self._takers: dict[str, list[Bucket]] = defaultdict(list)  # agent -> buckets they can take
         self._waiting: Counter[tuple[Tier, Priority]] = Counter()
         self._new_tickets: set[str] = set()
@@ -129,6 +135,7 @@ class Desk:
     def apply_ticket(self, state: TicketState) -> None:
         old = self._tickets.get(state.ticket_id)
         if old is not None:
+            old.current = False
             self._leave(old)
         if state.status is TicketStatus.RESOLVED:
             self._tickets.pop(state.ticket_id, None)
@@ -140,12 +147,7 @@ class Desk:
         else:
             self._pending.pop(state.ticket_id, None)
         self._tickets[state.ticket_id] = ticket
-        unchanged = (
-            old is not None
-            and old.owner is None
-            and (old.bucket, old.rank) == (ticket.bucket, ticket.rank)
-        )
-        self._enter(ticket, queued=unchanged)
+        self._enter(ticket)
 
     def apply_presence(self, agent_id: str, presence: Presence) -> None:
         if agent_id not in self.directory.agents:
@@ -200,7 +202,7 @@ class Desk:
 
     def _rank_or_last(self, ticket_id: str) -> Rank:
         ticket = self._tickets.get(ticket_id)
-        return ticket.rank if ticket is not None else (9, datetime.max, ticket_id)
+        return ticket.rank if ticket is not None else (9, float("inf"), ticket_id)
 
     def _preference(self, agent_id: str) -> tuple[int, datetime, str]:
         return (
@@ -218,21 +220,20 @@ class Desk:
         return min(takers, key=self._preference) if takers else None
 
     def _best_waiting(self, agent_id: str) -> _Ticket | None:
-        best: tuple[Rank, str] | None = None
+        best: _Ticket | None = None
         for bucket in self._takers[agent_id]:
             heap = self._heaps.get(bucket)
             head = self._head(heap) if heap else None
-            if head is not None and (best is None or head < best):
+            if head is not None and (best is None or head.rank < best.rank):
                 best = head
-        return self._tickets[best[1]] if best is not None else None
+        return best
 
-    def _head(self, heap: list[tuple[Rank, str]]) -> tuple[Rank, str] | None:
+    def _head(self, heap: list[tuple[Rank, int, _Ticket]]) -> _Ticket | None:
         while heap:
-            rank, ticket_id = heap[0]
-            ticket = self._tickets.get(ticket_id)
-            if ticket is not None and ticket.owner is None and ticket.rank == rank:
-                return heap[0]
-            heapq.heappop(heap)  # stale: taken, resolved or re-ranked since it was pushed
+            ticket = heap[0][2]
+            if ticket.current and ticket.owner is None:
+                return ticket
+            heapq.heappop(heap)  # stale: taken, resolved or replaced since it was pushed
         return None
 
     def _assign(self, ticket: _Ticket, agent_id: str) -> Assignment:
@@ -299,12 +300,11 @@ class Desk:
 
     # --- bookkeeping ------------------------------------------------------------------------
 
-    def _enter(self, ticket: _Ticket, queued: bool = False) -> None:
+    def _enter(self, ticket: _Ticket) -> None:
         owner = ticket.owner
         if owner is None:
             self._waiting[(ticket.state.tier, ticket.state.priority)] += 1
-            if not queued:
-                self._push(ticket)
+            self._push(ticket)
             self._new_tickets.add(ticket.state.ticket_id)
         elif owner in self.directory.agents:
             self._load[owner] += 1
@@ -325,7 +325,7 @@ class Desk:
             for agent in self.directory.agents.values():
                 if _can_take(agent, ticket.bucket):
                     self._takers[agent.id].append(ticket.bucket)
-        heapq.heappush(heap, (ticket.rank, ticket.state.ticket_id))
+        heapq.heappush(heap, (ticket.rank, next(self._pushes), ticket))
 
     def _restand(self, agent_id: str) -> None:
         agent = self.directory.agents[agent_id]
@@ -374,7 +374,7 @@ class Desk:
 
     def oldest_waiting(self, tier: Tier) -> datetime | None:
         heads = [
-            self._tickets[head[1]].state.opened_at
+            head.state.opened_at
             for bucket, heap in self._heaps.items()
             if bucket[0] is tier and (head := self._head(heap)) is not None
         ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 
 from aiokafka import ConsumerRecord
@@ -149,7 +150,14 @@ class TierWorkers:
         tick = self._settings.workers_tick_seconds
         next_tick = 0.0
         loop = asyncio.get_running_loop()
+        frozen = False
         while not stop.is_set():
+            if not frozen and self.follower.caught_up.is_set():
+                # The desk read at start is long-lived: kept out of the collector's full
+                # passes, a decision does not cost more for every ticket that waits
+                # (bench/assignment.py).
+                gc.freeze()
+                frozen = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=min(tick, 1.0))
             self._changed.clear()
