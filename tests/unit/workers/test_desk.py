@@ -174,3 +174,21 @@ def test_the_queue_of_a_tier() -> None:
     assert queue.waiting[Priority.P1] == 1 and queue.oldest_waiting_seconds == 180
     assert queue.assigned == 1 and queue.agent_ids == ("ana", "tom", "eva")
     assert [t.ticket_id for t in d.tickets_of("tom")] == ["T-2"]
+
+
+def test_a_crowded_tier_names_eight_passed_over_and_counts_the_rest_by_standing() -> None:
+    lines = ["agents:"] + [
+        f"  - {{id: a{n:02}, name: A{n}, email: a{n}@d.example, tiers: [L1, L2, L3], "
+        f"languages: [es], calendar: 24x7, capacity: 1}}"
+        for n in range(20)
+    ]
+    d = Desk(parse_agents("\n".join(lines) + "\n", "agents.yaml"), MONDAY)
+    for n in range(5, 10):
+        d.apply_presence(f"a{n:02}", Presence.AWAY)
+    d.apply_ticket(ticket("T-1", skills=()))
+    [assignment] = d.decide(MONDAY)
+    assert assignment.agent_id == "a00"
+    passed = assignment.explanation[1]
+    named = [f"a{n:02} (" for n in range(1, 9)]
+    assert all(name in passed for name in named) and "a09 (" not in passed
+    assert passed.endswith("a08 (away); and 10 able, 1 away")
