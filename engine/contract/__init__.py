@@ -21,6 +21,7 @@ from engine.contract.base import (
     SupportPlan,
     TicketStatus,
     Tier,
+    TimeZoneName,
     UtcDatetime,
 )
 from engine.contract.email import (
@@ -159,6 +160,7 @@ __all__ = [
     "TicketUpdated",
     "TicketUpdatedData",
     "Tier",
+    "TimeZoneName",
     "TrapFacts",
     "TrapReceived",
     "TrapReceivedData",

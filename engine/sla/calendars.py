@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from engine.contract import SupportPlan
+from engine.contract import SupportPlan, TimeZoneName
 from engine.errors import EngineError, describe_validation
 
 DEFAULT_ZONE = "America/Mexico_City"
@@ -196,20 +196,10 @@ class _CalendarEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
-    timezone: str | None = None
+    timezone: TimeZoneName | None = None
     always: bool = False
     hours: dict[str, str] = {}
     holidays: list[date] = []
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError) as error:
-                raise ValueError(f"unknown IANA time zone {value!r}") from error
-        return value
 
     @field_validator("hours")
     @classmethod

@@ -140,28 +140,21 @@ class EngineProcess:
         return 0.0
 
 
-class ProcessorProcess:
-    """``engine processor`` alone, as ``engine up`` runs it."""
+class ComponentProcess:
+    """One component (``engine processor``, ``engine workers``...) alone, as ``engine up``
+    runs it."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, command: str, env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
-        self.metrics = EngineProcess(env, log_path)  # reads the processor's /metrics
+        self.metrics = EngineProcess(env, log_path)  # reads a component's /metrics
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "engine", "processor"],
+                [sys.executable, "-m", "engine", command],
                 env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-    def wait_assigned(self) -> None:
-        wait_until(
-            lambda: self.metrics.metric("ticketing_processor_assigned_partitions") > 0,
-            120,
-            "the processor to own partitions",
-            on_timeout=self.log,
-        )
 
     def kill(self) -> None:
         """Gone without leaving its consumer group, as the stall watchdog's exit is."""
@@ -176,6 +169,21 @@ class ProcessorProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class ProcessorProcess(ComponentProcess):
+    """``engine processor`` alone."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        super().__init__("processor", env, log_path)
+
+    def wait_assigned(self) -> None:
+        wait_until(
+            lambda: self.metrics.metric("ticketing_processor_assigned_partitions") > 0,
+            120,
+            "the processor to own partitions",
+            on_timeout=self.log,
+        )
 
 
 def engine_env(

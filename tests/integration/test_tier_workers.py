@@ -6,10 +6,6 @@ the lease is killed mid-stream."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -26,6 +22,7 @@ from engine.contract.topics import TICKET_ACTIVITY, TICKET_EVENTS, TICKET_STATE,
 from engine.passwords import hash_password
 from tests.integration.harness import (
     PROJECT_ROOT,
+    ComponentProcess,
     EngineProcess,
     ProcessorProcess,
     TopicReader,
@@ -193,24 +190,13 @@ def _phone_calls(bootstrap: str, topic_prefix: str, count: int) -> list[str]:
     return tickets
 
 
-class WorkersProcess:
+class WorkersProcess(ComponentProcess):
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
+        super().__init__("workers", env, log_path)
         self.port = int(env["ENGINE_WORKERS_METRICS_PORT"])
-        self.metrics = EngineProcess(env, log_path)
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "engine", "workers"],
-                env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
 
     def leading(self) -> bool:
         return self.metrics.metric("ticketing_workers_leading", port=self.port) == 1
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(30)
 
 
 def test_two_workers_assign_every_ticket_once_when_the_lease_holder_is_killed(
@@ -235,8 +221,7 @@ def test_two_workers_assign_every_ticket_once_when_the_lease_holder_is_killed(
         wait_until(
             lambda: len(activity.matching(lambda k, v: k in first)) >= 5, 60, "some assignments"
         )
-        os.kill(leader.process.pid, signal.SIGKILL)
-        leader.process.wait()
+        leader.kill()
         killed_at = time.monotonic()
         second = _phone_calls(topics, topic_prefix, 30)
         survivor = next(w for w in workers if w is not leader)
