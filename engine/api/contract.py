@@ -71,6 +71,11 @@ class ActivityIn(Record):
         default=None, description="customer_informed: what the customer is told"
     )
     assignee: Name | None = Field(default=None, description="assigned: to whom")
+    if_assignee: Annotated[str, StringConstraints(max_length=128)] | None = Field(
+        default=None,
+        description="assigned: only while the ticket's assignee is this one ('' for nobody): "
+        "taking a ticket nobody has, without taking it from someone who just did",
+    )
     tier: Tier | None = Field(default=None, description="escalated: to which tier")
     minutes: int | None = Field(default=None, ge=1, le=100_000, description="time_spent")
     informed_via: Channel | None = Field(default=None, description="customer_informed: how")

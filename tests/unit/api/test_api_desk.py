@@ -81,3 +81,17 @@ def test_without_an_agents_directory_the_desk_endpoints_say_so() -> None:
         assert (await api.call("POST", "/agents/ana/presence", "lead", json=body))[0] == 404
 
     with_api(check)
+
+
+def test_an_agent_takes_a_ticket_only_if_nobody_has_it() -> None:
+    async def check(api: Api) -> None:
+        path = "/tickets/T-AAAAAAAAAAAAA/activity"
+        api.view.apply(updated(ticket("T-AAAAAAAAAAAAA", assignee="tom")))
+        take = {"activity_id": "take-1", "activity": "assigned", "actor": "ana",
+                "assignee": "ana", "if_assignee": ""}  # fmt: skip
+        status, body, _ = await api.call("POST", path, "agent", json=take)
+        assert status == 409 and "assignee is tom, not nobody" in body["error"]
+        api.view.apply(updated(ticket("T-AAAAAAAAAAAAA", updated_at=T0 + timedelta(seconds=1))))
+        assert (await api.call("POST", path, "agent", json=take))[0] == 202
+
+    with_api(check)
