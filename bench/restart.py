@@ -54,7 +54,8 @@ from engine.kafka import broker
 from engine.kafka.admin import provision
 from engine.rules.ruleset import load_ruleset
 from engine.settings import Settings
-from engine.triage.triage import state_record, triage
+from engine.triage.publications import state_record
+from engine.triage.triage import triage
 from tests.integration.harness import PROJECT_ROOT, free_port
 
 DEADLINE_SECONDS = 900.0

@@ -77,6 +77,9 @@ class ActivityIn(Record):
         "taking a ticket nobody has, without taking it from someone who just did",
     )
     tier: Tier | None = Field(default=None, description="escalated: to which tier")
+    priority: Priority | None = Field(
+        default=None, description="reprioritized: the priority a person decided; note: why"
+    )
     minutes: int | None = Field(default=None, ge=1, le=100_000, description="time_spent")
     informed_via: Channel | None = Field(default=None, description="customer_informed: how")
 

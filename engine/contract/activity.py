@@ -31,6 +31,9 @@ class TicketActivityData(Record):
         default=(), description="assigned by the tier workers: why this agent, who was passed over"
     )
     tier: Tier | None = Field(default=None, description="escalated: to which tier")
+    priority: Priority | None = Field(
+        default=None, description="reprioritized: the priority a person decided (reason in note)"
+    )
     minutes: int | None = Field(default=None, ge=0, description="time_spent: minutes worked")
     informed_via: Channel | None = Field(default=None, description="customer_informed: how")
     customer_id: str | None = Field(default=None, description="Filled by the processor")

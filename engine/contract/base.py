@@ -87,6 +87,7 @@ class ActivityType(StrEnum):
     RESOLVED = "resolved"
     REOPENED = "reopened"
     CUSTOMER_REPLIED = "customer_replied"
+    REPRIORITIZED = "reprioritized"
 
 
 class EventKind(StrEnum):

@@ -70,6 +70,16 @@ def apply_activity(
             _refuse_when_resolved(ticket, kind)
             changes["informed_count"] = ticket.informed_count + 1
             changes["last_informed_at"] = at
+        case ActivityType.REPRIORITIZED:
+            _refuse_when_resolved(ticket, kind)
+            _require(activity.priority is not None, "reprioritized: 'priority' is required")
+            _require(bool(activity.note), "reprioritized: 'note' (the reason) is required")
+            _require(
+                activity.priority is not ticket.priority,
+                f"reprioritized: the ticket is {ticket.priority} already",
+            )
+            changes["priority"] = activity.priority
+            changes["priority_since"] = at
         case ActivityType.NOTE:
             _require(bool(activity.note), "note: 'note' is required")
         case ActivityType.ESCALATED:

@@ -64,8 +64,9 @@ from engine.metrics import ProcessorOutcome
 from engine.process import configure_logging
 from engine.rules.ruleset import RuleSet, load_ruleset
 from engine.settings import Settings
+from engine.triage.publications import publications, state_record
 from engine.triage.rules_feed import RulesFollower
-from engine.triage.triage import publications, state_record, suppression_reason, triage
+from engine.triage.triage import suppression_reason, triage
 
 log = logging.getLogger(__name__)
 SOURCE = "engine.processor"

@@ -23,32 +23,18 @@ from engine.contract import (
     CustomerProfile,
     EmailReceived,
     EmailReceivedData,
-    Envelope,
     IncomingTicketEvent,
     MessageEvent,
     PhoneCallLogged,
     RouteDecision,
     TicketActivity,
     TicketActivityData,
-    TicketClassified,
-    TicketClassifiedData,
     TicketMessage,
-    TicketRouted,
-    TicketRoutedData,
     TicketState,
     TicketStatus,
-    TicketUpdated,
-    TicketUpdatedData,
     TrapReceived,
 )
 from engine.contract.customers import EMPTY_DIRECTORY, CustomerDirectory
-from engine.contract.identity import event_id
-from engine.contract.topics import (
-    SPECIAL_ROUTE_TOPICS,
-    TICKET_ACTIVITY,
-    TICKET_DECISIONS,
-    TIER_TOPICS,
-)
 from engine.entitlements.routing import entitlement_check
 from engine.rules.classify import classify
 from engine.rules.route import route
@@ -182,7 +168,7 @@ def triage(
     if previous is not None and event.event_id in previous.recent_event_ids:
         return TriageOutcome(previous, None, None, duplicate=True, routed=False)
     if isinstance(event, TicketActivity):
-        return _apply_activity(previous, event, now)
+        return _apply_activity(previous, event, now, ruleset)
     return _triage_message(previous, event, ruleset, now, customers, hours_left or {})
 
 
@@ -293,19 +279,24 @@ def _published(activity: TicketActivityData, ticket: TicketState) -> TicketActiv
 
 
 def _apply_activity(
-    previous: TicketState | None, event: TicketActivity, now: datetime
+    previous: TicketState | None, event: TicketActivity, now: datetime, ruleset: RuleSet
 ) -> TriageOutcome:
     activity = event.data
     try:
         applied = apply_activity(previous, activity, now)
     except InvalidTransitionError as refusal:
         return TriageOutcome(previous, None, None, False, False, refused=str(refusal))
+    assert previous is not None  # apply_activity refuses an activity without its ticket
     ticket = applied.model_copy(update=_recorded(previous, event.event_id))
-    if activity.activity is not ActivityType.ESCALATED:
+    by = f" by {activity.actor}" + (f": {activity.note}" if activity.note else "")
+    if activity.activity is ActivityType.ESCALATED:
+        reason = f"escalated to {ticket.tier}{by}"
+        path: tuple[str, ...] = ("escalated",)
+    elif activity.activity is ActivityType.REPRIORITIZED:
+        change = f"reprioritized {previous.priority} -> {ticket.priority}{by}"
+        ticket, reason, path = _rerouted(ticket, previous, ruleset, change)
+    else:
         return TriageOutcome(ticket, None, None, False, False, _published(activity, ticket))
-    reason = f"escalated to {ticket.tier} by {activity.actor}" + (
-        f": {activity.note}" if activity.note else ""
-    )
     classification = Classification(
         priority=ticket.priority,
         category=ticket.category,
@@ -319,7 +310,7 @@ def _apply_activity(
     decision = RouteDecision(
         tier=ticket.tier,
         special_routes=(),
-        route_path=("escalated",),
+        route_path=path,
         ruleset_version=ticket.ruleset_version,
     )
     return TriageOutcome(
@@ -327,72 +318,21 @@ def _apply_activity(
     )
 
 
-@dataclass(frozen=True)
-class Publication:
-    topic: str
-    key: str
-    record: Envelope
-
-
-def publications(
-    outcome: TriageOutcome, cause: IncomingTicketEvent, now: datetime, source: str
-) -> list[Publication]:
-    """The records one triage outcome puts on Kafka. Their ids derive from the cause, so
-    reprocessing the same event yields the same ids (consumers can deduplicate)."""
-    ticket = outcome.ticket
-    if outcome.duplicate or outcome.refused is not None or ticket is None:
-        return []
-    cause_id = cause.event_id
-    found: list[Publication] = []
-    if outcome.classification is not None and isinstance(cause, MessageEvent):
-        classified = TicketClassified(
-            event_id=event_id("ticket.classified", cause_id),
-            occurred_at=now,
-            source=source,
-            data=TicketClassifiedData(
-                ticket_id=ticket.ticket_id,
-                cause_event_id=cause_id,
-                classification=outcome.classification,
-            ),
-        )
-        found.append(Publication(TICKET_DECISIONS, ticket.ticket_id, classified))
-    if outcome.routed and outcome.classification is not None and outcome.route is not None:
-        routed = TicketRouted(
-            event_id=event_id("ticket.routed", cause_id),
-            occurred_at=now,
-            source=source,
-            data=TicketRoutedData(
-                ticket_id=ticket.ticket_id,
-                cause_event_id=cause_id,
-                ticket=ticket,
-                classification=outcome.classification,
-                route=outcome.route,
-            ),
-        )
-        found.append(Publication(TIER_TOPICS[outcome.route.tier], ticket.ticket_id, routed))
-        found.extend(
-            Publication(SPECIAL_ROUTE_TOPICS[special], ticket.ticket_id, routed)
-            for special in outcome.route.special_routes
-        )
-    if outcome.activity is not None:
-        # An agent's activity keeps its own id; a reply's derives from the mail.
-        activity_id = (
-            cause_id if isinstance(cause, TicketActivity) else event_id("ticket.activity", cause_id)
-        )
-        activity = TicketActivity(
-            event_id=activity_id,
-            occurred_at=cause.occurred_at,
-            source=cause.source if isinstance(cause, TicketActivity) else source,
-            data=outcome.activity,
-        )
-        found.append(Publication(TICKET_ACTIVITY, ticket.ticket_id, activity))
-    return found
-
-
-def state_record(ticket: TicketState, cause_id: str, now: datetime, source: str) -> TicketUpdated:
-    return TicketUpdated(
-        event_id=event_id("ticket.updated", cause_id),
-        occurred_at=now,
-        source=source,
-        data=TicketUpdatedData(ticket=ticket),
+def _rerouted(
+    ticket: TicketState, previous: TicketState, ruleset: RuleSet, reason: str
+) -> tuple[TicketState, str, tuple[str, ...]]:
+    """A person's priority sent through the route tree: a higher tier is taken, a lower
+    one is not (moving a ticket down is a person's decision of its own)."""
+    message = TicketMessage(
+        channel=ticket.channel, subject=ticket.subject, customer=ticket.customer
     )
+    as_now = Classification(
+        priority=ticket.priority, category=ticket.category, tags=ticket.tags,
+        skills=ticket.skills, special_routes=ticket.special_routes, matches=(),
+        explanation=(), ruleset_version=ticket.ruleset_version,
+    )  # fmt: skip
+    routed = route(as_now, message, ruleset.routes)
+    path = ("reprioritized", *routed.route_path)
+    if tier_rank(routed.tier) > tier_rank(previous.tier):
+        return ticket.model_copy(update={"tier": routed.tier}), f"{reason}; now {routed.tier}", path
+    return ticket, f"{reason}; stays at {previous.tier}", path

@@ -19,7 +19,8 @@ from engine.contract import EmailReceived, to_json
 from engine.contract.topics import TICKET_EVENTS, TICKET_STATE, named
 from engine.ingest.mail.parse import parse_email
 from engine.rules.ruleset import load_ruleset
-from engine.triage.triage import state_record, triage
+from engine.triage.publications import state_record
+from engine.triage.triage import triage
 from tests.integration.harness import ProcessorProcess, engine_env, support_mail, wait_until
 
 SEEDED = 40

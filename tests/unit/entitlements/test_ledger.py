@@ -29,7 +29,8 @@ from engine.contract.topics import (
 )
 from engine.entitlements.ledger import apply_event, opening_balance
 from engine.entitlements.worker import ENTITLEMENT_NEEDED, Ledger, describe_balance
-from engine.triage.triage import publications, triage
+from engine.triage.publications import publications
+from engine.triage.triage import triage
 from tests.unit.triage.test_triage import RULES, T0, mail
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)

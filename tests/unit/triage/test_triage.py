@@ -19,7 +19,8 @@ from engine.contract import (
 from engine.contract.identity import event_id
 from engine.contract.topics import TICKET_ACTIVITY, TICKET_DECISIONS, TIER_TOPICS
 from engine.rules.ruleset import load_ruleset
-from engine.triage.triage import TriageOutcome, publications, triage
+from engine.triage.publications import publications
+from engine.triage.triage import TriageOutcome, triage
 
 RULES = load_ruleset()
 T0 = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
@@ -179,6 +180,37 @@ def test_an_escalation_routes_the_ticket_to_the_higher_tier_and_sticks() -> None
     assert topics == [TIER_TOPICS[Tier.L3], TICKET_ACTIVITY]
     follow_up = triage(opened(outcome), mail("any news?", "m2@acme"), RULES, T0)
     assert opened(follow_up).tier is Tier.L3 and not follow_up.routed
+
+
+def test_a_person_corrects_the_priority_with_a_reason_and_the_route_tree_follows() -> None:
+    first = opened(triage(None, mail("how do I add an extension?", "m1@acme"), RULES, T0))
+    assert (first.priority, first.tier) == (Priority.P4, Tier.L1)
+    later = T0 + timedelta(minutes=5)
+    raised = activity(ActivityType.REPRIORITIZED, later, priority=Priority.P2,
+                      note="the whole reception cannot transfer calls")  # fmt: skip
+
+    outcome = triage(first, raised, RULES, later)
+
+    ticket = opened(outcome)
+    assert (ticket.priority, ticket.priority_since, ticket.tier) == (Priority.P2, later, Tier.L3)
+    assert outcome.classification is not None
+    assert outcome.classification.explanation == (
+        "reprioritized P4 -> P2 by ana: the whole reception cannot transfer calls; now L3",
+    )
+    topics = [p.topic for p in publications(outcome, raised, later, "test")]
+    assert topics == [TICKET_DECISIONS, TIER_TOPICS[Tier.L3], TICKET_ACTIVITY]
+    again = later + timedelta(minutes=1)
+    lowered = activity(ActivityType.REPRIORITIZED, again, priority=Priority.P3, note="one desk")
+    calmer = opened(triage(ticket, lowered, RULES, again))
+    assert (calmer.priority, calmer.tier) == (Priority.P3, Tier.L3)  # down a tier: a person's call
+    follow_up = triage(calmer, mail("any news?", "m2@acme"), RULES, again)
+    assert opened(follow_up).priority is Priority.P3
+    without_reason = activity(
+        ActivityType.REPRIORITIZED, again + timedelta(1), priority=Priority.P1
+    )
+    assert triage(calmer, without_reason, RULES, again).refused == (
+        "reprioritized: 'note' (the reason) is required"
+    )
 
 
 def test_an_impossible_activity_is_refused_with_its_reason_and_publishes_nothing() -> None:
