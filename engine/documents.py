@@ -48,6 +48,22 @@ def line_of(root: yaml.Node | None, location: Location) -> int | None:
     return line
 
 
+def repeated_ids(ids: list[str], section: str, what: str) -> list[Problem]:
+    """An id given twice in ``section`` (a list of the document), named at its second place."""
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for index, given in enumerate(ids):
+        if given in seen:
+            problems.append(
+                (
+                    (section, index, "id"),
+                    f"duplicate {what} id {given!r} ({section}[{seen[given]}])",
+                )
+            )
+        seen.setdefault(given, index)
+    return problems
+
+
 def validated_document(
     text: str,
     origin: str,

@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from engine.contract import Channel, Priority, SpecialRoute, SupportPlan, Tier
-from engine.documents import Problem, validated_document
+from engine.documents import Problem, repeated_ids, validated_document
 from engine.errors import RulesError
 from engine.rules.assistant import Assistant, assistant_problems
 from engine.rules.impact import Impact, impact_problems
@@ -208,17 +208,7 @@ def walk(
 
 
 def semantic_problems(ruleset: RuleSet) -> list[Problem]:
-    problems: list[Problem] = []
-    seen_rules: dict[str, int] = {}
-    for index, rule in enumerate(ruleset.rules):
-        if rule.id in seen_rules:
-            problems.append(
-                (
-                    ("rules", index, "id"),
-                    f"duplicate rule id {rule.id!r} (rules[{seen_rules[rule.id]}])",
-                )
-            )
-        seen_rules.setdefault(rule.id, index)
+    problems = repeated_ids([rule.id for rule in ruleset.rules], "rules", "rule")
     if ruleset.routes.tier is None:
         problems.append(
             (("routes", "tier"), "the root route must set a tier: every ticket needs one")

@@ -297,16 +297,7 @@ def _apply_activity(
         ticket, reason, path = _rerouted(ticket, previous, ruleset, change)
     else:
         return TriageOutcome(ticket, None, None, False, False, _published(activity, ticket))
-    classification = Classification(
-        priority=ticket.priority,
-        category=ticket.category,
-        tags=ticket.tags,
-        skills=ticket.skills,
-        special_routes=ticket.special_routes,
-        matches=(),
-        explanation=(reason,),
-        ruleset_version=ticket.ruleset_version,
-    )
+    classification = _as_decided(ticket).model_copy(update={"explanation": (reason,)})
     decision = RouteDecision(
         tier=ticket.tier,
         special_routes=(),
@@ -318,6 +309,20 @@ def _apply_activity(
     )
 
 
+def _as_decided(ticket: TicketState) -> Classification:
+    """The ticket's classification as it stands (a person's activity changed it)."""
+    return Classification(
+        priority=ticket.priority,
+        category=ticket.category,
+        tags=ticket.tags,
+        skills=ticket.skills,
+        special_routes=ticket.special_routes,
+        matches=(),
+        explanation=(),
+        ruleset_version=ticket.ruleset_version,
+    )
+
+
 def _rerouted(
     ticket: TicketState, previous: TicketState, ruleset: RuleSet, reason: str
 ) -> tuple[TicketState, str, tuple[str, ...]]:
@@ -326,12 +331,7 @@ def _rerouted(
     message = TicketMessage(
         channel=ticket.channel, subject=ticket.subject, customer=ticket.customer
     )
-    as_now = Classification(
-        priority=ticket.priority, category=ticket.category, tags=ticket.tags,
-        skills=ticket.skills, special_routes=ticket.special_routes, matches=(),
-        explanation=(), ruleset_version=ticket.ruleset_version,
-    )  # fmt: skip
-    routed = route(as_now, message, ruleset.routes)
+    routed = route(_as_decided(ticket), message, ruleset.routes)
     path = ("reprioritized", *routed.route_path)
     if tier_rank(routed.tier) > tier_rank(previous.tier):
         return ticket.model_copy(update={"tier": routed.tier}), f"{reason}; now {routed.tier}", path

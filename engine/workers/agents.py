@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.contract import Tier, TimeZoneName, UtcDatetime
-from engine.documents import Problem, validated_document
+from engine.documents import Problem, repeated_ids, validated_document
 from engine.errors import EngineError
 from engine.rules.ruleset import RuleSet, load_ruleset
 from engine.sla.calendars import DEFAULT_CALENDARS, Calendars, ZonedCalendar, load_calendars
@@ -121,17 +121,9 @@ def directory_problems(
     """What the models alone cannot see: repeated ids, unknown calendars and leads, a tier
     nobody works in, on-call entries for someone else, skills the rules ask that nobody has
     (``asked_skills``: (category, skill) pairs from the rule set)."""
-    problems: list[Problem] = []
-    seen: dict[str, int] = {}
+    problems = repeated_ids([agent.id for agent in parsed.agents], "agents", "agent")
+    agent_ids = {agent.id for agent in parsed.agents}
     for index, agent in enumerate(parsed.agents):
-        if agent.id in seen:
-            problems.append(
-                (
-                    ("agents", index, "id"),
-                    f"duplicate agent id {agent.id!r} (agents[{seen[agent.id]}])",
-                )
-            )
-        seen.setdefault(agent.id, index)
         if agent.calendar not in calendars.by_name:
             known = ", ".join(sorted(calendars.by_name))
             problems.append(
@@ -141,7 +133,7 @@ def directory_problems(
                 )
             )
     for index, agent in enumerate(parsed.agents):
-        if agent.lead is not None and agent.lead not in seen:
+        if agent.lead is not None and agent.lead not in agent_ids:
             problems.append((("agents", index, "lead"), f"no agent {agent.lead!r} to lead"))
         if agent.lead == agent.id:
             problems.append((("agents", index, "lead"), "an agent cannot lead themselves"))

@@ -183,7 +183,7 @@ class Desk:
         order, then agents who became able, least loaded first."""
         self._now = now
         decided: list[Assignment] = []
-        for ticket_id in sorted(self._new_tickets, key=lambda t: self._rank_or_last(t)):
+        for ticket_id in sorted(self._new_tickets, key=self._rank_or_last):
             ticket = self._tickets.get(ticket_id)
             if ticket is not None and ticket.is_open and ticket.owner is None:
                 agent = self._best_agent(ticket.bucket)

@@ -5,9 +5,7 @@ the lease is killed mid-stream."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -20,6 +18,7 @@ from engine.contract import PhoneCallLogged, PhoneCallLoggedData, to_json
 from engine.contract.identity import event_id, phone_ticket_id
 from engine.contract.topics import TICKET_ACTIVITY, TICKET_EVENTS, TICKET_STATE, named
 from engine.passwords import hash_password
+from tests.integration.api_process import TOKEN, get_json, post_json
 from tests.integration.harness import (
     PROJECT_ROOT,
     ComponentProcess,
@@ -33,7 +32,6 @@ from tests.integration.harness import (
     wait_until,
 )
 
-TOKEN = "desk.tier-workers-test-secret"
 ALWAYS_AT_WORK = "calendar: 24x7"
 
 
@@ -52,17 +50,6 @@ def agents_file(folder: Path, capacity: int | None = None) -> Path:
     return path
 
 
-def api(port: int, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}",
-        data=json.dumps(body).encode() if body is not None else None,
-        method=method,
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read())
-
-
 def assigned_to(states: TopicReader, ticket: str, timeout: float = 60) -> str:
     state = states.wait_for(
         lambda key, value: key == ticket and value["data"]["ticket"]["assignee"] is not None,
@@ -75,7 +62,7 @@ def test_an_outage_reaches_the_pbx_specialist_who_speaks_spanish_and_presence_ho
     topics: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     tokens = tmp_path / "tokens"
-    tokens.write_text(f"desk:presence:write,tickets:read:{hash_password(TOKEN, 1000)}\n")
+    tokens.write_text(f"tester:presence:write,tickets:read:{hash_password(TOKEN, 1000)}\n")
     env = engine_env(
         tmp_path / "state", topics, topic_prefix,
         ENGINE_AGENTS_FILE=str(agents_file(tmp_path)),
@@ -87,6 +74,7 @@ def test_an_outage_reaches_the_pbx_specialist_who_speaks_spanish_and_presence_ho
     states = TopicReader(topics, named(TICKET_STATE, topic_prefix))
     activity = TopicReader(topics, named(TICKET_ACTIVITY, topic_prefix))
     workers_port = int(env["ENGINE_WORKERS_METRICS_PORT"])
+    base = f"http://127.0.0.1:{engine.api_port}"
     try:
         wait_until(
             lambda: engine.metric("ticketing_workers_leading", port=workers_port) == 1,
@@ -115,9 +103,9 @@ def test_an_outage_reaches_the_pbx_specialist_who_speaks_spanish_and_presence_ho
         assert "tom (lacks skill pbx)" in passed and "marta (" in passed
 
         for agent in ("ana", "marta", "tom"):
-            answer = api(engine.api_port, "POST", f"/agents/{agent}/presence",
-                         {"presence": "signed_out", "note": "end of shift"})  # fmt: skip
-            assert answer["presence"] == "signed_out"
+            leaving = {"presence": "signed_out", "note": "end of shift"}
+            status, _, answer = post_json(f"{base}/agents/{agent}/presence", leaving)
+            assert (status, answer["presence"]) == (202, "signed_out")
         wait_until(
             lambda: {a["standing"] for a in _l3(engine)["agents"]} == {"signed out"},
             30, "the API to see L3 signed out",
@@ -143,11 +131,11 @@ def test_an_outage_reaches_the_pbx_specialist_who_speaks_spanish_and_presence_ho
             )
             == []
         )
-        api(engine.api_port, "POST", "/agents/marta/presence", {"presence": "available"})
+        assert post_json(f"{base}/agents/marta/presence", {"presence": "available"})[0] == 202
         assert assigned_to(states, second) == "marta"
-        queue = api(engine.api_port, "GET", "/agents/marta/queue")
+        queue = get_json(f"{base}/agents/marta/queue")
         wait_until(
-            lambda: [t["ticket_id"] for t in api(engine.api_port, "GET", "/agents/marta/queue")
+            lambda: [t["ticket_id"] for t in get_json(f"{base}/agents/marta/queue")
                      ["tickets"]] == [second],
             30, "marta's queue to show the ticket",
         )  # fmt: skip
@@ -161,7 +149,7 @@ def test_an_outage_reaches_the_pbx_specialist_who_speaks_spanish_and_presence_ho
 
 
 def _l3(engine: EngineProcess) -> dict[str, Any]:
-    queues = api(engine.api_port, "GET", "/queues")
+    queues = get_json(f"http://127.0.0.1:{engine.api_port}/queues")
     return next(q for q in queues["tiers"] if q["tier"] == "L3")
 
 
