@@ -24,6 +24,7 @@ EngineError
  ├── SpoolError                [ingest.snmp.spool] the trap spool directory is unusable
  ├── UnknownTopicError         [kafka.follower] a followed topic is not provisioned (retried)
  ├── AgentsDirectoryError      [workers.agents] the agents directory is not valid
+ ├── EscalationFileError       [workers.escalation] the escalation matrix is not valid
  └── NoticeRefusedError        [notify.notifier] the relay refused a notice for good (5xx)
 
 (*) also a ValueError (``class EmailParseError(EngineError, ValueError)``): they report

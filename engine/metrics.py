@@ -16,6 +16,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
 
 from engine.contract import EventKind, Priority, SpecialRoute, Standing, Tier
+from engine.contract.escalation import EscalationReason, EscalationRole, Handover
 
 
 class IngestSource(StrEnum):
@@ -320,6 +321,22 @@ TIME_TO_ASSIGN_SECONDS = Histogram(
     ["priority"],
     buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600),
 )
+TIME_TO_ACCEPT_SECONDS = Histogram(
+    "ticketing_time_to_accept_seconds",
+    "From an assignment to the assignee's acceptance, by priority",
+    ["priority"],
+    buckets=(15, 60, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600),
+)
+REASSIGNMENTS = Counter(
+    "ticketing_reassignments_total",
+    "Tickets the tier workers took from an assignee who had not accepted them, by reason",
+    ["reason"],
+)
+ESCALATIONS = Counter(
+    "ticketing_escalations_total",
+    "Escalation steps told (escalation.notified records), by reason and role",
+    ["reason", "role"],
+)
 WORKERS_LEADING = Gauge(
     "ticketing_workers_leading",
     "1 when this tier worker holds the assignment lease (one in the group does), else 0",
@@ -343,4 +360,7 @@ LABELS: dict[MetricWrapperBase, dict[str, type[Enum]]] = {
     AGENTS: {"standing": Standing},
     ASSIGNMENTS: {"tier": Tier, "priority": Priority},
     TIME_TO_ASSIGN_SECONDS: {"priority": Priority},
+    TIME_TO_ACCEPT_SECONDS: {"priority": Priority},
+    REASSIGNMENTS: {"reason": Handover},
+    ESCALATIONS: {"reason": EscalationReason, "role": EscalationRole},
 }

@@ -115,6 +115,11 @@ class Settings(BaseSettings):
         default=None,
         description="Agents directory (YAML) for the tier workers; empty: no tier workers.",
     )
+    escalation_file: Path | None = Field(
+        default=None,
+        description="Escalation matrix (YAML): acceptance times and who is told when; "
+        "empty: the built-in one (engine/workers/escalation.yaml).",
+    )
     workers_tick_seconds: float = Field(
         default=5.0, gt=0, description="How often the tier workers look at the clock."
     )

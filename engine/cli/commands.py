@@ -222,6 +222,17 @@ def cmd_agents(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_escalation(args: argparse.Namespace) -> int:
+    from engine.contract import Priority
+    from engine.workers.escalation import load_escalation
+
+    for name in args.files:
+        policy = load_escalation(Path(name))
+        accept = ", ".join(f"{p} {policy.acceptance[p].text}" for p in Priority)
+        print(f"ok {name}: accept within {accept}; manager told: {policy.names_managers}")
+    return 0
+
+
 def cmd_snmp(args: argparse.Namespace) -> int:
     from engine.ingest.snmp.service import run_snmp_receiver
 

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from engine.cli.commands import (
     cmd_agents,
+    cmd_escalation,
     cmd_api,
     cmd_api_token,
     cmd_broker,
@@ -137,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     agents_parser.add_argument(
         "--rules", help="the rule set whose category skills someone must have (default: shipped)"
     )
+    escalation_parser = command(
+        "escalation", cmd_escalation, "Check an escalation matrix (ENGINE_ESCALATION_FILE)."
+    )
+    escalation_parser.add_argument("action", choices=["check"])
+    escalation_parser.add_argument("files", nargs="+", help="escalation matrices (YAML)")
     sla_parser = command(
         "sla",
         cmd_sla,

@@ -20,12 +20,19 @@ class TicketActivityData(Record):
     message: str | None = Field(
         default=None, description="customer_informed: what the customer is told"
     )
-    assignee: str | None = Field(default=None, description="assigned: to whom")
+    assignee: str | None = Field(
+        default=None, description="assigned: to whom; accepted: who accepts (the assignee)"
+    )
     if_assignee: str | None = Field(
         default=None,
         max_length=128,
         description="assigned: applies only while the ticket's assignee is this one ('' for "
         "nobody), so a second decision about the same ticket is refused (the tier workers)",
+    )
+    if_unaccepted: bool = Field(
+        default=False,
+        description="assigned, unassigned: applies only while the assignee has not accepted "
+        "the ticket (the tier workers' reassignments)",
     )
     explanation: tuple[str, ...] = Field(
         default=(), description="assigned by the tier workers: why this agent, who was passed over"

@@ -88,6 +88,8 @@ class ActivityType(StrEnum):
     REOPENED = "reopened"
     CUSTOMER_REPLIED = "customer_replied"
     REPRIORITIZED = "reprioritized"
+    ACCEPTED = "accepted"
+    UNASSIGNED = "unassigned"
 
 
 class EventKind(StrEnum):
@@ -108,6 +110,7 @@ class EventKind(StrEnum):
     PHONE_CALL_LOGGED = "phone.call.logged"
     EMAIL_SPOOLED = "email.spooled"
     AGENT_PRESENCE_CHANGED = "agent.presence_changed"
+    ESCALATION_NOTIFIED = "escalation.notified"
 
 
 class Presence(StrEnum):

@@ -15,6 +15,7 @@ from engine.contract.activity import (
 from engine.contract.base import SCHEMA_VERSION, EventKind, Record, UtcDatetime
 from engine.contract.email import EmailReceivedData, EmailSpooledData
 from engine.contract.entitlements import EntitlementBalanceData, EntitlementTopUpData
+from engine.contract.escalation import EscalationData
 from engine.contract.sla import SlaAlertData, SlaClockData
 from engine.contract.ticket import (
     DeadLetterData,
@@ -120,6 +121,11 @@ class AgentPresenceChanged(Envelope):
     data: AgentPresenceData
 
 
+class EscalationNotified(Envelope):
+    kind: Literal[EventKind.ESCALATION_NOTIFIED] = EventKind.ESCALATION_NOTIFIED
+    data: EscalationData
+
+
 RECORD_TYPES: tuple[type[Envelope], ...] = (
     EmailReceived,
     TicketClassified,
@@ -138,6 +144,7 @@ RECORD_TYPES: tuple[type[Envelope], ...] = (
     PhoneCallLogged,
     EmailSpooled,
     AgentPresenceChanged,
+    EscalationNotified,
 )
 
 
@@ -172,7 +179,8 @@ AnyRecord = Annotated[
     | ChatMessageReceived
     | PhoneCallLogged
     | EmailSpooled
-    | AgentPresenceChanged,
+    | AgentPresenceChanged
+    | EscalationNotified,
     Field(discriminator="kind"),
 ]
 

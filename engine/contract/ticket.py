@@ -111,6 +111,10 @@ class TicketState(Record):
         default=None, description="The customer's profile when the ticket was last updated"
     )
     assignee: str | None = None
+    assigned_at: UtcDatetime | None = Field(default=None, description="When the assignee got it")
+    accepted_at: UtcDatetime | None = Field(
+        default=None, description="When the assignee accepted it; None: not (yet) accepted"
+    )
     priority_since: UtcDatetime | None = Field(
         default=None, description="When the current priority was set"
     )

@@ -20,6 +20,7 @@ from engine.contract import (
     EntitlementToppedUp,
     EntitlementUpdated,
     Envelope,
+    EscalationNotified,
     PhoneCallLogged,
     RecordDeadLettered,
     RulesPublished,
@@ -97,6 +98,7 @@ SLA_CLOCKS = PREFIX + "sla.clocks.v1"
 ENTITLEMENT_EVENTS = PREFIX + "entitlements.events.v1"
 ENTITLEMENT_BALANCES = PREFIX + "entitlements.balances.v1"
 AGENTS_PRESENCE = PREFIX + "agents.presence.v1"
+ESCALATIONS = PREFIX + "tickets.escalations.v1"
 
 TIER_TOPICS: dict[Tier, str] = {
     tier: PREFIX + f"tickets.routed.{tier.value.lower()}.v1" for tier in Tier
@@ -213,6 +215,12 @@ def _declared_topics(partitions: int, replication_factor: int) -> tuple[TopicSpe
         ),
         ticket_topic(
             SLA_ALERTS, "Update-obligation warnings and breaches", SlaWarning, SlaBreached
+        ),
+        ticket_topic(
+            ESCALATIONS,
+            "Steps of the escalation matrix taken: who was told about a ticket not accepted "
+            "or not updated in time, once per dedup key (the tier workers)",
+            EscalationNotified,
         ),
         ticket_topic(
             SLA_CLOCKS,

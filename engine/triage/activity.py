@@ -47,6 +47,23 @@ def _with_status(ticket: TicketState, status: TicketStatus, at: datetime) -> dic
     return {"status": status, "status_since": at}
 
 
+def _require_expected_assignee(ticket: TicketState, activity: TicketActivityData) -> None:
+    if activity.if_assignee is not None:
+        _require(
+            (ticket.assignee or "") == activity.if_assignee,
+            f"{activity.activity}: the ticket's assignee is {ticket.assignee or 'nobody'}, not "
+            f"{activity.if_assignee or 'nobody'} as expected",
+        )
+
+
+def _require_unaccepted(ticket: TicketState, activity: TicketActivityData) -> None:
+    if activity.if_unaccepted:
+        _require(
+            ticket.accepted_at is None,
+            f"{activity.activity}: {ticket.assignee} accepted the ticket meanwhile",
+        )
+
+
 def apply_activity(
     ticket: TicketState | None, activity: TicketActivityData, at: datetime
 ) -> TicketState:
@@ -59,13 +76,25 @@ def apply_activity(
         case ActivityType.ASSIGNED:
             _refuse_when_resolved(ticket, kind)
             _require(bool(activity.assignee), "assigned: 'assignee' is required")
-            if activity.if_assignee is not None:
-                _require(
-                    (ticket.assignee or "") == activity.if_assignee,
-                    f"assigned: the ticket's assignee is {ticket.assignee or 'nobody'}, not "
-                    f"{activity.if_assignee or 'nobody'} as the assignment expected",
-                )
-            changes["assignee"] = activity.assignee
+            _require_expected_assignee(ticket, activity)
+            _require_unaccepted(ticket, activity)
+            if activity.assignee != ticket.assignee:
+                changes.update(assignee=activity.assignee, assigned_at=at, accepted_at=None)
+        case ActivityType.ACCEPTED:
+            _refuse_when_resolved(ticket, kind)
+            _require(ticket.assignee is not None, "accepted: the ticket has no assignee")
+            _require(
+                activity.assignee in (None, ticket.assignee),
+                f"accepted: the ticket is assigned to {ticket.assignee}, not {activity.assignee}",
+            )
+            _require(ticket.accepted_at is None, f"accepted: {ticket.assignee} accepted it already")
+            changes["accepted_at"] = at
+        case ActivityType.UNASSIGNED:
+            _refuse_when_resolved(ticket, kind)
+            _require(ticket.assignee is not None, "unassigned: the ticket has no assignee")
+            _require_expected_assignee(ticket, activity)
+            _require_unaccepted(ticket, activity)
+            changes.update(assignee=None, assigned_at=None, accepted_at=None)
         case ActivityType.CUSTOMER_INFORMED:
             _refuse_when_resolved(ticket, kind)
             changes["informed_count"] = ticket.informed_count + 1

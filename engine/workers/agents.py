@@ -17,6 +17,8 @@ agents:
     lead: marta               # another agent's id
 on_call:                      # 24x7: counts as present outside their hours
   - {agent: ana, tier: L3, from: 2026-12-05T18:00:00-06:00, until: 2026-12-07T09:00:00-06:00}
+managers:                     # told when the escalation matrix names the manager
+  - {id: rosa, name: Rosa Medina, email: rosa.medina@desk.example.com}
 ```
 """
 
@@ -80,9 +82,18 @@ class OnCall(_Strict):
         return self.from_ <= at < self.until
 
 
+class Manager(_Strict):
+    """A support manager: not given tickets, told when the escalation matrix says so."""
+
+    id: str = Field(pattern=AGENT_ID)
+    name: str = Field(min_length=1)
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
 class AgentsFile(_Strict):
     agents: tuple[Agent, ...] = Field(min_length=1)
     on_call: tuple[OnCall, ...] = ()
+    managers: tuple[Manager, ...] = ()
 
 
 class AgentsDirectory:
@@ -91,6 +102,7 @@ class AgentsDirectory:
     def __init__(self, parsed: AgentsFile, calendars: Calendars) -> None:
         self.agents: dict[str, Agent] = {agent.id: agent for agent in parsed.agents}
         self.on_call = parsed.on_call
+        self.managers = parsed.managers
         self._hours = {
             agent.id: ZonedCalendar(calendars.named(agent.calendar), ZoneInfo(agent.timezone))
             for agent in parsed.agents
@@ -98,6 +110,14 @@ class AgentsDirectory:
 
     def __len__(self) -> int:
         return len(self.agents)
+
+    def working_hours(self, agent_id: str) -> ZonedCalendar:
+        return self._hours[agent_id]
+
+    def leads_of(self, tier: Tier) -> tuple[str, ...]:
+        """The team leads of the agents of ``tier``, each once."""
+        leads = (a.lead for a in self.agents.values() if tier in a.tiers and a.lead)
+        return tuple(dict.fromkeys(leads))
 
     def in_working_hours(self, agent_id: str, at: datetime) -> bool:
         return self._hours[agent_id].is_open(at)
@@ -122,6 +142,7 @@ def directory_problems(
     nobody works in, on-call entries for someone else, skills the rules ask that nobody has
     (``asked_skills``: (category, skill) pairs from the rule set)."""
     problems = repeated_ids([agent.id for agent in parsed.agents], "agents", "agent")
+    problems += repeated_ids([manager.id for manager in parsed.managers], "managers", "manager")
     agent_ids = {agent.id for agent in parsed.agents}
     for index, agent in enumerate(parsed.agents):
         if agent.calendar not in calendars.by_name:

@@ -13,6 +13,10 @@ the tests share it.
 - **Who takes a ticket**: an able agent of its tier, with the skills its category asks,
   speaking the customer's language; the least loaded, then the longest without a new
   ticket, then by id. Every decision says why, and who was passed over and why.
+- **Acceptance**: an assignee has the priority's time to accept (the escalation matrix).
+  Not accepted by then, the ticket goes to the next best agent (``Lapse``, told to the
+  escalation matrix as ``not_accepted``); an agent who goes away or signs out gives back
+  what they had not accepted, to the next best agent or to the queue (``Release``).
 - Invariant: no waiting ticket has an able agent who could take it. So a new ticket looks
   for an agent; an agent who becomes able looks for the best waiting ticket they can take;
   the cost of a decision depends on the kinds of tickets (buckets), not on how many wait.
@@ -23,11 +27,14 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from engine.contract import Presence, Priority, Standing, TicketState, TicketStatus, Tier
+from engine.contract.escalation import Handover
 from engine.workers.agents import Agent, AgentsDirectory
+from engine.workers.escalation import AcceptanceTime
 
 PENDING_FOR = timedelta(seconds=60)
 PASSED_OVER_NAMED = 8
@@ -47,6 +54,39 @@ class Assignment:
     state_version: int  # the ticket state's event_count the decision read
     waited: timedelta
     explanation: tuple[str, ...]
+    previous: str | None = None  # the assignee it is taken from
+    handover: Handover = Handover.NEW
+
+
+@dataclass(frozen=True)
+class Release:
+    """A ticket given back to the queue: its assignee left before accepting it and nobody
+    else can take it now."""
+
+    ticket_id: str
+    agent_id: str
+    state_version: int
+    explanation: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Lapse:
+    """An assignee who did not accept in time: for the escalation matrix."""
+
+    state: TicketState
+    agent_id: str
+    deadline: datetime
+    acceptance: str  # the matrix's words: "15 minutes"
+    reassigned_to: str | None
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    priority: Priority
+    seconds: float
+
+
+Decision = Assignment | Release
 
 
 @dataclass
@@ -59,7 +99,7 @@ class _Ticket:
 
     @property
     def owner(self) -> str | None:
-        return self.state.assignee or self.pending
+        return self.pending or self.state.assignee
 
     @property
     def is_open(self) -> bool:
@@ -74,6 +114,16 @@ class TierQueue:
     oldest_waiting_seconds: float
     assigned: int
     agent_ids: tuple[str, ...]
+
+
+def _still_pending(old: _Ticket | None, state: TicketState) -> bool:
+    """A decided assignment the new state does not show yet, and can still apply."""
+    return (
+        old is not None
+        and old.pending is not None
+        and state.assignee == old.state.assignee
+        and state.accepted_at is None
+    )
 
 
 def _bucket_of(state: TicketState) -> Bucket:
@@ -105,8 +155,23 @@ def _lacks(agent: Agent, bucket: Bucket) -> str | None:
 
 
 class Desk:
-    def __init__(self, directory: AgentsDirectory, now: datetime) -> None:
+    def __init__(
+        self,
+        directory: AgentsDirectory,
+        now: datetime,
+        acceptance: Mapping[Priority, AcceptanceTime] | None = None,
+    ) -> None:
         self.directory = directory
+        self._acceptance = acceptance or {}
+        # Assignments not accepted yet: (deadline, ticket, assigned at) in a heap, checked
+        # against the ticket when due (it may have been accepted or reassigned since).
+        self._accept_by: list[tuple[datetime, str, datetime]] = []
+        self._awaiting: dict[str, tuple[datetime, datetime]] = {}  # ticket -> assigned, deadline
+        self._declined: dict[str, set[str]] = defaultdict(set)  # ticket -> who let it lapse
+        self._leaving: set[str] = set()  # agents who went away or signed out
+        self._unaccepted: dict[str, set[str]] = defaultdict(set)  # agent -> tickets
+        self._lapses: list[Lapse] = []
+        self._accepted: list[Acceptance] = []
         self._presence: dict[str, Presence] = {}
         self._tickets: dict[str, _Ticket] = {}
         self._pending: dict[str, datetime] = {}  # ticket -> when its assignment was decided
@@ -137,23 +202,50 @@ class Desk:
         if old is not None:
             old.current = False
             self._leave(old)
+            if old.state.accepted_at is None and state.accepted_at is not None:
+                self._count_acceptance(state)
         if state.status is TicketStatus.RESOLVED:
             self._tickets.pop(state.ticket_id, None)
             self._pending.pop(state.ticket_id, None)
+            self._awaiting.pop(state.ticket_id, None)
+            self._declined.pop(state.ticket_id, None)
             return
         ticket = _Ticket(state, _bucket_of(state), _rank_of(state))
-        if old is not None and old.pending is not None and state.assignee is None:
-            ticket.pending = old.pending
+        if _still_pending(old, state):
+            ticket.pending = old.pending if old is not None else None
         else:
             self._pending.pop(state.ticket_id, None)
         self._tickets[state.ticket_id] = ticket
         self._enter(ticket)
+        self._await_acceptance(state)
+
+    def _await_acceptance(self, state: TicketState) -> None:
+        assignee, assigned_at = state.assignee, state.assigned_at
+        if assignee is None or assigned_at is None or state.accepted_at is not None:
+            self._awaiting.pop(state.ticket_id, None)
+            return
+        acceptance = self._acceptance.get(state.priority)
+        if acceptance is None or assignee not in self.directory.agents:
+            return
+        known = self._awaiting.get(state.ticket_id)
+        if known is not None and known[0] == assigned_at:
+            return
+        deadline = acceptance.deadline(assigned_at, self.directory.working_hours(assignee))
+        self._awaiting[state.ticket_id] = (assigned_at, deadline)
+        heapq.heappush(self._accept_by, (deadline, state.ticket_id, assigned_at))
+
+    def _count_acceptance(self, state: TicketState) -> None:
+        if state.assigned_at is not None and state.accepted_at is not None:
+            seconds = (state.accepted_at - state.assigned_at).total_seconds()
+            self._accepted.append(Acceptance(state.priority, max(0.0, seconds)))
 
     def apply_presence(self, agent_id: str, presence: Presence) -> None:
         if agent_id not in self.directory.agents:
             return
         self._presence[agent_id] = presence
         self._restand(agent_id)
+        if presence in (Presence.AWAY, Presence.SIGNED_OUT):
+            self._leaving.add(agent_id)
 
     def tick(self, now: datetime) -> None:
         """Time moved: working hours and on-call rotas may have turned; assignments the
@@ -178,11 +270,12 @@ class Desk:
 
     # --- decisions --------------------------------------------------------------------------
 
-    def decide(self, now: datetime) -> list[Assignment]:
-        """Assignments for what changed since the last call: new tickets first, in priority
-        order, then agents who became able, least loaded first."""
+    def decide(self, now: datetime) -> list[Decision]:
+        """Decisions for what changed since the last call: tickets not accepted in time and
+        tickets their assignee left, then new tickets in priority order, then agents who
+        became able, least loaded first."""
         self._now = now
-        decided: list[Assignment] = []
+        decided: list[Decision] = [*self._lapsed(now), *self._given_back()]
         for ticket_id in sorted(self._new_tickets, key=self._rank_or_last):
             ticket = self._tickets.get(ticket_id)
             if ticket is not None and ticket.is_open and ticket.owner is None:
@@ -200,6 +293,77 @@ class Desk:
                 decided.append(self._assign(ticket, agent_id))
         return decided
 
+    def _lapsed(self, now: datetime) -> list[Assignment]:
+        decided: list[Assignment] = []
+        while self._accept_by and self._accept_by[0][0] <= now:
+            deadline, ticket_id, assigned_at = heapq.heappop(self._accept_by)
+            if self._awaiting.get(ticket_id) != (assigned_at, deadline):
+                continue  # accepted, reassigned or resolved since
+            del self._awaiting[ticket_id]
+            ticket = self._tickets[ticket_id]
+            agent_id = ticket.state.assignee
+            if agent_id is None or ticket.pending is not None:
+                continue
+            self._declined[ticket_id].add(agent_id)
+            acceptance = self._acceptance[ticket.state.priority].text
+            why = f"not accepted by {agent_id} within {acceptance} (due {deadline:%Y-%m-%d %H:%M}Z)"
+            taken = self._hand_over(ticket, agent_id, Handover.NOT_ACCEPTED, why)
+            if taken is not None:
+                decided.append(taken)
+            self._lapses.append(
+                Lapse(
+                    ticket.state, agent_id, deadline, acceptance, taken.agent_id if taken else None
+                )
+            )
+        return decided
+
+    def _given_back(self) -> list[Decision]:
+        decided: list[Decision] = []
+        leaving, self._leaving = self._leaving, set()
+        for agent_id in sorted(leaving):
+            if self._standing[agent_id] not in (Standing.AWAY, Standing.SIGNED_OUT):
+                continue
+            held = [self._tickets[ticket_id] for ticket_id in self._unaccepted[agent_id]]
+            for ticket in sorted(held, key=lambda t: t.rank):
+                why = f"{agent_id} is {self._standing[agent_id].value} and had not accepted it"
+                taken = self._hand_over(ticket, agent_id, Handover.GIVEN_BACK, why)
+                if taken is not None:
+                    decided.append(taken)
+                    continue
+                self._awaiting.pop(ticket.state.ticket_id, None)
+                gone = (
+                    f"given back to the {ticket.state.tier} queue: {why}; nobody else can take it"
+                )
+                decided.append(
+                    Release(ticket.state.ticket_id, agent_id, ticket.state.event_count, (gone,))
+                )
+        return decided
+
+    def _hand_over(
+        self, ticket: _Ticket, agent_id: str, handover: Handover, why: str
+    ) -> Assignment | None:
+        excluded = self._declined[ticket.state.ticket_id] | {agent_id}
+        successor = self._best_agent(ticket.bucket, excluded)
+        if successor is None:
+            return None
+        assignment = self._assign(ticket, successor, excluded)
+        return replace(
+            assignment,
+            previous=agent_id,
+            handover=handover,
+            explanation=(why, *assignment.explanation),
+        )
+
+    def take_lapses(self) -> list[Lapse]:
+        """The lapses decided since the last call, for the escalation matrix."""
+        lapses, self._lapses = self._lapses, []
+        return lapses
+
+    def take_acceptances(self) -> list[Acceptance]:
+        """Acceptances read since the last call (time to accept, for the metrics)."""
+        accepted, self._accepted = self._accepted, []
+        return accepted
+
     def _rank_or_last(self, ticket_id: str) -> Rank:
         ticket = self._tickets.get(ticket_id)
         return ticket.rank if ticket is not None else (9, float("inf"), ticket_id)
@@ -211,11 +375,13 @@ class Desk:
             agent_id,
         )
 
-    def _best_agent(self, bucket: Bucket) -> str | None:
+    def _best_agent(
+        self, bucket: Bucket, excluded: frozenset[str] | set[str] = frozenset()
+    ) -> str | None:
         takers = [
             agent_id
             for agent_id in self._able[bucket[0]]
-            if _can_take(self.directory.agents[agent_id], bucket)
+            if agent_id not in excluded and _can_take(self.directory.agents[agent_id], bucket)
         ]
         return min(takers, key=self._preference) if takers else None
 
@@ -236,8 +402,10 @@ class Desk:
             heapq.heappop(heap)  # stale: taken, resolved or replaced since it was pushed
         return None
 
-    def _assign(self, ticket: _Ticket, agent_id: str) -> Assignment:
-        explanation = self._explain(ticket, agent_id)
+    def _assign(
+        self, ticket: _Ticket, agent_id: str, excluded: frozenset[str] | set[str] = frozenset()
+    ) -> Assignment:
+        explanation = self._explain(ticket, agent_id, excluded)
         self._leave(ticket)
         ticket.pending = agent_id
         self._pending[ticket.state.ticket_id] = self._now
@@ -254,7 +422,9 @@ class Desk:
             explanation=explanation,
         )
 
-    def _explain(self, ticket: _Ticket, chosen: str) -> tuple[str, ...]:
+    def _explain(
+        self, ticket: _Ticket, chosen: str, excluded: frozenset[str] | set[str]
+    ) -> tuple[str, ...]:
         tier, language, skills = ticket.bucket
         agent = self.directory.agents[chosen]
         why = [f"{tier}"]
@@ -268,7 +438,14 @@ class Desk:
             itertools.islice((a for a in self._by_tier[tier] if a != chosen), PASSED_OVER_NAMED)
         )
         passed = [
-            f"{agent_id} ({self._passed_because(agent_id, chosen, ticket)})" for agent_id in named
+            f"{agent_id} ("
+            + (
+                "did not accept it in time"
+                if agent_id in excluded
+                else self._passed_because(agent_id, chosen, ticket)
+            )
+            + ")"
+            for agent_id in named
         ]
         # The rest are counted by standing (kept as they change), so a decision costs the
         # same with 10 agents in a tier as with 1,000.
@@ -308,6 +485,8 @@ class Desk:
             self._new_tickets.add(ticket.state.ticket_id)
         elif owner in self.directory.agents:
             self._load[owner] += 1
+            if ticket.state.accepted_at is None:
+                self._unaccepted[owner].add(ticket.state.ticket_id)
             self._restand(owner)
 
     def _leave(self, ticket: _Ticket) -> None:
@@ -316,6 +495,7 @@ class Desk:
             self._waiting[(ticket.state.tier, ticket.state.priority)] -= 1
         elif owner in self.directory.agents:
             self._load[owner] -= 1
+            self._unaccepted[owner].discard(ticket.state.ticket_id)
             self._restand(owner)
 
     def _push(self, ticket: _Ticket) -> None:
@@ -364,6 +544,11 @@ class Desk:
 
     def load(self, agent_id: str) -> int:
         return self._load[agent_id]
+
+    def state_of(self, ticket_id: str) -> TicketState | None:
+        """The open ticket's state as read; None when resolved or unknown."""
+        ticket = self._tickets.get(ticket_id)
+        return ticket.state if ticket is not None else None
 
     def owner(self, ticket_id: str) -> str | None:
         ticket = self._tickets.get(ticket_id)

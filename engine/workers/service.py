@@ -12,7 +12,13 @@ assigned the moment someone can.
   explanation and ``if_assignee=''``: the processor, the single writer of each ticket,
   refuses a second assignment of a ticket that has an assignee. The event id is derived
   from the ticket, its state version and the agent, so a decision taken twice on the
-  same state (a failover) is one event.
+  same state (a failover) is one event. A ticket not accepted in time, or left by an
+  assignee who went away, is reassigned (``if_assignee`` the one it is taken from,
+  ``if_unaccepted``) or given back to the queue (``unassigned``).
+- **Escalations**: SLA alerts (``sla.alerts.v1``) and acceptances that lapsed, through the
+  escalation matrix (``escalation.py``), become ``escalation.notified`` records on
+  ``tickets.escalations.v1``, which the worker also reads back from the start: a step
+  already there is never told again (``escalate.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+from datetime import datetime
 
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
@@ -30,17 +37,27 @@ from engine.clock import Clock, SystemClock
 from engine.contract import (
     ActivityType,
     AgentPresenceChanged,
+    AnyRecord,
     Priority,
     Standing,
     TicketActivity,
     TicketActivityData,
+    TicketStatus,
     TicketUpdated,
     Tier,
     parse_record,
     to_json,
 )
+from engine.contract.escalation import Handover
 from engine.contract.identity import event_id
-from engine.contract.topics import AGENTS_PRESENCE, TICKET_EVENTS, TICKET_STATE
+from engine.contract.records import EscalationNotified, SlaBreached, SlaWarning
+from engine.contract.topics import (
+    AGENTS_PRESENCE,
+    ESCALATIONS,
+    SLA_ALERTS,
+    TICKET_EVENTS,
+    TICKET_STATE,
+)
 from engine.errors import EngineError, PublishError
 from engine.kafka.follower import Follower
 from engine.kafka.lease import Lease
@@ -48,7 +65,9 @@ from engine.kafka.publisher import KafkaPublisher
 from engine.process import configure_logging, run_until_signalled
 from engine.settings import Settings
 from engine.workers.agents import AgentsDirectory, load_configured
-from engine.workers.desk import Assignment, Desk
+from engine.workers.desk import Decision, Desk, Release
+from engine.workers.escalate import Escalations, lapse_cause
+from engine.workers.escalation import EscalationPolicy, load_escalation
 
 log = logging.getLogger(__name__)
 SOURCE = "engine.workers"
@@ -61,39 +80,85 @@ def load_directory_for(settings: Settings) -> AgentsDirectory:
     return load_configured(settings.agents_file, settings.sla_calendars_file, settings.rules_file)
 
 
-def feed(desk: Desk, record: ConsumerRecord[bytes, bytes]) -> None:
-    """One record of the state or presence topic into the desk; anything else is skipped
-    (the topics' producers validate what they write)."""
+def load_policy_for(settings: Settings, directory: AgentsDirectory) -> EscalationPolicy:
+    """The escalation matrix, checked against the directory it names people from."""
+    policy = load_escalation(settings.escalation_file)
+    if policy.names_managers and not directory.managers:
+        raise EngineError(
+            f"{policy.origin} tells the manager, but the agents directory "
+            f"{settings.agents_file} lists no managers (add a managers: section)"
+        )
+    return policy
+
+
+def _parsed(record: ConsumerRecord[bytes, bytes]) -> AnyRecord | None:
+    """The record, or None for a tombstone or a record that does not parse (skipped: the
+    topics' producers validate what they write)."""
     if record.value is None:
-        return
+        return None
     try:
-        parsed = parse_record(record.value)
+        return parse_record(record.value)
     except ValidationError as error:
         log.warning("skipped a record of %s@%d: %s", record.topic, record.offset, error)
-        return
-    match parsed:
+        return None
+
+
+def feed(desk: Desk, record: ConsumerRecord[bytes, bytes]) -> str | None:
+    """One record of the state or presence topic into the desk; the ticket's id when the
+    record resolved it."""
+    match _parsed(record):
         case TicketUpdated(data=data):
             desk.apply_ticket(data.ticket)
+            if data.ticket.status is TicketStatus.RESOLVED:
+                return data.ticket.ticket_id
         case AgentPresenceChanged(data=data):
             desk.apply_presence(data.agent_id, data.presence)
+    return None
 
 
-def assignment_record(assignment: Assignment, clock: Clock) -> TicketActivity:
-    return TicketActivity(
-        event_id=event_id(
-            "ticket.activity",
-            f"{assignment.ticket_id}:assigned:{assignment.state_version}:{assignment.agent_id}",
-        ),
-        occurred_at=clock.now(),
-        source=SOURCE,
-        data=TicketActivityData(
-            ticket_id=assignment.ticket_id,
+def feed_escalations(
+    escalations: Escalations, record: ConsumerRecord[bytes, bytes], now: datetime
+) -> None:
+    """One record of the alerts or escalations topic."""
+    match _parsed(record):
+        case SlaWarning(data=data, event_id=alert_id) | SlaBreached(data=data, event_id=alert_id):
+            escalations.record_alert(data, alert_id, now)
+        case EscalationNotified(data=told):
+            escalations.record_told(told)
+
+
+def decision_record(decision: Decision, clock: Clock) -> TicketActivity:
+    """The activity that carries a decision to the processor; the same decision on the same
+    state is the same event."""
+    if isinstance(decision, Release):
+        identity = f"{decision.ticket_id}:unassigned:{decision.state_version}:{decision.agent_id}"
+        data = TicketActivityData(
+            ticket_id=decision.ticket_id,
+            activity=ActivityType.UNASSIGNED,
+            actor=ACTOR,
+            note=decision.explanation[0],
+            if_assignee=decision.agent_id,
+            if_unaccepted=True,
+            explanation=decision.explanation,
+        )
+    else:
+        identity = f"{decision.ticket_id}:assigned:{decision.state_version}:{decision.agent_id}"
+        handed_over = decision.handover is not Handover.NEW
+        data = TicketActivityData(
+            ticket_id=decision.ticket_id,
             activity=ActivityType.ASSIGNED,
             actor=ACTOR,
-            assignee=assignment.agent_id,
-            if_assignee="",
-            explanation=assignment.explanation,
-        ),
+            assignee=decision.agent_id,
+            note=decision.explanation[0] if handed_over else None,
+            if_assignee=decision.previous or "",
+            if_unaccepted=handed_over,
+            explanation=decision.explanation,
+        )
+    return TicketActivity(
+        event_id=event_id("ticket.activity", identity),
+        occurred_at=clock.now(),
+        source=SOURCE,
+        data=data,
     )
 
 
@@ -113,14 +178,26 @@ def export_gauges(desk: Desk, clock: Clock) -> None:
 
 
 class TierWorkers:
-    def __init__(self, settings: Settings, directory: AgentsDirectory, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        directory: AgentsDirectory,
+        policy: EscalationPolicy,
+        clock: Clock,
+    ) -> None:
         self._settings = settings
         self._clock = clock
-        self.desk = Desk(directory, clock.now())
+        self._policy = policy
+        self.desk = Desk(directory, clock.now(), policy.acceptance)
+        self.escalations = Escalations()
         bootstrap = settings.kafka_bootstrap
         self._changed = asyncio.Event()
         self.follower = Follower(
             "workers", bootstrap, [TICKET_STATE, AGENTS_PRESENCE], self._apply, latest_only=True
+        )
+        # Alerts and the steps told are history, not latest values: read whole.
+        self.alert_follower = Follower(
+            "workers-escalations", bootstrap, [SLA_ALERTS, ESCALATIONS], self._apply_escalation
         )
         self.lease = Lease(
             bootstrap,
@@ -133,11 +210,25 @@ class TierWorkers:
         )
 
     def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        feed(self.desk, record)
+        resolved = feed(self.desk, record)
+        if resolved is not None:
+            self.escalations.forget(resolved)
         self._changed.set()
 
+    def _apply_escalation(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        feed_escalations(self.escalations, record, self._clock.now())
+        self._changed.set()
+
+    @property
+    def caught_up(self) -> bool:
+        return self.follower.caught_up.is_set() and self.alert_follower.caught_up.is_set()
+
     async def run(self, stop: asyncio.Event) -> None:
-        tasks = [asyncio.create_task(self.follower.run()), asyncio.create_task(self.lease.run())]
+        tasks = [
+            asyncio.create_task(self.follower.run()),
+            asyncio.create_task(self.alert_follower.run()),
+            asyncio.create_task(self.lease.run()),
+        ]
         try:
             await self._assign_until(stop)
         finally:
@@ -152,7 +243,7 @@ class TierWorkers:
         loop = asyncio.get_running_loop()
         frozen = False
         while not stop.is_set():
-            if not frozen and self.follower.caught_up.is_set():
+            if not frozen and self.caught_up:
                 # The desk read at start is long-lived: kept out of the collector's full
                 # passes, a decision does not cost more for every ticket that waits
                 # (bench/assignment.py).
@@ -166,25 +257,53 @@ class TierWorkers:
                 self.desk.tick(now)
                 export_gauges(self.desk, self._clock)
                 next_tick = loop.time() + tick
-            if self.lease.held.is_set() and self.follower.caught_up.is_set():
+            acceptances = self.desk.take_acceptances()
+            if self.lease.held.is_set() and self.caught_up:
+                for accepted in acceptances:
+                    metrics.TIME_TO_ACCEPT_SECONDS.labels(accepted.priority).observe(
+                        accepted.seconds
+                    )
                 await self._publish(self.desk.decide(now))
+                await self._escalate(now)
 
-    async def _publish(self, decided: list[Assignment]) -> None:
-        for assignment in decided:
-            record = assignment_record(assignment, self._clock)
+    async def _publish(self, decided: list[Decision]) -> None:
+        for decision in decided:
+            record = decision_record(decision, self._clock)
             try:
                 await self._publisher.publish(
-                    TICKET_EVENTS, assignment.ticket_id.encode(), to_json(record)
+                    TICKET_EVENTS, decision.ticket_id.encode(), to_json(record)
                 )
             except PublishError as error:
-                # The desk holds the decision as pending; it lapses and is taken again.
-                log.warning("assignment of %s not published: %s", assignment.ticket_id, error)
+                # The desk holds an assignment as pending; it lapses and is taken again.
+                log.warning("decision on %s not published: %s", decision.ticket_id, error)
                 continue
-            metrics.ASSIGNMENTS.labels(assignment.tier, assignment.priority).inc()
-            metrics.TIME_TO_ASSIGN_SECONDS.labels(assignment.priority).observe(
-                assignment.waited.total_seconds()
+            log.info("%s", "; ".join(decision.explanation))
+            if isinstance(decision, Release):
+                metrics.REASSIGNMENTS.labels(Handover.GIVEN_BACK).inc()
+                continue
+            if decision.handover is not Handover.NEW:
+                metrics.REASSIGNMENTS.labels(decision.handover).inc()
+            metrics.ASSIGNMENTS.labels(decision.tier, decision.priority).inc()
+            metrics.TIME_TO_ASSIGN_SECONDS.labels(decision.priority).observe(
+                decision.waited.total_seconds()
             )
-            log.info("%s", "; ".join(assignment.explanation))
+
+    async def _escalate(self, now: datetime) -> None:
+        causes = [lapse_cause(lapse) for lapse in self.desk.take_lapses()]
+        causes += self.escalations.alert_causes(self.desk.state_of, now)
+        records = self.escalations.to_tell(causes, self._policy, self.desk.directory, now, SOURCE)
+        for record in records:
+            told = record.data
+            try:
+                await self._publisher.publish(ESCALATIONS, told.ticket_id.encode(), to_json(record))
+            except PublishError as error:
+                # Not recorded as told: an alert is told at the next alert of its
+                # obligation, a lapse when the worker reads the ticket again.
+                log.warning("escalation %s not published: %s", told.dedup_key, error)
+                continue
+            self.escalations.record_told(told)
+            metrics.ESCALATIONS.labels(told.reason, told.role).inc()
+            log.info("%s", "; ".join(told.explanation))
 
 
 def run_tier_workers(settings: Settings) -> None:
@@ -197,7 +316,9 @@ def run_tier_workers(settings: Settings) -> None:
         flush=True,
     )
 
+    policy = load_policy_for(settings, directory)
+
     async def serve(stop: asyncio.Event) -> None:
-        await TierWorkers(settings, directory, SystemClock()).run(stop)
+        await TierWorkers(settings, directory, policy, SystemClock()).run(stop)
 
     run_until_signalled(serve)
