@@ -262,6 +262,7 @@ SNMP_SPOOL_BYTES = Gauge(
 class NoticeKind(StrEnum):
     ACKNOWLEDGEMENT = "acknowledgement"
     UPDATE = "update"
+    ESCALATION = "escalation"
 
 
 class NoticeOutcome(StrEnum):

@@ -70,11 +70,17 @@ class ActivityIn(Record):
     message: Annotated[str, StringConstraints(max_length=20_000)] | None = Field(
         default=None, description="customer_informed: what the customer is told"
     )
-    assignee: Name | None = Field(default=None, description="assigned: to whom")
+    assignee: Name | None = Field(
+        default=None, description="assigned: to whom; accepted: who accepts (the assignee)"
+    )
     if_assignee: Annotated[str, StringConstraints(max_length=128)] | None = Field(
         default=None,
-        description="assigned: only while the ticket's assignee is this one ('' for nobody): "
-        "taking a ticket nobody has, without taking it from someone who just did",
+        description="assigned, unassigned: only while the ticket's assignee is this one ('' "
+        "for nobody): taking a ticket nobody has, without taking it from someone who just did",
+    )
+    if_unaccepted: bool = Field(
+        default=False,
+        description="assigned, unassigned: only while the assignee has not accepted the ticket",
     )
     tier: Tier | None = Field(default=None, description="escalated: to which tier")
     priority: Priority | None = Field(

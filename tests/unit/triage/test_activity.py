@@ -120,3 +120,46 @@ def test_an_impossible_activity_is_refused_saying_why(
 ) -> None:
     with pytest.raises(InvalidTransitionError, match=reason):
         apply_activity(before, activity, AT)
+
+
+def test_assigning_starts_the_acceptance_and_accepting_ends_it() -> None:
+    assigned = apply_activity(ticket(), act(ActivityType.ASSIGNED, assignee="tom"), AT)
+    assert (assigned.assignee, assigned.assigned_at, assigned.accepted_at) == ("tom", AT, None)
+    later = AT + timedelta(minutes=5)
+    accepted = apply_activity(assigned, act(ActivityType.ACCEPTED, assignee="tom"), later)
+    assert accepted.accepted_at == later
+    again = AT + timedelta(minutes=9)
+    moved = apply_activity(accepted, act(ActivityType.ASSIGNED, assignee="eva"), again)
+    assert (moved.assignee, moved.assigned_at, moved.accepted_at) == ("eva", again, None)
+
+
+@pytest.mark.parametrize(
+    ("activity", "reason"),
+    [
+        (act(ActivityType.ACCEPTED, assignee="eva"), "assigned to tom, not eva"),
+        (
+            act(ActivityType.ASSIGNED, assignee="eva", if_assignee="tom", if_unaccepted=True),
+            "tom accepted the ticket meanwhile",
+        ),
+        (
+            act(ActivityType.UNASSIGNED, if_assignee="tom", if_unaccepted=True),
+            "tom accepted the ticket meanwhile",
+        ),
+        (act(ActivityType.UNASSIGNED, if_assignee="eva"), "assignee is tom, not eva"),
+    ],
+)
+def test_accepted_work_is_not_taken_away(activity: TicketActivityData, reason: str) -> None:
+    assigned = apply_activity(ticket(), act(ActivityType.ASSIGNED, assignee="tom"), AT)
+    accepted = apply_activity(assigned, act(ActivityType.ACCEPTED), AT)
+    with pytest.raises(InvalidTransitionError, match=reason):
+        apply_activity(accepted, activity, AT)
+
+
+def test_unassigning_gives_the_ticket_back_and_an_unowned_ticket_cannot_be_accepted() -> None:
+    assigned = apply_activity(ticket(), act(ActivityType.ASSIGNED, assignee="tom"), AT)
+    back = apply_activity(
+        assigned, act(ActivityType.UNASSIGNED, if_assignee="tom", if_unaccepted=True), AT
+    )
+    assert (back.assignee, back.assigned_at, back.accepted_at) == (None, None, None)
+    with pytest.raises(InvalidTransitionError, match="has no assignee"):
+        apply_activity(back, act(ActivityType.ACCEPTED), AT)
