@@ -261,6 +261,7 @@ SNMP_SPOOL_BYTES = Gauge(
 class NoticeKind(StrEnum):
     ACKNOWLEDGEMENT = "acknowledgement"
     UPDATE = "update"
+    ASSIGNMENT = "assignment"
 
 
 class NoticeOutcome(StrEnum):

@@ -88,6 +88,8 @@ class ActivityType(StrEnum):
     REOPENED = "reopened"
     CUSTOMER_REPLIED = "customer_replied"
     REPRIORITIZED = "reprioritized"
+    PARTY_ADDED = "party_added"
+    PARTY_REMOVED = "party_removed"
 
 
 class EventKind(StrEnum):
