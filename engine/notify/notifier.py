@@ -153,7 +153,8 @@ def run_notifier(settings: Settings) -> None:
         lambda: new_producer(bootstrap),
     )
     port = metrics.serve_metrics(settings.notifier_metrics_port, settings.metrics_host)
-    print(f"notifier: acknowledging tickets and sending updates through {settings.notify_relay}; "
+    told = "updates and assignments" if agents is not None else "updates"
+    print(f"notifier: acknowledging tickets and sending {told} through {settings.notify_relay}; "
           f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
     loop.run(StopSignal())
 
