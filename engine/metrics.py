@@ -263,6 +263,7 @@ class NoticeKind(StrEnum):
     ACKNOWLEDGEMENT = "acknowledgement"
     UPDATE = "update"
     ESCALATION = "escalation"
+    ASSIGNMENT = "assignment"
 
 
 class NoticeOutcome(StrEnum):

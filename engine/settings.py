@@ -113,7 +113,8 @@ class Settings(BaseSettings):
 
     agents_file: Path | None = Field(
         default=None,
-        description="Agents directory (YAML) for the tier workers; empty: no tier workers.",
+        description="Agents directory (YAML) for the tier workers and assignment notices; empty: "
+        "neither.",
     )
     escalation_file: Path | None = Field(
         default=None,

@@ -6,9 +6,10 @@ Requests are strict and refuse unknown fields, like every record; the OpenAPI do
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from engine.contract import (
     ActivityType,
@@ -35,6 +36,17 @@ ConversationId = Annotated[str, StringConstraints(pattern=CONVERSATION_ID_PATTER
 TicketId = Annotated[str, StringConstraints(pattern=TICKET_ID)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=320)]
+
+
+def _email_address(value: str) -> str:
+    if not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+", value):
+        raise ValueError("not an e-mail address (name@domain.example, without a display name)")
+    return value
+
+
+EmailAddress = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=320), AfterValidator(_email_address)
+]
 
 
 class ChatMessageIn(Record):
@@ -87,6 +99,9 @@ class ActivityIn(Record):
         default=None, description="reprioritized: the priority a person decided; note: why"
     )
     minutes: int | None = Field(default=None, ge=1, le=100_000, description="time_spent")
+    party: EmailAddress | None = Field(
+        default=None, description="party_added, party_removed: the person's e-mail address"
+    )
     informed_via: Channel | None = Field(default=None, description="customer_informed: how")
 
 

@@ -11,12 +11,12 @@ from pydantic import ValidationError
 
 from engine.cli.commands import (
     cmd_agents,
-    cmd_escalation,
     cmd_api,
     cmd_api_token,
     cmd_broker,
     cmd_classify,
     cmd_entitlements,
+    cmd_escalation,
     cmd_hash_password,
     cmd_mail_parser,
     cmd_notifier,

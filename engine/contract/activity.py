@@ -42,6 +42,9 @@ class TicketActivityData(Record):
         default=None, description="reprioritized: the priority a person decided (reason in note)"
     )
     minutes: int | None = Field(default=None, ge=0, description="time_spent: minutes worked")
+    party: str | None = Field(
+        default=None, description="party_added, party_removed: whose e-mail address"
+    )
     informed_via: Channel | None = Field(default=None, description="customer_informed: how")
     customer_id: str | None = Field(default=None, description="Filled by the processor")
     ticket: TicketState | None = Field(

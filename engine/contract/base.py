@@ -90,6 +90,8 @@ class ActivityType(StrEnum):
     REPRIORITIZED = "reprioritized"
     ACCEPTED = "accepted"
     UNASSIGNED = "unassigned"
+    PARTY_ADDED = "party_added"
+    PARTY_REMOVED = "party_removed"
 
 
 class EventKind(StrEnum):

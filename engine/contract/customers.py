@@ -18,9 +18,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.contract import CustomerProfile, SupportPlan, TimeZoneName
+from engine.contract.addresses import may_receive_mail
 from engine.errors import EngineError, describe_validation
 
-LIST_COLUMNS = ("domains", "addresses", "modules")
+LIST_COLUMNS = ("domains", "addresses", "modules", "contacts")
 
 
 class CustomerDirectoryError(EngineError):
@@ -43,11 +44,23 @@ class Customer(BaseModel):
     calendar: str | None = Field(
         default=None, description="SLA calendar name; None: the calendar of the plan"
     )
+    contacts: tuple[str, ...] = Field(
+        default=(),
+        description="Notification contacts: told of every ticket of the customer (alarms too)",
+    )
 
-    @field_validator("domains", "addresses", "modules")
+    @field_validator("domains", "addresses", "modules", "contacts")
     @classmethod
     def _lowercase(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(item.strip().lower() for item in value if item.strip())
+
+    @field_validator("contacts")
+    @classmethod
+    def _mailable(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [contact for contact in value if not may_receive_mail(contact)]
+        if bad:
+            raise ValueError(f"not an e-mail address a person reads: {', '.join(bad)}")
+        return tuple(dict.fromkeys(value))
 
     def profile(self) -> CustomerProfile:
         return CustomerProfile(

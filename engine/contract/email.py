@@ -33,6 +33,9 @@ class EmailReceivedData(Record):
     rcpt_to: tuple[str, ...] = Field(min_length=1)
     from_address: str
     from_name: str
+    cc: tuple[str, ...] = Field(
+        default=(), description="The addresses in the Cc header, lower-cased, each once"
+    )
     subject: str
     text: str = Field(description="The body as text; HTML-only mail converted to text")
     text_truncated: bool

@@ -99,6 +99,11 @@ class TicketState(Record):
     subject: str
     requester: str
     customer_id: str | None = Field(description="None: the sender is an unknown customer")
+    parties: tuple[str, ...] = Field(
+        default=(),
+        description="The customer's people told of the ticket beside the requester: those "
+        "in Cc of the opening mail, and those added by a party_added activity",
+    )
     opened_at: UtcDatetime
     updated_at: UtcDatetime
     priority: Priority

@@ -1,8 +1,8 @@
-"""``engine notifier``: tells customers their mail became a ticket, and what the desk
-has to tell them since.
+"""``engine notifier``: tells customers their mail or their device's alarm became a ticket,
+and what the desk has to tell them since; tells agents which tickets are theirs.
 
 A downstream consumer (its own consumer group) of the tier topics (acknowledgements) and
-of the ticket activity topic (the desk's updates). Each notice is
+of the ticket activity topic (the desk's updates, assignments). Each notice is
 handed to the configured SMTP relay; a 4xx or an unreachable relay is retried with backoff,
 and the offset is committed only after the relay accepted it (at-least-once; a notice
 replayed after a crash carries the same Message-ID). A 5xx is permanent: the notice is
@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from engine import metrics
 from engine.clock import SystemClock
-from engine.contract import TicketActivity, TicketRouted, parse_record, to_json
+from engine.contract import ActivityType, TicketActivity, TicketRouted, parse_record, to_json
 from engine.contract.customers import CustomerDirectory, load_directory
 from engine.contract.topics import DEAD_LETTERS, TICKET_ACTIVITY, TIER_TOPICS
 from engine.errors import EngineError
@@ -33,9 +33,10 @@ from engine.kafka.loop import BatchHandler, ConsumeLoop
 from engine.kafka.producer import Record, new_producer
 from engine.kafka.retry import Backoff, Draw
 from engine.metrics import NoticeKind, NoticeOutcome
-from engine.notify.notices import Notice, acknowledgement, update
+from engine.notify.notices import Notice, acknowledgement, assignment, update
 from engine.process import StopSignal, configure_logging
 from engine.settings import Settings
+from engine.workers.agents import AgentsDirectory, load_configured
 
 log = logging.getLogger(__name__)
 SOURCE = "engine.notifier"
@@ -83,7 +84,14 @@ def deliver(
     raise AssertionError("unreachable")
 
 
-def notice_for(value: bytes, directory: CustomerDirectory, settings: Settings) -> Notice | None:
+def notice_for(
+    value: bytes,
+    directory: CustomerDirectory,
+    settings: Settings,
+    agents: AgentsDirectory | None = None,
+) -> Notice | None:
+    """The notice a record asks for; None when it asks for none. Without an agents
+    directory (``ENGINE_AGENTS_FILE``) nobody is told of assignments."""
     try:
         record = parse_record(value)
     except ValidationError:
@@ -91,26 +99,36 @@ def notice_for(value: bytes, directory: CustomerDirectory, settings: Settings) -
     if not isinstance(record, TicketRouted | TicketActivity) or record.data.ticket is None:
         return None
     ticket = record.data.ticket
-    customer = ticket.customer or directory.lookup(ticket.requester)
+    sender = settings.notify_from
+    domain = sender.rpartition("@")[2] or "ticketing-engine"
+    if isinstance(record, TicketActivity) and record.data.activity is ActivityType.ASSIGNED:
+        agent = agents.agents.get(ticket.assignee or "") if agents is not None else None
+        return assignment(record, agent, sender, domain) if agent is not None else None
+    found = directory.by_id(ticket.customer_id) if ticket.customer_id else None
+    found = found or directory.lookup(ticket.requester)
+    contacts = found.contacts if found else ()
+    customer = ticket.customer or found
     language = (customer.language if customer else None) or settings.notify_default_language
-    domain = settings.notify_from.rpartition("@")[2] or "ticketing-engine"
     if isinstance(record, TicketRouted):
-        return acknowledgement(record, language, settings.notify_from, domain)
-    return update(record, language, settings.notify_from, domain)
+        return acknowledgement(record, language, sender, domain, contacts)
+    return update(record, language, sender, domain, contacts)
 
 
 class _Notifies(BatchHandler):
     """Each record's notice to the relay; a notice the relay refused for good becomes a
     dead letter, published with the batch."""
 
-    def __init__(self, directory: CustomerDirectory, settings: Settings) -> None:
+    def __init__(
+        self, directory: CustomerDirectory, settings: Settings, agents: AgentsDirectory | None
+    ) -> None:
         self._directory = directory
         self._settings = settings
+        self._agents = agents
 
     def outputs(self, records: Sequence[ConsumerRecord]) -> list[Record]:
         outputs: list[Record] = []
         for record in records:
-            letter = _notify(record.value, self._directory, self._settings)
+            letter = _notify(record.value, self._directory, self._settings, self._agents)
             if letter is not None:
                 outputs.append(letter)
         return outputs
@@ -119,23 +137,37 @@ class _Notifies(BatchHandler):
 def run_notifier(settings: Settings) -> None:
     configure_logging(settings)
     directory = load_directory(settings.customers_file)
+    agents = None
+    if settings.agents_file is not None:
+        agents = load_configured(
+            settings.agents_file, settings.sla_calendars_file, settings.rules_file
+        )
     bootstrap = settings.kafka_bootstrap
     consumer = new_consumer(
         bootstrap, *TIER_TOPICS.values(), TICKET_ACTIVITY, group_id=f"{settings.app_id}-notifier"
     )
     loop = ConsumeLoop(
-        "notifier", consumer, _Notifies(directory, settings), lambda: new_producer(bootstrap)
+        "notifier",
+        consumer,
+        _Notifies(directory, settings, agents),
+        lambda: new_producer(bootstrap),
     )
     port = metrics.serve_metrics(settings.notifier_metrics_port, settings.metrics_host)
-    print(f"notifier: acknowledging tickets and sending updates through {settings.notify_relay}; "
+    told = "updates and assignments" if agents is not None else "updates"
+    print(f"notifier: acknowledging tickets and sending {told} through {settings.notify_relay}; "
           f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
     loop.run(StopSignal())
 
 
-def _notify(value: bytes, directory: CustomerDirectory, settings: Settings) -> Record | None:
+def _notify(
+    value: bytes,
+    directory: CustomerDirectory,
+    settings: Settings,
+    agents: AgentsDirectory | None,
+) -> Record | None:
     """Hand the record's notice (if it asks for one) to the relay; the dead letter to
     publish when the relay refused it for good."""
-    notice = notice_for(value, directory, settings)
+    notice = notice_for(value, directory, settings, agents)
     if notice is None:
         return None
     kind = notice.kind

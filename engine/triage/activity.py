@@ -16,6 +16,7 @@ from engine.contract import (
     TicketStatus,
     Tier,
 )
+from engine.contract.addresses import may_receive_mail, normal_address
 from engine.errors import EngineError
 
 TIER_ORDER: tuple[Tier, ...] = (Tier.L1, Tier.L2, Tier.L3)
@@ -62,6 +63,35 @@ def _require_unaccepted(ticket: TicketState, activity: TicketActivityData) -> No
             ticket.accepted_at is None,
             f"{activity.activity}: {ticket.assignee} accepted the ticket meanwhile",
         )
+
+
+def _party_added(ticket: TicketState, party: str | None) -> tuple[str, ...]:
+    _require(bool(party), "party_added: 'party' (an e-mail address) is required")
+    address = normal_address(party or "")
+    _require(
+        may_receive_mail(address),
+        f"party_added: 'party' {party!r} is not an e-mail address a person reads",
+    )
+    _require(
+        address != normal_address(ticket.requester) and address not in ticket.parties,
+        f"party_added: {address} is a party of ticket {ticket.ticket_id} already",
+    )
+    return (*ticket.parties, address)
+
+
+def _party_removed(ticket: TicketState, party: str | None) -> tuple[str, ...]:
+    _require(bool(party), "party_removed: 'party' (an e-mail address) is required")
+    address = normal_address(party or "")
+    _require(
+        address != normal_address(ticket.requester),
+        f"party_removed: {address} is the requester of ticket {ticket.ticket_id}, who stays",
+    )
+    _require(
+        address in ticket.parties,
+        f"party_removed: {address} is not a party of ticket {ticket.ticket_id} "
+        f"(parties: {', '.join(ticket.parties) or 'none'})",
+    )
+    return tuple(kept for kept in ticket.parties if kept != address)
 
 
 def apply_activity(
@@ -144,6 +174,12 @@ def apply_activity(
             )
             changes.update(_with_status(ticket, TicketStatus.OPEN, at))
             changes["resolved_at"] = None
+        case ActivityType.PARTY_ADDED:
+            _refuse_when_resolved(ticket, kind)
+            changes["parties"] = _party_added(ticket, activity.party)
+        case ActivityType.PARTY_REMOVED:
+            _refuse_when_resolved(ticket, kind)
+            changes["parties"] = _party_removed(ticket, activity.party)
         case ActivityType.CUSTOMER_REPLIED:
             # The customer wrote: contact, not the desk's update. An answer to the desk's
             # question ends the wait; a reply to a resolved ticket reopens it.

@@ -34,6 +34,7 @@ from engine.contract import (
     TicketStatus,
     TrapReceived,
 )
+from engine.contract.addresses import mailable_addresses
 from engine.contract.customers import EMPTY_DIRECTORY, CustomerDirectory
 from engine.entitlements.routing import entitlement_check
 from engine.rules.classify import classify
@@ -108,6 +109,17 @@ def _customer_of(data: EmailReceivedData, customers: CustomerDirectory) -> Custo
     if found is None and data.forwarded is not None:
         found = customers.profile_of(data.forwarded.from_address)
     return found
+
+
+def opening_parties(event: MessageEvent) -> tuple[str, ...]:
+    """Who besides the requester a new ticket tells: the people in Cc of the opening mail,
+    never the engine's own addresses (the mail's recipients), the requester or a mail
+    system."""
+    match event:
+        case EmailReceived(data=data):
+            return mailable_addresses(data.cc, excluding=(*data.rcpt_to, data.from_address))
+        case TrapReceived() | ChatMessageReceived() | PhoneCallLogged():
+            return ()
 
 
 def suppression_reason(event: IncomingTicketEvent) -> str | None:
@@ -222,6 +234,7 @@ def _triage_message(
         requester=previous.requester if previous else message.sender,
         customer_id=customer.customer_id if customer else None,
         customer=customer,
+        parties=previous.parties if previous else opening_parties(event),
         assignee=previous.assignee if previous else None,
         priority_since=priority_since,
         status_since=previous.status_since if previous else event.occurred_at,

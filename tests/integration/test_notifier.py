@@ -1,6 +1,8 @@
 """The customer hears back: a support mail through the running engine, acknowledged through
 a real SMTP relay on loopback; the customer's reply to it joins the same ticket as
-contact; and the update an agent records reaches the customer by mail."""
+contact; and the update an agent records reaches the customer by mail. Every party is told:
+the people in Cc of the opening mail get the updates, a device's alarm is acknowledged to
+the customer's notification contacts, and the agent a ticket is assigned to is mailed."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import asyncio
 import email
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -26,25 +28,40 @@ from engine.contract import (
     to_json,
 )
 from engine.contract.topics import TICKET_ACTIVITY, TICKET_EVENTS, TICKET_STATE, TIER_TOPICS, named
+from engine.workers.agents import load_agents
 from tests.integration.harness import (
+    PROJECT_ROOT,
     EngineProcess,
     TopicReader,
     engine_env,
     free_port,
+    port_open,
     send_mail,
     support_mail,
     wait_until,
 )
+from tests.integration.snmp_peers import LINK_DOWN, NetSnmp, link_varbinds
+
+COMMUNITY = "parties-community"
+DEVICE = "pbx-parties-1"
+ACME_CONTACTS = ["noc@acme.example", "ti.guardia@acme.example"]  # deploy/customers.example.yaml
 
 
 class RecordingRelay:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.envelope_recipients: list[list[str]] = []
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         self.messages.append(email.message_from_bytes(raw, policy=policy.default))
+        self.envelope_recipients.append(list(envelope.rcpt_tos))
         return "250 OK"
+
+    def first(self, condition: Callable[[EmailMessage, list[str]], bool]) -> EmailMessage | None:
+        """The first message received so far that meets ``condition`` (message, RCPT TO)."""
+        deliveries = zip(list(self.messages), list(self.envelope_recipients), strict=False)
+        return next((m for m, to in deliveries if condition(m, to)), None)
 
 
 @pytest.fixture
@@ -135,6 +152,86 @@ def test_a_new_ticket_is_acknowledged_and_a_reply_to_the_notice_joins_it(
         reader.close()
         states.close()
         activity.close()
+        engine.stop()
+
+
+def test_every_party_is_told_cc_on_updates_contacts_of_an_alarm_and_the_assigned_agent(
+    topics: str, topic_prefix: str, tmp_path: Path, relay: tuple[RecordingRelay, int]
+) -> None:
+    handler, relay_port = relay
+    agents = tmp_path / "agents.yaml"  # around the clock: assigned whatever the day
+    agents.write_text(
+        (PROJECT_ROOT / "deploy" / "agents.example.yaml")
+        .read_text()
+        .replace("calendar: business", "calendar: 24x7")
+    )
+    devices = tmp_path / "devices.yaml"
+    devices.write_text(f"devices:\n  - {{address: 127.0.0.1, name: {DEVICE}, customer: acme}}\n")
+    env = engine_env(tmp_path / "state", topics, topic_prefix,
+        ENGINE_NOTIFY_RELAY=f"127.0.0.1:{relay_port}",
+        ENGINE_NOTIFIER_METRICS_PORT=str(free_port()),
+        ENGINE_CUSTOMERS_FILE=str(PROJECT_ROOT / "deploy" / "customers.example.yaml"),
+        ENGINE_AGENTS_FILE=str(agents),
+        ENGINE_SNMP_COMMUNITIES=COMMUNITY,
+        ENGINE_SNMP_DEVICES_FILE=str(devices),
+    )  # fmt: skip
+    engine = EngineProcess(env, tmp_path / "engine.log")
+    engine.start("--bootstrap-servers", topics)
+    activity = TopicReader(topics, named(TICKET_ACTIVITY, topic_prefix))
+    states = TopicReader(topics, named(TICKET_STATE, topic_prefix))
+    try:
+        sender = f"gerente-{uuid.uuid4().hex[:8]}@acme.example"
+        colleague = f"luis-{uuid.uuid4().hex[:8]}@acme.example"
+        mail = support_mail(
+            "Urgente", "La central está caída, no hay llamadas", unique_id(), sender
+        )
+        mail["Cc"] = (
+            f"Luis <{colleague.upper()}>, soporte@support.example.com, postmaster@acme.example"
+        )
+        code, reply = send_mail(engine.smtp_port, mail)
+        assert code == 250, reply
+        ticket = reply.decode().rsplit(" ", 1)[-1]
+        states.wait_for(lambda key, value: key == ticket)  # the update needs its ticket
+
+        produce_activity(
+            topics, ticket, "Cambiamos la fuente; la central ya responde.", topic_prefix
+        )
+        news = wait_until(
+            lambda: handler.first(lambda m, _: m["Subject"].startswith(f"[#{ticket}] Avance")),
+            60, "the agent's update at the relay", on_timeout=engine.log,
+        )  # fmt: skip
+        assert news["To"] == sender
+        assert news["Cc"] == ", ".join([colleague, *ACME_CONTACTS])
+        recipients = handler.envelope_recipients[handler.messages.index(news)]
+        assert sorted(recipients) == sorted([sender, colleague, *ACME_CONTACTS])
+
+        assigned = activity.wait_for(
+            lambda key, value: key == ticket and value["data"]["activity"] == "assigned"
+        )["data"]
+        agent_address = load_agents(agents).agents[assigned["assignee"]].email
+        notice = wait_until(
+            lambda: handler.first(
+                lambda m, to: to == [agent_address] and m["X-Ticket-Id"] == ticket
+            ),
+            60, f"the assignment notice to {agent_address}", on_timeout=engine.log,
+        )  # fmt: skip
+        assert f"Ticket {ticket}" in notice["Subject"] and "(P1, L3)" in notice["Subject"]
+        assert "ACME Cobranza" in notice.get_content()
+
+        snmp_metrics = int(env["ENGINE_SNMP_METRICS_PORT"])
+        wait_until(lambda: port_open(snmp_metrics), 60, "the SNMP receiver", on_timeout=engine.log)
+        NetSnmp(int(env["ENGINE_SNMP_PORT"]), tmp_path / "net-snmp").trap_v2c(
+            COMMUNITY, LINK_DOWN, *link_varbinds(7, up=False)
+        )
+        alarm = wait_until(
+            lambda: handler.first(lambda m, _: f"alarma en {DEVICE}" in m["Subject"]),
+            60, "the alarm's acknowledgement to acme's contacts", on_timeout=engine.log,
+        )  # fmt: skip
+        assert alarm["To"] == ", ".join(ACME_CONTACTS) and alarm["Cc"] is None
+        assert f"en el equipo {DEVICE}" in alarm.get_content()
+    finally:
+        activity.close()
+        states.close()
         engine.stop()
 
 

@@ -32,6 +32,7 @@ from engine.ingest.mail.identity import (
 )
 
 MAX_TEXT_CHARS = 200_000
+MAX_CC = 50  # a ticket's parties are people, not a mailing list
 AUTOMATION_HEADERS = (
     "auto-submitted", "precedence", "x-autoreply", "x-autorespond",
     "x-auto-response-suppress", "list-id",
@@ -115,6 +116,18 @@ def _sender(message: EmailMessage) -> tuple[str, str]:
         return "", raw
     name, address = pairs[0] if pairs else ("", "")
     return address.strip().lower(), name.strip()
+
+
+def _cc(message: EmailMessage) -> tuple[str, ...]:
+    """The addresses in the Cc header, lower-cased, each once (at most ``MAX_CC``); a name
+    without an address is left out."""
+    raw = _header(message, "Cc")
+    try:
+        pairs = getaddresses([raw]) if raw else []
+    except (IndexError, ValueError):
+        return ()
+    found = dict.fromkeys(address.strip().lower() for _, address in pairs if "@" in address)
+    return tuple(found)[:MAX_CC]
 
 
 def _date(message: EmailMessage) -> datetime | None:
@@ -361,6 +374,7 @@ def parse_email(
             rcpt_to=rcpt_to,
             from_address=from_address,
             from_name=from_name,
+            cc=_cc(message),
             subject=subject,
             text=text[:MAX_TEXT_CHARS],
             text_truncated=len(text) > MAX_TEXT_CHARS,

@@ -124,6 +124,31 @@ def test_activity_is_checked_against_the_view() -> None:
     with_api(check)
 
 
+def test_parties_are_added_by_activity_and_a_bad_one_is_named() -> None:
+    async def check(api: Api) -> None:
+        path = "/tickets/T-AAAAAAAAAAAAA/activity"
+        api.view.apply(updated(ticket()))
+        add = {"activity_id": "p1", "activity": "party_added", "actor": "luis",
+               "party": "Eva <eva@acme.example>"}  # fmt: skip
+        status, body, _ = await api.call("POST", path, "agent", json=add)
+        assert status == 422 and [p["path"] for p in body["problems"]] == ["party"]
+        assert "not an e-mail address" in body["error"]
+
+        missing = {"activity_id": "p2", "activity": "party_removed", "actor": "luis",
+                   "party": "eva@acme.example"}  # fmt: skip
+        status, body, _ = await api.call("POST", path, "agent", json=missing)
+        assert status == 409 and "eva@acme.example is not a party" in body["error"]
+
+        status, body, _ = await api.call(
+            "POST", path, "agent", json={**add, "party": "eva@acme.example"}
+        )
+        assert status == 202, body
+        event = parse_incoming(api.publisher.sent[0][2])
+        assert event.kind is EventKind.TICKET_ACTIVITY and event.data.party == "eva@acme.example"
+
+    with_api(check)
+
+
 def test_queries_filter_by_every_index() -> None:
     async def check(api: Api) -> None:
         api.view.apply(updated(ticket("T-AAAAAAAAAAAAA")))

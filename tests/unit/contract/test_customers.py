@@ -34,8 +34,9 @@ def test_a_profile_carries_what_rules_and_clocks_need() -> None:
 def test_csv_directories_split_lists_on_semicolons(tmp_path: Path) -> None:
     path = tmp_path / "customers.csv"
     path.write_text(
-        "id,name,domains,modules,plan,timezone\n"
-        "initech,Initech,initech.example;initrode.example,callcenter;reports,24x7,Europe/Madrid\n",
+        "id,name,domains,modules,plan,timezone,contacts\n"
+        "initech,Initech,initech.example;initrode.example,callcenter;reports,24x7,Europe/Madrid,"
+        "NOC@initech.example; it@initech.example\n",
         encoding="utf-8",
     )
 
@@ -44,6 +45,7 @@ def test_csv_directories_split_lists_on_semicolons(tmp_path: Path) -> None:
     assert customer is not None
     assert customer.modules == ("callcenter", "reports")
     assert customer.plan is SupportPlan.ALWAYS
+    assert customer.contacts == ("noc@initech.example", "it@initech.example")
 
 
 @pytest.mark.parametrize(
@@ -55,6 +57,9 @@ def test_csv_directories_split_lists_on_semicolons(tmp_path: Path) -> None:
         ("customers:\n  - {id: a, domains: [x.example]}\n  - {id: b, domains: [x.example]}",
          "x.example is claimed by both a and b"),
         ("clients: []", "expected 'customers:' with a list"),
+        ("customers:\n  - {id: a, contacts: [noc@a.example, postmaster@a.example, noc]}",
+         "customers[0]: contacts: Value error, not an e-mail address a person reads: "
+         "postmaster@a.example, noc"),
     ],
 )  # fmt: skip
 def test_a_bad_directory_is_refused_naming_the_entry(

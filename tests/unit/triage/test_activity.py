@@ -163,3 +163,56 @@ def test_unassigning_gives_the_ticket_back_and_an_unowned_ticket_cannot_be_accep
     assert (back.assignee, back.assigned_at, back.accepted_at) == (None, None, None)
     with pytest.raises(InvalidTransitionError, match="has no assignee"):
         apply_activity(back, act(ActivityType.ACCEPTED), AT)
+
+
+LUIS, EVA = "luis@acme.example", "eva@acme.example"
+
+
+def with_parties(*parties: str, status: TicketStatus = TicketStatus.OPEN) -> TicketState:
+    return ticket(status).model_copy(update={"parties": parties})
+
+
+@pytest.mark.parametrize(
+    ("before", "activity", "parties"),
+    [
+        (ticket(), act(ActivityType.PARTY_ADDED, party="luis@acme.example"),
+         ("luis@acme.example",)),
+        (with_parties(LUIS), act(ActivityType.PARTY_ADDED, party=" Eva@Acme.example"),
+         (LUIS, EVA)),
+        (with_parties("luis@acme.example", "eva@acme.example"),
+         act(ActivityType.PARTY_REMOVED, party="LUIS@acme.example"), ("eva@acme.example",)),
+    ],
+)  # fmt: skip
+def test_parties_are_added_and_removed_by_address_whatever_its_case(
+    before: TicketState, activity: TicketActivityData, parties: tuple[str, ...]
+) -> None:
+    assert apply_activity(before, activity, AT).parties == parties
+
+
+@pytest.mark.parametrize(
+    ("before", "activity", "reason"),
+    [
+        (ticket(), act(ActivityType.PARTY_ADDED), "party_added: 'party' .* is required"),
+        (ticket(), act(ActivityType.PARTY_ADDED, party="luis"),
+         "'party' 'luis' is not an e-mail address a person reads"),
+        (ticket(), act(ActivityType.PARTY_ADDED, party="postmaster@acme.example"),
+         "is not an e-mail address a person reads"),
+        (ticket(), act(ActivityType.PARTY_ADDED, party="C@acme.example"),
+         "c@acme.example is a party of ticket T-AAAAAAAAAAAAA already"),
+        (with_parties(LUIS), act(ActivityType.PARTY_ADDED, party=LUIS), "already"),
+        (with_parties(status=TicketStatus.RESOLVED),
+         act(ActivityType.PARTY_ADDED, party="luis@acme.example"), "is resolved"),
+        (with_parties(LUIS), act(ActivityType.PARTY_REMOVED, party=EVA),
+         r"eva@acme.example is not a party of ticket T-AAAAAAAAAAAAA \(parties: luis@acme"),
+        (ticket(), act(ActivityType.PARTY_REMOVED, party="c@acme.example"),
+         "c@acme.example is the requester of ticket T-AAAAAAAAAAAAA, who stays"),
+        (ticket(), act(ActivityType.PARTY_REMOVED), "party_removed: 'party' .* is required"),
+        (with_parties("luis@acme.example", status=TicketStatus.RESOLVED),
+         act(ActivityType.PARTY_REMOVED, party="luis@acme.example"), "is resolved"),
+    ],
+)  # fmt: skip
+def test_a_party_change_that_cannot_be_is_refused_saying_why(
+    before: TicketState, activity: TicketActivityData, reason: str
+) -> None:
+    with pytest.raises(InvalidTransitionError, match=reason):
+        apply_activity(before, activity, AT)

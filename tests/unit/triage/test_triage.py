@@ -255,3 +255,39 @@ def test_a_follow_up_from_an_unknown_sender_keeps_the_tickets_customer() -> None
 
     assert first.customer_id == "acme"
     assert (follow_up.customer_id, follow_up.customer) == ("acme", first.customer)
+
+
+def copied(event: EmailReceived, *cc: str) -> EmailReceived:
+    return event.model_copy(update={"data": event.data.model_copy(update={"cc": cc})})
+
+
+def test_the_people_in_cc_of_the_opening_mail_become_the_tickets_parties() -> None:
+    opening = copied(
+        mail("la central está caída", "m1@acme"),
+        "luis@acme.example", "soporte@support.example.com", "c@acme.example",
+        "postmaster@acme.example", "eva@globex.example",
+    )  # fmt: skip
+
+    ticket = opened(triage(None, opening, RULES, T0))
+
+    assert ticket.parties == ("luis@acme.example", "eva@globex.example")
+
+
+def test_a_follow_up_keeps_the_parties_and_an_activity_changes_them() -> None:
+    first = opened(
+        triage(None, copied(mail("sin tono", "m1@acme"), "luis@acme.example"), RULES, T0)
+    )
+    follow_up = copied(mail("sigue igual", "m2@acme"), "otro@acme.example")
+    kept = opened(triage(first, follow_up, RULES, T0))
+    assert kept.parties == ("luis@acme.example",)
+
+    added = opened(
+        triage(kept, activity(ActivityType.PARTY_ADDED, party="eva@acme.example"), RULES, T0)
+    )
+    removed = triage(
+        added, activity(ActivityType.PARTY_REMOVED, party="luis@acme.example"), RULES, T0
+    )
+
+    assert added.parties == ("luis@acme.example", "eva@acme.example")
+    assert opened(removed).parties == ("eva@acme.example",)
+    assert removed.activity is not None and removed.activity.ticket == removed.ticket

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from email.message import EmailMessage, MIMEPart
 
@@ -297,3 +298,28 @@ def test_raw_eight_bit_bytes_in_a_subject_are_decoded_not_kept_as_surrogates() -
 
     assert event.data.subject == "Extensión 3 sin tono"
     assert to_json(event)
+
+
+def test_the_cc_header_gives_each_address_once_in_lower_case() -> None:
+    message = EmailMessage()
+    message["From"] = "it@cliente.mx"
+    message["To"] = "soporte@support.example.com"
+    message["Cc"] = (
+        '"Ruiz, Ana" <Ana@Cliente.MX>, =?utf-8?q?Jos=C3=A9?= <jose@cliente.mx>, '
+        "equipo: luis@cliente.mx, ana@cliente.mx;, sin-direccion"
+    )
+    message["Subject"] = "Central caída"
+    message.set_content("No hay llamadas.")
+
+    data = parse(message.as_bytes()).data
+
+    assert data.cc == ("ana@cliente.mx", "jose@cliente.mx", "luis@cliente.mx")
+
+
+def test_a_mail_without_cc_and_an_old_record_without_the_field_have_none() -> None:
+    data = parse(plain_mail("Central caída", "No hay llamadas.")).data
+    old = data.model_dump(mode="json")
+    del old["cc"]
+
+    assert data.cc == ()
+    assert type(data).model_validate_json(json.dumps(old)).cc == ()
