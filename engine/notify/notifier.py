@@ -1,10 +1,11 @@
 """``engine notifier``: tells customers their mail or their device's alarm became a ticket,
-and what the desk has to tell them since; tells agents which tickets are theirs.
+and what the desk has to tell them since; tells agents which tickets are theirs, and the
+desk's people what the escalation matrix says they must know.
 
-A downstream consumer (its own consumer group) of the tier topics (acknowledgements) and
-of the ticket activity topic (the desk's updates, assignments). Each notice is
-handed to the configured SMTP relay; a 4xx or an unreachable relay is retried with backoff,
-and the offset is committed only after the relay accepted it (at-least-once; a notice
+A downstream consumer (its own consumer group) of the tier topics (acknowledgements), of
+the ticket activity topic (the desk's updates, assignments) and of the escalations topic.
+Each notice is handed to the configured SMTP relay; a 4xx or an unreachable relay is
+retried with backoff, and the offset is committed only after the relay accepted it (at-least-once; a notice
 replayed after a crash carries the same Message-ID). A 5xx is permanent: the notice is
 kept on the dead-letter topic with the relay's answer, and the batch's offsets are
 committed once Kafka acknowledged its dead letters (``engine.kafka.loop``).
@@ -23,9 +24,16 @@ from pydantic import ValidationError
 
 from engine import metrics
 from engine.clock import SystemClock
-from engine.contract import ActivityType, TicketActivity, TicketRouted, parse_record, to_json
+from engine.contract import (
+    ActivityType,
+    EscalationNotified,
+    TicketActivity,
+    TicketRouted,
+    parse_record,
+    to_json,
+)
 from engine.contract.customers import CustomerDirectory, load_directory
-from engine.contract.topics import DEAD_LETTERS, TICKET_ACTIVITY, TIER_TOPICS
+from engine.contract.topics import DEAD_LETTERS, ESCALATIONS, TICKET_ACTIVITY, TIER_TOPICS
 from engine.errors import EngineError
 from engine.kafka.consumer import new_consumer
 from engine.kafka.deadletter import dead_letter
@@ -33,6 +41,7 @@ from engine.kafka.loop import BatchHandler, ConsumeLoop
 from engine.kafka.producer import Record, new_producer
 from engine.kafka.retry import Backoff, Draw
 from engine.metrics import NoticeKind, NoticeOutcome
+from engine.notify.escalations import escalation_notice
 from engine.notify.notices import Notice, acknowledgement, assignment, update
 from engine.process import StopSignal, configure_logging
 from engine.settings import Settings
@@ -96,11 +105,13 @@ def notice_for(
         record = parse_record(value)
     except ValidationError:
         return None  # not ours to judge: the topic's producer validates what it writes
+    sender = settings.notify_from
+    domain = sender.rpartition("@")[2] or "ticketing-engine"
+    if isinstance(record, EscalationNotified):
+        return escalation_notice(record, sender, domain)
     if not isinstance(record, TicketRouted | TicketActivity) or record.data.ticket is None:
         return None
     ticket = record.data.ticket
-    sender = settings.notify_from
-    domain = sender.rpartition("@")[2] or "ticketing-engine"
     if isinstance(record, TicketActivity) and record.data.activity is ActivityType.ASSIGNED:
         agent = agents.agents.get(ticket.assignee or "") if agents is not None else None
         return assignment(record, agent, sender, domain) if agent is not None else None
@@ -144,7 +155,11 @@ def run_notifier(settings: Settings) -> None:
         )
     bootstrap = settings.kafka_bootstrap
     consumer = new_consumer(
-        bootstrap, *TIER_TOPICS.values(), TICKET_ACTIVITY, group_id=f"{settings.app_id}-notifier"
+        bootstrap,
+        *TIER_TOPICS.values(),
+        TICKET_ACTIVITY,
+        ESCALATIONS,
+        group_id=f"{settings.app_id}-notifier",
     )
     loop = ConsumeLoop(
         "notifier",
@@ -153,7 +168,7 @@ def run_notifier(settings: Settings) -> None:
         lambda: new_producer(bootstrap),
     )
     port = metrics.serve_metrics(settings.notifier_metrics_port, settings.metrics_host)
-    told = "updates and assignments" if agents is not None else "updates"
+    told = "updates, assignments and escalations" if agents is not None else "updates"
     print(f"notifier: acknowledging tickets and sending {told} through {settings.notify_relay}; "
           f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
     loop.run(StopSignal())

@@ -14,7 +14,7 @@ from engine.contract import (
     Tier,
 )
 from engine.workers.agents import parse_agents
-from engine.workers.desk import PENDING_FOR, Desk
+from engine.workers.desk import PENDING_FOR, Assignment, Desk
 
 # A Monday, 10:00 in Mexico City: everyone is in their working hours.
 MONDAY = datetime(2026, 12, 7, 16, 0, tzinfo=UTC)
@@ -88,6 +88,7 @@ def test_nobody_able_means_the_ticket_waits_visibly_and_is_taken_when_someone_ca
     assert d.oldest_waiting(Tier.L3) == MONDAY
     d.apply_presence("eva", Presence.AVAILABLE)
     [assignment] = d.decide(MONDAY + timedelta(minutes=5))
+    assert isinstance(assignment, Assignment)
     assert assignment.agent_id == "eva" and assignment.waited == timedelta(minutes=5)
     assert d.waiting() == {}
 
