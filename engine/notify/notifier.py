@@ -5,8 +5,8 @@ desk's people what the escalation matrix says they must know.
 A downstream consumer (its own consumer group) of the tier topics (acknowledgements), of
 the ticket activity topic (the desk's updates, assignments) and of the escalations topic.
 Each notice is handed to the configured SMTP relay; a 4xx or an unreachable relay is
-retried with backoff, and the offset is committed only after the relay accepted it (at-
-least-once; a notice replayed after a crash carries the same Message-ID). A 5xx is
+retried with backoff, and the offset is committed only after the relay accepted it
+(at-least-once; a notice replayed after a crash carries the same Message-ID). A 5xx is
 permanent: the notice is kept on the dead-letter topic with the relay's answer, and the
 batch's offsets are committed once Kafka acknowledged its dead letters
 (``engine.kafka.loop``).
