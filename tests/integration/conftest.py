@@ -23,6 +23,7 @@ from tests.integration.harness import (
     local_broker_settings,
     started_broker,
 )
+from tests.integration.mail_relay import relay  # noqa: F401  (a fixture of every module)
 
 
 @pytest.fixture(scope="session")

@@ -6,17 +6,8 @@ the customer's notification contacts, and the agent a ticket is assigned to is m
 
 from __future__ import annotations
 
-import asyncio
-import email
-import threading
 import uuid
-from collections.abc import Callable, Iterator
-from email import policy
-from email.message import EmailMessage
 from pathlib import Path
-
-import pytest
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from engine.clock import SystemClock
 from engine.contract import (
@@ -40,46 +31,12 @@ from tests.integration.harness import (
     support_mail,
     wait_until,
 )
+from tests.integration.mail_relay import RecordingRelay
 from tests.integration.snmp_peers import LINK_DOWN, NetSnmp, link_varbinds
 
 COMMUNITY = "parties-community"
 DEVICE = "pbx-parties-1"
 ACME_CONTACTS = ["noc@acme.example", "ti.guardia@acme.example"]  # deploy/customers.example.yaml
-
-
-class RecordingRelay:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.envelope_recipients: list[list[str]] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.original_content or b""
-        self.messages.append(email.message_from_bytes(raw, policy=policy.default))
-        self.envelope_recipients.append(list(envelope.rcpt_tos))
-        return "250 OK"
-
-    def first(self, condition: Callable[[EmailMessage, list[str]], bool]) -> EmailMessage | None:
-        """The first message received so far that meets ``condition`` (message, RCPT TO)."""
-        deliveries = zip(list(self.messages), list(self.envelope_recipients), strict=False)
-        return next((m for m, to in deliveries if condition(m, to)), None)
-
-
-@pytest.fixture
-def relay() -> Iterator[tuple[RecordingRelay, int]]:
-    handler = RecordingRelay()
-    loop = asyncio.new_event_loop()
-    port = free_port()
-    server = loop.run_until_complete(
-        loop.create_server(lambda: SMTP(handler, loop=loop), "127.0.0.1", port)
-    )
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield handler, port
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
-    server.close()
-    loop.run_until_complete(server.wait_closed())
-    loop.close()
 
 
 def test_a_new_ticket_is_acknowledged_and_a_reply_to_the_notice_joins_it(
