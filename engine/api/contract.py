@@ -20,6 +20,7 @@ from engine.contract import (
     Record,
     SpecialRoute,
     Standing,
+    ThirdPartyWait,
     TicketState,
     TicketStatus,
     Tier,
@@ -103,6 +104,11 @@ class ActivityIn(Record):
         default=None, description="party_added, party_removed: the person's e-mail address"
     )
     informed_via: Channel | None = Field(default=None, description="customer_informed: how")
+    waiting_on: ThirdPartyWait | None = Field(
+        default=None,
+        description="waiting_on_third_party: what the ticket waits on (an upstream fix, a "
+        "vendor, an RMA, other) and the third party's reference",
+    )
 
 
 class Accepted(Record):
@@ -233,6 +239,9 @@ class TierQueueOut(Record):
     waiting: dict[Priority, int] = Field(description="Open tickets nobody has, by priority")
     oldest_waiting_seconds: float = Field(description="0 when nothing waits")
     assigned: int
+    waiting_on_third_party: int = Field(
+        description="Open tickets of the tier waiting on an upstream fix, a vendor or an RMA"
+    )
     agents: tuple[AgentLoad, ...]
 
 
@@ -243,5 +252,6 @@ class Queues(Record):
 class AgentQueue(Record):
     agent: AgentLoad
     tickets: tuple[TicketState, ...] = Field(
-        description="Their open tickets, P1 first, oldest first"
+        description="Their open tickets, P1 first, oldest first, each with its status and "
+        "what it waits on"
     )

@@ -107,6 +107,7 @@ async def get_queues(request: web.Request) -> web.Response:
                 waiting=queue.waiting,
                 oldest_waiting_seconds=queue.oldest_waiting_seconds,
                 assigned=queue.assigned,
+                waiting_on_third_party=queue.waiting_on_third_party,
                 agents=tuple(_load(desk, agent_id) for agent_id in queue.agent_ids),
             )
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from engine.contract.base import ActivityType, Channel, Presence, Priority, Record, Tier
-from engine.contract.ticket import TicketState
+from engine.contract.ticket import ThirdPartyWait, TicketState
 
 
 class TicketActivityData(Record):
@@ -44,6 +44,9 @@ class TicketActivityData(Record):
     minutes: int | None = Field(default=None, ge=0, description="time_spent: minutes worked")
     party: str | None = Field(
         default=None, description="party_added, party_removed: whose e-mail address"
+    )
+    waiting_on: ThirdPartyWait | None = Field(
+        default=None, description="waiting_on_third_party: what the ticket waits on"
     )
     informed_via: Channel | None = Field(default=None, description="customer_informed: how")
     customer_id: str | None = Field(default=None, description="Filled by the processor")

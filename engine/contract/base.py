@@ -74,6 +74,7 @@ class Channel(StrEnum):
 class TicketStatus(StrEnum):
     OPEN = "open"
     WAITING_ON_CUSTOMER = "waiting_on_customer"
+    WAITING_ON_THIRD_PARTY = "waiting_on_third_party"
     RESOLVED = "resolved"
 
 
@@ -92,6 +93,18 @@ class ActivityType(StrEnum):
     UNASSIGNED = "unassigned"
     PARTY_ADDED = "party_added"
     PARTY_REMOVED = "party_removed"
+    WAITING_ON_THIRD_PARTY = "waiting_on_third_party"
+    THIRD_PARTY_ANSWERED = "third_party_answered"
+
+
+class ThirdPartyWaitKind(StrEnum):
+    """What a ticket waits on outside the desk (DOMAIN.md ROUTE-UPSTREAM, ROUTE-VENDOR,
+    ROUTE-RMA)."""
+
+    UPSTREAM_FIX = "upstream_fix"
+    VENDOR = "vendor"
+    RMA = "rma"
+    OTHER = "other"
 
 
 class EventKind(StrEnum):

@@ -10,6 +10,7 @@ from engine.contract.base import (
     Record,
     SpecialRoute,
     SupportPlan,
+    ThirdPartyWaitKind,
     TicketStatus,
     Tier,
     UtcDatetime,
@@ -92,6 +93,20 @@ class RouteDecision(Record):
     ruleset_version: str
 
 
+class ThirdPartyWait(Record):
+    """What a ticket waiting on a third party waits on, and how that party knows it."""
+
+    kind: ThirdPartyWaitKind
+    reference: str = Field(
+        min_length=1,
+        max_length=200,
+        description="The third party's own reference: a bug id, a vendor's case, an RMA number",
+    )
+
+    def __str__(self) -> str:
+        return f"{self.kind.value} {self.reference}"
+
+
 class TicketState(Record):
     ticket_id: str
     status: TicketStatus
@@ -125,6 +140,9 @@ class TicketState(Record):
     )
     status_since: UtcDatetime | None = Field(
         default=None, description="When the current status was entered"
+    )
+    waiting_on: ThirdPartyWait | None = Field(
+        default=None, description="waiting_on_third_party: what the ticket waits on"
     )
     informed_count: int = Field(default=0, ge=0, description="customer_informed activities so far")
     last_informed_at: UtcDatetime | None = Field(

@@ -7,6 +7,7 @@ from datetime import datetime
 from engine.contract import SlaFacts, SupportPlan, TicketState, TicketStatus
 from engine.contract.customers import CustomerDirectory
 from engine.sla.calendars import DEFAULT_ZONE
+from engine.sla.obligations import ALWAYS_OWES_UPDATES
 
 
 def restarts(
@@ -15,10 +16,11 @@ def restarts(
     """When the ticket's obligation last restarted after a time without one (if it did),
     and how many times it was re-armed without an update (restarts, priority changes).
 
-    ``previous`` is what the SLA worker holds for the ticket. A ticket open again after
-    being resolved, or after a paused wait, restarts its cadence; one whose obligation ran
-    while it waited (no pause) keeps it: the customer's reply that ended the wait is
-    contact, not an update to the customer."""
+    ``previous`` is what the SLA worker holds for the ticket. A ticket whose obligation
+    comes back after a time without one (open again after its resolution; open again, or
+    waiting on a third party, after a paused wait on the customer) restarts its cadence;
+    one whose obligation ran through a wait (on the customer without a pause, on a third
+    party always) keeps it: what ended the wait is not an update to the customer."""
     if previous is None:
         reopened = ticket.status is TicketStatus.OPEN and (
             ticket.status_since is not None and ticket.status_since > ticket.opened_at
@@ -30,7 +32,7 @@ def restarts(
     was_disarmed = previous.status is TicketStatus.RESOLVED or (
         previous.status is TicketStatus.WAITING_ON_CUSTOMER and pause_while_waiting
     )
-    if ticket.status is TicketStatus.OPEN and was_disarmed:
+    if ticket.status in ALWAYS_OWES_UPDATES and was_disarmed:
         resumed, rearmings = ticket.status_since, rearmings + 1
     return resumed, rearmings
 

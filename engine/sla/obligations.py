@@ -15,7 +15,8 @@ One pure function decides it, for the timers and for ``engine sla schedule`` ali
   holiday), the count starts at the next opening: P1 is due two hours after it, P2/P3 at
   that day's close, P4 a week of open hours later.
 - Resolved: no obligation. Waiting on the customer: none while ``pause_while_waiting``,
-  else the clock runs on.
+  else the clock runs on. Waiting on a third party (an upstream fix, a vendor, an RMA):
+  the clock always runs on; the customer is owed news of the wait at the cadence.
 - Instance ``n`` counts the armings: 1 at opening, plus one for each update given, each
   priority change and each restart, never more than the ticket's event count (a ticket
   reopened after its row was deleted starts there: ``facts.counted_rearmings``), so the
@@ -33,6 +34,9 @@ from engine.contract import Priority, SlaFacts, TicketStatus
 from engine.sla.calendars import ZonedCalendar
 
 P1_EVERY = timedelta(hours=2)
+# The statuses whose update obligation runs whatever the policy: a ticket waiting on a
+# vendor, an upstream fix or an RMA still owes the customer news at the cadence.
+ALWAYS_OWES_UPDATES = frozenset({TicketStatus.OPEN, TicketStatus.WAITING_ON_THIRD_PARTY})
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ def _armed(facts: SlaFacts, policy: SlaPolicy) -> _Arming | None:
     if facts.last_informed_at is not None:
         update = f"customer informed (update {facts.informed_count})"
         candidates.append(_Arming(facts.last_informed_at, update, informed=True))
-    if facts.status is TicketStatus.OPEN and facts.resumed_at is not None:
+    if facts.status in ALWAYS_OWES_UPDATES and facts.resumed_at is not None:
         candidates.append(_Arming(facts.resumed_at, "ticket open again"))
     candidates.append(_Arming(facts.opened_at, "ticket opened"))
     if facts.priority_since is not None:

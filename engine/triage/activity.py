@@ -43,9 +43,10 @@ def _refuse_when_resolved(ticket: TicketState, activity: ActivityType) -> None:
 
 
 def _with_status(ticket: TicketState, status: TicketStatus, at: datetime) -> dict[str, object]:
+    """The changes of entering ``status``; what the ticket waited on ends with its wait."""
     if ticket.status is status:
         return {}
-    return {"status": status, "status_since": at}
+    return {"status": status, "status_since": at, "waiting_on": None}
 
 
 def _require_expected_assignee(ticket: TicketState, activity: TicketActivityData) -> None:
@@ -156,7 +157,30 @@ def apply_activity(
                 ticket.status is not TicketStatus.WAITING_ON_CUSTOMER,
                 "waiting_on_customer: the ticket already waits on the customer",
             )
+            _require(
+                ticket.status is not TicketStatus.WAITING_ON_THIRD_PARTY,
+                f"waiting_on_customer: the ticket waits on a third party ({ticket.waiting_on}); "
+                "record 'third_party_answered' first",
+            )
             changes.update(_with_status(ticket, TicketStatus.WAITING_ON_CUSTOMER, at))
+        case ActivityType.WAITING_ON_THIRD_PARTY:
+            _refuse_when_resolved(ticket, kind)
+            _require(
+                activity.waiting_on is not None,
+                "waiting_on_third_party: 'waiting_on' (its kind and reference) is required",
+            )
+            _require(
+                activity.waiting_on != ticket.waiting_on,
+                f"waiting_on_third_party: the ticket already waits on {activity.waiting_on}",
+            )
+            changes.update(_with_status(ticket, TicketStatus.WAITING_ON_THIRD_PARTY, at))
+            changes["waiting_on"] = activity.waiting_on
+        case ActivityType.THIRD_PARTY_ANSWERED:
+            _require(
+                ticket.status is TicketStatus.WAITING_ON_THIRD_PARTY,
+                f"third_party_answered: ticket {ticket.ticket_id} waits on no third party",
+            )
+            changes.update(_with_status(ticket, TicketStatus.OPEN, at))
         case ActivityType.TIME_SPENT:
             _require(bool(activity.minutes), "time_spent: 'minutes' must be more than 0")
             changes["time_spent_minutes"] = ticket.time_spent_minutes + (activity.minutes or 0)
@@ -182,9 +206,10 @@ def apply_activity(
             changes["parties"] = _party_removed(ticket, activity.party)
         case ActivityType.CUSTOMER_REPLIED:
             # The customer wrote: contact, not the desk's update. An answer to the desk's
-            # question ends the wait; a reply to a resolved ticket reopens it.
+            # question ends the wait; a reply to a resolved ticket reopens it. A wait on a
+            # third party goes on: the customer cannot answer for the vendor.
             changes["last_customer_contact_at"] = at
-            if ticket.status is not TicketStatus.OPEN:
+            if ticket.status in (TicketStatus.WAITING_ON_CUSTOMER, TicketStatus.RESOLVED):
                 changes.update(_with_status(ticket, TicketStatus.OPEN, at))
                 changes["resolved_at"] = None
     return ticket.model_copy(update=changes)

@@ -238,6 +238,7 @@ def _triage_message(
         assignee=previous.assignee if previous else None,
         priority_since=priority_since,
         status_since=previous.status_since if previous else event.occurred_at,
+        waiting_on=previous.waiting_on if previous else None,
         informed_count=previous.informed_count if previous else 0,
         last_informed_at=previous.last_informed_at if previous else None,
         last_customer_contact_at=previous.last_customer_contact_at if previous else None,

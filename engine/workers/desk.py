@@ -4,6 +4,8 @@ Fed one record at a time (ticket states, presence changes) and asked for decisio
 (``decide``); nothing here touches Kafka, so the tier workers, the API's ``GET /queues`` and
 the tests share it.
 
+- A ticket is **open** until resolved, whatever it waits on (the customer, a third party):
+  it keeps its assignee and counts in their load.
 - A ticket **waits** while it is open (not resolved) and nobody has it. Waiting tickets sit
   in heaps keyed by what they need (tier, language, skills), ordered by priority, then age:
   a P1 overtakes every P4.
@@ -113,6 +115,7 @@ class TierQueue:
     waiting: dict[Priority, int]
     oldest_waiting_seconds: float
     assigned: int
+    waiting_on_third_party: int
     agent_ids: tuple[str, ...]
 
 
@@ -189,6 +192,7 @@ class Desk:
         self._pushes = itertools.count()
         self._takers: dict[str, list[Bucket]] = defaultdict(list)  # agent -> buckets they can take
         self._waiting: Counter[tuple[Tier, Priority]] = Counter()
+        self._on_third_party: Counter[Tier] = Counter()
         self._new_tickets: set[str] = set()
         self._new_able: set[str] = set()
         self._now = now
@@ -204,12 +208,14 @@ class Desk:
             self._leave(old)
             if old.state.accepted_at is None and state.accepted_at is not None:
                 self._count_acceptance(state)
+            self._count_third_party_wait(old.state, -1)
         if state.status is TicketStatus.RESOLVED:
             self._tickets.pop(state.ticket_id, None)
             self._pending.pop(state.ticket_id, None)
             self._awaiting.pop(state.ticket_id, None)
             self._declined.pop(state.ticket_id, None)
             return
+        self._count_third_party_wait(state, +1)
         ticket = _Ticket(state, _bucket_of(state), _rank_of(state))
         if _still_pending(old, state):
             ticket.pending = old.pending if old is not None else None
@@ -498,6 +504,10 @@ class Desk:
             self._unaccepted[owner].discard(ticket.state.ticket_id)
             self._restand(owner)
 
+    def _count_third_party_wait(self, state: TicketState, by: int) -> None:
+        if state.status is TicketStatus.WAITING_ON_THIRD_PARTY:
+            self._on_third_party[state.tier] += by
+
     def _push(self, ticket: _Ticket) -> None:
         heap = self._heaps.get(ticket.bucket)
         if heap is None:
@@ -573,6 +583,7 @@ class Desk:
             assigned=sum(
                 1 for t in self._tickets.values() if t.state.tier is tier and t.owner is not None
             ),
+            waiting_on_third_party=self._on_third_party[tier],
             agent_ids=self._by_tier[tier],
         )
 

@@ -41,7 +41,6 @@ from tests.integration.harness import (
     ProcessorProcess,
     TopicReader,
     engine_env,
-    free_port,
     send_mail,
     support_mail,
     wait_until,
@@ -136,9 +135,12 @@ def test_a_ticket_not_accepted_in_time_goes_to_the_next_agent_and_the_lead_is_ma
                                   port=workers_port) == 1,
             30, "the time to accept to be counted",
         )  # fmt: skip
-        assert engine.metric(
-            "ticketing_reassignments_total", {"reason": "not_accepted"}, port=workers_port
-        ) == 1
+        assert (
+            engine.metric(
+                "ticketing_reassignments_total", {"reason": "not_accepted"}, port=workers_port
+            )
+            == 1
+        )
     finally:
         for reader in (states, activity, escalations):
             reader.close()
@@ -231,9 +233,7 @@ def resolution(ticket: str) -> bytes:
             event_id=event_id("ticket.activity", f"{ticket}:resolved:test"),
             occurred_at=SystemClock().now(),
             source="test",
-            data=TicketActivityData(
-                ticket_id=ticket, activity=ActivityType.RESOLVED, actor="test"
-            ),
+            data=TicketActivityData(ticket_id=ticket, activity=ActivityType.RESOLVED, actor="test"),
         )
     )
 
@@ -267,8 +267,9 @@ def test_fifty_tickets_for_three_agents_of_five_nobody_over_capacity_and_a_late_
 
     def latest(tickets: set[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
-        for key, value in states.keyed(lambda k, v: k in tickets):
-            found[key] = value["data"]["ticket"]
+        for _, value in states.keyed(lambda k, v: k in tickets):
+            state = value["data"]["ticket"]
+            found[state["ticket_id"]] = state
         return found
 
     def loads(tickets: set[str]) -> Counter[str]:

@@ -3,7 +3,8 @@ second): UPD-P1 warnings and breaches, repeated while unfulfilled; informing the
 fulfils the obligation and arms the next; resolving stops the alerts; a second SLA worker
 joining, and each worker killed in turn, move partitions without repeating an alert; a
 resolved ticket's row is deleted from the table and its changelog, stays deleted through a
-restart, and a reopening re-arms under a new key."""
+restart, and a reopening re-arms under a new key; a ticket waiting on a third party shows
+what it waits on and still breaches when the customer is not informed."""
 
 from __future__ import annotations
 
@@ -21,8 +22,15 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from engine.contract import ActivityType, TicketActivity, TicketActivityData, to_json
-from engine.contract.topics import SLA_ALERTS, SLA_CLOCKS, TICKET_EVENTS, named
+from engine.contract import (
+    ActivityType,
+    ThirdPartyWait,
+    ThirdPartyWaitKind,
+    TicketActivity,
+    TicketActivityData,
+    to_json,
+)
+from engine.contract.topics import SLA_ALERTS, SLA_CLOCKS, TICKET_EVENTS, TICKET_STATE, named
 from tests.integration.harness import (
     EngineProcess,
     TopicReader,
@@ -274,4 +282,55 @@ def test_a_resolved_ticket_s_row_is_deleted_for_good_and_a_reopening_re_arms(
         changelog.consumer.close()
         producer.close()
         reader.close()
+        assert engine.stop() == 0, engine.log()
+
+
+def test_a_ticket_waiting_on_a_third_party_still_breaches_when_nobody_informs_the_customer(
+    topics: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    engine = EngineProcess(fast_sla_env(topics, topic_prefix, tmp_path, free_port()),
+                           tmp_path / "engine.log")  # fmt: skip
+    engine.start("--bootstrap-servers", topics)
+    producer = KafkaProducer(bootstrap_servers=topics, acks="all")
+    alerts_topic = TopicReader(topics, named(SLA_ALERTS, topic_prefix))
+    states = TopicReader(topics, named(TICKET_STATE, topic_prefix))
+    changelog = Changelog(topics, named(SLA_CLOCKS, topic_prefix))
+    rma = ThirdPartyWait(kind=ThirdPartyWaitKind.RMA, reference="RMA-2026-0042")
+
+    def alerts(ticket: str) -> list[dict[str, Any]]:
+        return [value["data"] for value in alerts_topic.matching(lambda key, _: key == ticket)]
+
+    def clock_status(ticket: str) -> str | None:
+        rows = changelog.of(ticket)
+        latest = rows[-1] if rows else None
+        return latest["data"]["facts"]["status"] if latest is not None else None
+
+    try:
+        ticket = open_ticket(engine)
+        states.wait_for(lambda key, _: key == ticket)  # the mail made it a ticket
+        activity(producer, topic_prefix, ticket, ActivityType.WAITING_ON_THIRD_PARTY,
+                 waiting_on=rma, note="la fuente se cambia por garantía")  # fmt: skip
+
+        def waiting(key: str | None, value: dict[str, Any]) -> bool:
+            return key == ticket and value["data"]["ticket"]["status"] == "waiting_on_third_party"
+
+        state = states.wait_for(waiting)["data"]["ticket"]
+        assert state["waiting_on"] == {"kind": "rma", "reference": "RMA-2026-0042"}
+        wait_until(lambda: clock_status(ticket) == "waiting_on_third_party", 60,
+                   "the SLA worker to see the wait", on_timeout=engine.log)  # fmt: skip
+        armed = changelog.of(ticket)[-1]
+        assert armed is not None and armed["data"]["next_alert_at"] is not None
+
+        # Seen by the SLA worker while waiting (pause_while_waiting is on): the breaches
+        # of UPD-P1 #1 come all the same, and go on while nobody informs the customer.
+        seen = max((alert["repeat"] for alert in alerts(ticket)), default=0)
+        wait_until(lambda: any(alert["repeat"] >= max(seen, 1) + 1 for alert in alerts(ticket)),
+                   120, "breaches during the wait", on_timeout=engine.log)  # fmt: skip
+        assert {alert["dedup_key"] for alert in alerts(ticket)} == {f"{ticket}:UPD-P1:1"}
+        assert clock_status(ticket) == "waiting_on_third_party"
+    finally:
+        changelog.consumer.close()
+        producer.close()
+        alerts_topic.close()
+        states.close()
         assert engine.stop() == 0, engine.log()

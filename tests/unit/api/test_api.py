@@ -11,6 +11,9 @@ from engine.api.view import TicketView
 from engine.contract import (
     EventKind,
     Priority,
+    ThirdPartyWait,
+    ThirdPartyWaitKind,
+    TicketActivity,
     TicketStatus,
     Tier,
     parse_incoming,
@@ -145,6 +148,34 @@ def test_parties_are_added_by_activity_and_a_bad_one_is_named() -> None:
         assert status == 202, body
         event = parse_incoming(api.publisher.sent[0][2])
         assert event.kind is EventKind.TICKET_ACTIVITY and event.data.party == "eva@acme.example"
+
+
+def test_a_ticket_is_set_waiting_on_a_third_party_and_bad_input_names_its_field() -> None:
+    async def check(api: Api) -> None:
+        path = "/tickets/T-AAAAAAAAAAAAA/activity"
+        api.view.apply(updated(ticket()))
+        wait = {"activity_id": "w1", "activity": "waiting_on_third_party", "actor": "luis",
+                "waiting_on": {"kind": "rma", "reference": "RMA-2026-0042"}}  # fmt: skip
+        assert (await api.call("POST", path, "agent", json=wait))[0] == 202
+        event = parse_incoming(api.publisher.sent[0][2])
+        assert isinstance(event, TicketActivity) and event.data.waiting_on == ThirdPartyWait(
+            kind=ThirdPartyWaitKind.RMA, reference="RMA-2026-0042"
+        )
+
+        for waiting_on, field in (
+            ({"kind": "courier", "reference": "X"}, "waiting_on.kind"),
+            ({"kind": "vendor", "reference": ""}, "waiting_on.reference"),
+            ({"kind": "vendor"}, "waiting_on.reference"),
+        ):
+            status, body, _ = await api.call("POST", path, "agent", json={**wait,
+                                             "waiting_on": waiting_on})  # fmt: skip
+            assert status == 422 and [p["path"] for p in body["problems"]] == [field], body
+        without = {key: value for key, value in wait.items() if key != "waiting_on"}
+        status, body, _ = await api.call("POST", path, "agent", json=without)
+        assert status == 409 and "'waiting_on' (its kind and" in body["error"]
+        answered = {"activity_id": "w2", "activity": "third_party_answered", "actor": "luis"}
+        status, body, _ = await api.call("POST", path, "agent", json=answered)
+        assert status == 409 and "waits on no third party" in body["error"]
 
     with_api(check)
 

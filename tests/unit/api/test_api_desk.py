@@ -6,6 +6,9 @@ from engine.contract import (
     AgentPresenceChanged,
     Presence,
     Priority,
+    ThirdPartyWait,
+    ThirdPartyWaitKind,
+    TicketStatus,
     Tier,
     parse_record,
 )
@@ -60,7 +63,7 @@ def test_queues_show_what_waits_and_who_has_what() -> None:
         assert status == 200
         l3 = next(q for q in body["tiers"] if q["tier"] == "L3")
         assert l3["waiting"]["P1"] == 1 and l3["oldest_waiting_seconds"] == 120
-        assert l3["assigned"] == 1
+        assert l3["assigned"] == 1 and l3["waiting_on_third_party"] == 0
         loads = {a["agent_id"]: (a["standing"], a["load"]) for a in l3["agents"]}
         assert loads == {"ana": ("at capacity", 1), "tom": ("able", 0)}
         status, body, _ = await api.call("GET", "/agents/ana/queue", "dashboard")
@@ -69,6 +72,26 @@ def test_queues_show_what_waits_and_who_has_what() -> None:
 
         api.ready = False
         assert (await api.call("GET", "/queues", "dashboard"))[0] == 503
+
+    with_api(check, desk=desk())
+
+
+def test_the_queues_show_what_a_ticket_waits_on() -> None:
+    async def check(api: Api) -> None:
+        upstream = ThirdPartyWait(kind=ThirdPartyWaitKind.UPSTREAM_FIX, reference="ASTERISK-30123")
+        api.view.apply(
+            updated(ticket("T-AAAAAAAAAAAAA", tier=Tier.L3, assignee="ana", waiting_on=upstream,
+                           status=TicketStatus.WAITING_ON_THIRD_PARTY))
+        )  # fmt: skip
+        status, body, _ = await api.call("GET", "/queues", "dashboard")
+        assert status == 200
+        counts = {q["tier"]: q["waiting_on_third_party"] for q in body["tiers"]}
+        assert counts == {"L1": 0, "L2": 0, "L3": 1}
+        status, body, _ = await api.call("GET", "/agents/ana/queue", "dashboard")
+        assert status == 200 and body["agent"]["load"] == 1
+        [listed] = body["tickets"]
+        assert listed["status"] == "waiting_on_third_party"
+        assert listed["waiting_on"] == {"kind": "upstream_fix", "reference": "ASTERISK-30123"}
 
     with_api(check, desk=desk())
 

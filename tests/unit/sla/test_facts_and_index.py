@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from engine.contract import (
     ActivityType,
     Channel,
@@ -14,6 +16,8 @@ from engine.contract import (
     SlaClockUpdated,
     SlaFacts,
     SupportPlan,
+    ThirdPartyWait,
+    ThirdPartyWaitKind,
     TicketActivityData,
     TicketState,
     TicketStatus,
@@ -111,6 +115,36 @@ def test_a_reply_ending_a_paused_wait_restarts_the_cadence_under_a_new_key() -> 
     fold.act(ActivityType.WAITING_ON_CUSTOMER, 30)
     assert fold.deadline() is None
     facts = fold.act(ActivityType.CUSTOMER_REPLIED, 300)
+    assert (facts.resumed_at, facts.rearmings) == (OPENED + timedelta(minutes=300), 1)
+    assert fold.deadline() == OPENED + timedelta(minutes=420)
+
+
+RMA = ThirdPartyWait(kind=ThirdPartyWaitKind.RMA, reference="RMA-2026-0042")
+
+
+@pytest.mark.parametrize("pause", [True, False])
+def test_a_third_party_wait_never_pauses_the_obligation_nor_does_its_end_reset_it(
+    pause: bool,
+) -> None:
+    fold = Fold(pause=pause)
+    key, due = fold.key(), fold.deadline()
+    fold.act(ActivityType.WAITING_ON_THIRD_PARTY, 30, waiting_on=RMA)
+    assert fold.ticket.status is TicketStatus.WAITING_ON_THIRD_PARTY
+    assert (fold.key(), fold.deadline()) == (key, due) == (fold.key(), OPENED + timedelta(hours=2))
+    fold.act(ActivityType.CUSTOMER_REPLIED, 60)  # still waiting on the RMA
+    assert (fold.ticket.status, fold.deadline()) == (TicketStatus.WAITING_ON_THIRD_PARTY, due)
+    fold.act(ActivityType.CUSTOMER_INFORMED, 90)  # news of the wait: the next update is due
+    assert fold.deadline() == OPENED + timedelta(minutes=210)
+    answered = fold.act(ActivityType.THIRD_PARTY_ANSWERED, 100)
+    assert answered.status is TicketStatus.OPEN
+    assert fold.deadline() == OPENED + timedelta(minutes=210)
+
+
+def test_a_third_party_wait_after_a_paused_wait_restarts_the_cadence() -> None:
+    fold = Fold(pause=True)
+    fold.act(ActivityType.WAITING_ON_CUSTOMER, 30)
+    assert fold.deadline() is None
+    facts = fold.act(ActivityType.WAITING_ON_THIRD_PARTY, 300, waiting_on=RMA)
     assert (facts.resumed_at, facts.rearmings) == (OPENED + timedelta(minutes=300), 1)
     assert fold.deadline() == OPENED + timedelta(minutes=420)
 

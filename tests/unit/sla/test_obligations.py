@@ -125,6 +125,17 @@ def test_waiting_on_the_customer_pauses_only_when_configured() -> None:
     assert deadline(waiting, pause_while_waiting=False) == deadline(facts())
 
 
+@pytest.mark.parametrize("pause_while_waiting", [True, False])
+def test_waiting_on_a_third_party_never_pauses_the_update_obligation(
+    pause_while_waiting: bool,
+) -> None:
+    policy = SlaPolicy(pause_while_waiting=pause_while_waiting)
+    for running in (facts(), facts(resumed_at=MONDAY_10_MX + timedelta(hours=1))):
+        waiting = running.model_copy(update={"status": TicketStatus.WAITING_ON_THIRD_PARTY})
+        on_vendor = next_update_due(waiting, BUSINESS_MX, policy)
+        assert on_vendor == next_update_due(running, BUSINESS_MX, policy)
+
+
 def test_a_ticket_open_again_restarts_its_cadence() -> None:
     resumed = facts(resumed_at=MONDAY_10_MX + timedelta(hours=4))
     assert deadline(resumed) == MONDAY_10_MX + timedelta(hours=6)

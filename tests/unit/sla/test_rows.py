@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import pytest
 
-from engine.contract import ActivityType, Priority, TicketStatus
+from engine.contract import ActivityType, Priority, ThirdPartyWait, ThirdPartyWaitKind, TicketStatus
 from engine.sla.alerts import step
 from engine.sla.facts import counted_rearmings, facts_of
 from engine.sla.obligations import SlaPolicy, next_update_due
@@ -89,14 +89,20 @@ class Reprioritised(Fold):
             self.row = None if change is RowChange.DELETE else self.facts
 
 
+VENDOR_CASE = ThirdPartyWait(kind=ThirdPartyWaitKind.VENDOR, reference="CASE-4711")
 ALLOWED: dict[TicketStatus, list[ActivityType | None]] = {
     TicketStatus.OPEN: [
         ActivityType.CUSTOMER_INFORMED, ActivityType.WAITING_ON_CUSTOMER,
-        ActivityType.RESOLVED, ActivityType.NOTE, ActivityType.CUSTOMER_REPLIED, None,
+        ActivityType.WAITING_ON_THIRD_PARTY, ActivityType.RESOLVED, ActivityType.NOTE,
+        ActivityType.CUSTOMER_REPLIED, None,
     ],
     TicketStatus.WAITING_ON_CUSTOMER: [
         ActivityType.CUSTOMER_REPLIED, ActivityType.RESOLVED, ActivityType.CUSTOMER_INFORMED,
-        None,
+        ActivityType.WAITING_ON_THIRD_PARTY, None,
+    ],
+    TicketStatus.WAITING_ON_THIRD_PARTY: [
+        ActivityType.THIRD_PARTY_ANSWERED, ActivityType.CUSTOMER_REPLIED, ActivityType.RESOLVED,
+        ActivityType.CUSTOMER_INFORMED, None,
     ],
     TicketStatus.RESOLVED: [
         ActivityType.REOPENED, ActivityType.CUSTOMER_REPLIED, ActivityType.NOTE,
@@ -115,7 +121,7 @@ def test_no_key_comes_back_over_random_ticket_lives(pause: bool) -> None:
             if kind is None:
                 fold.reprioritise(rng.choice(list(Priority)), minutes)
             else:
-                fold.act(kind, minutes, note="n")
+                fold.act(kind, minutes, note="n", waiting_on=VENDOR_CASE)
             keys.append(fold.key())
             if fold.ticket.status is TicketStatus.RESOLVED:
                 assert fold.row is None

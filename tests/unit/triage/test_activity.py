@@ -10,6 +10,8 @@ from engine.contract import (
     ActivityType,
     Channel,
     Priority,
+    ThirdPartyWait,
+    ThirdPartyWaitKind,
     TicketActivityData,
     TicketState,
     TicketStatus,
@@ -21,7 +23,12 @@ OPENED = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 AT = OPENED + timedelta(hours=1)
 
 
+VENDOR_CASE = ThirdPartyWait(kind=ThirdPartyWaitKind.VENDOR, reference="CASE-4711")
+RMA = ThirdPartyWait(kind=ThirdPartyWaitKind.RMA, reference="RMA-2026-0042")
+
+
 def ticket(status: TicketStatus = TicketStatus.OPEN, tier: Tier = Tier.L1) -> TicketState:
+    waits_on_vendor = status is TicketStatus.WAITING_ON_THIRD_PARTY
     return TicketState(
         ticket_id="T-AAAAAAAAAAAAA",
         status=status,
@@ -40,6 +47,7 @@ def ticket(status: TicketStatus = TicketStatus.OPEN, tier: Tier = Tier.L1) -> Ti
         recent_event_ids=("e1",),
         ruleset_version="v",
         resolved_at=OPENED if status is TicketStatus.RESOLVED else None,
+        waiting_on=VENDOR_CASE if waits_on_vendor else None,
     )
 
 
@@ -82,8 +90,51 @@ def act(kind: ActivityType, **fields: object) -> TicketActivityData:
         ),
         (ticket(TicketStatus.RESOLVED), act(ActivityType.NOTE, note="n"), {}),
         (ticket(TicketStatus.RESOLVED), act(ActivityType.TIME_SPENT, minutes=5), {}),
+        (
+            ticket(),
+            act(ActivityType.WAITING_ON_THIRD_PARTY, waiting_on=VENDOR_CASE),
+            {"status": TicketStatus.WAITING_ON_THIRD_PARTY, "status_since": AT,
+             "waiting_on": VENDOR_CASE},
+        ),
+        (
+            ticket(TicketStatus.WAITING_ON_CUSTOMER),
+            act(ActivityType.WAITING_ON_THIRD_PARTY, waiting_on=RMA),
+            {"status": TicketStatus.WAITING_ON_THIRD_PARTY, "waiting_on": RMA},
+        ),
+        (  # the vendor asked for an RMA: what it waits on changes, the wait goes on
+            ticket(TicketStatus.WAITING_ON_THIRD_PARTY),
+            act(ActivityType.WAITING_ON_THIRD_PARTY, waiting_on=RMA),
+            {"status": TicketStatus.WAITING_ON_THIRD_PARTY, "status_since": None,
+             "waiting_on": RMA},
+        ),
+        (
+            ticket(TicketStatus.WAITING_ON_THIRD_PARTY),
+            act(ActivityType.THIRD_PARTY_ANSWERED, note="fix in 4.0.3"),
+            {"status": TicketStatus.OPEN, "status_since": AT, "waiting_on": None},
+        ),
+        (  # the customer cannot answer for the vendor
+            ticket(TicketStatus.WAITING_ON_THIRD_PARTY),
+            act(ActivityType.CUSTOMER_REPLIED),
+            {"status": TicketStatus.WAITING_ON_THIRD_PARTY, "waiting_on": VENDOR_CASE,
+             "last_customer_contact_at": AT},
+        ),
+        (  # informing the customer is the cadence, not the end of the wait
+            ticket(TicketStatus.WAITING_ON_THIRD_PARTY),
+            act(ActivityType.CUSTOMER_INFORMED, message="the vendor is on it"),
+            {"status": TicketStatus.WAITING_ON_THIRD_PARTY, "informed_count": 1},
+        ),
+        (
+            ticket(TicketStatus.WAITING_ON_THIRD_PARTY),
+            act(ActivityType.ASSIGNED, assignee="bob"),
+            {"status": TicketStatus.WAITING_ON_THIRD_PARTY, "assignee": "bob"},
+        ),
+        (
+            ticket(TicketStatus.WAITING_ON_THIRD_PARTY),
+            act(ActivityType.RESOLVED),
+            {"status": TicketStatus.RESOLVED, "resolved_at": AT, "waiting_on": None},
+        ),
     ],
-)
+)  # fmt: skip
 def test_an_allowed_activity_changes_just_its_fields(
     before: TicketState, activity: TicketActivityData, expected: dict[str, object]
 ) -> None:
@@ -112,6 +163,23 @@ def test_an_allowed_activity_changes_just_its_fields(
             ticket(TicketStatus.WAITING_ON_CUSTOMER),
             act(ActivityType.WAITING_ON_CUSTOMER),
             "already waits",
+        ),
+        (
+            ticket(TicketStatus.RESOLVED),
+            act(ActivityType.WAITING_ON_THIRD_PARTY, waiting_on=VENDOR_CASE),
+            "is resolved: reopen it before 'waiting_on_third_party'",
+        ),
+        (ticket(), act(ActivityType.WAITING_ON_THIRD_PARTY), "'waiting_on' .* is required"),
+        (
+            ticket(TicketStatus.WAITING_ON_THIRD_PARTY),
+            act(ActivityType.WAITING_ON_THIRD_PARTY, waiting_on=VENDOR_CASE),
+            "already waits on vendor CASE-4711",
+        ),
+        (ticket(), act(ActivityType.THIRD_PARTY_ANSWERED), "waits on no third party"),
+        (
+            ticket(TicketStatus.WAITING_ON_THIRD_PARTY),
+            act(ActivityType.WAITING_ON_CUSTOMER),
+            r"waits on a third party \(vendor CASE-4711\); record 'third_party_answered' first",
         ),
     ],
 )

@@ -10,6 +10,8 @@ from engine.contract import (
     EmailReceivedData,
     Priority,
     SpecialRoute,
+    ThirdPartyWait,
+    ThirdPartyWaitKind,
     TicketActivity,
     TicketActivityData,
     TicketState,
@@ -151,6 +153,22 @@ def test_the_customer_writing_on_a_resolved_ticket_reopens_it() -> None:
     again = opened(triage(resolved, mail("it broke again", "m2@acme"), RULES, T0))
 
     assert (again.status, again.resolved_at) == (TicketStatus.OPEN, None)
+
+
+def test_the_customer_writing_during_a_third_party_wait_leaves_the_wait_as_it_was() -> None:
+    first = opened(triage(None, mail("the PBX crashes on transfer", "m1@acme"), RULES, T0))
+    vendor = ThirdPartyWait(kind=ThirdPartyWaitKind.UPSTREAM_FIX, reference="ASTERISK-30123")
+    waiting = opened(triage(first, activity(ActivityType.WAITING_ON_THIRD_PARTY,
+                                            waiting_on=vendor), RULES, T0))  # fmt: skip
+    later = T0 + timedelta(hours=1)
+    news = mail("any news?", "m2@acme").model_copy(update={"occurred_at": later})
+
+    follow_up = opened(triage(waiting, news, RULES, later))
+
+    assert follow_up.status is TicketStatus.WAITING_ON_THIRD_PARTY
+    assert follow_up.waiting_on == waiting.waiting_on
+    assert str(follow_up.waiting_on) == "upstream_fix ASTERISK-30123"
+    assert follow_up.last_customer_contact_at == later
 
 
 def test_agent_activity_moves_the_ticket_and_is_republished_with_it() -> None:

@@ -9,6 +9,8 @@ from engine.contract import (
     Presence,
     Priority,
     Standing,
+    ThirdPartyWait,
+    ThirdPartyWaitKind,
     TicketState,
     TicketStatus,
     Tier,
@@ -175,6 +177,26 @@ def test_the_queue_of_a_tier() -> None:
     assert queue.waiting[Priority.P1] == 1 and queue.oldest_waiting_seconds == 180
     assert queue.assigned == 1 and queue.agent_ids == ("ana", "tom", "eva")
     assert [t.ticket_id for t in d.tickets_of("tom")] == ["T-2"]
+
+
+def test_a_ticket_waiting_on_a_third_party_stays_with_its_agent_and_is_counted() -> None:
+    d = desk()
+    d.apply_ticket(ticket("T-1"))
+    d.apply_ticket(ticket("T-2"))
+    assert [a.agent_id for a in d.decide(MONDAY)] == ["ana", "eva"]
+    d.apply_ticket(ticket("T-1", assignee="ana", event_count=2))
+    rma = ThirdPartyWait(kind=ThirdPartyWaitKind.RMA, reference="RMA-7")
+    waiting = dict(status=TicketStatus.WAITING_ON_THIRD_PARTY, waiting_on=rma)
+    d.apply_ticket(ticket("T-1", assignee="ana", event_count=3, **waiting))
+    d.apply_ticket(english("T-3", **waiting))  # nobody has it: it waits for an agent too
+    assert (d.owner("T-1"), d.load("ana")) == ("ana", 1)
+    assert [(t.ticket_id, t.waiting_on) for t in d.tickets_of("ana")] == [("T-1", rma)]
+    assert d.queue(Tier.L3, MONDAY).waiting_on_third_party == 2
+    assert [a.agent_id for a in d.decide(MONDAY)] == ["tom"]
+    d.apply_ticket(ticket("T-1", assignee="ana", event_count=4))  # the third party answered
+    d.apply_ticket(english("T-3", assignee="tom", status=TicketStatus.RESOLVED))
+    assert d.queue(Tier.L3, MONDAY).waiting_on_third_party == 0
+    assert (d.load("ana"), d.load("tom")) == (1, 0)
 
 
 def test_a_crowded_tier_names_eight_passed_over_and_counts_the_rest_by_standing() -> None:
