@@ -181,6 +181,11 @@ class Escalations:
         self._alerts.pop(ticket_id, None)
         self._told.pop(ticket_id, None)
 
+    def keep_open(self, ticket_of: Callable[[str], TicketState | None]) -> None:
+        """Drop what was told of tickets no longer open (read at start, resolved since)."""
+        for ticket_id in [t for t in self._told if ticket_of(t) is None]:
+            del self._told[ticket_id]
+
     def to_tell(
         self,
         causes: list[Cause],

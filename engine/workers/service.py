@@ -247,6 +247,7 @@ class TierWorkers:
                 # The desk read at start is long-lived: kept out of the collector's full
                 # passes, a decision does not cost more for every ticket that waits
                 # (bench/assignment.py).
+                self.escalations.keep_open(self.desk.state_of)
                 gc.freeze()
                 frozen = True
             with contextlib.suppress(TimeoutError):

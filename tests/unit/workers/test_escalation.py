@@ -152,3 +152,16 @@ def test_a_lapse_tells_the_lead_who_it_went_to() -> None:
     assert [p.id for p in told.data.recipients] == ["marta"]
     assert "within 15 minutes" in told.data.explanation[1]
     assert "reassigned to marta" in told.data.explanation[1]
+
+
+def test_what_was_told_of_tickets_resolved_before_the_start_is_forgotten() -> None:
+    state = ticket("T-1", priority=Priority.P1, assignee="ana")
+    escalations = Escalations()
+    for record in steps(alert_cause(state, breach(), "ev-1"), POLICY, DIRECTORY, MONDAY, "t"):
+        escalations.record_told(record.data)
+    escalations.keep_open(lambda _: None)
+    escalations.record_alert(breach(), "ev-1", MONDAY)
+    again = escalations.to_tell(
+        escalations.alert_causes(lambda _: state, MONDAY), POLICY, DIRECTORY, MONDAY, "t"
+    )
+    assert len(again) == 3  # a ticket the desk does not know is not one it keeps keys for
