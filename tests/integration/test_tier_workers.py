@@ -62,7 +62,9 @@ def test_an_outage_reaches_the_pbx_specialist_who_speaks_spanish_and_presence_ho
     topics: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     tokens = tmp_path / "tokens"
-    tokens.write_text(f"tester:presence:write,tickets:read:{hash_password(TOKEN, 1000)}\n")
+    tokens.write_text(
+        f"tester:presence:write,activity:write,tickets:read:{hash_password(TOKEN, 1000)}\n"
+    )
     env = engine_env(
         tmp_path / "state", topics, topic_prefix,
         ENGINE_AGENTS_FILE=str(agents_file(tmp_path)),
@@ -101,6 +103,11 @@ def test_an_outage_reaches_the_pbx_specialist_who_speaks_spanish_and_presence_ho
         why, passed = record["explanation"]
         assert why.startswith("assigned to ana (Ana Ruiz): L3, skills pbx, speaks es")
         assert "tom (lacks skill pbx)" in passed and "marta (" in passed
+        # ana accepts it: signing out below does not give it back (that is for tickets
+        # not accepted yet, tests/integration/test_escalations.py)
+        accepted = {"activity_id": "accept-1", "activity": "accepted", "actor": "ana"}
+        assert post_json(f"{base}/tickets/{ticket}/activity", accepted)[0] == 202
+        states.wait_for(lambda key, value: key == ticket and value["data"]["ticket"]["accepted_at"])
 
         for agent in ("ana", "marta", "tom"):
             leaving = {"presence": "signed_out", "note": "end of shift"}
