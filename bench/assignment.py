@@ -3,7 +3,9 @@
 A decision cycle, as the tier workers see a busy desk: every agent is at capacity and
 tickets wait; one assigned ticket is resolved (a slot frees), one new ticket arrives, and
 the desk decides (the freed agent takes the best waiting ticket they can), and the
-processor's state confirming the assignment is applied. The queue's length stays the same.
+processor's state confirming the assignment is applied (with the time it was assigned: the
+desk then keeps its acceptance deadline, by the shipped escalation matrix). The queue's
+length stays the same.
 
 The small desk is 10 agents with 100 waiting tickets, the large one 1,000 agents with
 100,000 waiting (issue 15: the ratio large/small must stay at or above 0.5: a decision must
@@ -36,6 +38,7 @@ from engine.contract import (
 from engine.rules.ruleset import load_ruleset
 from engine.workers.agents import AgentsDirectory, parse_agents
 from engine.workers.desk import Desk
+from engine.workers.escalation import load_escalation
 
 NOW = datetime(2026, 12, 7, 16, 0, tzinfo=UTC)
 CAPACITY = 5
@@ -90,7 +93,8 @@ def cycles_per_second(
 ) -> tuple[float, int]:
     rng = random.Random(seed)
     skills = sorted({skill for asked in load_ruleset().category_skills.values() for skill in asked})
-    desk = Desk(parse_agents(directory_text(agents, rng, skills), "bench"), NOW)
+    directory = parse_agents(directory_text(agents, rng, skills), "bench")
+    desk = Desk(directory, NOW, load_escalation(None).acceptance)
     kinds = takeable_kinds(desk.directory)
     states: dict[str, TicketState] = {}
     owned: list[str] = []
@@ -104,7 +108,9 @@ def cycles_per_second(
         made = desk.decide(NOW)
         for assignment in made:
             state = states[assignment.ticket_id]
-            assigned = state.model_copy(update={"assignee": assignment.agent_id, "event_count": 2})
+            assigned = state.model_copy(
+                update={"assignee": assignment.agent_id, "assigned_at": NOW, "event_count": 2}
+            )
             states[state.ticket_id] = assigned
             desk.apply_ticket(assigned)
             owned.append(state.ticket_id)
