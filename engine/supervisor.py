@@ -20,6 +20,7 @@ from engine.kafka import broker
 from engine.kafka.admin import TopicAction, provision
 from engine.process import configure_logging
 from engine.settings import Settings
+from engine.workers.service import load_directory_for, load_policy_for
 
 COMPONENTS = ("smtp", "mail-parser", "api", "processor", "sla", "entitlements", "snmp")
 # Run as well when ENGINE_NOTIFY_RELAY names an SMTP relay.
@@ -81,8 +82,16 @@ class Component:
             self.process.wait()
 
 
+def check_configuration(settings: Settings) -> None:
+    """Refuse to start with a directory or a matrix a component would refuse: the error
+    names the file, line and path once, instead of a component restarting on it."""
+    if settings.agents_file is not None:
+        load_policy_for(settings, load_directory_for(settings))
+
+
 def run_up(settings: Settings) -> int:
     configure_logging(settings)
+    check_configuration(settings)
     started_broker = False
     if settings.uses_local_broker:
         print(f"up: {broker.start(settings)}", flush=True)

@@ -1,11 +1,15 @@
 """The escalation matrix: its file, its deadlines, and the steps it takes, each once."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from engine.contract import Priority, SlaAlertData, Tier
 from engine.contract.escalation import EscalationReason, EscalationRole
+from engine.errors import EngineError
+from engine.settings import Settings
+from engine.supervisor import check_configuration
 from engine.workers.agents import parse_agents
 from engine.workers.desk import Lapse
 from engine.workers.escalate import Escalations, alert_cause, lapse_cause, steps
@@ -165,3 +169,17 @@ def test_what_was_told_of_tickets_resolved_before_the_start_is_forgotten() -> No
         escalations.alert_causes(lambda _: state, MONDAY), POLICY, DIRECTORY, MONDAY, "t"
     )
     assert len(again) == 3  # a ticket the desk does not know is not one it keeps keys for
+
+
+def test_engine_up_refuses_a_bad_matrix_or_one_that_tells_managers_nobody_named(
+    tmp_path: Path,
+) -> None:
+    bad = tmp_path / "escalation.yaml"
+    bad.write_text("acceptance:\n  P1: soon\n")
+    example = Path(__file__).parents[3] / "deploy" / "agents.example.yaml"
+    with pytest.raises(EscalationFileError, match=r"acceptance\.P1: 'soon'"):
+        check_configuration(Settings(agents_file=example, escalation_file=bad))
+    without_managers = tmp_path / "agents.yaml"
+    without_managers.write_text(example.read_text().split("managers:")[0])
+    with pytest.raises(EngineError, match="lists no managers"):
+        check_configuration(Settings(agents_file=without_managers))
