@@ -130,6 +130,7 @@ class Ports:
             "ENGINE_MAIL_PARSER_METRICS_PORT": str(self.mail_parser_metrics),
             "ENGINE_SMTP_METRICS_PORT": str(free_port()),
             "ENGINE_SLA_METRICS_PORT": str(free_port()),
+            "ENGINE_ENTITLEMENTS_METRICS_PORT": str(free_port()),
             "ENGINE_API_PORT": str(free_port()),
             "ENGINE_API_METRICS_PORT": str(free_port()),
             "ENGINE_NOTIFIER_METRICS_PORT": str(free_port()),

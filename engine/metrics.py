@@ -9,14 +9,26 @@ StrEnum is exposed as its value.
 
 from __future__ import annotations
 
+import os
 from enum import Enum, StrEnum
 from http import HTTPStatus
+from importlib import metadata
+from pathlib import Path
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
 
-from engine.contract import EventKind, Priority, SpecialRoute, Standing, Tier
+from engine.contract import (
+    Channel,
+    EventKind,
+    Priority,
+    SpecialRoute,
+    Standing,
+    TicketStatus,
+    Tier,
+)
 from engine.contract.escalation import EscalationReason, EscalationRole, Handover
+from engine.contract.topics import declared_topics
 
 
 class IngestSource(StrEnum):
@@ -188,11 +200,136 @@ API_REQUESTS = Counter(
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> int:
-    """Serve /metrics on ``port`` (0: any free port); returns the port."""
+    """Serve /metrics on ``port`` (0: any free port), with the build's info; returns the
+    port."""
+    announce_build(configured_ruleset_version())
     server, _thread = start_http_server(port, addr=host)
     return int(server.server_address[1])
 
 
+def engine_version() -> str:
+    try:
+        return metadata.version("ticketing-engine")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def configured_ruleset_version() -> str:
+    """The version of the rule set this process starts with (``ENGINE_RULES_FILE`` or the
+    shipped one), read from its ``version`` key alone."""
+    path = os.environ.get("ENGINE_RULES_FILE") or str(SHIPPED_RULES)
+    try:
+        with open(path, encoding="utf-8") as rules:
+            for line in rules:
+                if line.startswith("version:"):
+                    return line.partition(":")[2].strip().strip("\"'")
+    except OSError:
+        pass
+    return "unknown"
+
+
+def announce_build(ruleset: str) -> None:
+    """``ticketing_build_info``: 1 for this engine version and the rule set in use."""
+    BUILD_INFO.info({"version": engine_version(), "ruleset": ruleset})
+
+
+class UpdateOutcome(StrEnum):
+    ON_TIME = "on_time"
+    LATE = "late"  # after the update's deadline was breached
+
+
+class Component(StrEnum):
+    """The engine's processes, as a label (dead letters, consumer groups)."""
+
+    SMTP = "smtp"
+    MAIL_PARSER = "mail_parser"
+    PROCESSOR = "processor"
+    NOTIFIER = "notifier"
+    API = "api"
+    SNMP = "snmp"
+    SLA = "sla"
+    ENTITLEMENTS = "entitlements"
+    WORKERS = "workers"
+    RULES = "rules"
+    OTHER = "other"
+
+
+_COMPONENT_OF_SOURCE = (
+    ("engine.notifier", Component.NOTIFIER),
+    ("engine.entitlements", Component.ENTITLEMENTS),
+    ("engine.processor", Component.PROCESSOR),
+    ("engine.rules", Component.RULES),
+    ("engine.sla", Component.SLA),
+    ("engine.workers", Component.WORKERS),
+    ("engine.api", Component.API),
+    ("mail-parser", Component.MAIL_PARSER),
+    ("snmp", Component.SNMP),
+    ("smtp", Component.SMTP),
+)
+
+
+def component_of_source(source: str) -> Component:
+    """The component behind a record's ``source`` (``engine.sla``, ``snmp://host:port``)."""
+    return next(
+        (component for prefix, component in _COMPONENT_OF_SOURCE if source.startswith(prefix)),
+        Component.OTHER,
+    )
+
+
+TopicName = StrEnum(  # type: ignore[misc]
+    "TopicName",
+    {spec.name.upper().replace(".", "_"): spec.name for spec in declared_topics(prefix="")},
+)
+
+
+SHIPPED_RULES = Path(__file__).parent / "rules" / "default.yaml"
+BUILD_INFO = Info(
+    "ticketing_build",
+    "The engine's version and the version of the rule set in use (ticketing_build_info)",
+)
+OPEN_TICKETS = Gauge(
+    "ticketing_open_tickets",
+    "Tickets not resolved, by tier, priority and status (the API's ticket view)",
+    ["tier", "priority", "status"],
+)
+SLA_DUE_SOON = Gauge(
+    "ticketing_sla_due_soon",
+    "Open tickets whose customer update is due soon (warned, not informed since), by priority",
+    ["priority"],
+)
+SLA_IN_BREACH = Gauge(
+    "ticketing_sla_in_breach",
+    "Open tickets whose customer update is overdue (breached, not informed since), by priority",
+    ["priority"],
+)
+SLA_UPDATES = Counter(
+    "ticketing_sla_updates_total",
+    "Customer updates recorded, on time or after their deadline was breached, by priority",
+    ["priority", "outcome"],
+)
+TIME_TO_FIRST_RESPONSE_SECONDS = Histogram(
+    "ticketing_time_to_first_response_seconds",
+    "From a ticket's opening to the desk's first update to the customer",
+    ["priority", "channel"],
+    buckets=(60, 300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 24 * 3600, 72 * 3600),
+)
+TIME_TO_RESOLVE_SECONDS = Histogram(
+    "ticketing_time_to_resolve_seconds",
+    "From a ticket's opening to its resolution",
+    ["priority", "channel"],
+    buckets=(300, 1800, 3600, 4 * 3600, 8 * 3600, 24 * 3600, 72 * 3600, 7 * 24 * 3600),
+)
+DEAD_LETTERS = Counter(
+    "ticketing_dead_letters_total",
+    "Dead letters made, by the component that made them",
+    ["origin"],
+)
+CONSUMER_LAG = Gauge(
+    "ticketing_consumer_lag",
+    "Records of a topic not yet consumed by an engine consumer group: end offsets less "
+    "committed offsets, summed over partitions",
+    ["group", "topic"],
+)
 UDP_RCVBUF_ERRORS = Gauge(
     "ticketing_udp_rcvbuf_errors",
     "The kernel's Udp RcvbufErrors (/proc/net/snmp): datagrams any UDP socket of the host "
@@ -363,6 +500,14 @@ LABELS: dict[MetricWrapperBase, dict[str, type[Enum]]] = {
     ASSIGNMENTS: {"tier": Tier, "priority": Priority},
     TIME_TO_ASSIGN_SECONDS: {"priority": Priority},
     TIME_TO_ACCEPT_SECONDS: {"priority": Priority},
+    OPEN_TICKETS: {"tier": Tier, "priority": Priority, "status": TicketStatus},
+    SLA_DUE_SOON: {"priority": Priority},
+    SLA_IN_BREACH: {"priority": Priority},
+    SLA_UPDATES: {"priority": Priority, "outcome": UpdateOutcome},
+    TIME_TO_FIRST_RESPONSE_SECONDS: {"priority": Priority, "channel": Channel},
+    TIME_TO_RESOLVE_SECONDS: {"priority": Priority, "channel": Channel},
+    DEAD_LETTERS: {"origin": Component},
+    CONSUMER_LAG: {"group": Component, "topic": TopicName},
     REASSIGNMENTS: {"reason": Handover},
     ESCALATIONS: {"reason": EscalationReason, "role": EscalationRole},
 }

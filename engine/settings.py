@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     processor_metrics_port: int = Field(
         default=9465, ge=0, le=65535, description="Processor /metrics."
     )
+    entitlements_metrics_port: int = Field(
+        default=9472, ge=0, le=65535, description="Entitlements ledger /metrics."
+    )
     sla_calendars_file: Path | None = Field(
         default=None, description="Business calendars (YAML). Empty: DOMAIN.md's and 24x7."
     )

@@ -16,6 +16,7 @@ from engine.api.app import build_app
 from engine.api.chat import ChatHub
 from engine.api.context import ApiContext
 from engine.api.gathering import GatheringPublisher
+from engine.api.monitoring import export_forever
 from engine.api.security import RateLimiter, TokenVerifier, load_integrations
 from engine.api.view import TicketView, ViewFollower
 from engine.clock import Clock, SystemClock
@@ -110,7 +111,13 @@ async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
             f"metrics on http://{settings.metrics_host}:{metrics_port}/metrics",
             flush=True,
         )
-        await stop.wait()
+        exporting = asyncio.create_task(export_forever(api.follower.view, settings))
+        try:
+            await stop.wait()
+        finally:
+            exporting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await exporting
 
 
 def run_api(settings: Settings) -> None:

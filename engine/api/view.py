@@ -10,24 +10,28 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
+from engine import metrics
 from engine.api.contract import Decision, SlaState
 from engine.contract import (
     AgentPresenceChanged,
     AnyRecord,
+    Priority,
     SlaBreached,
     SlaWarning,
     TicketActivity,
     TicketActivityData,
     TicketClassified,
     TicketState,
+    TicketStatus,
     TicketUpdated,
+    Tier,
     parse_record,
 )
 from engine.contract.topics import (
@@ -66,11 +70,17 @@ def sla_state(ticket: TicketState, alert: SlaWarning | SlaBreached | None) -> Sl
 class TicketView:
     def __init__(self, desk: Desk | None = None) -> None:
         self.desk = desk
+        # Once read to the end: from then on, updates and resolutions are counted in the
+        # metrics as they happen (not the history read at start).
+        self.live = False
+        self.open: Counter[tuple[Tier, Priority, TicketStatus]] = Counter()
+        self.sla_states: Counter[tuple[Priority, str]] = Counter()  # open tickets only
         self._tickets: dict[str, TicketState] = {}
         self._decisions: dict[str, deque[Decision]] = {}
         self._alerts: dict[str, SlaWarning | SlaBreached] = {}
         self._keys: dict[str, dict[str, str]] = {}
         self._index: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._counted: dict[str, tuple[TicketState, str]] = {}  # as last counted
 
     def __len__(self) -> int:
         return len(self._tickets)
@@ -78,6 +88,8 @@ class TicketView:
     def apply(self, record: AnyRecord) -> None:
         match record:
             case TicketUpdated(data=data):
+                if self.live:
+                    self._measure(self._tickets.get(data.ticket.ticket_id), data.ticket)
                 self._tickets[data.ticket.ticket_id] = data.ticket
                 self._reindex(data.ticket.ticket_id)
                 if self.desk is not None:
@@ -116,10 +128,52 @@ class TicketView:
         newest = heapq.nlargest(limit, matching, key=_updated_at)
         return newest, len(matching)
 
+    def _measure(self, before: TicketState | None, after: TicketState) -> None:
+        """Count an update to the customer (on time, or after its breach) and the times to
+        first response and to resolution, as they happen."""
+        labels = (after.priority, after.channel)
+        if before is not None and after.informed_count > before.informed_count:
+            late = self.sla(before).state == "breached"
+            outcome = metrics.UpdateOutcome.LATE if late else metrics.UpdateOutcome.ON_TIME
+            metrics.SLA_UPDATES.labels(after.priority, outcome).inc()
+            if before.informed_count == 0 and after.last_informed_at is not None:
+                waited = after.last_informed_at - after.opened_at
+                metrics.TIME_TO_FIRST_RESPONSE_SECONDS.labels(*labels).observe(
+                    max(0.0, waited.total_seconds())
+                )
+        resolved_now = after.status is TicketStatus.RESOLVED and (
+            before is None or before.status is not TicketStatus.RESOLVED
+        )
+        if resolved_now and after.resolved_at is not None:
+            took = after.resolved_at - after.opened_at
+            metrics.TIME_TO_RESOLVE_SECONDS.labels(*labels).observe(max(0.0, took.total_seconds()))
+
+    def export_gauges(self) -> None:
+        """Open tickets by tier, priority and status, and open tickets warned or breached
+        by priority, from the counts kept as records arrive (no scan)."""
+        for tier in Tier:
+            for priority in Priority:
+                for status in TicketStatus:
+                    if status is not TicketStatus.RESOLVED:
+                        count = self.open[(tier, priority, status)]
+                        metrics.OPEN_TICKETS.labels(tier, priority, status).set(count)
+        for priority in Priority:
+            metrics.SLA_DUE_SOON.labels(priority).set(self.sla_states[(priority, "warning")])
+            metrics.SLA_IN_BREACH.labels(priority).set(self.sla_states[(priority, "breached")])
+
+    def _count(self, ticket: TicketState, sla: str, sign: int) -> None:
+        if ticket.status is TicketStatus.RESOLVED:
+            return
+        self.open[(ticket.tier, ticket.priority, ticket.status)] += sign
+        self.sla_states[(ticket.priority, sla)] += sign
+
     def _reindex(self, ticket_id: str) -> None:
         ticket = self._tickets.get(ticket_id)
         if ticket is None:
             return  # an alert before its ticket: indexed when the ticket arrives
+        counted = self._counted.get(ticket_id)
+        if counted is not None:
+            self._count(*counted, -1)
         keys = {
             "status": ticket.status.value,
             "tier": ticket.tier.value,
@@ -132,6 +186,8 @@ class TicketView:
         for item in keys.items():
             self._index[item].add(ticket_id)
         self._keys[ticket_id] = keys
+        self._counted[ticket_id] = (ticket, keys["sla"])
+        self._count(ticket, keys["sla"], +1)
 
 
 def _updated_at(ticket: TicketState) -> datetime:
@@ -169,6 +225,8 @@ class ViewFollower:
         except ValidationError as error:
             log.warning("view: skipped a record that does not parse: %s", error.errors()[0])
             return
+        if self.caught_up.is_set():
+            self.view.live = True
         self.view.apply(record)
         # Told even while catching up: a socket may already wait for its ticket (a lookup
         # per record when none does). Activity is read from the end, so it is always live.

@@ -18,6 +18,7 @@ from datetime import datetime
 from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
+from engine import metrics
 from engine.clock import Clock, SystemClock
 from engine.contract import (
     EntitlementBalanceData,
@@ -199,8 +200,10 @@ def run_ledger(settings: Settings, clock: Clock | None = None) -> None:
     except BaseException:
         loop.close()
         raise
+    port = metrics.serve_metrics(settings.entitlements_metrics_port, settings.metrics_host)
     print(f"entitlements: {len(ledger.balances)} balances on {ENTITLEMENT_BALANCES}; "
-          f"deducting time spent from {TICKET_ACTIVITY}", flush=True)  # fmt: skip
+          f"deducting time spent from {TICKET_ACTIVITY}; "
+          f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
     loop.run(StopSignal())
 
 

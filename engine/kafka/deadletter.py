@@ -6,6 +6,7 @@ import base64
 import hashlib
 from datetime import datetime
 
+from engine import metrics
 from engine.contract import DeadLetterData, RecordDeadLettered
 from engine.contract.identity import event_id
 
@@ -14,8 +15,10 @@ def dead_letter(
     payload: bytes, *, reason: str, field: str | None, origin: str, source: str, now: datetime
 ) -> RecordDeadLettered:
     """The record for ``deadletter.v1``; its id derives from origin and content, so the same
-    input dead-lettered twice is recognisably the same."""
+    input dead-lettered twice is recognisably the same. Counted in
+    ``ticketing_dead_letters_total`` by the component named by ``source``."""
     digest = hashlib.sha256(payload).hexdigest()
+    metrics.DEAD_LETTERS.labels(metrics.component_of_source(source)).inc()
     return RecordDeadLettered(
         event_id=event_id("deadletter", f"{origin}:{digest}"),
         occurred_at=now,

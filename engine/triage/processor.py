@@ -166,6 +166,7 @@ class Processor:
         log.warning("rules: switching from %s to %s", self.ruleset.fingerprint, ruleset.fingerprint)
         self.ruleset = ruleset
         metrics.RULESET_SWITCHES.inc()
+        metrics.announce_build(ruleset.version)
 
     async def _triage_agent(self, stream: Any) -> None:
         await self._wait_for_followers()

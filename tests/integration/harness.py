@@ -204,6 +204,7 @@ def engine_env(
         ENGINE_API_PORT=str(free_port()),
         ENGINE_API_METRICS_PORT=str(free_port()),
         ENGINE_WORKERS_METRICS_PORT=str(free_port()),
+        ENGINE_ENTITLEMENTS_METRICS_PORT=str(free_port()),
         ENGINE_APP_ID=f"test-{free_port()}",
         ENGINE_KAFKA_ACK_TIMEOUT_SECONDS="3",
         PYTHONUNBUFFERED="1",
