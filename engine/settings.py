@@ -155,6 +155,17 @@ class Settings(BaseSettings):
     processor_metrics_port: int = Field(
         default=9465, ge=0, le=65535, description="Processor /metrics."
     )
+    monitoring: bool = Field(
+        default=False,
+        description="engine up also runs a local Prometheus (deploy/monitoring/); "
+        "same as engine up --monitoring.",
+    )
+    prometheus_port: int = Field(
+        default=9090, ge=1, le=65535, description="The local Prometheus of engine up --monitoring."
+    )
+    prometheus_scrape_seconds: float = Field(
+        default=15.0, gt=0, le=300, description="Its scrape and rule evaluation interval."
+    )
     entitlements_metrics_port: int = Field(
         default=9472, ge=0, le=65535, description="Entitlements ledger /metrics."
     )

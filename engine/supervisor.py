@@ -18,6 +18,7 @@ from types import FrameType
 from engine.contract.topics import declared_topics
 from engine.kafka import broker
 from engine.kafka.admin import TopicAction, provision
+from engine.monitoring import prometheus_command, write_config
 from engine.process import configure_logging
 from engine.settings import Settings
 from engine.workers.service import load_directory_for, load_policy_for
@@ -44,8 +45,11 @@ class Component:
     next_start: float = 0.0
     started_at: float = field(default=0.0)
 
+    command: list[str] | None = None  # not an engine component: this command
+
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "engine", self.name], env=self.env)
+        argv = self.command or [sys.executable, "-m", "engine", self.name]
+        self.process = subprocess.Popen(argv, env=self.env)
         niceness = NICENESS.get(self.name, 0)
         if niceness:
             os.setpriority(os.PRIO_PROCESS, self.process.pid, niceness)
@@ -112,6 +116,13 @@ def run_up(settings: Settings) -> int:
         *(AGENTS_COMPONENTS if settings.agents_file else ()),
     ]
     components = [Component(name, env) for name in names]
+    if settings.monitoring:
+        config = write_config(settings, set(names))
+        components.append(
+            Component("prometheus", env, command=prometheus_command(settings, config))
+        )
+        print(f"up: Prometheus on http://{settings.metrics_host}:{settings.prometheus_port} "
+              f"({config})", flush=True)  # fmt: skip
     stopping = False
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

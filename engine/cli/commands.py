@@ -325,4 +325,7 @@ def cmd_api_token(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from engine.supervisor import run_up
 
-    return run_up(_settings(args))
+    settings = _settings(args)
+    if args.monitoring:
+        settings = settings.model_copy(update={"monitoring": True})
+    return run_up(settings)

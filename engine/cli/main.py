@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["chat:write", "phone:write", "activity:write", "tickets:read", "presence:write"],
     )
     token_parser.set_defaults(handler=cmd_api_token)
-    command(
+    up_parser = command(
         "up",
         cmd_up,
         "Start the local broker (unless --bootstrap-servers), provision the topics, then run "
@@ -193,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
         "worker), entitlements (the support-hours ledger), snmp (the SNMP receiver), and "
         "notifier when ENGINE_NOTIFY_RELAY is set, workers (the tier workers) when "
         "ENGINE_AGENTS_FILE is set.",
+    )
+    up_parser.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="also run a local Prometheus with deploy/monitoring/ (ENGINE_PROMETHEUS_PORT)",
     )
     return parser
 
