@@ -27,7 +27,8 @@ SEVERITIES = {"page", "ticket", "info"}
 TARGET_LABELS = {"job", "instance", "component"}
 
 # Metrics being added by issue 16 item 1 (the desk's numbers), with their labels and the
-# values each label takes (None: not checked). Drop an entry once engine/metrics.py
+# values each label takes (None: not checked), named as prometheus_client declares them (a
+# counter without its _total). Drop an entry once engine/metrics.py
 # declares it: from then on the declaration is what the rules are checked against.
 NEW_METRICS: dict[str, tuple[str, dict[str, set[str] | None]]] = {
     "ticketing_open_tickets": (
