@@ -2,7 +2,8 @@
 # Installs what a fresh machine lacks to run and test the engine; safe to run again.
 #   - Debian packages: Java (the broker), Maven (fetches Kafka's jars), swaks and kcat
 #     (real SMTP and Kafka peers used in the tests and the README), snmp and snmptrapd
-#     (net-snmp's real SNMP peers for the tests and the benchmark)
+#     (net-snmp's real SNMP peers for the tests and the benchmark), prometheus and
+#     prometheus-alertmanager (promtool and amtool check deploy/monitoring/ in the tests)
 #   - a virtualenv in .venv with the engine and its test tools
 #   - Apache Kafka's jars from Maven Central into deploy/kafka/lib
 set -euo pipefail
@@ -16,6 +17,9 @@ command -v kcat >/dev/null || need_packages+=(kcat)
 # net-snmp's snmptrap/snmpinform (test peers) and snmptrapd (the SNMP benchmark's reference)
 command -v snmptrap >/dev/null || need_packages+=(snmp)
 [ -x /usr/sbin/snmptrapd ] || command -v snmptrapd >/dev/null || need_packages+=(snmptrapd)
+# Prometheus and Alertmanager: promtool and amtool check deploy/monitoring/ in the tests
+command -v promtool >/dev/null || need_packages+=(prometheus)
+command -v amtool >/dev/null || need_packages+=(prometheus-alertmanager)
 if ((${#need_packages[@]})); then
   echo "bootstrap: installing ${need_packages[*]}"
   if [ "$(id -u)" -ne 0 ]; then
@@ -25,6 +29,15 @@ if ((${#need_packages[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
+  # Only their tools are needed: the services Debian starts would hold 9090 and 9093,
+  # the local broker's KRaft controller port (docs/monitoring.md runs them on others).
+  if [ -d /run/systemd/system ]; then
+    for service in prometheus prometheus-alertmanager; do
+      if [[ " ${need_packages[*]} " == *" $service "* ]]; then
+        systemctl disable --now "$service" >/dev/null 2>&1 || true
+      fi
+    done
+  fi
 fi
 
 python=${PYTHON:-python3}
