@@ -203,8 +203,18 @@ def serve_metrics(port: int, host: str = "127.0.0.1") -> int:
     """Serve /metrics on ``port`` (0: any free port), with the build's info; returns the
     port."""
     announce_build(configured_ruleset_version())
+    start_at_zero()
     server, _thread = start_http_server(port, addr=host)
     return int(server.server_address[1])
+
+
+def start_at_zero() -> None:
+    """Series an alert takes the increase of exist from the start, at 0: ``increase()``
+    needs two samples, so a counter born at its first event would hide that event."""
+    for component in Component:
+        DEAD_LETTERS.labels(component)
+    for reason in SpoolDropReason:
+        SNMP_SPOOL_DROPPED.labels(reason)
 
 
 def engine_version() -> str:
