@@ -15,7 +15,6 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from engine import metrics
-from engine.contract import Priority, Tier
 from engine.settings import Settings
 from engine.supervisor import AGENTS_COMPONENTS, COMPONENTS, RELAY_COMPONENTS
 
