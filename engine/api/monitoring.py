@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 from engine import metrics
 from engine.api.view import TicketView
@@ -53,6 +54,7 @@ async def export_forever(view: TicketView, settings: Settings) -> None:
     next_lag = 0.0
     while True:
         view.export_gauges()
+        view.export_waiting(datetime.now(UTC))
         if loop.time() >= next_lag:
             next_lag = loop.time() + LAG_EVERY_SECONDS
             try:

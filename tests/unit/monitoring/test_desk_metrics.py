@@ -138,3 +138,18 @@ def test_every_process_announces_its_build_and_rule_set() -> None:
     version = metrics.configured_ruleset_version()
     assert version[:4].isdigit()
     assert sample("ticketing_build_info", version=metrics.engine_version(), ruleset=version) == 1
+
+
+def test_tickets_nobody_has_and_the_oldest_of_each_tier() -> None:
+    view = TicketView()
+    view.apply(updated(ticket("T-1", tier=Tier.L2, opened_at=T0)))
+    view.apply(updated(ticket("T-2", tier=Tier.L2, opened_at=T0 + timedelta(minutes=5))))
+    view.apply(updated(ticket("T-3", tier=Tier.L2, assignee="ana")))
+    view.export_waiting(T0 + timedelta(minutes=10))
+    assert sample("ticketing_waiting_tickets", tier="L2", priority="P3") == 2
+    assert sample("ticketing_oldest_waiting_seconds", tier="L2") == 600
+    view.apply(updated(ticket("T-1", tier=Tier.L2, opened_at=T0, assignee="ana")))
+    view.export_waiting(T0 + timedelta(minutes=10))
+    assert sample("ticketing_waiting_tickets", tier="L2", priority="P3") == 1
+    assert sample("ticketing_oldest_waiting_seconds", tier="L2") == 300
+    assert sample("ticketing_oldest_waiting_seconds", tier="L1") == 0
