@@ -20,7 +20,7 @@ def test_inflow_counts_the_last_hour_per_channel() -> None:
     inflow.add(Channel.SNMP, T0)
 
     assert inflow.last_hour(T0) == {"email": 1, "snmp": 2, "chat": 0, "phone": 0}
-    assert inflow.last_hour(T0 + timedelta(minutes=2))["email"] == 0  # the hour moved on
+    assert inflow.last_hour(T0 + timedelta(minutes=2))[Channel.EMAIL] == 0  # the hour moved on
 
 
 def test_the_oldest_waiting_ticket_survives_tickets_taken_around_it() -> None:
