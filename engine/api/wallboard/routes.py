@@ -33,7 +33,7 @@ STATIC = resources.files("engine.api.wallboard") / "static"
 # The page runs only its own script and style and talks only to this server.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-    "connect-src 'self'; img-src 'self'; form-action 'none'; base-uri 'none'; "
+    "connect-src 'self'; img-src 'self' data:; form-action 'none'; base-uri 'none'; "
     "frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",

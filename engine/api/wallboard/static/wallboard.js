@@ -90,13 +90,13 @@
       ok: "✓ a tiempo",
       due: "vence",
       noSla: "✓ Todos los avisos a tiempo",
-      inflowTitle: "Tickets nuevos, última hora",
+      inflowTitle: "Nuevos, última hora",
       channels: { email: "correo", phone: "teléfono", chat: "chat", snmp: "SNMP" },
       stormsTitle: "Tormentas de traps",
       noStorms: "✓ Ninguna tormenta",
       notifications: "notificaciones",
       flapping: "intermitente",
-      pipelineTitle: "Canal de proceso",
+      pipelineTitle: "Procesamiento",
       lag: "retraso de consumo (registros)",
       lagUnknown: "aún sin leer",
       ago: (span) => "hace " + span,
@@ -218,16 +218,19 @@
       const waiting = element("div", "waiting");
       waiting.append(document.createTextNode(t("waiting") + ": "));
       waiting.append(element("strong", null, tier.waiting));
+      card.append(waiting);
+      const oldestLine = element("div", "waiting");
       if (tier.oldest_waiting) {
         const oldest = tier.oldest_waiting;
-        waiting.append(document.createTextNode(" · " + t("oldest") + " "));
-        const oldestAge = age(oldest.opened_at);
         const strong = element("strong");
-        strong.append(oldestAge);
-        waiting.append(strong, document.createTextNode(" "), priorityMark(oldest.priority));
-        waiting.append(document.createTextNode(" "), element("span", "id", oldest.ticket_id));
+        strong.append(age(oldest.opened_at));
+        oldestLine.append(document.createTextNode(t("oldest") + ": "), strong);
+        oldestLine.append(document.createTextNode(" "), priorityMark(oldest.priority));
+        oldestLine.append(document.createTextNode(" "), element("span", "id", oldest.ticket_id));
+      } else {
+        oldestLine.append(document.createTextNode(t("oldest") + ": " + t("none")));
       }
-      card.append(waiting);
+      card.append(oldestLine);
       box.append(card);
     }
   }
@@ -239,16 +242,17 @@
     for (const row of rows) {
       const line = element("tr", "p1-row");
       line.dataset.ticket = row.ticket_id;
+      const what = element("div", "what-cell");
+      what.append(element("div", "subject", row.subject), element("div", "id", row.ticket_id));
       const cells = [
-        element("span", "id", row.ticket_id),
-        element("span", null, row.subject),
+        what,
         age(row.opened_at),
         row.assignee ? element("span", null, row.assignee) : element("span", "nobody", t("nobody")),
         element("span", null, row.tier),
         slaMark(row.sla),
       ];
       cells.forEach((content, index) => {
-        const cell = element("td", index === 1 ? "subject" : null);
+        const cell = element("td", index === 0 ? "subject-cell" : null);
         cell.append(content);
         line.append(cell);
       });
@@ -268,14 +272,15 @@
       const line = element("div", "line");
       line.append(slaMark(row.state), priorityMark(row.priority));
       line.append(element("span", "id", row.ticket_id));
-      line.append(element("span", "what", row.subject));
+      const detail = element("div", "line detail");
+      detail.append(element("span", "what", row.subject));
       if (row.deadline) {
         const due = element("span", "age");
         due.dataset.deadline = String(Date.parse(row.deadline));
-        line.append(element("span", null, t("due") + " " + clockTime(Date.parse(row.deadline))));
         line.append(due);
+        detail.append(element("span", null, t("due") + " " + clockTime(Date.parse(row.deadline))));
       }
-      item.append(line);
+      item.append(line, detail);
       list.append(item);
     }
     $("sla-empty").hidden = rows.length !== 0;
