@@ -2,7 +2,8 @@
 # Installs what a fresh machine lacks to run and test the engine; safe to run again.
 #   - Debian packages: Java (the broker), Maven (fetches Kafka's jars), swaks and kcat
 #     (real SMTP and Kafka peers used in the tests and the README), snmp and snmptrapd
-#     (net-snmp's real SNMP peers for the tests and the benchmark)
+#     (net-snmp's real SNMP peers for the tests and the benchmark), chromium and
+#     chromium-driver (the wallboard's test drives headless Chromium through chromedriver)
 #   - a virtualenv in .venv with the engine and its test tools
 #   - Apache Kafka's jars from Maven Central into deploy/kafka/lib
 set -euo pipefail
@@ -16,6 +17,9 @@ command -v kcat >/dev/null || need_packages+=(kcat)
 # net-snmp's snmptrap/snmpinform (test peers) and snmptrapd (the SNMP benchmark's reference)
 command -v snmptrap >/dev/null || need_packages+=(snmp)
 [ -x /usr/sbin/snmptrapd ] || command -v snmptrapd >/dev/null || need_packages+=(snmptrapd)
+# headless Chromium and its driver for the wallboard's browser test (selenium, in .venv)
+command -v chromium >/dev/null || need_packages+=(chromium)
+command -v chromedriver >/dev/null || need_packages+=(chromium-driver)
 if ((${#need_packages[@]})); then
   echo "bootstrap: installing ${need_packages[*]}"
   if [ "$(id -u)" -ne 0 ]; then
