@@ -3,7 +3,8 @@
 #   - Debian packages: Java (the broker), Maven (fetches Kafka's jars), swaks and kcat
 #     (real SMTP and Kafka peers used in the tests and the README), snmp and snmptrapd
 #     (net-snmp's real SNMP peers for the tests and the benchmark), prometheus and
-#     prometheus-alertmanager (promtool and amtool check deploy/monitoring/ in the tests)
+#     prometheus-alertmanager (promtool and amtool check deploy/monitoring/ in the tests),
+#     chromium and chromium-driver (the wallboard's test drives headless Chromium)
 #   - a virtualenv in .venv with the engine and its test tools
 #   - Apache Kafka's jars from Maven Central into deploy/kafka/lib
 set -euo pipefail
@@ -20,6 +21,9 @@ command -v snmptrap >/dev/null || need_packages+=(snmp)
 # Prometheus and Alertmanager: promtool and amtool check deploy/monitoring/ in the tests
 command -v promtool >/dev/null || need_packages+=(prometheus)
 command -v amtool >/dev/null || need_packages+=(prometheus-alertmanager)
+# headless Chromium and its driver for the wallboard's browser test (selenium, in .venv)
+command -v chromium >/dev/null || need_packages+=(chromium)
+command -v chromedriver >/dev/null || need_packages+=(chromium-driver)
 if ((${#need_packages[@]})); then
   echo "bootstrap: installing ${need_packages[*]}"
   if [ "$(id -u)" -ne 0 ]; then

@@ -189,6 +189,11 @@ class ApiRoute(StrEnum):
     AGENT_QUEUE = "/agents/{agent_id}/queue"
     QUEUES = "/queues"
     OPENAPI = "/openapi.json"
+    WALLBOARD = "/wallboard"
+    WALLBOARD_SCRIPT = "/wallboard/wallboard.js"
+    WALLBOARD_STYLE = "/wallboard/wallboard.css"
+    WALLBOARD_STATE = "/wallboard/state"
+    WALLBOARD_EVENTS = "/wallboard/events"
     UNMATCHED = "unmatched"
 
 

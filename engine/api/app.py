@@ -35,6 +35,15 @@ from engine.api.desk import get_agent_queue, get_queues, post_presence
 from engine.api.openapi import openapi_document
 from engine.api.reads import get_ticket, health, list_tickets
 from engine.api.security import Integration
+from engine.api.wallboard.routes import (
+    WALLBOARD,
+    WallboardHub,
+    wallboard_events,
+    wallboard_page,
+    wallboard_script,
+    wallboard_state,
+    wallboard_style,
+)
 from engine.api.writes import post_activity, post_chat_message, post_phone_call
 from engine.metrics import ApiMethod, ApiRoute
 
@@ -51,6 +60,11 @@ ROUTES = (
     ("POST", ApiRoute.AGENT_PRESENCE, post_presence),
     ("GET", ApiRoute.QUEUES, get_queues),
     ("GET", ApiRoute.AGENT_QUEUE, get_agent_queue),
+    ("GET", ApiRoute.WALLBOARD, wallboard_page),
+    ("GET", ApiRoute.WALLBOARD_SCRIPT, wallboard_script),
+    ("GET", ApiRoute.WALLBOARD_STYLE, wallboard_style),
+    ("GET", ApiRoute.WALLBOARD_STATE, wallboard_state),
+    ("GET", ApiRoute.WALLBOARD_EVENTS, wallboard_events),
 )
 CORS_HEADERS = "Authorization, Content-Type"
 # What aiohttp's own refusals (404, 405) say besides their text.
@@ -192,6 +206,8 @@ def build_app(context: ApiContext, hub: ChatHub) -> web.Application:
     app[CONTEXT] = context
     app[HUB] = hub
     app[OPENAPI] = openapi_document()
+    app[WALLBOARD] = WallboardHub(context.view.board)
+    app.on_shutdown.append(app[WALLBOARD].close)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     app.router.add_get(ApiRoute.OPENAPI, serve_openapi)

@@ -18,6 +18,7 @@ from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from engine import metrics
+from engine.api.board import Board
 from engine.api.contract import Decision, SlaState
 from engine.contract import (
     AgentPresenceChanged,
@@ -85,6 +86,8 @@ class TicketView:
         self._keys: dict[str, dict[str, str]] = {}
         self._index: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._counted: dict[str, tuple[TicketState, str]] = {}  # as last counted
+        # What the wallboard shows, kept as records arrive (engine/api/board.py).
+        self.board = Board()
 
     def __len__(self) -> int:
         return len(self._tickets)
@@ -209,12 +212,13 @@ class TicketView:
         counted = self._counted.get(ticket_id)
         if counted is not None:
             self._count(*counted, -1)
+        sla = self.sla(ticket)
         keys = {
             "status": ticket.status.value,
             "tier": ticket.tier.value,
             "priority": ticket.priority.value,
             "customer": ticket.customer_id or "",
-            "sla": self.sla(ticket).state,
+            "sla": sla.state,
         }
         for item in self._keys.get(ticket_id, {}).items():
             self._index[item].discard(ticket_id)
@@ -223,6 +227,7 @@ class TicketView:
         self._keys[ticket_id] = keys
         self._counted[ticket_id] = (ticket, keys["sla"])
         self._count(ticket, keys["sla"], +1)
+        self.board.apply(ticket, sla, first_seen=counted is None)
 
 
 def _updated_at(ticket: TicketState) -> datetime:

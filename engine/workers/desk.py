@@ -138,6 +138,10 @@ def _rank_of(state: TicketState) -> Rank:
     return -state.priority.severity, state.opened_at.timestamp(), state.ticket_id
 
 
+def _opened_at(state: TicketState) -> datetime:
+    return state.opened_at
+
+
 def _can_take(agent: Agent, bucket: Bucket) -> bool:
     tier, language, skills = bucket
     return (
@@ -568,12 +572,17 @@ class Desk:
         return {key: n for key, n in self._waiting.items() if n}
 
     def oldest_waiting(self, tier: Tier) -> datetime | None:
+        oldest = self.oldest_waiting_ticket(tier)
+        return oldest.opened_at if oldest is not None else None
+
+    def oldest_waiting_ticket(self, tier: Tier) -> TicketState | None:
+        """The tier's waiting ticket opened first (the heads of its buckets' heaps)."""
         heads = [
-            head.state.opened_at
+            head.state
             for bucket, heap in self._heaps.items()
             if bucket[0] is tier and (head := self._head(heap)) is not None
         ]
-        return min(heads, default=None)
+        return min(heads, key=_opened_at, default=None)
 
     def queue(self, tier: Tier, now: datetime) -> TierQueue:
         oldest = self.oldest_waiting(tier)
