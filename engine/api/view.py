@@ -76,10 +76,7 @@ class TicketView:
         self.live = False
         self.open: Counter[tuple[Tier, Priority, TicketStatus]] = Counter()
         self.sla_states: Counter[tuple[Priority, str]] = Counter()  # open tickets only
-        # Open tickets nobody has, and per tier a heap of (opened, ticket) to find the oldest
-        # (an entry stays until found stale at the top).
-        self.waiting: Counter[tuple[Tier, Priority]] = Counter()
-        self._waiting_since: dict[Tier, list[tuple[float, str]]] = defaultdict(list)
+        self.waiting: Counter[tuple[Tier, Priority]] = Counter()  # open, nobody has it
         self._tickets: dict[str, TicketState] = {}
         self._decisions: dict[str, deque[Decision]] = {}
         self._alerts: dict[str, SlaWarning | SlaBreached] = {}
@@ -174,8 +171,8 @@ class TicketView:
         for tier in Tier:
             for priority in Priority:
                 metrics.WAITING_TICKETS.labels(tier, priority).set(self.waiting[(tier, priority)])
-            oldest = self.oldest_waiting(tier)
-            age = (now - oldest).total_seconds() if oldest is not None else 0.0
+            oldest = self.board.oldest_waiting(tier)
+            age = (now - oldest.opened_at).total_seconds() if oldest is not None else 0.0
             metrics.OLDEST_WAITING_SECONDS.labels(tier).set(max(0.0, age))
 
     def _count(self, ticket: TicketState, sla: str, sign: int) -> None:
@@ -185,25 +182,6 @@ class TicketView:
         self.sla_states[(ticket.priority, sla)] += sign
         if ticket.assignee is None:
             self.waiting[(ticket.tier, ticket.priority)] += sign
-            if sign > 0:
-                since = ticket.opened_at.timestamp()
-                heapq.heappush(self._waiting_since[ticket.tier], (since, ticket.ticket_id))
-
-    def oldest_waiting(self, tier: Tier) -> datetime | None:
-        """When the oldest open ticket of ``tier`` that nobody has was opened."""
-        heads = self._waiting_since[tier]
-        while heads:
-            _, ticket_id = heads[0]
-            ticket = self._tickets.get(ticket_id)
-            if (
-                ticket is not None
-                and ticket.tier is tier
-                and ticket.assignee is None
-                and ticket.status is not TicketStatus.RESOLVED
-            ):
-                return ticket.opened_at
-            heapq.heappop(heads)
-        return None
 
     def _reindex(self, ticket_id: str) -> None:
         ticket = self._tickets.get(ticket_id)
