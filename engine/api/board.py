@@ -6,6 +6,8 @@ few small structures instead of scanning every ticket. Plain data, fed by ``Tick
 - per tier, the open tickets nobody has, in a heap by opening time (the oldest first;
   entries of tickets taken or resolved since are dropped when they reach the top);
 - the tickets opened per channel over the last hour, in minute buckets;
+- the dead letters of the last hour, by the component that made them (read live from
+  ``deadletter.v1``: the API does not see the other processes' counters);
 - the alarms in a storm: an SNMP ticket whose alarm is raised and has had many
   notifications, or flaps.
 
@@ -18,7 +20,7 @@ import heapq
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from engine.api.contract import SlaState
 from engine.contract import Channel, Priority, TicketState, TicketStatus, Tier
@@ -28,34 +30,35 @@ INFLOW_BUCKET_SECONDS = 60
 # An alarm still raised after this many notifications is a storm on the wallboard.
 STORM_OCCURRENCES = 10
 _V = TypeVar("_V")
+_K = TypeVar("_K")
 
 
 def _minute(at: datetime) -> int:
     return int(at.timestamp()) // INFLOW_BUCKET_SECONDS
 
 
-class Inflow:
-    """Tickets opened per channel, in minute buckets of the last hour."""
+class HourCounts(Generic[_K]):
+    """Events per key, in minute buckets of the last hour."""
 
     def __init__(self) -> None:
-        self._buckets: dict[int, Counter[Channel]] = {}
+        self._buckets: dict[int, Counter[_K]] = {}
         self._newest = 0
 
-    def add(self, channel: Channel, opened_at: datetime) -> None:
-        minute = _minute(opened_at)
+    def add(self, key: _K, at: datetime) -> None:
+        minute = _minute(at)
         self._newest = max(self._newest, minute)
         if minute <= self._newest - self._window:
             return  # read from the history at start: older than the window already
-        self._buckets.setdefault(minute, Counter())[channel] += 1
+        self._buckets.setdefault(minute, Counter())[key] += 1
         if len(self._buckets) > 2 * self._window:
             self._prune(self._newest)
 
-    def last_hour(self, now: datetime) -> dict[Channel, int]:
+    def totals(self, now: datetime) -> Counter[_K]:
         self._prune(_minute(now))
-        totals: Counter[Channel] = Counter()
+        totals: Counter[_K] = Counter()
         for bucket in self._buckets.values():
             totals.update(bucket)
-        return {channel: totals[channel] for channel in Channel}
+        return totals
 
     @property
     def _window(self) -> int:
@@ -64,6 +67,14 @@ class Inflow:
     def _prune(self, minute: int) -> None:
         for old in [m for m in self._buckets if m <= minute - self._window]:
             del self._buckets[old]
+
+
+class Inflow(HourCounts[Channel]):
+    """Tickets opened per channel over the last hour."""
+
+    def last_hour(self, now: datetime) -> dict[Channel, int]:
+        totals = self.totals(now)
+        return {channel: totals[channel] for channel in Channel}
 
 
 def is_storm(ticket: TicketState) -> bool:
@@ -81,6 +92,7 @@ class Board:
         self.flagged: dict[str, tuple[TicketState, SlaState]] = {}  # open, warning or breached
         self.storms: dict[str, TicketState] = {}
         self.inflow = Inflow()
+        self.dead_letters: HourCounts[str] = HourCounts()  # by the component that made them
         self.listeners: list[Callable[[], None]] = []
         self._waiting: dict[str, TicketState] = {}  # open, nobody has it
         self._waiting_count: Counter[Tier] = Counter()

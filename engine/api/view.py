@@ -24,6 +24,7 @@ from engine.contract import (
     AgentPresenceChanged,
     AnyRecord,
     Priority,
+    RecordDeadLettered,
     SlaBreached,
     SlaWarning,
     TicketActivity,
@@ -37,6 +38,7 @@ from engine.contract import (
 )
 from engine.contract.topics import (
     AGENTS_PRESENCE,
+    DEAD_LETTERS,
     SLA_ALERTS,
     TICKET_ACTIVITY,
     TICKET_DECISIONS,
@@ -105,6 +107,8 @@ class TicketView:
                 if all(d.cause_event_id != data.cause_event_id for d in kept):
                     kept.append(Decision(cause_event_id=data.cause_event_id, occurred_at=at,
                                          classification=data.classification))  # fmt: skip
+            case RecordDeadLettered(source=source, occurred_at=at):
+                self.board.dead_letters.add(metrics.component_of_source(source).value, at)
             case SlaWarning(data=data) | SlaBreached(data=data):
                 self._alerts[data.ticket_id] = record
                 self._reindex(data.ticket_id)
@@ -227,7 +231,12 @@ class ViewFollower:
         self._on_ticket = on_ticket
         self._on_activity = on_activity
         self._follower = Follower(
-            "view", bootstrap, REBUILT_FROM, self._apply, live=(TICKET_ACTIVITY,), max_records=2000
+            "view",
+            bootstrap,
+            REBUILT_FROM,
+            self._apply,
+            live=(TICKET_ACTIVITY, DEAD_LETTERS),
+            max_records=2000,
         )
         self.caught_up = self._follower.caught_up
 

@@ -6,8 +6,8 @@ flagged ones, not a scan of every ticket. Snapshots are built at most a few time
 whatever the number of screens (``WallboardHub`` keeps the last one), so the cost stays
 bounded when a storm changes the view thousands of times a second.
 
-Dead letters are not shown: the API does not read the dead-letter topic, and the counter
-(``ticketing_dead_letters_total``) lives in the processes that make them; Prometheus has it.
+Dead letters come from the view, which reads ``deadletter.v1`` live (from its end when the
+API starts): the last hour's, by the component that made them.
 """
 
 from __future__ import annotations
@@ -81,6 +81,9 @@ class LagRow(Record):
 class Pipeline(Record):
     consumer_lag: tuple[LagRow, ...] = Field(description="Largest first; empty until read")
     total_lag: int | None = Field(description="None: not read yet (every 15 s)")
+    dead_letters_last_hour: dict[str, int] = Field(
+        description="Dead letters made in the last hour, by component (since the API started)"
+    )
 
 
 class Wallboard(Record):
@@ -193,8 +196,9 @@ def _storms(view: TicketView) -> tuple[Storm, ...]:
     return tuple(heapq.nlargest(LISTED, storms, key=lambda s: (s.occurrences, s.ticket_id)))
 
 
-def _pipeline() -> Pipeline:
-    """The consumer lag as this process last read it (engine/api/monitoring.py)."""
+def _pipeline(view: TicketView, now: datetime) -> Pipeline:
+    """The consumer lag as this process last read it (engine/api/monitoring.py), and the
+    dead letters of the last hour."""
     rows = [
         LagRow(
             group=sample.labels["group"], topic=sample.labels["topic"], records=int(sample.value)
@@ -204,7 +208,9 @@ def _pipeline() -> Pipeline:
     ]
     rows.sort(key=lambda row: (-row.records, row.group, row.topic))
     return Pipeline(
-        consumer_lag=tuple(rows), total_lag=sum(row.records for row in rows) if rows else None
+        consumer_lag=tuple(rows),
+        total_lag=sum(row.records for row in rows) if rows else None,
+        dead_letters_last_hour=dict(view.board.dead_letters.totals(now)),
     )
 
 
@@ -222,5 +228,5 @@ def snapshot(view: TicketView, now: datetime, ready: bool) -> Wallboard:
         sla_counts={"warning": counts["warning"], "breached": counts["breached"]},
         inflow_last_hour=view.board.inflow.last_hour(now),
         storms=_storms(view),
-        pipeline=_pipeline(),
+        pipeline=_pipeline(view, now),
     )

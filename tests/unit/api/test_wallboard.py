@@ -22,6 +22,7 @@ from engine.contract import (
     TicketStatus,
     Tier,
 )
+from engine.kafka.deadletter import dead_letter
 from engine.workers.agents import parse_agents
 from engine.workers.desk import Desk
 from tests.unit.api.api_support import T0, TOKENS, Api, ticket, updated, with_api
@@ -68,6 +69,9 @@ def feed(api: Api) -> None:
         alarm=storm_alarm(STORM_OCCURRENCES + 40))  # fmt: skip
     put(api, "T-RESOLVED0000E", priority=Priority.P1, tier=Tier.L3, status=TicketStatus.RESOLVED)
     put(api, "T-OLDP40000000F", priority=Priority.P4, opened_at=T0 - timedelta(hours=2))
+    for made_at in (T0 - timedelta(minutes=5), T0 - timedelta(hours=2)):  # the hour's, only
+        api.view.apply(dead_letter(b"{", reason="not JSON", field=None, origin="tickets.events.v1",
+                                   source="engine.processor", now=made_at))  # fmt: skip
 
 
 def test_the_snapshot_shows_what_a_desk_watches() -> None:
@@ -109,6 +113,7 @@ def test_the_snapshot_shows_what_a_desk_watches() -> None:
         assert board["pipeline"] == {
             "consumer_lag": [{"group": "processor", "topic": "tickets.events.v1", "records": 7}],
             "total_lag": 7,
+            "dead_letters_last_hour": {"processor": 1},
         }
 
     with_api(check)

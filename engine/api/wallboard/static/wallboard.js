@@ -55,6 +55,7 @@
       pipelineTitle: "Pipeline",
       lag: "consumer lag (records)",
       lagUnknown: "not read yet",
+      deadLetters: "dead letters, last hour",
       ago: (span) => span + " ago",
       inTime: (span) => "in " + span,
       language: "ES",
@@ -99,6 +100,7 @@
       pipelineTitle: "Procesamiento",
       lag: "retraso de consumo (registros)",
       lagUnknown: "aún sin leer",
+      deadLetters: "entradas no procesadas, última hora",
       ago: (span) => "hace " + span,
       inTime: (span) => "en " + span,
       language: "EN",
@@ -328,6 +330,15 @@
       groups.append(element("div", null, row.group + " · " + row.topic + ": " + row.records));
     }
     box.append(groups);
+    const letters = pipeline.dead_letters_last_hour || {};
+    const lost = Object.values(letters).reduce((sum, n) => sum + n, 0);
+    const dead = element("div", "label" + (lost ? " lagging" : ""),
+      (lost ? "⚠ " : "✓ ") + t("deadLetters") + ": " + lost);
+    dead.id = "dead-letters";
+    box.append(dead);
+    for (const [component, n] of Object.entries(letters).slice(0, 3)) {
+      groups.append(element("div", null, component + ": " + n));
+    }
   }
 
   function render() {
