@@ -217,7 +217,8 @@ def start_at_zero() -> None:
     """Series an alert takes the increase of exist from the start, at 0: ``increase()``
     needs two samples, so a counter born at its first event would hide that event."""
     for component in Component:
-        DEAD_LETTERS.labels(component)
+        for reason in DeadLetterReason:
+            DEAD_LETTERS.labels(component, reason)
     for reason in SpoolDropReason:
         SNMP_SPOOL_DROPPED.labels(reason)
 
@@ -246,6 +247,33 @@ def configured_ruleset_version() -> str:
 def announce_build(ruleset: str) -> None:
     """``ticketing_build_info``: 1 for this engine version and the rule set in use."""
     BUILD_INFO.info({"version": engine_version(), "ruleset": ruleset})
+
+
+class DeadLetterReason(StrEnum):
+    """What kind of problem a dead letter's reason names (the reason itself is on the record)."""
+
+    INVALID = "invalid"  # not a valid record, event, state, notification or mail
+    REFUSED = "refused"  # an activity the ticket refuses; a notice the relay refused
+    TOO_LARGE = "too_large"
+    FAILED = "failed"  # processing raised
+    OTHER = "other"
+
+
+_DEAD_LETTER_REASONS = (
+    (("not a valid", "not a usable", "notification could not be used", "mail could not be parsed"),
+     DeadLetterReason.INVALID),
+    (("activity refused", "relay refused"), DeadLetterReason.REFUSED),
+    (("processing failed",), DeadLetterReason.FAILED),
+)  # fmt: skip
+
+
+def dead_letter_reason(reason: str) -> DeadLetterReason:
+    if "bytes, over" in reason or "too large" in reason:
+        return DeadLetterReason.TOO_LARGE
+    return next(
+        (kind for prefixes, kind in _DEAD_LETTER_REASONS if reason.startswith(prefixes)),
+        DeadLetterReason.OTHER,
+    )
 
 
 class UpdateOutcome(StrEnum):
@@ -336,8 +364,8 @@ TIME_TO_RESOLVE_SECONDS = Histogram(
 )
 DEAD_LETTERS = Counter(
     "ticketing_dead_letters_total",
-    "Dead letters made, by the component that made them",
-    ["origin"],
+    "Dead letters made, by the component that made them and the kind of reason",
+    ["origin", "reason"],
 )
 CONSUMER_LAG = Gauge(
     "ticketing_consumer_lag",
@@ -521,7 +549,7 @@ LABELS: dict[MetricWrapperBase, dict[str, type[Enum]]] = {
     SLA_UPDATES: {"priority": Priority, "outcome": UpdateOutcome},
     TIME_TO_FIRST_RESPONSE_SECONDS: {"priority": Priority, "channel": Channel},
     TIME_TO_RESOLVE_SECONDS: {"priority": Priority, "channel": Channel},
-    DEAD_LETTERS: {"origin": Component},
+    DEAD_LETTERS: {"origin": Component, "reason": DeadLetterReason},
     CONSUMER_LAG: {"group": Component, "topic": TopicName},
     REASSIGNMENTS: {"reason": Handover},
     ESCALATIONS: {"reason": EscalationReason, "role": EscalationRole},

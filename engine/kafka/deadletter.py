@@ -18,7 +18,8 @@ def dead_letter(
     input dead-lettered twice is recognisably the same. Counted in
     ``ticketing_dead_letters_total`` by the component named by ``source``."""
     digest = hashlib.sha256(payload).hexdigest()
-    metrics.DEAD_LETTERS.labels(metrics.component_of_source(source)).inc()
+    component = metrics.component_of_source(source)
+    metrics.DEAD_LETTERS.labels(component, metrics.dead_letter_reason(reason)).inc()
     return RecordDeadLettered(
         event_id=event_id("deadletter", f"{origin}:{digest}"),
         occurred_at=now,

@@ -105,9 +105,17 @@ def test_the_history_read_at_start_is_not_counted_as_new() -> None:
 
 
 def test_dead_letters_are_counted_by_the_component_that_made_them() -> None:
-    before = sample("ticketing_dead_letters_total", origin="snmp")
-    dead_letter(b"x", reason="r", field=None, origin="snmp", source="snmp://0.0.0.0:1162", now=T0)
-    assert sample("ticketing_dead_letters_total", origin="snmp") == before + 1
+    labels = {"origin": "snmp", "reason": "invalid"}
+    before = sample("ticketing_dead_letters_total", **labels)
+    dead_letter(b"x", reason="notification could not be used: no sysUpTime", field=None,
+                origin="snmp", source="snmp://0.0.0.0:1162", now=T0)  # fmt: skip
+    assert sample("ticketing_dead_letters_total", **labels) == before + 1
+    assert (
+        metrics.dead_letter_reason("activity refused: resolved") is metrics.DeadLetterReason.REFUSED
+    )
+    assert metrics.dead_letter_reason("the mail's event is 2,000,000 bytes, over the limit") is (
+        metrics.DeadLetterReason.TOO_LARGE
+    )
     assert metrics.component_of_source("engine.notifier") is metrics.Component.NOTIFIER
     assert metrics.component_of_source("something else") is metrics.Component.OTHER
 
