@@ -156,3 +156,12 @@ def test_a_mail_whose_event_a_ticket_topic_would_refuse_is_dead_lettered_whole()
     data = json.loads(letter)["data"]
     assert "a ticket topic takes" in data["reason"] and data["origin"] == MAIL_SPOOL
     assert base64.b64decode(data["payload_base64"]) == value
+
+
+def test_a_mail_too_costly_to_parse_is_dead_lettered_with_the_reason() -> None:
+    raw = MAIL.replace(b"Subject: Hola", b"Content-Type: text/plain" + b";" * 100_000)
+
+    letter = dead_letter_of(spool(raw))
+
+    assert letter.data.field == "header Content-Type" and "2,000" in letter.data.reason
+    assert base64.b64decode(letter.data.payload_base64) == raw
