@@ -264,11 +264,13 @@ class NoticeKind(StrEnum):
     UPDATE = "update"
     ESCALATION = "escalation"
     ASSIGNMENT = "assignment"
+    UNKNOWN = "unknown"  # its record could not even tell which
 
 
 class NoticeOutcome(StrEnum):
     SENT = "sent"
     REFUSED = "refused"
+    UNBUILDABLE = "unbuildable"  # dead-lettered: the notice could not be built
 
 
 NOTICES = Counter("ticketing_notices_total", "Customer notices, by outcome", ["kind", "outcome"])

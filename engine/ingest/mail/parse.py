@@ -166,7 +166,16 @@ def _sender(message: EmailMessage) -> tuple[str, str]:
     except (IndexError, ValueError):
         return "", raw
     name, address = pairs[0] if pairs else ("", "")
-    return address.strip().lower(), name.strip()
+    return one_address(address), name.strip()
+
+
+def one_address(address: str) -> str:
+    """The address lower-cased, or "" when it holds white space or a control character
+    (a line break inside would become the requester, and a header no notice can carry)."""
+    address = address.strip().lower()
+    if any(char.isspace() or not char.isprintable() for char in address):
+        return ""
+    return address
 
 
 def _cc(message: EmailMessage) -> tuple[str, ...]:
@@ -465,7 +474,7 @@ def _parse_email(
     subject = _subject(message)
     from_address, from_name = _sender(message)
     if not from_address:
-        from_address = mail_from.lower()
+        from_address = one_address(mail_from)
     text = _text(message)
     if not message.keys() and not _mostly_text(text):
         raise EmailParseError("message", "not a mail: no header fields and no readable text")

@@ -434,3 +434,15 @@ def test_a_mail_without_cc_and_an_old_record_without_the_field_have_none() -> No
 
     assert data.cc == ()
     assert type(data).model_validate_json(json.dumps(old)).cc == ()
+
+
+@pytest.mark.parametrize("character", ["\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\x00"])
+def test_a_from_address_with_a_control_character_never_becomes_the_requester(
+    character: str,
+) -> None:
+    raw = f"From: Ana <ana{character}@acme.example>\r\nSubject: hola\r\n\r\nhola\r\n".encode()
+
+    event = parse(raw, mail_from="ana@acme.example")
+
+    assert event.data.from_address == "ana@acme.example"  # the envelope's, checked by SMTP
+    assert parse(raw, mail_from=f"x{character}@acme.example").data.from_address == ""
