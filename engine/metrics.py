@@ -58,6 +58,9 @@ class IngestReason(StrEnum):
     BEHIND_SPOOL = "behind_spool"
     SPOOL_FULL = "spool_full"
     SPOOL_WRITE_ERROR = "spool_write_error"
+    OID_LIMIT = "oid_limit"  # an OID of over 128 arcs, or an arc over 2^32-1
+    NUMBER_LIMIT = "number_limit"  # an integer value outside SNMP's 64 bits
+    UNDECODABLE = "undecodable"  # a decoder (the fast path, pysnmp, pyasn1) raised
     # SNMP: pysnmp's refusal counters (pysnmp_adapter.ENGINE_COUNTERS)
     BAD_COMMUNITY = "bad_community"
     BAD_VERSION = "bad_version"
