@@ -3,6 +3,7 @@ and hands everything else to pysnmp."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -127,6 +128,9 @@ def test_whatever_a_decoder_raises_for_one_datagram_is_counted_not_raised() -> N
     def fast_path(datagram: bytes, address: Any, transport: Any) -> bool:
         raise RecursionError("deep")
 
-    FastPathTransport(fast_path, failures.append).datagram_received(b"x", ("127.0.0.1", 9))
+    async def receive() -> None:  # pysnmp's transport wants a running loop
+        FastPathTransport(fast_path, failures.append).datagram_received(b"x", ("127.0.0.1", 9))
+
+    asyncio.run(receive())
 
     assert [type(error) for error in failures] == [RecursionError]
