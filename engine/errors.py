@@ -16,8 +16,11 @@ EngineError
  ├── ApiSecurityError          [api.security] the API token file is not valid
  ├── SmtpSecurityError         [ingest.mail.security] SMTP users or TLS files are not valid
  ├── EmailParseError           [ingest.mail.parse] a mail the parser cannot read (*)
+ ├── ParseBudgetError          [ingest.mail.parse] a mail past a bound or its parse budget;
+ │                             an EmailParseError (*)
  ├── NotificationError         [ingest.snmp.trap_event] a trap that cannot be an event (*)
  ├── BerError                  [ingest.snmp.fastpath] not a v2c notification it reads
+ ├── LimitError                [ingest.snmp.fastpath] an OID past SNMP's limits; a BerError
  ├── MibError                  [ingest.snmp.mibs] a MIB directory or module cannot load
  ├── SnmpUsersError            [ingest.snmp.users] the SNMPv3 users file is not valid
  ├── DeviceDirectoryError      [ingest.snmp.devices] the device directory is not valid

@@ -70,6 +70,9 @@ class IngestReason(StrEnum):
     BEHIND_SPOOL = "behind_spool"
     SPOOL_FULL = "spool_full"
     SPOOL_WRITE_ERROR = "spool_write_error"
+    OID_LIMIT = "oid_limit"  # an OID of over 128 arcs, or an arc over 2^32-1
+    NUMBER_LIMIT = "number_limit"  # an integer value outside SNMP's 64 bits
+    UNDECODABLE = "undecodable"  # a decoder (the fast path, pysnmp, pyasn1) raised
     # SNMP: pysnmp's refusal counters (pysnmp_adapter.ENGINE_COUNTERS)
     BAD_COMMUNITY = "bad_community"
     BAD_VERSION = "bad_version"
@@ -217,10 +220,10 @@ def start_at_zero() -> None:
     """Series an alert takes the increase of exist from the start, at 0: ``increase()``
     needs two samples, so a counter born at its first event would hide that event."""
     for component in Component:
-        for reason in DeadLetterReason:
-            DEAD_LETTERS.labels(component, reason)
-    for reason in SpoolDropReason:
-        SNMP_SPOOL_DROPPED.labels(reason)
+        for kind in DeadLetterReason:
+            DEAD_LETTERS.labels(component, kind)
+    for dropped in SpoolDropReason:
+        SNMP_SPOOL_DROPPED.labels(dropped)
 
 
 def engine_version() -> str:
@@ -444,11 +447,13 @@ class NoticeKind(StrEnum):
     UPDATE = "update"
     ESCALATION = "escalation"
     ASSIGNMENT = "assignment"
+    UNKNOWN = "unknown"  # its record could not even tell which
 
 
 class NoticeOutcome(StrEnum):
     SENT = "sent"
     REFUSED = "refused"
+    UNBUILDABLE = "unbuildable"  # dead-lettered: the notice could not be built
 
 
 NOTICES = Counter("ticketing_notices_total", "Customer notices, by outcome", ["kind", "outcome"])

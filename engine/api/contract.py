@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from engine.contract import (
     ActivityType,
@@ -36,7 +36,23 @@ ClientId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:@-]{1,128}$"
 ConversationId = Annotated[str, StringConstraints(pattern=CONVERSATION_ID_PATTERN)]
 TicketId = Annotated[str, StringConstraints(pattern=TICKET_ID)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=320)]
+
+# What a name, an address or a subject must never hold: they end up in mail headers, where
+# a line break starts another field (and the notifier could not write the notice).
+# Control characters, and every character Python or a mail system takes for a line end.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+
+
+def _one_line(value: object) -> object:
+    if isinstance(value, str) and (found := _CONTROL.search(value)) is not None:
+        raise ValueError(
+            f"control character U+{ord(found.group()):04X} not allowed: one line of text"
+        )
+    return value
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=320), BeforeValidator(_one_line)]
+OneLine = Annotated[str, StringConstraints(max_length=500), BeforeValidator(_one_line)]
 
 
 def _email_address(value: str) -> str:
@@ -46,7 +62,10 @@ def _email_address(value: str) -> str:
 
 
 EmailAddress = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=320), AfterValidator(_email_address)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=320),
+    AfterValidator(_email_address),
+    BeforeValidator(_one_line),
 ]
 
 
@@ -54,7 +73,9 @@ class ChatMessageIn(Record):
     """One message a customer wrote in the chat widget."""
 
     message_id: ClientId = Field(description="Unique in its conversation; a resend is ignored")
-    sender: Name = Field(description="The customer's e-mail address, as the widget knows it")
+    sender: EmailAddress = Field(
+        description="The customer's e-mail address, as the widget knows it: one address"
+    )
     customer_id: ClientId | None = Field(default=None, description="When the widget knows it")
     text: Text
 
@@ -65,7 +86,7 @@ class PhoneCallIn(Record):
     call_id: ClientId = Field(description="The telephony system's call id; a resend is ignored")
     caller: Name = Field(description="Who called: name, number or e-mail")
     customer_id: ClientId | None = None
-    subject: Annotated[str, StringConstraints(max_length=500)] = ""
+    subject: OneLine = ""
     summary: Text
     agent: Name
     suggested_priority: Priority | None = Field(

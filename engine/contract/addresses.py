@@ -15,12 +15,16 @@ def normal_address(address: str) -> str:
 
 
 def may_receive_mail(address: str) -> bool:
-    """Never write to an empty address or a mail system (no loops with bounces)."""
+    """Never write to an empty address, a mail system (no loops with bounces), or a text
+    that is not one address (white space, control characters, separators)."""
     local, at, domain = normal_address(address).rpartition("@")
     return (
         bool(at and local and domain)
         and local not in MAIL_SYSTEM_LOCAL_PARTS
-        and not any(character.isspace() or character in '<>,;"' for character in local + domain)
+        and not any(
+            character.isspace() or not character.isprintable() or character in '<>,;"'
+            for character in local + domain
+        )
     )
 
 

@@ -179,13 +179,32 @@ class TicketUpdatedData(Record):
     ticket: TicketState
 
 
+class RecordLocation(Record):
+    """Where a consumed record is on Kafka."""
+
+    topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+
+
 class DeadLetterData(Record):
     reason: str
     field: str | None = Field(description="The bad field, when one is to blame")
     origin: str = Field(description="Channel or topic the input came from")
-    payload_base64: str = Field(description="The input, whole")
-    payload_sha256: str
-    payload_size: int = Field(ge=0)
+    payload_base64: str = Field(
+        description="The input, whole; only its first bytes when payload_truncated"
+    )
+    payload_sha256: str = Field(description="SHA-256 of the whole input, truncated or not")
+    payload_size: int = Field(ge=0, description="Size of the whole input, in bytes")
+    payload_truncated: bool = Field(
+        default=False,
+        description="The input was too large for a dead letter: payload_base64 holds its "
+        "first bytes, and the whole input is at ``original`` (or in the mail archive, by "
+        "its SHA-256)",
+    )
+    original: RecordLocation | None = Field(
+        default=None, description="The consumed record the input came from, if any"
+    )
 
 
 class RulesPublishedData(Record):

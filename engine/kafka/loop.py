@@ -9,7 +9,11 @@ Its guarantees (decision 7):
   grows while Kafka keeps refusing (backoff with jitter), and the handler is told so it
   can forget what the batch changed;
 - the producer that failed is closed (within a bound: it may be left in a fatal state, an
-  idempotent producer's fate after some errors) and the next batch gets a new one.
+  idempotent producer's fate after some errors) and the next batch gets a new one;
+- an output Kafka refuses as too large is no outage (it would be refused again, for ever):
+  the outputs are sent again one by one, each one refused for its size replaced by a dead
+  letter that keeps its first bytes, its SHA-256 and size (``engine.kafka.deadletter``),
+  and the batch moves on.
 
 What a batch means is the handler's: ``BatchHandler.outputs`` turns records into the
 records to publish; ``refused`` and ``committed`` are optional hooks.
@@ -23,8 +27,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 
+from engine.clock import SystemClock
+from engine.contract import to_json
+from engine.contract.topics import DEAD_LETTERS
+from engine.kafka.deadletter import dead_letter, location_of
 from engine.kafka.producer import Producer, Record, send_all
 from engine.kafka.retry import Attempts, Backoff, Draw
 
@@ -34,6 +42,10 @@ LOOP_BACKOFF = Backoff(first_seconds=2.0, max_seconds=30.0)
 PRODUCER_CLOSE_SECONDS = 5.0
 POLL_MS = 1000
 MAX_RECORDS = 500
+# What a dead letter standing for a refused output keeps of it: within any producer's
+# and topic's limit (Kafka's default is 1 MiB).
+TOO_LARGE_KEPT_BYTES = 512 * 1024
+TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
 class Consumer(Protocol):
@@ -107,7 +119,12 @@ class ConsumeLoop:
             return
         outputs = self._handler.outputs(records)
         try:
-            self.publish(outputs)
+            try:
+                self.publish(outputs)
+            except TOO_LARGE as error:
+                log.error("%s: Kafka refused an output as too large (%s); sending the "
+                          "batch's outputs one by one", self.name, error)  # fmt: skip
+                self._publish_each(outputs, records)
         except KafkaError as error:
             pause = self._attempts.failed()
             log.warning(
@@ -134,6 +151,15 @@ class ConsumeLoop:
             self._drop_producer()
             raise
 
+    def _publish_each(self, outputs: Sequence[Record], records: Sequence[Any]) -> None:
+        """Publish the outputs in order, each refused as too large replaced by its dead
+        letter; raise any other KafkaError."""
+        for output in outputs:
+            try:
+                self.publish([output])
+            except TOO_LARGE as error:
+                self.publish([_too_large_letter(output, records, error, self.name)])
+
     def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
@@ -145,3 +171,24 @@ class ConsumeLoop:
     def close(self) -> None:
         self._consumer.close()
         self._drop_producer()
+
+
+def _too_large_letter(
+    output: Record, records: Sequence[Any], error: Exception, name: str
+) -> Record:
+    """The dead letter standing for an output Kafka refused as too large: its first bytes,
+    and the consumed record it came from when the batch was one record."""
+    topic, _key, value = output
+    origin = location_of(records[0]) if len(records) == 1 else None
+    letter = dead_letter(
+        value,
+        reason=f"{name}: a {len(value):,}-byte record for {topic} was refused as too large "
+        f"({type(error).__name__})",
+        field=None,
+        origin=topic,
+        source=name,
+        now=SystemClock().now(),
+        original=origin,
+        max_payload_bytes=TOO_LARGE_KEPT_BYTES,
+    )
+    return DEAD_LETTERS, letter.data.payload_sha256.encode(), to_json(letter)

@@ -38,6 +38,7 @@ __all__ = [
     "assignment",
     "customer_recipients",
     "may_receive_mail",
+    "one_line",
     "update",
 ]
 
@@ -230,11 +231,19 @@ def _assignment_text(
         "ticket": ticket.ticket_id,
         "priority": ticket.priority.value,
         "tier": ticket.tier.value,
-        "subject": base_subject(ticket.subject) or "-",
-        "customer": _customer_name(ticket) or _UNKNOWN_CUSTOMER[language],
+        "subject": one_line(base_subject(ticket.subject)) or "-",
+        "customer": one_line(_customer_name(ticket) or _UNKNOWN_CUSTOMER[language]),
         "why": _WHY[language] + why if why else "",
     }
     return subject_template.format(**fields), body_template.format(**fields)
+
+
+def one_line(text: str) -> str:
+    """Text fit for a header field: each run of white space or line breaks (CR, LF, VT,
+    FF, the separators U+001C-U+001F, NEL, U+2028, U+2029) one space, other control
+    characters left out. The email package refuses a header value with a line break."""
+    printable = "".join(char for char in text if char.isprintable() or char.isspace())
+    return " ".join(printable.split())
 
 
 def _customer_name(ticket: TicketState) -> str | None:
@@ -262,9 +271,9 @@ def _mail(
     fields = {
         "tag": ticket_tag(ticket.ticket_id),
         "ticket": ticket.ticket_id,
-        "subject": base_subject(ticket.subject) or "-",
-        "device": device,
-        "alarm": ticket.subject.removeprefix(f"{device}: ") or "-",
+        "subject": one_line(base_subject(ticket.subject)) or "-",
+        "device": one_line(device),
+        "alarm": one_line(ticket.subject.removeprefix(f"{device}: ")) or "-",
         "priority": ticket.priority.value,
         "cadence": _CADENCE.get(language, _CADENCE["es"])[ticket.priority],
         "message": text.strip(),

@@ -9,7 +9,9 @@ retried with backoff, and the offset is committed only after the relay accepted 
 (at-least-once; a notice replayed after a crash carries the same Message-ID). A 5xx is
 permanent: the notice is kept on the dead-letter topic with the relay's answer, and the
 batch's offsets are committed once Kafka acknowledged its dead letters
-(``engine.kafka.loop``).
+(``engine.kafka.loop``). So is a notice the relay cannot take at all (an address that
+needs SMTPUTF8 from a relay without it), and a record whose notice cannot be built: no
+record stops the notices after it.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from engine.contract.customers import CustomerDirectory, load_directory
 from engine.contract.topics import DEAD_LETTERS, ESCALATIONS, TICKET_ACTIVITY, TIER_TOPICS
 from engine.errors import EngineError
 from engine.kafka.consumer import new_consumer
-from engine.kafka.deadletter import dead_letter
+from engine.kafka.deadletter import dead_letter, location_of
 from engine.kafka.loop import BatchHandler, ConsumeLoop
 from engine.kafka.producer import Record, new_producer
 from engine.kafka.retry import Backoff, Draw
@@ -69,10 +71,11 @@ def deliver(
 
     Retries 4xx answers and connection failures with exponential backoff and jitter;
     raises NoticeRefusedError on a 5xx, and the last error when the attempts run out."""
-    host, _, port = relay.rpartition(":")
+    host, _, port_text = relay.rpartition(":")
+    port = int(port_text)  # a setting validated at start; never a notice's fault
     for attempt in range(1, attempts + 1):
         try:
-            with smtplib.SMTP(host, int(port), timeout=30) as smtp:
+            with smtplib.SMTP(host, port, timeout=30) as smtp:
                 smtp.send_message(notice.message)
             return attempt
         except smtplib.SMTPRecipientsRefused as error:
@@ -84,6 +87,10 @@ def deliver(
             if error.smtp_code >= 500:
                 raise NoticeRefusedError(f"{error.smtp_code} {error.smtp_error!r}") from error
             failure = error
+        except (smtplib.SMTPNotSupportedError, UnicodeError, ValueError) as error:
+            # the same notice would fail the same way on every try: non-ASCII addresses
+            # and a relay without SMTPUTF8, a header the message cannot be written with
+            raise NoticeRefusedError(f"the relay cannot take it: {error}") from error
         except (OSError, smtplib.SMTPException) as error:
             failure = error
         if attempt == attempts:
@@ -140,7 +147,7 @@ class _Notifies(BatchHandler):
     def outputs(self, records: Sequence[ConsumerRecord]) -> list[Record]:
         outputs: list[Record] = []
         for record in records:
-            letter = _notify(record.value, self._directory, self._settings, self._agents)
+            letter = _notify(record, self._directory, self._settings, self._agents)
             if letter is not None:
                 outputs.append(letter)
         return outputs
@@ -176,14 +183,23 @@ def run_notifier(settings: Settings) -> None:
 
 
 def _notify(
-    value: bytes,
+    record: ConsumerRecord,
     directory: CustomerDirectory,
     settings: Settings,
     agents: AgentsDirectory | None,
 ) -> Record | None:
     """Hand the record's notice (if it asks for one) to the relay; the dead letter to
-    publish when the relay refused it for good."""
-    notice = notice_for(value, directory, settings, agents)
+    publish when the notice cannot be built, or the relay refused it for good."""
+    try:
+        notice = notice_for(record.value, directory, settings, agents)
+    except Exception as error:  # one ticket's data must not stop every notice after it
+        log.warning("no notice for %s[%s]@%s: %r", record.topic, record.partition,
+                    record.offset, error)  # fmt: skip
+        metrics.NOTICES.labels(NoticeKind.UNKNOWN, NoticeOutcome.UNBUILDABLE).inc()
+        return _letter(
+            record.value, f"the notice cannot be built: {type(error).__name__}: {error}",
+            record.topic, record,
+        )  # fmt: skip
     if notice is None:
         return None
     kind = notice.kind
@@ -191,10 +207,18 @@ def _notify(
         deliver(notice, settings.notify_relay)
     except NoticeRefusedError as refusal:
         metrics.NOTICES.labels(NoticeKind(kind), NoticeOutcome.REFUSED).inc()
-        letter = dead_letter(
-            notice.message.as_bytes(), reason=f"relay refused the notice: {refusal}",
-            field=None, origin="notifier", source=SOURCE, now=SystemClock().now(),
-        )  # fmt: skip
-        return DEAD_LETTERS, letter.data.payload_sha256.encode(), to_json(letter)
+        try:
+            kept = notice.message.as_bytes()
+        except Exception:  # a notice that cannot even be written out: keep its record
+            kept = record.value
+        return _letter(kept, f"relay refused the notice: {refusal}", "notifier", record)
     metrics.NOTICES.labels(NoticeKind(kind), NoticeOutcome.SENT).inc()
     return None
+
+
+def _letter(payload: bytes, reason: str, origin: str, record: ConsumerRecord) -> Record:
+    letter = dead_letter(
+        payload, reason=reason, field=None, origin=origin, source=SOURCE,
+        now=SystemClock().now(), original=location_of(record),
+    )  # fmt: skip
+    return DEAD_LETTERS, letter.data.payload_sha256.encode(), to_json(letter)

@@ -3,6 +3,13 @@
 Pure, and lenient as mail demands: ``policy=default`` parsing, every header read
 defensively, the text body preferred over HTML. Whatever still fails raises
 ``EmailParseError`` naming the part that failed, and the caller dead-letters the raw mail.
+
+Bounded, whatever the mail (docs/security.md): the HTML-to-text conversion is linear; a
+structured header field (addresses, Content-Type, ...) over ``MAX_STRUCTURED_HEADER_CHARS``
+is not given to the email package, whose parse of such fields grows with the square of
+their length (CPython gh-87075); a mail over ``MAX_MAIL_BYTES`` or with more than
+``MAX_MIME_PARTS`` parts is refused, and so is one whose parse runs past its budget
+(``PARSE_BUDGET_SECONDS``): each raises ``EmailParseError`` with the reason.
 """
 
 from __future__ import annotations
@@ -11,16 +18,19 @@ import functools
 import hashlib
 import html
 import re
+import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import datetime
 from email import errors, policy
-from email.headerregistry import BaseHeader, HeaderRegistry
+from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
 from engine.contract import Attachment, EmailReceived, EmailReceivedData, ForwardedMail
 from engine.contract.identity import event_id
+from engine.contract.topics import MAX_SPOOLED_MAIL_BYTES
 from engine.errors import EngineError
 from engine.ingest.mail.automated import automated_reason, inline_forward, split_reply
 from engine.ingest.mail.identity import (
@@ -32,14 +42,55 @@ from engine.ingest.mail.identity import (
 )
 
 MAX_TEXT_CHARS = 200_000
+# Work on one mail is bounded (docs/security.md). A real mail's structured header fields
+# are far shorter (a boundary is at most 70 characters; an RFC 2231 file name of 255
+# bytes, percent-encoded, about 800); From and Cc over it are read from their raw text.
+MAX_STRUCTURED_HEADER_CHARS = 2_000
+MAX_MIME_PARTS = 1_000
+MAX_MAIL_BYTES = MAX_SPOOLED_MAIL_BYTES
+# An ordinary mail of the largest size parses in about a second; this budget is for the
+# mail no bound above foresaw. It is checked whenever a header field is parsed.
+PARSE_BUDGET_SECONDS = 10.0
+_DEADLINE: ContextVar[float] = ContextVar("mail_parse_deadline", default=float("inf"))
 MAX_CC = 50  # a ticket's parties are people, not a mailing list
 AUTOMATION_HEADERS = (
     "auto-submitted", "precedence", "x-autoreply", "x-autorespond",
     "x-auto-response-suppress", "list-id",
 )  # fmt: skip
+# HTML to text: tags become nothing, block ends a line break, scripts and styles vanish.
+# Each pattern ends at a ">", and is only ever tried where one follows (see html_to_text):
+# tried where none does, every "<" would scan to the end of the text, and a body of
+# repeated "<p" or "<script" would take time growing with the square of its length.
 _TAGS = re.compile(r"<[^>]+>")
 _BLOCK_END = re.compile(r"</?(p|div|br|tr|li|h[1-6])\b[^>]*>", re.IGNORECASE)
-_DROPPED = re.compile(r"<(script|style)\b.*?</\1>", re.IGNORECASE | re.DOTALL)
+_CODE_START = re.compile(r"<(script|style)\b", re.IGNORECASE)
+_CODE_END = {
+    "script": re.compile(r"</script>", re.IGNORECASE),
+    "style": re.compile(r"</style>", re.IGNORECASE),
+}
+
+
+class EmailParseError(EngineError, ValueError):
+    """A mail this parser cannot read, naming the part that failed. Also a ValueError:
+    callers of a parser catch bad input as one, and their ``except ValueError`` keeps
+    catching it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class ParseBudgetError(EmailParseError):
+    """The mail's parse ran past its budget, or the mail is over a size bound. Never
+    caught inside the parser: it ends the parse."""
+
+
+def _check_budget() -> None:
+    if time.monotonic() >= _DEADLINE.get():
+        raise ParseBudgetError(
+            "message", f"parsing took over its budget of {PARSE_BUDGET_SECONDS:g} s"
+        )
 
 
 class _RememberingHeaderRegistry(HeaderRegistry):
@@ -61,6 +112,15 @@ class _RememberingHeaderRegistry(HeaderRegistry):
         return self._classes(name)
 
     def __call__(self, name: str, value: str) -> BaseHeader:
+        _check_budget()
+        if len(value) > MAX_STRUCTURED_HEADER_CHARS and not issubclass(
+            self[name], UnstructuredHeader
+        ):
+            raise EmailParseError(
+                f"header {name}",
+                f"{len(value):,} characters, over the {MAX_STRUCTURED_HEADER_CHARS:,} "
+                "a structured header field may have",
+            )
         if len(value) > self.REMEMBERED_VALUE_CHARS:
             return super().__call__(name, value)
         return self._remembered(name, value)
@@ -87,22 +147,13 @@ PARSE_POLICY = policy.default.clone(
 )
 
 
-class EmailParseError(EngineError, ValueError):
-    """A mail this parser cannot read, naming the part that failed. Also a ValueError:
-    callers of a parser catch bad input as one, and their ``except ValueError`` keeps
-    catching it."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
 def _header(message: EmailMessage, name: str) -> str:
     """The header's decoded value; its raw text when the structured parse fails."""
     try:
         value = message.get(name)
         return readable(str(value).strip()) if value is not None else ""
+    except ParseBudgetError:
+        raise
     except Exception:  # header parsers raise HeaderParseError, IndexError, ValueError...
         raw = next((v for k, v in message.raw_items() if k.lower() == name.lower()), "")
         return readable(" ".join(str(raw).split()))
@@ -115,7 +166,16 @@ def _sender(message: EmailMessage) -> tuple[str, str]:
     except (IndexError, ValueError):
         return "", raw
     name, address = pairs[0] if pairs else ("", "")
-    return address.strip().lower(), name.strip()
+    return one_address(address), name.strip()
+
+
+def one_address(address: str) -> str:
+    """The address lower-cased, or "" when it holds white space or a control character
+    (a line break inside would become the requester, and a header no notice can carry)."""
+    address = address.strip().lower()
+    if any(char.isspace() or not char.isprintable() for char in address):
+        return ""
+    return address
 
 
 def _cc(message: EmailMessage) -> tuple[str, ...]:
@@ -142,16 +202,50 @@ def _date(message: EmailMessage) -> datetime | None:
 
 
 def html_to_text(markup: str) -> str:
-    without_code = _DROPPED.sub(" ", markup)
-    with_breaks = _BLOCK_END.sub("\n", without_code)
-    text = html.unescape(_TAGS.sub("", with_breaks))
+    """The text a reader sees of an HTML body, one line per block. Takes time in
+    proportion to the markup's length, whatever the markup."""
+    with_breaks = _before_last_tag_end(_BLOCK_END, "\n", _without_code(markup))
+    text = html.unescape(_before_last_tag_end(_TAGS, "", with_breaks))
     lines = (" ".join(line.split()) for line in text.splitlines())
     return "\n".join(line for line in lines if line)
+
+
+def _before_last_tag_end(pattern: re.Pattern[str], replacement: str, text: str) -> str:
+    """``pattern.sub(replacement, text)`` for a pattern that ends at the next ">": nothing
+    after the last ">" can match, so it is not searched (where every try would fail
+    only at the end of the text)."""
+    end = text.rfind(">") + 1
+    return pattern.sub(replacement, text[:end]) + text[end:]
+
+
+def _without_code(markup: str) -> str:
+    """The markup with each ``<script ...</script>`` and ``<style ...</style>`` replaced
+    by a space. A kind found unclosed once is not looked for again: no later one can be
+    closed either."""
+    kept: list[str] = []
+    done = searched = 0
+    unclosed: set[str] = set()
+    while len(unclosed) < len(_CODE_END):
+        start = _CODE_START.search(markup, searched)
+        if start is None:
+            break
+        kind = start.group(1).lower()
+        end = None if kind in unclosed else _CODE_END[kind].search(markup, start.end())
+        if end is None:
+            unclosed.add(kind)
+            searched = start.start() + 1
+            continue
+        kept += (markup[done : start.start()], " ")
+        done = searched = end.end()
+    kept.append(markup[done:])
+    return "".join(kept)
 
 
 def _body(message: EmailMessage) -> MIMEPart | None:
     try:
         return message.get_body(preferencelist=("plain", "html"))
+    except EmailParseError:  # a bound, or a refused header field
+        raise
     except (KeyError, ValueError, TypeError) as error:
         raise EmailParseError("body", f"cannot find the text part: {error}") from error
 
@@ -164,6 +258,8 @@ def _text(message: EmailMessage) -> str:
         if body.get_param("charset") is None and body.get_content_maintype() == "text":
             raise LookupError("no charset declared")  # RFC 2045 says ASCII; mail says otherwise
         content = body.get_content()
+    except EmailParseError:  # a bound, or a refused header field
+        raise
     except (LookupError, ValueError, AssertionError, TypeError):
         payload = body.get_payload(decode=True)
         content = decode_unknown(payload) if isinstance(payload, bytes) else ""
@@ -229,6 +325,8 @@ def _part_bytes(part: MIMEPart) -> bytes:
         first = inner[0] if isinstance(inner, list) and inner else inner
         try:
             return first.as_bytes() if isinstance(first, EmailMessage) else b""
+        except EmailParseError:  # a bound, or a refused header field
+            raise
         except (LookupError, ValueError, TypeError):
             return b""
     payload = part.get_payload(decode=True)
@@ -328,22 +426,55 @@ def parse_email(
     source: str,
     identity: MailIdentity | None = None,
     archived: bool = False,
+    budget_seconds: float = PARSE_BUDGET_SECONDS,
 ) -> EmailReceived:
     """The mail's ``email.received`` event. Its ticket is ``identity``'s (the one the
-    ingestor spooled the mail under), else worked out from the mail's headers."""
+    ingestor spooled the mail under), else worked out from the mail's headers. Raises
+    ``EmailParseError`` for a mail it cannot read, ``ParseBudgetError`` for one over a
+    bound or past ``budget_seconds``."""
+    if len(raw) > MAX_MAIL_BYTES:
+        raise ParseBudgetError(
+            "message", f"{len(raw):,} bytes, over the {MAX_MAIL_BYTES:,} a mail may have"
+        )
+    deadline = _DEADLINE.set(time.monotonic() + budget_seconds)
+    try:
+        event = _parse_email(raw, mail_from, rcpt_to, peer, received_at, source, identity, archived)
+        _check_budget()
+        return event
+    finally:
+        _DEADLINE.reset(deadline)
+
+
+def _parse_email(
+    raw: bytes,
+    mail_from: str,
+    rcpt_to: tuple[str, ...],
+    peer: str,
+    received_at: datetime,
+    source: str,
+    identity: MailIdentity | None,
+    archived: bool,
+) -> EmailReceived:
     identity = identity or mail_identity(raw)
     try:
         message = BytesParser(policy=PARSE_POLICY).parsebytes(raw)
         assert isinstance(message, EmailMessage)
         message = _with_boundary_found(message, raw)
+    except EmailParseError:  # a bound, or a header field refused (_RememberingHeaderRegistry)
+        raise
     except Exception as error:  # the parser's failures have no common base class
         raise EmailParseError("message", f"not parseable as MIME: {error}") from error
     assert isinstance(message, EmailMessage)
+    parts = sum(1 for _ in message.walk())
+    if parts > MAX_MIME_PARTS:
+        raise ParseBudgetError(
+            "message", f"{parts:,} MIME parts, over the {MAX_MIME_PARTS:,} a mail may have"
+        )
 
     subject = _subject(message)
     from_address, from_name = _sender(message)
     if not from_address:
-        from_address = mail_from.lower()
+        from_address = one_address(mail_from)
     text = _text(message)
     if not message.keys() and not _mostly_text(text):
         raise EmailParseError("message", "not a mail: no header fields and no readable text")
@@ -359,6 +490,8 @@ def parse_email(
     )
     try:
         attachments = _attachments(message)
+    except EmailParseError:  # a bound, or a refused header field
+        raise
     except Exception as error:  # a broken part must not hide the rest of the mail
         raise EmailParseError("attachments", str(error)) from error
     return EmailReceived(

@@ -6,6 +6,12 @@ with the reason. Offsets are committed only after Kafka acknowledged every outpu
 batch; when it does not, the batch is read again after a pause (``engine.kafka.loop``).
 A mail may so be read twice, into the same event id: the processor's outcome is the same
 (DESIGN.md).
+
+No mail stops a partition: a mail's parse is bounded (``engine.ingest.mail.parse``: a
+mail past a bound or its time budget is dead-lettered with the reason), a batch is small
+enough that even mails that each use their whole budget are done within the consumer's
+poll interval, and a dead letter too large for its topic keeps the first bytes of its
+input and names the spool record that still holds it whole.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from engine import metrics
 from engine.clock import Clock, SystemClock
-from engine.contract import EmailReceived, to_json
+from engine.contract import EmailReceived, RecordLocation, to_json
 from engine.contract.topics import (
     DEAD_LETTER_MAX_BYTES,
     DEAD_LETTERS,
@@ -27,9 +33,10 @@ from engine.contract.topics import (
     TICKET_EVENTS,
     TICKET_RECORD_MAX_BYTES,
 )
+from engine.ingest.mail.parse import PARSE_BUDGET_SECONDS
 from engine.ingest.mail.spool import read_spooled
 from engine.kafka.consumer import new_consumer
-from engine.kafka.deadletter import dead_letter
+from engine.kafka.deadletter import dead_letter, location_of
 from engine.kafka.loop import BatchHandler, ConsumeLoop
 from engine.kafka.producer import Producer, new_producer
 from engine.process import StopSignal, configure_logging
@@ -38,14 +45,25 @@ from engine.settings import Settings
 log = logging.getLogger(__name__)
 
 Output = tuple[str, bytes, bytes]
+# Mails read per batch: even if each used its whole parse budget, the batch is done well
+# within the consumer's poll interval (past it, the partition would go to another
+# consumer, which would read the same mails again).
+BATCH_MAILS = 50
+POLL_INTERVAL_MS = int((BATCH_MAILS * PARSE_BUDGET_SECONDS + 300) * 1000)
 
 
-def outputs_of(values: Sequence[bytes], clock: Clock) -> tuple[list[Output], list[str]]:
-    """What to publish for these spool records, in their order, and each one's outcome."""
+def outputs_of(
+    values: Sequence[bytes],
+    clock: Clock,
+    locations: Sequence[RecordLocation | None] | None = None,
+) -> tuple[list[Output], list[str]]:
+    """What to publish for these spool records (at ``locations`` on the spool, when
+    known), in their order, and each one's outcome."""
     outputs: list[Output] = []
     outcomes: list[str] = []
-    for value in values:
-        read = read_spooled(value, clock.now())
+    where = locations if locations is not None else [None] * len(values)
+    for value, original in zip(values, where, strict=True):
+        read = read_spooled(value, clock.now(), original)
         if isinstance(read, EmailReceived):
             event = to_json(read)
             if len(event) <= TICKET_RECORD_MAX_BYTES:
@@ -60,6 +78,7 @@ def outputs_of(values: Sequence[bytes], clock: Clock) -> tuple[list[Output], lis
                 origin=MAIL_SPOOL,
                 source="mail-parser",
                 now=clock.now(),
+                original=original,
             )
         key = read.data.payload_sha256.encode()
         outputs.append((DEAD_LETTERS, key, to_json(read)))
@@ -73,7 +92,11 @@ class _ParsesMail(BatchHandler):
         self._outcomes: list[str] = []
 
     def outputs(self, records: Sequence[ConsumerRecord]) -> list[Output]:
-        outputs, self._outcomes = outputs_of([record.value for record in records], self._clock)
+        outputs, self._outcomes = outputs_of(
+            [record.value for record in records],
+            self._clock,
+            [location_of(record) for record in records],
+        )
         return outputs
 
     def committed(self, records: Sequence[ConsumerRecord]) -> None:
@@ -92,6 +115,7 @@ class MailParser:
             group_id=f"{settings.app_id}-mail-parser",
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=MAIL_SPOOL_MAX_BYTES,
+            max_poll_interval_ms=POLL_INTERVAL_MS,
         )
         consumer.subscribe([MAIL_SPOOL], listener=_CountsPartitions())
         self._loop = ConsumeLoop(
@@ -105,6 +129,7 @@ class MailParser:
                 max_request_size=DEAD_LETTER_MAX_BYTES + 64 * 1024,
             ),
             producer=producer,
+            max_records=BATCH_MAILS,
         )
 
     def run(self, stop: StopSignal) -> None:

@@ -20,6 +20,7 @@ from engine.contract import (
     EmailSpooled,
     EmailSpooledData,
     RecordDeadLettered,
+    RecordLocation,
     parse_record,
     record_location,
 )
@@ -60,25 +61,36 @@ def spooled_mail(
     )
 
 
-def read_spooled(value: bytes, now: datetime) -> EmailReceived | RecordDeadLettered:
-    """One spool record as the mail's ``email.received`` event, or as a dead letter that
-    keeps the mail (or the record, when it holds no mail) whole with the reason."""
+def read_spooled(
+    value: bytes, now: datetime, original: RecordLocation | None = None
+) -> EmailReceived | RecordDeadLettered:
+    """One spool record (at ``original`` on the spool, when known) as the mail's
+    ``email.received`` event, or as a dead letter that keeps the mail (or the record, when
+    it holds no mail) with the reason: whole, or truncated and pointing at ``original``."""
     try:
         record = parse_record(value)
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in record_location(tuple(first["loc"])))
-        return _not_a_spooled_mail(value, f"invalid spool record: {first['msg']}", field, now)
+        return _not_a_spooled_mail(
+            value, f"invalid spool record: {first['msg']}", field, now, original
+        )
     if not isinstance(record, EmailSpooled):
-        return _not_a_spooled_mail(value, f"{record.kind} is not a spooled mail", "kind", now)
+        return _not_a_spooled_mail(
+            value, f"{record.kind} is not a spooled mail", "kind", now, original
+        )
     spooled = record.data
     try:
         raw = base64.b64decode(spooled.raw_base64, validate=True)
     except binascii.Error as error:
-        return _not_a_spooled_mail(value, f"mail is not base64: {error}", "data.raw_base64", now)
+        return _not_a_spooled_mail(
+            value, f"mail is not base64: {error}", "data.raw_base64", now, original
+        )
     identity = mail_identity(raw)
     if identity.sha256 != spooled.sha256:
-        return _not_a_spooled_mail(value, "mail does not match its SHA-256", "data.sha256", now)
+        return _not_a_spooled_mail(
+            value, "mail does not match its SHA-256", "data.sha256", now, original
+        )
     try:
         return parse_email(
             raw,
@@ -101,6 +113,7 @@ def read_spooled(value: bytes, now: datetime) -> EmailReceived | RecordDeadLette
         origin=SMTP_ORIGIN,
         source=record.source,
         now=record.occurred_at,
+        original=original,
     )
 
 
@@ -110,8 +123,13 @@ def _spooled_under(identity: MailIdentity, ticket_id: str) -> MailIdentity:
 
 
 def _not_a_spooled_mail(
-    value: bytes, reason: str, field: str | None, now: datetime
+    value: bytes,
+    reason: str,
+    field: str | None,
+    now: datetime,
+    original: RecordLocation | None,
 ) -> RecordDeadLettered:
     return dead_letter(
-        value, reason=reason, field=field, origin=MAIL_SPOOL, source="mail-parser", now=now
-    )
+        value, reason=reason, field=field, origin=MAIL_SPOOL, source="mail-parser", now=now,
+        original=original,
+    )  # fmt: skip

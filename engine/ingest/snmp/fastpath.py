@@ -6,7 +6,10 @@ small fixed structure (RFC 3416: version, community, Trap or InformRequest PDU w
 request id and varbinds), so this module reads it directly and, for an INFORM, builds
 the Response from the same bytes. Anything else, or anything it does not fully
 understand (v1, v3, other PDUs, a length or tag it does not expect), returns None and
-the message takes pysnmp's path, which also counts it if it is malformed.
+the message takes pysnmp's path, which also counts it if it is malformed. An OID past
+SMI's limits (``MAX_OID_ARCS`` arcs, each at most ``MAX_ARC``) raises ``LimitError``: the
+receiver counts it refused, before any MIB lookup (which recurses once per arc) or
+conversion of an arc to text (Python refuses an int of over 4,300 digits) sees it.
 """
 
 from __future__ import annotations
@@ -20,10 +23,18 @@ TRAP_PDU = 0xA7
 INFORM_PDU = 0xA6
 RESPONSE_PDU = 0xA2
 _SEQUENCE, _INTEGER, _OCTETS, _NULL, _OID = 0x30, 0x02, 0x04, 0x05, 0x06
+# RFC 2578 3.5: at most 128 sub-identifiers, each at most 2^32-1.
+MAX_OID_ARCS = 128
+MAX_ARC = 2**32 - 1
 
 
 class BerError(EngineError):
     """Not the v2c notification this module reads: let pysnmp decide."""
+
+
+class LimitError(BerError):
+    """A notification past a limit of SNMP's (an OID's arcs): refused, not pysnmp's to
+    read either."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +88,13 @@ def _oid(data: bytes, start: int, end: int) -> tuple[int, ...]:
     value = 0
     for byte in data[start + 1 : end]:
         value = (value << 7) | (byte & 0x7F)
+        if value > MAX_ARC:
+            raise LimitError(f"an OID arc over {MAX_ARC}")
         if not byte & 0x80:
             parts.append(value)
             value = 0
+            if len(parts) > MAX_OID_ARCS:
+                raise LimitError(f"an OID of over {MAX_OID_ARCS} arcs")
     if data[end - 1] & 0x80:
         raise BerError("bad OID")
     return tuple(parts)
@@ -119,10 +134,13 @@ def _value(data: bytes, tag: int, start: int, end: int) -> Decoded:
 
 
 def parse_v2c_notification(data: bytes) -> V2cNotification | None:
-    """The v2c Trap or InformRequest in ``data``; None for any other message."""
+    """The v2c Trap or InformRequest in ``data``; None for any other message. Raises
+    LimitError for one past SNMP's limits."""
     try:
         return _parse(data)
-    except (BerError, IndexError):
+    except LimitError:
+        raise
+    except (BerError, IndexError, ValueError):
         return None
 
 

@@ -140,15 +140,23 @@ class AckAfterStoreReceiver(ntfrcv.NotificationReceiver):  # type: ignore[misc] 
 
 
 class FastPathTransport(udp.UdpAsyncioTransport):  # type: ignore[misc]  # untyped
-    """pysnmp's UDP transport, offering each datagram to a fast path first."""
+    """pysnmp's UDP transport, offering each datagram to a fast path first. Whatever
+    either raises for one datagram (pyasn1's IndexError or OverflowError on a crafted
+    message, a RecursionError) is handed to ``failed``, and the next datagram is read."""
 
-    def __init__(self, fast_path: Callable[[bytes, Any, Any], bool]) -> None:
+    def __init__(
+        self, fast_path: Callable[[bytes, Any, Any], bool], failed: Callable[[Exception], None]
+    ) -> None:
         super().__init__()
         self._fast_path = fast_path
+        self._failed = failed
 
     def datagram_received(self, datagram: bytes, transportAddress: Any) -> None:
-        if not self._fast_path(datagram, transportAddress, self):
-            super().datagram_received(datagram, transportAddress)
+        try:
+            if not self._fast_path(datagram, transportAddress, self):
+                super().datagram_received(datagram, transportAddress)
+        except Exception as error:  # one datagram's, never the receiver's
+            self._failed(error)
 
 
 # Python's socket module does not name it; Linux's value (asm-generic/socket.h).
@@ -181,15 +189,17 @@ def new_engine(
     communities: tuple[str, ...],
     users: tuple[SnmpUser, ...],
     handler: NotificationHandler,
+    failed: Callable[[Exception], None] = lambda error: None,
 ) -> engine.SnmpEngine:
     """An SnmpEngine on ``sock`` knowing the communities (security names ``community-N``)
     and the v3 users (each for the receiver's own engine id and every listed sender's),
-    handing notifications to ``handler``. Call from the running loop."""
+    handing notifications to ``handler`` (and to ``failed`` what a datagram made the
+    decoders raise). Call from the running loop."""
     if engine_id is not None:
         snmp_engine = engine.SnmpEngine(snmpEngineID=v2c.OctetString(engine_id))
     else:
         snmp_engine = engine.SnmpEngine()
-    transport = FastPathTransport(fast_path).open_server_mode(sock=sock)
+    transport = FastPathTransport(fast_path, failed).open_server_mode(sock=sock)
     config.add_transport(snmp_engine, udp.DOMAIN_NAME, transport)
     for index, community in enumerate(communities):
         config.add_v1_system(snmp_engine, f"community-{index + 1}", community)

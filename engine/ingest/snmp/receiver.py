@@ -12,6 +12,11 @@
 - Refused messages are counted by reason (``ticketing_events_ingested_total{source="snmp",
   outcome="rejected"}``): pysnmp's own counters (bad community, unknown user, wrong
   digest ...) are read into it, and the receiver's policy adds its own reasons.
+- No notification costs the others theirs: one past SNMP's limits (an OID of over 128
+  arcs or an arc over 2^32-1, an integer outside 64 bits) is refused on arrival and
+  counted (``oid_limit``, ``number_limit``); one that makes a decoder raise is counted
+  (``undecodable``); one that cannot become an event for any reason is dead-lettered on
+  its own, and the rest of its batch is stored.
 - The SnmpEngine is created inside the running loop (pysnmp 7 binds to it).
 """
 
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from pyasn1.type import univ
 from pysnmp.entity import engine
 
 from engine import metrics
@@ -42,7 +48,14 @@ from engine.contract import (
 from engine.contract.topics import DEAD_LETTERS, SNMP_TRAPS, TICKET_EVENTS
 from engine.errors import PublishError
 from engine.ingest.snmp.devices import DeviceDirectory
-from engine.ingest.snmp.fastpath import inform_response, parse_v2c_notification
+from engine.ingest.snmp.fastpath import (
+    MAX_ARC,
+    MAX_OID_ARCS,
+    Decoded,
+    LimitError,
+    inform_response,
+    parse_v2c_notification,
+)
 from engine.ingest.snmp.fold import Fold, StormFolder
 from engine.ingest.snmp.mibs import MibResolver
 from engine.ingest.snmp.pysnmp_adapter import (
@@ -65,6 +78,29 @@ INGESTED = IngestSource.SNMP
 BATCH = 500  # notifications published together
 STORERS = 4  # batches waiting for Kafka's acks at once (each enqueued in arrival order)
 _RANK = {level: rank for rank, level in enumerate(SecurityLevel)}
+# The widest SNMP integers: Integer32 is signed, Counter64 unsigned.
+_SMALLEST, _LARGEST = -(2**31), 2**64 - 1
+
+
+def over_limit(notification: Notification) -> IngestReason | None:
+    """Why a notification is past SNMP's limits (RFC 2578), or None: its OIDs (names and
+    values) at most 128 arcs each at most 2^32-1, its integers within 64 bits. Checked
+    before the MIBs are asked (their lookup recurses once per arc) or an arc is written
+    as text (Python refuses an int of over 4,300 digits)."""
+    for oid, value in notification.varbinds:
+        if not _oid_within_limits(oid):
+            return IngestReason.OID_LIMIT
+        plain = value.value if isinstance(value, Decoded) else value
+        if isinstance(plain, int | univ.Integer):
+            if not _SMALLEST <= int(plain) <= _LARGEST:
+                return IngestReason.NUMBER_LIMIT
+        elif isinstance(plain, univ.ObjectIdentifier) and not _oid_within_limits(tuple(plain)):
+            return IngestReason.OID_LIMIT
+    return None
+
+
+def _oid_within_limits(oid: tuple[int, ...]) -> bool:
+    return len(oid) <= MAX_OID_ARCS and all(0 <= arc <= MAX_ARC for arc in oid)
 
 
 @dataclass(frozen=True)
@@ -169,6 +205,7 @@ class SnmpReceiver:
             self._policy.communities,
             self._policy.users,
             self._received,
+            self._undecodable,
         )
         self._workers = [asyncio.ensure_future(self._store_batches()) for _ in range(STORERS)]
         self._workers.append(asyncio.ensure_future(self._send_due_folds()))
@@ -198,9 +235,22 @@ class SnmpReceiver:
                 metrics.EVENTS_INGESTED.labels(INGESTED, IngestOutcome.REJECTED, reason).inc(delta)
             self._counted[reason] = value
 
+    def _undecodable(self, error: Exception) -> None:
+        """A datagram made a decoder raise: counted, and the next one is read."""
+        log.debug("an SNMP message could not be decoded: %r", error)
+        metrics.EVENTS_INGESTED.labels(
+            INGESTED, IngestOutcome.REJECTED, IngestReason.UNDECODABLE
+        ).inc()
+
     def _v2c_fast_path(self, datagram: bytes, address: Any, transport: Any) -> bool:
         """Take a v2c trap or INFORM without pysnmp (see snmp_fastpath); False: not one."""
-        parsed = parse_v2c_notification(datagram)
+        try:
+            parsed = parse_v2c_notification(datagram)
+        except LimitError:
+            metrics.EVENTS_INGESTED.labels(
+                INGESTED, IngestOutcome.REJECTED, IngestReason.OID_LIMIT
+            ).inc()
+            return True
         if parsed is None:
             return False
         index = self._community_index.get(parsed.community)
@@ -231,7 +281,7 @@ class SnmpReceiver:
         return True
 
     def _received(self, notification: Notification, respond: Respond | None, pdu: Encoded) -> None:
-        refusal = self._policy.refusal(notification)
+        refusal = over_limit(notification) or self._policy.refusal(notification)
         if refusal is not None:
             log.info("refused a %s notification from %s: %s", notification.version,
                      notification.sender, refusal)  # fmt: skip
@@ -268,13 +318,13 @@ class SnmpReceiver:
     async def _store(self, batch: list[_Received]) -> None:
         """Keep every notification on snmp.traps.v1, then fold them into ticket events."""
         events: list[tuple[_Received, TrapReceived]] = []
-        unusable: list[tuple[_Received, ValueError]] = []
+        unusable: list[tuple[_Received, Exception]] = []
         for received in batch:
             try:
                 event = trap_event(
                     received.notification, self._mibs, self._devices, received.at, self._source
                 )
-            except (NotificationError, ValueError) as problem:
+            except Exception as problem:  # one notification's, never its batch's
                 unusable.append((received, problem))
                 continue
             received.audited = asyncio.get_running_loop().create_future()
@@ -293,9 +343,14 @@ class SnmpReceiver:
             *(self._dead_letter_unusable(received, problem) for received, problem in unusable),
         )
 
-    async def _dead_letter_unusable(self, received: _Received, problem: ValueError) -> None:
+    async def _dead_letter_unusable(self, received: _Received, problem: Exception) -> None:
         field = problem.field if isinstance(problem, NotificationError) else None
-        await self._dead_letter(received.pdu(), str(problem), field, received.at, received.respond)
+        reason = str(problem) if isinstance(problem, ValueError) else repr(problem)
+        try:
+            pdu = received.pdu()
+        except Exception as error:  # the encoder may fail on what the decoder took
+            pdu, reason = b"", f"{reason}; its PDU could not be encoded: {error!r}"
+        await self._dead_letter(pdu, reason[:2000], field, received.at, received.respond)
 
     async def _audit(self, events: list[tuple[_Received, TrapReceived]]) -> None:
         """Every notification as received, on snmp.traps.v1: the audit a fold stands for."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from prometheus_client import REGISTRY
 
 from engine.api.view import TicketView
@@ -84,6 +85,44 @@ def test_validation_errors_are_422_naming_the_field() -> None:
 
         status, body, _ = await api.call("POST", CHAT_PATH, "widget", data=b"{not json")
         assert status == 422 and body["problems"][0]["path"] == "body"
+        assert api.publisher.sent == []
+
+    with_api(check)
+
+
+CONTROL_CHARACTERS = ["\r", "\n", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\u2028", "\u2029"]
+
+
+@pytest.mark.parametrize("character", CONTROL_CHARACTERS)
+def test_a_name_address_or_subject_with_a_control_character_is_422_naming_the_field(
+    character: str,
+) -> None:
+    call = {"call_id": "call-8", "caller": "Ana", "subject": "central", "summary": "caida",
+            "agent": "luis"}  # fmt: skip
+
+    async def check(api: Api) -> None:
+        for field in ("caller", "subject", "agent"):
+            bad = {**call, field: f"Ana{character}Bcc: x@evil.example"}
+            status, body, _ = await api.call("POST", "/phone/calls", "agent", json=bad)
+            assert status == 422 and [p["path"] for p in body["problems"]] == [field]
+        for sender in (f"ana@acme.example{character}", f"ana{character}@acme.example"):
+            bad = {**CHAT, "sender": sender}
+            status, body, _ = await api.call("POST", CHAT_PATH, "widget", json=bad)
+            assert status == 422 and [p["path"] for p in body["problems"]] == ["sender"]
+        assert api.publisher.sent == []
+
+    with_api(check)
+
+
+@pytest.mark.parametrize(
+    "sender", ["a@x.example, v1@y.example", "a@x.example;v1@y.example", "Ana <a@x.example>", "Ana"]
+)
+def test_a_chat_sender_must_be_exactly_one_address(sender: str) -> None:
+    async def check(api: Api) -> None:
+        bad = {**CHAT, "sender": sender}
+        status, body, _ = await api.call("POST", CHAT_PATH, "widget", json=bad)
+
+        assert status == 422 and [p["path"] for p in body["problems"]] == ["sender"]
         assert api.publisher.sent == []
 
     with_api(check)

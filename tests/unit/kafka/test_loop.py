@@ -3,13 +3,16 @@ out a log's records from its position, and producers whose acks the test decides
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from kafka.errors import KafkaConnectionError, KafkaTimeoutError
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
 
+from engine.contract import RecordDeadLettered, parse_record
+from engine.contract.topics import DEAD_LETTERS
 from engine.kafka.loop import BatchHandler, ConsumeLoop
 from engine.kafka.producer import Record
 
@@ -220,3 +223,51 @@ def test_an_error_that_is_not_kafka_s_ends_the_loop_without_a_commit() -> None:
     with pytest.raises(OSError):
         loop.run(Never())
     assert consumer.committed == 0 and consumer.closed
+
+
+class SizeLimitedProducer(FakeProducer):
+    """Refuses a record over 100 bytes as Kafka does (except on the dead-letter topic,
+    which takes larger ones), and acks the others."""
+
+    def send(self, topic: str, key: bytes | None, value: bytes | None) -> Ack:
+        assert value is not None
+        self.sent.append((topic, key, value))
+        if topic != DEAD_LETTERS and len(value) > 100:
+            return Ack(MessageSizeTooLargeError(f"{len(value)} bytes"), self.log, topic)
+        return Ack(None, self.log, topic)
+
+
+class AnyNumberOfProducers(Producers):
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    def __call__(self) -> FakeProducer:
+        producer = SizeLimitedProducer(self.log)
+        self.made.append(producer)
+        return producer
+
+
+def test_an_output_kafka_refuses_as_too_large_becomes_a_dead_letter_and_the_batch_moves_on() -> (
+    None
+):
+    log: list[str] = []
+    consumer = FakeConsumer([b"a", b"x" * 5000, b"c"], log)
+    producers = AnyNumberOfProducers(log)
+    handler = Upper()
+    loop, pauses = a_loop(consumer, producers, handler)
+
+    loop.step()
+    loop.step()
+
+    assert pauses == [] and handler.refusals == 0 and consumer.committed == 3
+    assert [entry for entry in log if not entry.startswith("ack")] == ["commit 2", "commit 3"]
+    assert [entry for entry in log if entry.startswith("ack")][-3:] == [
+        "ack out", f"ack {DEAD_LETTERS}", "ack out"
+    ]  # fmt: skip
+    sent = [record for producer in producers.made for record in producer.sent]
+    letter = parse_record(next(value for topic, _, value in sent if topic == DEAD_LETTERS))
+    assert isinstance(letter, RecordDeadLettered)
+    assert letter.data.payload_size == 5000 and not letter.data.payload_truncated
+    assert letter.data.payload_sha256 == hashlib.sha256(b"X" * 5000).hexdigest()
+    assert letter.data.origin == "out" and "too large" in letter.data.reason

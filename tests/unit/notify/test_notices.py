@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -16,6 +17,8 @@ from engine.contract import (
     Channel,
     Classification,
     Priority,
+    RecordDeadLettered,
+    RecordLocation,
     RouteDecision,
     TicketActivity,
     TicketActivityData,
@@ -24,10 +27,15 @@ from engine.contract import (
     TicketState,
     TicketStatus,
     Tier,
+    parse_record,
+    to_json,
 )
+from engine.contract.customers import CustomerDirectory
 from engine.contract.identity import email_ticket_id
+from engine.contract.topics import DEAD_LETTERS
 from engine.notify.notices import acknowledgement, may_receive_mail, update
-from engine.notify.notifier import NoticeRefusedError, deliver
+from engine.notify.notifier import NoticeRefusedError, _Notifies, deliver
+from engine.settings import Settings
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
@@ -216,3 +224,95 @@ def test_no_update_mail_without_words_for_mail_or_a_mailbox_to_send_them(
     activity: TicketActivity,
 ) -> None:
     assert update(activity, "es", "soporte@support.example.com", "support.example.com") is None
+
+
+@pytest.mark.parametrize("character", ["\r\n", "\n", "\x0b", "\x0c", "\x1c", "\x85", "\u2028"])
+def test_a_subject_with_a_line_break_gives_a_notice_on_one_line(character: str) -> None:
+    ticket = routed().data.ticket.model_copy(
+        update={"subject": f"Central caida{character}Bcc: x@evil.example"}
+    )
+    record = routed().model_copy(
+        update={"data": routed().data.model_copy(update={"ticket": ticket})}
+    )
+
+    notice = acknowledgement(record, "es", "soporte@support.example.com", "x.example")
+
+    assert notice is not None
+    assert notice.message["Subject"].endswith("Central caida Bcc: x@evil.example")
+    assert notice.message["Bcc"] is None and b"\nBcc" not in notice.message.as_bytes()
+
+
+@pytest.fixture
+def ascii_relay() -> Iterator[tuple[Relay, str]]:
+    relay = Relay([])
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(
+        loop.create_server(
+            lambda: SMTP(relay, loop=loop, enable_SMTPUTF8=False, decode_data=False),
+            "127.0.0.1",
+            0,
+        )
+    )
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield relay, f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    server.close()
+    loop.run_until_complete(server.wait_closed())
+    loop.close()
+
+
+def test_a_non_ascii_address_a_relay_without_smtputf8_cannot_take_is_refused_at_once(
+    ascii_relay: tuple[Relay, str],
+) -> None:
+    relay, address = ascii_relay
+    notice = acknowledgement(routed("añá@acme.example"), "es", "s@support.example", "x.example")
+    assert notice is not None
+    waits: list[float] = []
+
+    with pytest.raises(NoticeRefusedError, match="cannot take it"):
+        deliver(notice, address, sleep=waits.append)
+
+    assert waits == [] and relay.received == []
+
+
+@dataclass(frozen=True)
+class Consumed:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+class BrokenForOneRequester:
+    """A customer directory that fails on one requester's address, as a bug would."""
+
+    def by_id(self, customer_id: str) -> None:
+        return None
+
+    def lookup(self, address: str) -> None:
+        if address.startswith("mala"):
+            raise ValueError(f"cannot look up {address!r}")
+        return None
+
+
+def test_a_record_whose_notice_cannot_be_built_is_dead_lettered_and_the_next_is_sent(
+    relay_server: tuple[Relay, str],
+) -> None:
+    relay, address = relay_server
+    settings = Settings(notify_relay=address, notify_from="soporte@support.example.com")
+    handler = _Notifies(cast(CustomerDirectory, BrokenForOneRequester()), settings, None)
+    bad, good = to_json(routed("mala@acme.example")), to_json(routed())
+    records = [Consumed("tickets.routed.l3.v1", 2, 40, bad), Consumed("t", 2, 41, good)]
+
+    outputs = handler.outputs(records)
+
+    [(topic, _key, value)] = outputs
+    letter = parse_record(value)
+    assert topic == DEAD_LETTERS and isinstance(letter, RecordDeadLettered)
+    assert "cannot be built" in letter.data.reason and "ValueError" in letter.data.reason
+    assert letter.data.original == RecordLocation(
+        topic="tickets.routed.l3.v1", partition=2, offset=40
+    )
+    assert [envelope.rcpt_tos for envelope in relay.received] == [["ana@acme.example"]]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from datetime import UTC, datetime
 from email.message import EmailMessage, MIMEPart
 
@@ -11,7 +13,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine.contract import EmailReceived, to_json
-from engine.ingest.mail.parse import EmailParseError, html_to_text, parse_email
+from engine.ingest.mail.parse import (
+    MAX_MAIL_BYTES,
+    MAX_MIME_PARTS,
+    EmailParseError,
+    ParseBudgetError,
+    html_to_text,
+    parse_email,
+)
 
 RECEIVED = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 
@@ -103,6 +112,108 @@ def test_mail_without_message_id_is_identified_by_content() -> None:
 
 def test_html_to_text_drops_scripts() -> None:
     assert html_to_text("<script>alert(1)</script><div>ok</div>") == "ok"
+
+
+def _html_to_text_by_regexes(markup: str) -> str:
+    """The conversion as it was first written: three regular expressions, each a scan
+    of the rest of the text from every "<" that starts no tag (quadratic)."""
+    code = re.compile(r"<(script|style)\b.*?</\1>", re.IGNORECASE | re.DOTALL)
+    block_end = re.compile(r"</?(p|div|br|tr|li|h[1-6])\b[^>]*>", re.IGNORECASE)
+    with_breaks = block_end.sub("\n", code.sub(" ", markup))
+    text = html.unescape(re.sub(r"<[^>]+>", "", with_breaks))
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+_MARKUP = st.lists(
+    st.sampled_from(
+        ["<", ">", "/", "script", "SCRIPT", "style", "Style", "p", "DIV", "br", "h1", " ",
+         "a", "&amp;", "\n", "</script>", "<script>", "<p>", "</style >", "<!-- x -->"]
+    ),
+    max_size=40,
+).map("".join)  # fmt: skip
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_MARKUP)
+@example("<SCRIPT>x</script>ok<style>a{}</STYLE>")
+@example("<script<p>a</p>")
+def test_html_to_text_reads_markup_as_the_regexes_did(markup: str) -> None:
+    assert html_to_text(markup) == _html_to_text_by_regexes(markup)
+
+
+@pytest.mark.parametrize("unit", ["<script", "<style", "<p", "<", "<a <script>", "<p<<style>"])
+def test_html_to_text_of_a_long_run_of_unclosed_tags_returns(unit: str) -> None:
+    markup = unit * (400_000 // len(unit))  # hours of work when each "<" scans to the end
+
+    assert len(html_to_text(markup)) <= len(markup)
+
+
+def test_an_html_mail_of_repeated_script_tags_becomes_an_event() -> None:
+    raw = (
+        b"From: a@acme.example\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        + b"<script" * 100_000
+        + b"<p>la central esta caida</p>\r\n"
+    )
+
+    event = parse(raw)
+
+    assert event.data.text_truncated and event.data.from_address == "a@acme.example"
+
+
+@pytest.mark.parametrize(
+    ("header", "field"),
+    [
+        (b"Content-Type: text/plain" + b";" * 100_000, "header Content-Type"),
+        (b"Content-Disposition: inline" + b";" * 100_000, "header Content-Disposition"),
+        (b"Content-Transfer-Encoding: 7bit" + b";" * 100_000, "header Content-Transfer-Encoding"),
+    ],
+)
+def test_a_mime_header_field_too_long_to_parse_is_refused_by_name(
+    header: bytes, field: str
+) -> None:
+    raw = b"From: a@acme.example\r\nSubject: hola\r\n" + header + b"\r\n\r\nhola\r\n"
+
+    with pytest.raises(EmailParseError) as refused:
+        parse(raw)
+
+    assert refused.value.field == field and "2,000" in refused.value.reason
+
+
+@pytest.mark.parametrize("run", [b'"' * 100_000, b"," * 100_000])
+def test_an_address_field_too_long_to_parse_is_read_from_its_raw_text(run: bytes) -> None:
+    raw = b"From: a@acme.example" + run + b"\r\nCc: " + run + b"\r\n\r\nhola\r\n"
+
+    event = parse(raw, mail_from="envelope@acme.example")
+
+    assert event.data.text == "hola"
+
+
+def test_a_parse_past_its_budget_is_refused() -> None:
+    with pytest.raises(ParseBudgetError) as refused:
+        parse_email(
+            LATIN1_QP, mail_from="juan@cliente.mx", rcpt_to=("s@support.example.com",),
+            peer="127.0.0.1", received_at=RECEIVED, source="smtp://test", budget_seconds=0.0,
+        )  # fmt: skip
+
+    assert refused.value.field == "message" and "budget" in refused.value.reason
+
+
+def test_a_mail_of_too_many_parts_is_refused() -> None:
+    parts = b"".join(
+        b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % n for n in range(MAX_MIME_PARTS)
+    )
+    raw = b"From: a@acme.example\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+
+    with pytest.raises(ParseBudgetError, match="MIME parts"):
+        parse(raw + parts + b"--b--\r\n")
+
+
+def test_a_mail_over_the_size_bound_is_refused() -> None:
+    raw = b"From: a@acme.example\r\n\r\n" + b"x" * MAX_MAIL_BYTES
+
+    with pytest.raises(ParseBudgetError, match="bytes, over"):
+        parse(raw)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
@@ -323,3 +434,15 @@ def test_a_mail_without_cc_and_an_old_record_without_the_field_have_none() -> No
 
     assert data.cc == ()
     assert type(data).model_validate_json(json.dumps(old)).cc == ()
+
+
+@pytest.mark.parametrize("character", ["\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\x00"])
+def test_a_from_address_with_a_control_character_never_becomes_the_requester(
+    character: str,
+) -> None:
+    raw = f"From: Ana <ana{character}@acme.example>\r\nSubject: hola\r\n\r\nhola\r\n".encode()
+
+    event = parse(raw, mail_from="ana@acme.example")
+
+    assert event.data.from_address == "ana@acme.example"  # the envelope's, checked by SMTP
+    assert parse(raw, mail_from=f"x{character}@acme.example").data.from_address == ""

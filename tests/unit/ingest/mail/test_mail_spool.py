@@ -4,15 +4,16 @@ spool record (an ``email.received`` event, or a dead letter that loses nothing).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime
 
 import pytest
 
 from engine.clock import FrozenClock
-from engine.contract import EmailReceived, RecordDeadLettered, to_json
+from engine.contract import EmailReceived, RecordDeadLettered, RecordLocation, to_json
 from engine.contract.identity import ticket_id
-from engine.contract.topics import DEAD_LETTERS, MAIL_SPOOL, TICKET_EVENTS
+from engine.contract.topics import DEAD_LETTER_MAX_BYTES, DEAD_LETTERS, MAIL_SPOOL, TICKET_EVENTS
 from engine.ingest.mail.identity import mail_identity
 from engine.ingest.mail.parser_service import outputs_of
 from engine.ingest.mail.spool import read_spooled, spooled_mail
@@ -156,3 +157,32 @@ def test_a_mail_whose_event_a_ticket_topic_would_refuse_is_dead_lettered_whole()
     data = json.loads(letter)["data"]
     assert "a ticket topic takes" in data["reason"] and data["origin"] == MAIL_SPOOL
     assert base64.b64decode(data["payload_base64"]) == value
+
+
+def test_a_mail_too_costly_to_parse_is_dead_lettered_with_the_reason() -> None:
+    raw = MAIL.replace(b"Subject: Hola", b"Content-Type: text/plain" + b";" * 100_000)
+
+    letter = dead_letter_of(spool(raw))
+
+    assert letter.data.field == "header Content-Type" and "2,000" in letter.data.reason
+    assert base64.b64decode(letter.data.payload_base64) == raw
+
+
+def test_a_mail_near_the_size_limit_whose_event_is_too_large_gives_a_dead_letter_that_fits() -> (
+    None
+):
+    text = ("\U0001f4de" * 1000 + "\n").encode() * 2500  # its event: over 1 MB of JSON
+    raw = MAIL.replace(b"Subject: Hola", b"Content-Type: text/plain; charset=utf-8")
+    raw = raw.replace(b"la central esta caida\r\n", text)
+    value = spool(raw)  # base64 in JSON: a dead letter of it whole would be over 17 MB
+    where = RecordLocation(topic=MAIL_SPOOL, partition=0, offset=42)
+
+    outputs, outcomes = outputs_of([value], FrozenClock(NOW), [where])
+
+    [(topic, _key, letter)] = outputs
+    assert (topic, outcomes) == (DEAD_LETTERS, ["dead_lettered"])
+    assert len(letter) < DEAD_LETTER_MAX_BYTES
+    data = json.loads(letter)["data"]
+    assert data["payload_truncated"] and data["payload_size"] == len(value)
+    assert data["original"] == {"topic": MAIL_SPOOL, "partition": 0, "offset": 42}
+    assert data["payload_sha256"] == hashlib.sha256(value).hexdigest()

@@ -3,11 +3,15 @@ and hands everything else to pysnmp."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api
 
-from engine.ingest.snmp.fastpath import inform_response, parse_v2c_notification
+from engine.ingest.snmp.fastpath import LimitError, inform_response, parse_v2c_notification
+from engine.ingest.snmp.pysnmp_adapter import FastPathTransport
 from engine.ingest.snmp.trap_event import typed_value
 
 V2C = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
@@ -91,3 +95,42 @@ def v1_trap() -> bytes:
 )
 def test_anything_else_is_left_to_pysnmp(raw: bytes) -> None:
     assert parse_v2c_notification(raw) is None
+
+
+LONG_OID = "1.3.6.1.4.1.9." + ".".join(["1"] * 1000)
+
+
+@pytest.mark.parametrize(
+    "varbind",
+    [
+        (LONG_OID, V2C.Integer(1)),  # RecursionError in a MIB lookup, once decoded
+        ("1.3.6.1.4.1.9.1", V2C.ObjectIdentifier(LONG_OID)),
+        ("1.3.6.1.4.1.9.1", V2C.ObjectIdentifier((1, 3, 6, 1, 4, 1, 10**5000))),  # 5,001 digits
+        (f"1.3.6.1.4.1.9.{2**32}", V2C.Integer(1)),
+    ],
+)
+def test_an_oid_past_smi_limits_is_refused_before_anything_reads_it(varbind: Any) -> None:
+    pdu = V2C.SNMPv2TrapPDU()
+    V2C.apiTrapPDU.set_defaults(pdu)
+    V2C.apiPDU.set_varbinds(pdu, [VALUES[1], varbind])
+    msg = V2C.Message()
+    V2C.apiMessage.set_defaults(msg)
+    V2C.apiMessage.set_community(msg, "public")
+    V2C.apiMessage.set_pdu(msg, pdu)
+
+    with pytest.raises(LimitError):
+        parse_v2c_notification(bytes(encoder.encode(msg)))
+
+
+def test_whatever_a_decoder_raises_for_one_datagram_is_counted_not_raised() -> None:
+    failures: list[Exception] = []
+
+    def fast_path(datagram: bytes, address: Any, transport: Any) -> bool:
+        raise RecursionError("deep")
+
+    async def receive() -> None:  # pysnmp's transport wants a running loop
+        FastPathTransport(fast_path, failures.append).datagram_received(b"x", ("127.0.0.1", 9))
+
+    asyncio.run(receive())
+
+    assert [type(error) for error in failures] == [RecursionError]

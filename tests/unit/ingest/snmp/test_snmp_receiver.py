@@ -10,14 +10,16 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from prometheus_client import REGISTRY
 
 from engine.clock import SystemClock
-from engine.contract.topics import SNMP_TRAPS, TICKET_EVENTS
+from engine.contract.topics import DEAD_LETTERS, SNMP_TRAPS, TICKET_EVENTS
 from engine.errors import PublishError
 from engine.ingest.snmp.devices import EMPTY_DEVICES
+from engine.ingest.snmp.mibs import MibResolver
 from engine.ingest.snmp.pysnmp_adapter import udp_socket
 from engine.ingest.snmp.receiver import ReceiverPolicy, SnmpReceiver
 from engine.ingest.snmp.replay import TrapBacklog
@@ -313,3 +315,62 @@ def test_raise_and_clear_reach_the_ticket_in_the_order_they_arrived_whatever_ack
         loop.run_until_complete(receiver.drain())
     transitions = [event["data"]["transition"] for event in kafka.stored]
     assert transitions == ["raised", "cleared", "raised", "cleared"]
+
+
+POISONED_MARKER = "1.3.6.1.4.1.9.9.9.9"
+
+
+class RecursesOnOneObject:
+    """The MIBs, except that looking up one object recurses too deep (as pysnmp's lookup
+    did on a 1,000-arc OID): a bug no limit foresaw."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(MIBS, name)
+
+    def object_name(self, oid: tuple[int, ...]) -> str | None:
+        if oid == tuple(int(arc) for arc in POISONED_MARKER.split(".")):
+            raise RecursionError("maximum recursion depth exceeded")
+        return MIBS.object_name(oid)
+
+
+def rejected(reason: str) -> float:
+    labels = {"source": "snmp", "outcome": "rejected", "reason": reason}
+    return REGISTRY.get_sample_value("ticketing_events_ingested_total", labels) or 0.0
+
+
+def test_poisoned_traps_are_refused_or_dead_lettered_one_by_one_and_their_batch_kept(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    kafka = StandInKafka()
+    mibs = cast(MibResolver, RecursesOnOneObject())
+    receiver = SnmpReceiver(kafka, ReceiverPolicy(("public",), ()), mibs, EMPTY_DEVICES,
+                            SystemClock())  # fmt: skip
+    loop.run_until_complete(receiver.start("127.0.0.1", 0, 1 << 22))
+    long_oid = "1.3.6.1.4.1.9." + ".".join(["1"] * 1000)
+    poisoned = [
+        encoded_link_trap("public", 7, 1001, markers=((long_oid, "deep"),)),
+        encoded_link_trap("public", 8, 1002, markers=((POISONED_MARKER, "x"),)),
+    ]
+    before = rejected("oid_limit")
+
+    async def scenario() -> None:
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for n in range(40):
+            sender.sendto(encoded_link(n % 5 + 1, n + 1), receiver.address)
+            if n in (10, 20):
+                sender.sendto(poisoned[n // 20], receiver.address)
+        sender.close()
+        for _ in range(100):
+            if len(kafka.audit) >= 40 and kafka.topics.get(DEAD_LETTERS):
+                break
+            await asyncio.sleep(0.05)
+
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        receiver.stop()
+        loop.run_until_complete(receiver.drain())
+    assert len(kafka.audit) == 40  # every valid trap, whatever batch it shared
+    assert rejected("oid_limit") == before + 1
+    [letter] = kafka.topics[DEAD_LETTERS]
+    assert "RecursionError" in letter["data"]["reason"]
