@@ -11,7 +11,7 @@ from kafka.errors import KafkaTimeoutError
 from engine.clock import FrozenClock
 from engine.contract import RecordDeadLettered, parse_record, to_json
 from engine.contract.topics import DEAD_LETTERS, ENTITLEMENT_BALANCES, TICKET_ACTIVITY
-from engine.entitlements import worker
+from engine.entitlements.ledger import apply_event
 from engine.entitlements.worker import Ledger, LedgerBatches
 from engine.kafka.loop import ConsumeLoop
 from tests.unit.entitlements.test_ledger import DIRECTORY, spent
@@ -46,14 +46,12 @@ def test_a_refused_batch_is_forgotten_so_its_balance_is_published_when_read_agai
 def test_a_record_that_makes_the_ledger_raise_is_a_dead_letter_and_the_next_is_counted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    apply_event = worker.apply_event
-
     def failing(balance: Any, event: Any) -> Any:
         if event.event_id == "bad":
             raise ArithmeticError("a balance the ledger cannot compute")
         return apply_event(balance, event)
 
-    monkeypatch.setattr(worker, "apply_event", failing)
+    monkeypatch.setattr("engine.entitlements.worker.apply_event", failing)
     ledger = Ledger({}, DIRECTORY, FrozenClock(NOW))
     ledger.opening_outputs()  # acme: 1 h
     log: list[str] = []
