@@ -8,17 +8,22 @@ frames) and receives, as JSON objects with a ``type``:
 - ``reply`` (text, actor): the desk informed the customer via chat;
 - ``escalated`` (route, text): a request for new functionality goes to the development
   team, not chat support (DOMAIN.md ROUTE-DEV).
+
+Every data frame counts against the token's rate limit. A binary frame is refused (415),
+a message nested deeper than ``MAX_JSON_DEPTH`` is refused (422) before it is parsed, and
+one over the API's body limit closes the socket with code 1009 (message too big).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import re
 from collections import defaultdict
 
 from aiohttp import WSMsgType, web
+from pydantic_core import from_json
 
 from engine.api.context import (
     ApiError,
@@ -51,6 +56,8 @@ from engine.contract.identity import chat_ticket_id
 
 log = logging.getLogger(__name__)
 OUTBOX_LIMIT = 100
+MAX_JSON_DEPTH = 16  # a chat message is one flat object; deeper is not one
+_JSON_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')  # strings, and brackets outside them
 
 ESCALATED_TO_DEVELOPMENT = {
     "es": "Su solicitud es de una nueva funcionalidad, que el soporte por chat no atiende: "
@@ -152,19 +159,40 @@ async def chat_websocket(request: web.Request) -> web.WebSocketResponse:
     integration = integration_of(request)
     try:
         async for frame in ws:
-            if frame.type is not WSMsgType.TEXT:
-                continue
+            if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                continue  # an over-large message is an ERROR: aiohttp closes with 1009
+            text = frame.data if frame.type is WSMsgType.TEXT else ""
             wait = context.limiter.retry_after(integration.name)
             if wait:
-                socket.send(_refused(frame.data, 429, "too many requests", wait))
-                continue
-            socket.send(await _take(request, conversation, frame.data))
+                socket.send(_refused(text, 429, "too many requests", wait))
+            elif frame.type is WSMsgType.BINARY:
+                socket.send(_refused(text, 415, "only JSON text frames are taken"))
+            elif nested_deeper_than(text, MAX_JSON_DEPTH):
+                error = f"the message is nested deeper than {MAX_JSON_DEPTH} levels"
+                socket.send(_refused("", 422, error))
+            else:
+                socket.send(await _take(request, conversation, text))
     finally:
         hub.leave(ticket_id, socket)
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writer
     return ws
+
+
+def nested_deeper_than(text: str, limit: int) -> bool:
+    """Whether the JSON ``text`` opens more than ``limit`` arrays or objects inside each
+    other; one pass that stops at the first bracket past the limit, and never recurses."""
+    depth = 0
+    for token in _JSON_NESTING.finditer(text):
+        bracket = token.group()
+        if bracket in ("[", "{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif bracket in ("]", "}"):
+            depth -= 1
+    return False
 
 
 async def _take(request: web.Request, conversation: str, text: str) -> ChatServerMessage:
@@ -190,8 +218,8 @@ def _refused(
     retry_after: int | None = None,
     problems: tuple[Problem, ...] = (),
 ) -> ChatRefused:
-    try:
-        message_id = json.loads(text).get("message_id")
+    try:  # pydantic's parser: bounded depth, no Python recursion
+        message_id = from_json(text).get("message_id") if text else None
     except (ValueError, AttributeError):
         message_id = None
     return ChatRefused(

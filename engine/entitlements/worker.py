@@ -111,25 +111,35 @@ class Ledger:
         return outputs
 
     def _record(self, balance: EntitlementBalanceData, cause: str) -> Output:
-        self.balances[balance.customer_id] = balance
         record = balance_record(balance, cause, self.clock.now(), SOURCE)
+        self.balances[balance.customer_id] = balance  # only once its record is made
         return ENTITLEMENT_BALANCES, balance.customer_id, record
 
     def outputs_of(self, topic: str, value: bytes) -> list[Output]:
+        """A record's outputs; a record that is not valid, or that makes the ledger raise
+        anything (it does no I/O), is a dead letter and the balances stay as they were."""
         try:
             record = parse_record(value)
         except ValidationError as error:
-            letter = dead_letter(
-                value, reason=f"not a valid record: {describe_validation(error)}",
-                field=None, origin=topic, source=SOURCE, now=self.clock.now(),
-            )  # fmt: skip
-            return [(DEAD_LETTERS, letter.data.payload_sha256, letter)]
-        match record:
-            case TicketRouted() if topic == ENTITLEMENT_NEEDED:
-                return [self._notice(record)]
-            case EntitlementToppedUp() | TicketActivity():
-                return self._deduct_or_add(record)
+            return [
+                self._dead_letter(topic, value, f"not a valid record: {describe_validation(error)}")
+            ]
+        try:
+            match record:
+                case TicketRouted() if topic == ENTITLEMENT_NEEDED:
+                    return [self._notice(record)]
+                case EntitlementToppedUp() | TicketActivity():
+                    return self._deduct_or_add(record)
+        except Exception as error:
+            log.exception("entitlements: a record of %s failed", topic)
+            return [self._dead_letter(topic, value, f"processing failed: {error!r}")]
         return []
+
+    def _dead_letter(self, topic: str, value: bytes, reason: str) -> Output:
+        letter = dead_letter(
+            value, reason=reason, field=None, origin=topic, source=SOURCE, now=self.clock.now()
+        )
+        return DEAD_LETTERS, letter.data.payload_sha256, letter
 
     def _deduct_or_add(self, event: EntitlementToppedUp | TicketActivity) -> list[Output]:
         customer_id = customer_of(event)

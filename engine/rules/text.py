@@ -55,14 +55,22 @@ _DROP_COMBINING_MARKS = _WithoutCombiningMarks()
 # Classification reads one message's subject and body several times (the rules, the impact
 # matrix, the assistant): the last few texts are folded once.
 _RECENT_TEXTS = 64
+# The rules read at most this many characters of one text (a subject, a body: a mail's
+# new text is up to 200,000). Folding can make one character up to 18 (NFKD of U+FDFA),
+# so the folded text is cut to the same length: what one message costs to classify is
+# bounded whatever characters it is written in.
+MAX_FOLDED_CHARS = 20_000
 
 
 @lru_cache(maxsize=_RECENT_TEXTS)
 def fold(text: str) -> str:
-    """Lowercase, without accents: "CAÍDA" -> "caida"."""
+    """Lowercase, without accents: "CAÍDA" -> "caida". At most ``MAX_FOLDED_CHARS``
+    characters, from the start of ``text``."""
+    text = text[:MAX_FOLDED_CHARS]
     if text.isascii():
         return text.lower()
-    return unicodedata.normalize("NFKD", text.casefold()).translate(_DROP_COMBINING_MARKS)
+    folded = unicodedata.normalize("NFKD", text.casefold()).translate(_DROP_COMBINING_MARKS)
+    return folded[:MAX_FOLDED_CHARS]
 
 
 def words(text: str) -> Words:

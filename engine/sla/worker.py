@@ -243,47 +243,58 @@ class SlaWorker:
 
     async def on_state(self, partition: int, value: bytes | None) -> Any:
         """Arm, re-arm or disarm the ticket's obligation; returns the pending write to
-        await (None: nothing to write)."""
+        await (None: nothing to write). A record the worker cannot work out, whatever it
+        makes the code raise (a date past year 9999 overflows), is a dead letter."""
         if value is None:
             return None  # a compacted-away ticket
         try:
-            record = parse_record(value)
-            if not isinstance(record, TicketUpdated):
-                raise TypeError(f"expected ticket.updated, got {record.kind}")
-            ticket = record.data.ticket
-            stored = self._stored(ticket.ticket_id)
-            previous = stored.facts if stored else None
-            pause = self.policy.pause_while_waiting
-            facts = facts_of(ticket, self.directory, previous, pause)
-            obligation, calendar = self._obligation(facts)
-        except (ValidationError, TypeError, ValueError, CalendarError) as error:
+            planned = self._planned(partition, value)
+        except Exception as error:
             return await self._dead_letter(value, error)
-        ticket_id = facts.ticket_id
+        if planned is None:
+            return None  # nothing the obligation depends on changed, or resolved and gone
+        if isinstance(planned, str):
+            return await self._delete_row(partition, planned)
+        clock, row = planned
+        ticket_id = clock.ticket_id
+        pending = await self._send_row(ticket_id, row)
+        self.clocks.data[ticket_id.encode()] = row
+        if clock.next_alert_at is None:
+            self.index.cancel(partition, ticket_id)
+        else:
+            self.index.schedule(partition, ticket_id, clock.next_alert_at)
+        self._count()
+        return pending
+
+    def _planned(self, partition: int, value: bytes) -> tuple[SlaClockData, bytes] | str | None:
+        """What a state record changes: nothing (None), the row to delete (its ticket id)
+        or the new row; computed without writing anything."""
+        record = parse_record(value)
+        if not isinstance(record, TicketUpdated):
+            raise TypeError(f"expected ticket.updated, got {record.kind}")
+        ticket = record.data.ticket
+        stored = self._stored(ticket.ticket_id)
+        previous = stored.facts if stored else None
+        pause = self.policy.pause_while_waiting
+        facts = facts_of(ticket, self.directory, previous, pause)
+        obligation, calendar = self._obligation(facts)
         change = row_change(previous, facts, armed=obligation is not None)
         if change is RowChange.KEEP:
-            return None  # nothing the obligation depends on changed, or resolved and gone
+            return None
         if change is RowChange.DELETE:
-            return await self._delete_row(partition, ticket_id)
+            return facts.ticket_id
         progress, next_alert_at = None, None
         if obligation is not None:
             progress = progress_of(obligation, stored.progress if stored else None)
             next_alert_at = next_alert(obligation, progress, calendar, self.policy).due_at
         clock = SlaClockData(
-            ticket_id=ticket_id,
+            ticket_id=facts.ticket_id,
             partition=partition,
             facts=facts,
             progress=progress,
             next_alert_at=next_alert_at,
         )
-        row = self._row(clock, record.event_id)
-        pending = await self._send_row(ticket_id, row)
-        self.clocks.data[ticket_id.encode()] = row
-        if next_alert_at is None:
-            self.index.cancel(partition, ticket_id)
-        else:
-            self.index.schedule(partition, ticket_id, next_alert_at)
-        self._count()
-        return pending
+        return clock, self._row(clock, record.event_id)
 
     async def _dead_letter(self, value: bytes, error: Exception) -> Any:
         field = None

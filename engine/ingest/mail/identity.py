@@ -58,7 +58,8 @@ def readable(text: str) -> str:
 
 def decode_words(raw: str) -> str:
     """A header's RFC 2047 encoded words decoded, each in its charset or, when that is
-    unknown or wrong, as :func:`decode_unknown` reads it; whitespace runs as one space."""
+    unknown or wrong, as :func:`decode_unknown` reads it; whitespace runs as one space.
+    A charset name with 8-bit bytes (kept as lone surrogates) or a NUL is an unknown one."""
     try:
         chunks = decode_header(raw)
     except (HeaderParseError, ValueError):
@@ -70,7 +71,7 @@ def decode_words(raw: str) -> str:
             continue
         try:
             decoded.append(chunk.decode(charset or "ascii"))
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, ValueError):  # also a charset name with 8-bit bytes or a NUL
             decoded.append(decode_unknown(chunk))
     return " ".join("".join(decoded).split())
 

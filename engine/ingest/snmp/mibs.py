@@ -32,6 +32,10 @@ STANDARD_MIBS = (
 _STANDARD_DIR = Path(pysnmp_mibs.__file__).resolve().parent
 
 Oid = tuple[int, ...]
+# Names looked up and OIDs written, remembered per OID. The OIDs come from senders, so the
+# memory is bounded by entries: 4,096 OIDs of at most 128 arcs (the fast path's and the
+# receiver's limit) with their text are a few MiB, whatever a sender invents.
+MAX_CACHED_OIDS = 4096
 
 
 class MibError(EngineError):
@@ -51,7 +55,7 @@ class Resolved:
         return f"{self.module}::{self.symbol}"
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=MAX_CACHED_OIDS)
 def oid_text(oid: Oid) -> str:
     return ".".join(map(str, oid))
 
@@ -89,7 +93,7 @@ class MibResolver:
                 raise MibError(f"MIB module {module} cannot be loaded: {error}") from error
         self.modules = (*STANDARD_MIBS, *vendor_modules)
         self._view = view.MibViewController(self._builder)
-        self.locate = functools.lru_cache(maxsize=65536)(self._locate)
+        self.locate = functools.lru_cache(maxsize=MAX_CACHED_OIDS)(self._locate)
 
     def _locate(self, oid: Oid) -> Resolved | None:
         try:

@@ -3,11 +3,14 @@ the Kafka seam (tests/integration/test_api_live.py runs it against the real brok
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
+from aiohttp import WSCloseCode, WSMsgType
 from prometheus_client import REGISTRY
 
+from engine.api.chat import MAX_JSON_DEPTH, nested_deeper_than
 from engine.api.view import TicketView
 from engine.contract import (
     EventKind,
@@ -295,6 +298,78 @@ def test_the_websocket_takes_messages_and_answers_each() -> None:
         assert len(api.publisher.sent) == 1
 
     with_api(check)
+
+
+WS_PATH = f"/chat/conversations/{CONVERSATION}/ws?access_token={TOKENS['widget']}"
+
+
+@pytest.mark.parametrize(
+    "bomb", ["[" * 4000, '{"a":' * 800, '{"message_id": "m7", "x":' + "[" * 3000]
+)
+def test_a_websocket_message_nested_too_deep_is_refused_and_the_socket_goes_on(
+    bomb: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+
+    async def check(api: Api) -> None:
+        async with api.client.ws_connect(WS_PATH) as ws:
+            await ws.send_str(bomb)
+            refused = await ws.receive_json(timeout=10)
+            await ws.send_json(CHAT)
+            accepted = await ws.receive_json(timeout=10)
+
+        assert refused["type"] == "refused" and refused["status"] == 422
+        assert "nested deeper" in refused["error"]
+        assert accepted["type"] == "accepted"
+
+    with_api(check)
+
+    assert not [record for record in caplog.records if record.exc_info]
+
+
+def test_binary_websocket_frames_are_refused_and_count_against_the_rate_limit() -> None:
+    async def check(api: Api) -> None:
+        async with api.client.ws_connect(WS_PATH) as ws:  # the upgrade is one request
+            await ws.send_bytes(b"\x00" * 100)
+            binary = await ws.receive_json(timeout=10)
+            await ws.send_bytes(b"[" * 3000)
+            await ws.receive_json(timeout=10)
+            await ws.send_json(CHAT)
+            limited = await ws.receive_json(timeout=10)
+
+        assert binary["type"] == "refused" and binary["status"] == 415
+        assert limited["status"] == 429 and limited["message_id"] == "m1"
+        assert api.publisher.sent == []
+
+    with_api(check, burst=3)
+
+
+def test_a_websocket_message_over_the_body_limit_closes_the_socket_as_too_big() -> None:
+    async def check(api: Api) -> None:
+        async with api.client.ws_connect(WS_PATH) as ws:
+            await ws.send_str("x" * 5000)  # the tests' limit is 4096 bytes
+            closed = await ws.receive(timeout=10)
+
+        assert closed.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING)
+        assert ws.close_code == WSCloseCode.MESSAGE_TOO_BIG
+
+    with_api(check)
+
+
+@pytest.mark.parametrize(
+    ("text", "deeper"),
+    [
+        ('{"a": [[1]]}', False),
+        ('{"a": "' + "[" * 100 + '"}', False),  # brackets inside a string do not nest
+        ('{"a": "\\"' + "[" * 100 + '"}', False),  # an escaped quote does not end it
+        ('{"a": "\\\\", "b": ' + "[" * 100, True),  # an escaped backslash does
+        ("[" * (MAX_JSON_DEPTH + 1), True),
+        ("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH, False),
+        ("[]" * 10_000, False),
+    ],
+)
+def test_nesting_is_measured_outside_strings(text: str, deeper: bool) -> None:
+    assert nested_deeper_than(text, MAX_JSON_DEPTH) is deeper
 
 
 def test_reads_wait_for_the_view_to_load() -> None:

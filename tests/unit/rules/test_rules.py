@@ -79,6 +79,13 @@ def test_a_negated_phrase_does_not_fire() -> None:
     assert classify(message("la central no está caída"), TWO_RULES).priority is Priority.P3
 
 
+def test_a_message_of_many_expanding_characters_still_classifies() -> None:
+    """NFKD makes U+FDFA 18 characters: 200,000 of them are read only up to the bound."""
+    decided = classify(message("la central está caída " + "\ufdfa" * 200_000), TWO_RULES)
+
+    assert decided.priority is Priority.P1 and decided.category == "pbx_down"
+
+
 def test_a_suggested_priority_is_a_candidate_that_rules_may_exceed() -> None:
     suggested = message("how do I change the IVR", suggested_priority=Priority.P2)
     outage = message("PBX down", suggested_priority=Priority.P3)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from engine.rules.text import PhraseHit, build_index, clauses, words
+import pytest
+
+from engine.rules.text import MAX_FOLDED_CHARS, PhraseHit, build_index, clauses, fold, words
 
 
 def test_words_fold_case_and_accents_and_split_on_punctuation() -> None:
@@ -67,3 +69,15 @@ def test_a_line_break_inside_a_sentence_does_not_end_the_clause() -> None:
         ("desde", "la", "manana", "se", "cortan", "todas", "las", "llamadas", "en", "curso"),
         ("sucursal", "norte"),
     )
+
+
+@pytest.mark.parametrize("expanding", ["\ufdfa", "\u3316", "\u1e9e", "x"])
+def test_folding_reads_and_gives_at_most_its_bound(expanding: str) -> None:
+    """U+FDFA folds to 18 characters, U+3316 to 6, U+1E9E to "ss": a long run of them is
+    folded only as far as the bound, the words before it kept."""
+    text = "La central está CAÍDA " + expanding * 200_000
+
+    folded = fold(text)
+
+    assert len(folded) <= MAX_FOLDED_CHARS
+    assert folded.startswith("la central esta caida ")

@@ -12,14 +12,17 @@ import pytest
 from engine.clock import FrozenClock
 from engine.contract import (
     CustomerProfile,
+    RecordDeadLettered,
     SupportPlan,
     TicketState,
     TicketStatus,
     TicketUpdated,
     TicketUpdatedData,
+    parse_record,
     to_json,
 )
 from engine.contract.customers import CustomerDirectory
+from engine.contract.topics import TICKET_STATE
 from engine.metrics import SLA_ROWS
 from engine.settings import Settings
 from engine.sla.calendars import DEFAULT_CALENDARS
@@ -123,5 +126,31 @@ def test_a_tick_in_flight_does_not_bring_back_a_row_a_resolution_deleted(
         await resolution
         assert clocks.sent[-1] == (KEY, None)
         assert KEY not in sla.clocks.data and len(sla.index) == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_state_the_worker_cannot_work_out_is_dead_lettered_and_the_next_one_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A date in the last hours of year 9999 overflows the calendar (OverflowError, which
+    no parse refuses): that record becomes a dead letter, the batch goes on."""
+    far = datetime(9999, 12, 31, 22, tzinfo=UTC)
+    poison = opened_ticket().model_copy(
+        update={"ticket_id": "T-BBBBBBBBBBBBB", "opened_at": far, "updated_at": far,
+                "priority_since": far, "status_since": far}
+    )  # fmt: skip
+
+    async def scenario() -> None:
+        sla, clocks, _ = worker(tmp_path, monkeypatch)
+        letters = Recorder()
+        monkeypatch.setattr(sla.dead_letters, "send", letters.send)
+        await sla.on_states([(0, state(poison)), (0, state(overdue()))])
+        assert [key for key, _ in clocks.sent] == [KEY]
+        assert KEY in sla.clocks.data and len(sla.index) == 1
+        (letter,) = [parse_record(value) for _, value in letters.sent if value is not None]
+        assert isinstance(letter, RecordDeadLettered)
+        assert "out of range" in letter.data.reason
+        assert letter.data.origin == TICKET_STATE
 
     asyncio.run(scenario())

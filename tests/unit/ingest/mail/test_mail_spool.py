@@ -9,6 +9,8 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from engine.clock import FrozenClock
 from engine.contract import EmailReceived, RecordDeadLettered, RecordLocation, to_json
@@ -82,6 +84,35 @@ def test_8_bit_ids_and_subjects_are_read_without_failing() -> None:
     identity = mail_identity(raw)
 
     assert identity.ticket_id == TAGGED and identity.message_id == "x\u00e9@b"
+
+
+_CHARSETS = st.sampled_from([b"utf-8", b"iso-8859-1", b"x-unknown", b""])
+_ENCODED_WORDS = st.builds(
+    lambda charset, encoding, text: b"=?" + charset + b"?" + encoding + b"?" + text + b"?=",
+    st.one_of(_CHARSETS, st.binary(max_size=12)),
+    st.sampled_from([b"q", b"Q", b"b", b"B", b"x", b"\xff"]),
+    st.binary(max_size=40),
+)
+_HEADER_VALUES = st.lists(st.one_of(_ENCODED_WORDS, st.binary(max_size=40)), max_size=4).map(
+    b" ".join
+)
+_HEADER_NAMES = st.sampled_from([b"Subject", b"Message-ID", b"In-Reply-To", b"References", b"X"])
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.lists(st.tuples(_HEADER_NAMES, _HEADER_VALUES), max_size=5), st.binary(max_size=64))
+@example([(b"Subject", b"=?utf-\xe9?q?x?=")], b"")  # 8-bit bytes in a charset name
+@example([(b"Subject", b"=?\xff?b?eA==?=")], b"")
+@example([(b"Subject", b"=?a\x00?q?x?=")], b"")  # a NUL in a charset name
+def test_mail_identity_returns_for_any_header_bytes(
+    headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    raw = b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n" + body
+
+    identity = mail_identity(raw)
+
+    assert identity.ticket_id.startswith("T-")
+    assert identity.sha256 == hashlib.sha256(raw).hexdigest()
 
 
 def test_a_spooled_mail_is_read_into_its_event_under_the_spooled_ticket() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.ingest.snmp.mibs import MibError, MibResolver, parse_oid
+from engine.ingest.snmp.mibs import MAX_CACHED_OIDS, MibError, MibResolver, oid_text, parse_oid
 from tests.unit.ingest.snmp.trap_samples import MIBS
 
 
@@ -84,3 +84,16 @@ def test_vendor_mib_directories_add_names(tmp_path: Path) -> None:
 def test_a_missing_vendor_directory_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(MibError, match="does not exist"):
         MibResolver([tmp_path / "nope"])
+
+
+def test_names_remembered_for_senders_oids_stay_within_their_bound() -> None:
+    """A sender inventing OIDs fills the caches up to their bound, never past it."""
+    invented = [(1, 3, 6, 1, 4, 1, 99999, n, *([7] * 100)) for n in range(MAX_CACHED_OIDS + 500)]
+
+    for oid in invented:
+        MIBS.object_name(oid)
+        oid_text(oid)
+
+    assert MIBS.locate.cache_info().currsize == MAX_CACHED_OIDS
+    assert oid_text.cache_info().currsize == MAX_CACHED_OIDS
+    assert MIBS.object_name(parse_oid("1.3.6.1.2.1.2.2.1.1.3")) == "IF-MIB::ifIndex"
