@@ -46,10 +46,12 @@ def _quantile(q: float, histogram: str, by: str) -> str:
 DESK: dict[str, list[Query]] = {
     "Queues": [
         Query("Open tickets by tier and priority",
-              f"sum by (tier, priority) ({_one('ticketing_open_tickets')})", "{{tier}} {{priority}}"),
+              f"sum by (tier, priority) ({_one('ticketing_open_tickets')})",
+              "{{tier}} {{priority}}"),
         Query("P1 open", "sum(" + _one('ticketing_open_tickets{priority="P1"}') + ")", stat=True),
         Query("Waiting for someone, by tier and priority",
-              f"sum by (tier, priority) ({_one('ticketing_waiting_tickets')})", "{{tier}} {{priority}}"),
+              f"sum by (tier, priority) ({_one('ticketing_waiting_tickets')})",
+              "{{tier}} {{priority}}"),
         Query("Oldest ticket nobody has, by tier", _one("ticketing_oldest_waiting_seconds"),
               "{{tier}}", "s"),
         Query("Agents by standing", _one("ticketing_agents"), "{{standing}}"),
