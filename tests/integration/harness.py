@@ -241,6 +241,13 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what}{detail}")
 
 
+# A Spanish outage as a customer writes it: P1, pbx_down, L3 by the shipped rules.
+SPANISH_OUTAGE = (
+    "La central está caída desde las 9, no entra ni sale ninguna llamada en toda la empresa. "
+    "Somos 60 personas sin teléfono."
+)
+
+
 def support_mail(
     subject: str, body: str, message_id: str, sender: str = "cliente@acme.example"
 ) -> EmailMessage:

@@ -12,6 +12,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.harness import (
+    SPANISH_OUTAGE,
     EngineProcess,
     engine_env,
     send_mail,
@@ -19,10 +20,7 @@ from tests.integration.harness import (
     wait_until,
 )
 
-OUTAGE = (
-    "La central está caída desde las 9, no entra ni sale ninguna llamada en toda la empresa. "
-    "Somos 60 personas sin teléfono."
-)
+OUTAGE = SPANISH_OUTAGE
 PORTS = (
     "ENGINE_SMTP_METRICS_PORT", "ENGINE_MAIL_PARSER_METRICS_PORT",
     "ENGINE_PROCESSOR_METRICS_PORT", "ENGINE_SLA_METRICS_PORT", "ENGINE_API_METRICS_PORT",

@@ -37,6 +37,7 @@ from engine.passwords import hash_password
 from tests.integration.api_process import TOKEN, post_json
 from tests.integration.harness import (
     PROJECT_ROOT,
+    SPANISH_OUTAGE,
     EngineProcess,
     ProcessorProcess,
     TopicReader,
@@ -48,10 +49,7 @@ from tests.integration.harness import (
 from tests.integration.mail_relay import RecordingRelay
 from tests.integration.test_tier_workers import WorkersProcess, agents_file, assigned_to
 
-OUTAGE = (
-    "La central está caída desde las 9, no entra ni sale ninguna llamada en toda la empresa. "
-    "Somos 60 personas sin teléfono."
-)
+OUTAGE = SPANISH_OUTAGE
 MARTA = "marta.solis@desk.example.com"  # deploy/agents.example.yaml: lead of ana, tom, lucía
 ROSA = "rosa.medina@desk.example.com"  # its support manager
 

@@ -21,6 +21,7 @@ from kafka import KafkaProducer
 from engine.contract.topics import TICKET_EVENTS, named
 from tests.integration.harness import (
     PROJECT_ROOT,
+    SPANISH_OUTAGE,
     EngineProcess,
     engine_env,
     free_port,
@@ -31,10 +32,7 @@ from tests.integration.harness import (
 )
 from tests.integration.snmp_peers import LINK_DOWN, NetSnmp, link_varbinds
 
-OUTAGE = (
-    "La central está caída desde las 9, no entra ni sale ninguna llamada en toda la empresa. "
-    "Somos 60 personas sin teléfono."
-)
+OUTAGE = SPANISH_OUTAGE
 COMMUNITY = "monitoring-community"
 
 

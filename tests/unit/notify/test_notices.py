@@ -54,8 +54,13 @@ def routed(
         special_routes=(), tags=(), event_count=event_count, recent_event_ids=("e1",),
         ruleset_version="v",
     )  # fmt: skip
+    return routed_state(ticket)
+
+
+def routed_state(ticket: TicketState) -> TicketRouted:
+    """The ``ticket.routed`` record of a ticket's state, as the processor writes it."""
     classification = Classification(
-        priority=Priority.P1, category="pbx_down", tags=(), matches=(), explanation=(),
+        priority=ticket.priority, category=ticket.category, tags=(), matches=(), explanation=(),
         ruleset_version="v",
     )  # fmt: skip
     return TicketRouted(
@@ -63,7 +68,7 @@ def routed(
         data=TicketRoutedData(
             ticket_id=ticket.ticket_id, cause_event_id="e1", ticket=ticket,
             classification=classification,
-            route=RouteDecision(tier=Tier.L3, special_routes=(), route_path=("root",),
+            route=RouteDecision(tier=ticket.tier, special_routes=(), route_path=("root",),
                                 ruleset_version="v"),
         ),
     )  # fmt: skip

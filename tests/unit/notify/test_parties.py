@@ -12,14 +12,11 @@ import pytest
 from engine.contract import (
     ActivityType,
     Channel,
-    Classification,
     CustomerProfile,
     Priority,
-    RouteDecision,
     TicketActivity,
     TicketActivityData,
     TicketRouted,
-    TicketRoutedData,
     TicketState,
     TicketStatus,
     Tier,
@@ -36,6 +33,7 @@ from engine.notify.notices import (
 from engine.notify.notifier import notice_for
 from engine.settings import Settings
 from engine.workers.agents import load_agents
+from tests.unit.notify.test_notices import routed_state
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[3]
@@ -63,19 +61,7 @@ def alarm(**fields: Any) -> TicketState:
 
 
 def routed(state: TicketState) -> TicketRouted:
-    classification = Classification(
-        priority=state.priority, category=state.category, tags=(), matches=(), explanation=(),
-        ruleset_version="v",
-    )  # fmt: skip
-    return TicketRouted(
-        event_id="r1", occurred_at=T0, source="t",
-        data=TicketRoutedData(
-            ticket_id=state.ticket_id, cause_event_id="e1", ticket=state,
-            classification=classification,
-            route=RouteDecision(tier=state.tier, special_routes=(), route_path=("root",),
-                                ruleset_version="v"),
-        ),
-    )  # fmt: skip
+    return routed_state(state)
 
 
 def activity(
