@@ -62,6 +62,7 @@ class IngestReason(StrEnum):
     RELAY_DENIED = "relay_denied"
     HEADER_TOO_LARGE = "header_too_large"
     ARCHIVE_UNAVAILABLE = "archive_unavailable"
+    AUTH_FAILED = "auth_failed"  # a connection closed at its third failed AUTH
     # SNMP: the receiver's own refusals
     OVERLOADED = "overloaded"
     UNUSABLE = "unusable"

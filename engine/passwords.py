@@ -16,6 +16,14 @@ def hash_password(password: str, iterations: int = ITERATIONS) -> str:
     return f"pbkdf2_sha256${iterations}${salt.hex()}${digest.hex()}"
 
 
+def iterations_of(stored: str) -> int | None:
+    """The PBKDF2 iteration count of a stored hash; None when it is not one."""
+    parts = stored.split("$")
+    if len(parts) != 4 or parts[0] != "pbkdf2_sha256" or not parts[1].isdigit():
+        return None
+    return int(parts[1])
+
+
 def password_matches(password: bytes, stored: str) -> bool:
     try:
         scheme, iterations, salt, digest = stored.split("$")

@@ -10,7 +10,8 @@ Replies, and why:
 - 552 for mail over the size limit (aiosmtpd checks SIZE at MAIL FROM and after DATA),
   and 552 5.3.4 for a header section over its limits (size, number of fields); 500 for a
   line over 64 KiB (RFC 5321 says 1000 octets, but web forms send longer lines);
-- 451 4.7.1 at MAIL FROM for a sender over its rate limit: slowed down, nothing lost.
+- 451 4.7.1 at MAIL FROM for a sender over its rate limit: slowed down, nothing lost;
+- 421 4.7.0 and the connection closed at the third failed AUTH on one connection.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from engine import metrics
 from engine.clock import Clock
@@ -38,6 +40,8 @@ from engine.metrics import IngestOutcome, IngestReason, IngestSource
 log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 64 * 1024
+MAX_FAILED_AUTH = 3
+TOO_MANY_FAILED_AUTH = "421 4.7.0 Too many failed authentication attempts; closing"
 RETRY_LATER = "451 4.3.0 Mail not stored: the ticket queue is unavailable, please retry later"
 SOURCE = IngestSource.EMAIL
 
@@ -160,6 +164,48 @@ class SupportSMTP(SMTP):
     same customers and writes to the same few mailboxes all day."""
 
     line_length_limit = MAX_LINE_BYTES
+
+    def __init__(
+        self, handler: Any, *, authenticator: FileAuthenticator | None = None, **options: Any
+    ) -> None:
+        super().__init__(handler, **options)
+        self._file_authenticator = authenticator
+        self._credentials: LoginPassword | None = None
+        self._failed_auth = 0
+
+    # AUTH: aiosmtpd's auth_PLAIN and auth_LOGIN read the credentials and call
+    # _authenticate, synchronously, on the loop; here _authenticate only keeps them and
+    # the check is awaited in a thread. The third failure on a connection closes it.
+
+    def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
+        self._credentials = auth_data if isinstance(auth_data, LoginPassword) else None
+        return AuthResult(success=False, handled=False)
+
+    async def auth_PLAIN(self, server: Any, args: list[str]) -> AuthResult:
+        return await self._checked(await super().auth_PLAIN(server, args))
+
+    async def auth_LOGIN(self, server: Any, args: list[str]) -> AuthResult:
+        return await self._checked(await super().auth_LOGIN(server, args))
+
+    async def _checked(self, read: AuthResult) -> AuthResult:
+        credentials, self._credentials = self._credentials, None
+        if credentials is None:  # aiosmtpd already answered (bad base64, aborted)
+            return read
+        checker = self._file_authenticator
+        if checker is not None and await checker.check(credentials):
+            return AuthResult(success=True, auth_data=credentials.login.decode())
+        self._failed_auth += 1
+        if self._failed_auth < MAX_FAILED_AUTH:
+            return AuthResult(success=False, handled=False)
+        metrics.EVENTS_INGESTED.labels(
+            SOURCE, IngestOutcome.REJECTED, IngestReason.AUTH_FAILED
+        ).inc()
+        return AuthResult(success=False, handled=False, message=TOO_MANY_FAILED_AUTH)
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        await super().smtp_AUTH(arg)
+        if self._failed_auth >= MAX_FAILED_AUTH and self.transport is not None:
+            self.transport.close()
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         parsed = _PARSED_ADDRESSES.get(arg)

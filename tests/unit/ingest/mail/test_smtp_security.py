@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import smtplib
 import ssl
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from prometheus_client import REGISTRY
 
 from engine.clock import SystemClock
 from engine.ingest.mail.security import (
@@ -61,13 +64,21 @@ def client_tls() -> ssl.SSLContext:
     return context
 
 
+RELAY_HASH = hash_password("s3cret", iterations=1000)
+
+
 def with_secure_server(
-    certificate: tuple[Path, Path], client: Callable[[int], Any], require_tls: bool = False
+    certificate: tuple[Path, Path],
+    client: Callable[[int], Any],
+    require_tls: bool = False,
+    loop_thread: list[threading.Thread] | None = None,
 ) -> Any:
     publisher = RecordingPublisher()
-    users = {"relay": hash_password("s3cret", iterations=1000)}
+    users = {"relay": RELAY_HASH}
 
     async def main() -> Any:
+        if loop_thread is not None:
+            loop_thread.append(threading.current_thread())
         handler = SupportMailHandler(
             publisher, ["support.example.com"], SystemClock(), "smtp://test"
         )
@@ -111,6 +122,99 @@ def test_auth_is_offered_only_after_starttls_and_checks_the_password(
     assert seen["wrong_password"] == 535
     assert seen["login"] == 235
     assert seen["mail"] == {}
+
+
+def plain(login: str, password: str) -> str:
+    return "PLAIN " + base64.b64encode(f"\0{login}\0{password}".encode()).decode()
+
+
+def auth_attempts(*credentials: tuple[str, str]) -> Callable[[int], list[int]]:
+    """Each AUTH PLAIN's reply code on one connection, then -1 if the server hung up."""
+
+    def client(port: int) -> list[int]:
+        codes = []
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.ehlo()
+            smtp.starttls(context=client_tls())
+            smtp.ehlo()
+            for login, password in credentials:
+                codes.append(smtp.docmd("AUTH", plain(login, password))[0])
+            try:
+                smtp.noop()
+            except smtplib.SMTPServerDisconnected:
+                codes.append(-1)
+        return codes
+
+    return client
+
+
+def test_the_password_check_runs_in_a_thread_not_on_the_event_loop(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked_in: list[threading.Thread] = []
+
+    def recording(password: bytes, stored: str) -> bool:
+        checked_in.append(threading.current_thread())
+        return password_matches(password, stored)
+
+    monkeypatch.setattr("engine.ingest.mail.security.password_matches", recording)
+    loop_thread: list[threading.Thread] = []
+
+    codes = with_secure_server(
+        certificate, auth_attempts(("relay", "wrong"), ("relay", "s3cret")),
+        loop_thread=loop_thread,
+    )  # fmt: skip
+
+    assert codes == [535, 235]
+    assert len(checked_in) == 2
+    assert loop_thread and all(thread is not loop_thread[0] for thread in checked_in)
+
+
+def test_an_unknown_user_costs_a_hash_check_like_a_known_one(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[str] = []
+
+    def recording(password: bytes, stored: str) -> bool:
+        checked.append(stored)
+        return password_matches(password, stored)
+
+    monkeypatch.setattr("engine.ingest.mail.security.password_matches", recording)
+
+    codes = with_secure_server(certificate, auth_attempts(("nobody", "s3cret")))
+
+    assert codes == [535]
+    (dummy,) = checked
+    assert dummy != RELAY_HASH
+    assert dummy.split("$")[:2] == RELAY_HASH.split("$")[:2]  # same scheme, same cost
+
+
+def test_the_third_failed_auth_on_a_connection_is_421_and_closes_it(
+    certificate: tuple[Path, Path],
+) -> None:
+    labels = {"source": "email", "outcome": "rejected", "reason": "auth_failed"}
+
+    def closed() -> float:
+        return REGISTRY.get_sample_value("ticketing_events_ingested_total", labels) or 0.0
+
+    before = closed()
+
+    codes = with_secure_server(
+        certificate, auth_attempts(("relay", "a"), ("nobody", "b"), ("relay", "c"))
+    )
+
+    assert codes == [535, 535, 421, -1]
+    assert closed() == before + 1
+
+
+def test_two_failures_then_the_right_password_still_signs_in(
+    certificate: tuple[Path, Path],
+) -> None:
+    codes = with_secure_server(
+        certificate, auth_attempts(("relay", "a"), ("relay", "b"), ("relay", "s3cret"))
+    )
+
+    assert codes == [535, 535, 235]
 
 
 def test_required_tls_refuses_mail_in_clear(certificate: tuple[Path, Path]) -> None:
