@@ -1,5 +1,6 @@
 """Per-sender rate limit: a sender over the limit is told to retry later (4xx), so a
-storm is slowed down without losing a single mail."""
+storm is slowed down without losing a single mail. The SMTP ingestor keys it by the
+client's address and the envelope sender, and takes it for mails it accepts."""
 
 from __future__ import annotations
 
@@ -33,6 +34,12 @@ class SenderRateLimit:
         if len(self._seen) > MAX_TRACKED_SENDERS:
             self._forget_idle(horizon)
         return True
+
+    def give_back(self, sender: str) -> None:
+        """Return the latest ``allow`` of this sender: its mail was not accepted after all."""
+        times = self._seen.get(sender.strip().lower())
+        if times:
+            times.pop()
 
     def _forget_idle(self, horizon: datetime) -> None:
         for sender in [s for s, times in self._seen.items() if not times or times[-1] <= horizon]:

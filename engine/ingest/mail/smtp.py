@@ -10,7 +10,9 @@ Replies, and why:
 - 552 for mail over the size limit (aiosmtpd checks SIZE at MAIL FROM and after DATA),
   and 552 5.3.4 for a header section over its limits (size, number of fields); 500 for a
   line over 64 KiB (RFC 5321 says 1000 octets, but web forms send longer lines);
-- 451 4.7.1 at MAIL FROM for a sender over its rate limit: slowed down, nothing lost;
+- 451 4.7.1 at the end of DATA for a client over its rate limit for that sender: slowed
+  down, nothing lost. The limit is kept per client address and sender, and taken only by
+  a mail accepted, so nobody can spend another client's allowance (MAIL FROM + RSET);
 - 421 4.7.0 and the connection closed at the third failed AUTH on one connection.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from datetime import datetime
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -71,13 +74,6 @@ class SupportMailHandler:
         address: str,
         mail_options: list[str],
     ) -> str:
-        # A null sender (bounces) is limited by the client's address instead.
-        sender = _reverse_path(address) or f"<>@{_peer(session)}"
-        if self._rate_limit is not None and not self._rate_limit.allow(sender):
-            metrics.EVENTS_INGESTED.labels(
-                SOURCE, IngestOutcome.REJECTED, IngestReason.RATE_LIMITED
-            ).inc()
-            return "451 4.7.1 Too many messages from this sender; please retry later"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
@@ -110,6 +106,25 @@ class SupportMailHandler:
                 SOURCE, IngestOutcome.REJECTED, IngestReason.HEADER_TOO_LARGE
             ).inc()
             return f"552 5.3.4 Message header too large: {too_large}"
+        # A null sender (bounces) is limited by the client's address alone.
+        limit_key = f"{_peer(session)} {_reverse_path(envelope.mail_from) or '<>'}"
+        if self._rate_limit is not None and not self._rate_limit.allow(limit_key):
+            metrics.EVENTS_INGESTED.labels(
+                SOURCE, IngestOutcome.REJECTED, IngestReason.RATE_LIMITED
+            ).inc()
+            return "451 4.7.1 Too many messages from this sender; please retry later"
+        accepted, reply = False, RETRY_LATER
+        try:
+            accepted, reply = await self._store(raw, session, envelope, received_at)
+        finally:
+            if not accepted and self._rate_limit is not None:
+                self._rate_limit.give_back(limit_key)
+        return reply
+
+    async def _store(
+        self, raw: bytes, session: Session, envelope: Envelope, received_at: datetime
+    ) -> tuple[bool, str]:
+        """Archive (when configured) and spool the mail: (accepted, the reply)."""
         identity = mail_identity(raw)
         archived = False
         if self._archive is not None:
@@ -120,7 +135,9 @@ class SupportMailHandler:
                 metrics.EVENTS_INGESTED.labels(
                     SOURCE, IngestOutcome.REJECTED, IngestReason.ARCHIVE_UNAVAILABLE
                 ).inc()
-                return "451 4.3.0 Mail not stored: the mail archive is unavailable, please retry"
+                return False, (
+                    "451 4.3.0 Mail not stored: the mail archive is unavailable, please retry"
+                )
             archived = True
         record = spooled_mail(
             raw,
@@ -139,11 +156,11 @@ class SupportMailHandler:
             metrics.EVENTS_INGESTED.labels(
                 SOURCE, IngestOutcome.REJECTED, IngestReason.KAFKA_UNAVAILABLE
             ).inc()
-            return RETRY_LATER
+            return False, RETRY_LATER
         elapsed = (self._clock.now() - received_at).total_seconds()
         metrics.INGEST_ACK_SECONDS.labels(SOURCE).observe(max(0.0, elapsed))
         metrics.EVENTS_INGESTED.labels(SOURCE, IngestOutcome.ACCEPTED, IngestReason.NONE).inc()
-        return f"250 2.0.0 Accepted for ticket {identity.ticket_id}"
+        return True, f"250 2.0.0 Accepted for ticket {identity.ticket_id}"
 
     async def handle_exception(self, error: Exception) -> str:
         log.exception("unexpected error in the SMTP ingestor", exc_info=error)

@@ -11,17 +11,19 @@ import base64
 import json
 import smtplib
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP
 
-from engine.clock import SystemClock
+from engine.clock import FrozenClock, SystemClock
 from engine.contract import EmailReceived
 from engine.contract.topics import MAIL_SPOOL
 from engine.errors import PublishError
 from engine.ingest.mail.archive import MailArchive, archive_path
+from engine.ingest.mail.rate_limit import SenderRateLimit
 from engine.ingest.mail.smtp import SupportMailHandler, SupportSMTP, serve_smtp
 from engine.ingest.mail.spool import read_spooled
 
@@ -154,41 +156,100 @@ def test_a_header_section_over_its_limits_is_552_and_nothing_is_stored(
     assert publisher.published == []
 
 
-def test_a_sender_over_its_rate_limit_is_told_to_retry_at_mail_from() -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from engine.clock import FrozenClock
-    from engine.ingest.mail.rate_limit import SenderRateLimit
-
-    publisher = RecordingPublisher()
+def with_limited_server(
+    publisher: RecordingPublisher, client: Callable[[int], Any], per_minute: int = 2
+) -> Any:
+    """A server whose senders may send ``per_minute`` mails a minute (on a frozen clock)."""
     clock = FrozenClock(datetime(2026, 11, 22, 10, 0, tzinfo=UTC))
 
-    def three_mails(port: int) -> list[int]:
-        codes = []
-        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
-            smtp.ehlo()
-            for _ in range(3):
-                code, _reply = smtp.mail("c@acme.example")
-                codes.append(code)
-                if code == 250:
-                    smtp.rcpt("soporte@support.example.com")
-                    smtp.data(MAIL)
-        return codes
-
-    async def main() -> list[int]:
+    async def main() -> Any:
         handler = SupportMailHandler(
             publisher, ["support.example.com"], clock, "smtp://test",
-            rate_limit=SenderRateLimit(2, timedelta(minutes=1), clock),
+            rate_limit=SenderRateLimit(per_minute, timedelta(minutes=1), clock),
         )  # fmt: skip
         server = await serve_smtp(handler, "127.0.0.1", 0, 64 * 1024)
         try:
-            return await asyncio.to_thread(three_mails, server.sockets[0].getsockname()[1])
+            return await asyncio.to_thread(client, server.sockets[0].getsockname()[1])
         finally:
             server.close()
             await server.wait_closed()
 
-    assert asyncio.run(main()) == [250, 250, 451]
+    return asyncio.run(main())
+
+
+def mails(
+    port: int, count: int, sender: str = "c@acme.example", source: str = "127.0.0.1"
+) -> list[int]:
+    """The end-of-DATA reply code of each of ``count`` mails sent on one connection."""
+    codes = []
+    with smtplib.SMTP("127.0.0.1", port, timeout=10, source_address=(source, 0)) as smtp:
+        smtp.ehlo()
+        for _ in range(count):
+            smtp.mail(sender)
+            smtp.rcpt("soporte@support.example.com")
+            code, _reply = smtp.data(MAIL)
+            codes.append(code)
+    return codes
+
+
+def test_a_sender_over_its_rate_limit_is_told_to_retry_at_the_end_of_data() -> None:
+    publisher = RecordingPublisher()
+
+    def three_mails(port: int) -> tuple[list[int], bytes]:
+        codes = mails(port, 2)
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.ehlo()
+            assert smtp.mail("c@acme.example")[0] == 250
+            smtp.rcpt("soporte@support.example.com")
+            code, reply = smtp.data(MAIL)
+        return [*codes, code], reply
+
+    codes, reply = with_limited_server(publisher, three_mails)
+
+    assert codes == [250, 250, 451]
+    assert reply.startswith(b"4.7.1") and b"retry later" in reply
     assert len(publisher.published) == 2
+
+
+def test_mail_from_and_rset_do_not_spend_the_senders_allowance() -> None:
+    publisher = RecordingPublisher()
+
+    def lock_out_then_send(port: int) -> list[int]:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.ehlo()
+            for _ in range(10):
+                smtp.mail("c@acme.example")
+                smtp.rset()
+        return mails(port, 2)
+
+    assert with_limited_server(publisher, lock_out_then_send) == [250, 250]
+
+
+def test_another_clients_mails_do_not_spend_this_clients_allowance() -> None:
+    publisher = RecordingPublisher()
+
+    def two_clients(port: int) -> tuple[list[int], list[int]]:
+        other = mails(port, 3, source="127.0.0.2")
+        return other, mails(port, 2, source="127.0.0.1")
+
+    other, ours = with_limited_server(publisher, two_clients)
+
+    assert other == [250, 250, 451]
+    assert ours == [250, 250]
+
+
+def test_a_mail_not_stored_does_not_spend_the_allowance() -> None:
+    publisher = RecordingPublisher(PublishError("Kafka did not acknowledge within 5s"))
+
+    def outage_then_recovery(port: int) -> tuple[list[int], list[int]]:
+        during = mails(port, 3)
+        publisher.failure = None
+        return during, mails(port, 2)
+
+    during, after = with_limited_server(publisher, outage_then_recovery)
+
+    assert during == [451, 451, 451]
+    assert after == [250, 250]
 
 
 def test_with_an_archive_the_whole_mail_is_kept_before_250_and_named_in_the_event(
