@@ -158,7 +158,9 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 
 async def _authenticated(request: web.Request, context: ApiContext) -> Integration:
     """The caller's integration, or 401. A client that keeps presenting unknown tokens is
-    slowed down (429) before each costly hash check."""
+    slowed down (429) before each costly hash check. The attempt is counted before the
+    check is awaited (and given back when the token proves good), so requests sent all at
+    once cannot each pass the limit while the others are still being checked."""
     token = _bearer(request)
     if token is None:
         raise _unauthorized()
@@ -166,14 +168,14 @@ async def _authenticated(request: web.Request, context: ApiContext) -> Integrati
     if integration is not None:
         return integration
     client = request.remote or "unknown"
-    wait = context.failed_logins.exhausted(client)
+    wait = context.failed_logins.retry_after(client)
     if wait:
         raise ApiError(429, "too many invalid tokens from this address",
                        headers={hdrs.RETRY_AFTER: str(wait)})  # fmt: skip
     integration = await context.verifier.verify(token)
     if integration is None:
-        context.failed_logins.retry_after(client)
         raise _unauthorized()
+    context.failed_logins.give_back(client)
     return integration
 
 

@@ -148,10 +148,10 @@ class RateLimiter:
         self._buckets[key] = (tokens, now)
         return self._wait(tokens)
 
-    def exhausted(self, key: str) -> int:
-        """Like ``retry_after`` without counting a request: 0 while some budget is left."""
-        tokens, _ = self._refilled(key)
-        return 0 if tokens >= 1.0 else self._wait(tokens)
+    def give_back(self, key: str) -> None:
+        """Return a request ``retry_after`` counted: it turned out not to count."""
+        tokens, now = self._refilled(key)
+        self._buckets[key] = (min(self._burst, tokens + 1.0), now)
 
     def _refilled(self, key: str) -> tuple[float, float]:
         now = self._clock.now().timestamp()

@@ -100,6 +100,28 @@ def test_the_tokens_file_holds_scopes_and_hashes_only(tmp_path: Path) -> None:
         load_integrations(path)
 
 
+def test_bad_tokens_sent_all_at_once_are_counted_before_their_checks() -> None:
+    async def check(api: Api) -> None:
+        # Tokens of a known integration: each waits for a PBKDF2 check in a thread.
+        calls = [api.call("GET", "/tickets", f"agent.guess{n}") for n in range(10)]
+        statuses = sorted(status for status, _, _ in await asyncio.gather(*calls))
+
+        assert statuses == [401] * 3 + [429] * 7
+
+    with_api(check)
+
+
+def test_a_good_token_does_not_spend_the_addresses_invalid_token_budget() -> None:
+    async def check(api: Api) -> None:
+        good = [(await api.call("GET", "/tickets", who))[0] for who in ("agent", "dashboard")]
+        bad = [(await api.call("GET", "/tickets", f"agent.guess{n}"))[0] for n in range(4)]
+
+        assert good == [200, 200]
+        assert bad == [401, 401, 401, 429]
+
+    with_api(check)
+
+
 def test_an_address_that_keeps_presenting_bad_tokens_is_slowed_down() -> None:
     async def check(api: Api) -> None:
         statuses = [(await api.call("GET", "/tickets", f"agent.guess{n}"))[0] for n in range(4)]
