@@ -265,6 +265,12 @@ class Settings(BaseSettings):
     api_rate_limit_burst: int = Field(
         default=60, ge=1, description="Requests one token may make at once before the limit."
     )
+    api_chat_limit_per_conversation: int = Field(
+        default=30, ge=1, description="Chat messages one conversation may send a minute (429)."
+    )
+    api_chat_limit_per_address: int = Field(
+        default=120, ge=1, description="Chat messages one client address may send a minute (429)."
+    )
     api_allowed_origins: Annotated[list[str], NoDecode] = Field(
         default=[], description="Browser Origins allowed to call the API (comma-separated)."
     )

@@ -4,7 +4,8 @@ first:
 1. ``answer_errors``: refusals and unexpected errors become JSON; one log line per request
    (method, route, status, integration: never a token, a query string or a body);
 2. ``check_origin``: a browser's Origin must be on the allowlist (403), CORS answers;
-3. ``authenticate``: bearer token (401), scope (403), per-token rate limit (429);
+3. ``authenticate``: bearer token (401), scope (403), rate limits (429): a chat route's
+   per conversation and per client address first, then the token's;
 4. the body limit: Content-Length over the limit is 413 before anything is read, and
    aiohttp's ``client_max_size`` stops a body without one.
 """
@@ -149,6 +150,12 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     request[INTEGRATION] = integration
     if scope not in integration.scopes:
         raise ApiError(403, f"this token lacks the scope {scope.value}")
+    conversation = request.match_info.get("conversation_id")
+    if conversation is not None:
+        wait = context.chat_limit.retry_after(conversation, request.remote or "unknown")
+        if wait:
+            raise ApiError(429, "too many messages from this conversation or address",
+                           headers={hdrs.RETRY_AFTER: str(wait)})  # fmt: skip
     wait = context.limiter.retry_after(integration.name)
     if wait:
         raise ApiError(429, "too many requests for this token",

@@ -162,7 +162,9 @@ async def chat_websocket(request: web.Request) -> web.WebSocketResponse:
             if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 continue  # an over-large message is an ERROR: aiohttp closes with 1009
             text = frame.data if frame.type is WSMsgType.TEXT else ""
-            wait = context.limiter.retry_after(integration.name)
+            wait = context.chat_limit.retry_after(
+                conversation, request.remote or "unknown"
+            ) or context.limiter.retry_after(integration.name)
             if wait:
                 socket.send(_refused(text, 429, "too many requests", wait))
             elif frame.type is WSMsgType.BINARY:

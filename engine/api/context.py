@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from engine.api.contract import ErrorBody, Problem
-from engine.api.security import Integration, RateLimiter, Scope, TokenVerifier
+from engine.api.security import ChatLimit, Integration, RateLimiter, Scope, TokenVerifier
 from engine.api.view import TicketView
 from engine.clock import Clock
 from engine.errors import EngineError, field_path
@@ -30,6 +30,7 @@ class ApiContext:
     verifier: TokenVerifier
     limiter: RateLimiter
     failed_logins: RateLimiter
+    chat_limit: ChatLimit
     clock: Clock
     source: str
     allowed_origins: frozenset[str]

@@ -160,3 +160,23 @@ class RateLimiter:
 
     def _wait(self, tokens: float) -> int:
         return max(1, math.ceil((1.0 - tokens) / self._rate))
+
+
+class ChatLimit:
+    """Chat messages per conversation and per client address, checked before the token's
+    own limit: the widgets of a site share one token, and one visitor must not spend the
+    other visitors' allowance. A message is counted by both, or by neither."""
+
+    def __init__(self, per_conversation: int, per_address: int, clock: Clock) -> None:
+        self._conversations = RateLimiter(per_conversation, per_conversation, clock)
+        self._addresses = RateLimiter(per_address, per_address, clock)
+
+    def retry_after(self, conversation: str, address: str) -> int:
+        """0 when the message may go ahead (and is counted); else seconds to wait."""
+        wait = self._conversations.retry_after(conversation)
+        if wait:
+            return wait
+        wait = self._addresses.retry_after(address)
+        if wait:
+            self._conversations.give_back(conversation)
+        return wait

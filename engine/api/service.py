@@ -17,7 +17,7 @@ from engine.api.chat import ChatHub
 from engine.api.context import ApiContext
 from engine.api.gathering import GatheringPublisher
 from engine.api.monitoring import export_forever
-from engine.api.security import RateLimiter, TokenVerifier, load_integrations
+from engine.api.security import ChatLimit, RateLimiter, TokenVerifier, load_integrations
 from engine.api.view import TicketView, ViewFollower
 from engine.clock import Clock, SystemClock
 from engine.kafka.publisher import KafkaPublisher, Publisher
@@ -78,6 +78,9 @@ async def running_api(
             settings.api_rate_limit_per_minute, settings.api_rate_limit_burst, clock
         ),
         failed_logins=RateLimiter(FAILED_LOGINS_PER_MINUTE, FAILED_LOGINS_PER_MINUTE, clock),
+        chat_limit=ChatLimit(
+            settings.api_chat_limit_per_conversation, settings.api_chat_limit_per_address, clock
+        ),
         clock=clock,
         source=f"http://{settings.api_host}",
         allowed_origins=frozenset(settings.api_allowed_origins),

@@ -15,6 +15,7 @@ from engine.api.app import build_app
 from engine.api.chat import ChatHub
 from engine.api.context import ApiContext
 from engine.api.security import (
+    ChatLimit,
     Integration,
     RateLimiter,
     Scope,
@@ -107,6 +108,8 @@ def with_api(
     burst: int = 60,
     origins: frozenset[str] = frozenset(),
     desk: Desk | None = None,
+    chat_per_conversation: int = 600,
+    chat_per_address: int = 600,
 ) -> None:
     async def main() -> None:
         publisher = FakePublisher()
@@ -120,6 +123,7 @@ def with_api(
             publisher=publisher, view=view, verifier=TokenVerifier(integrations),
             limiter=RateLimiter(per_minute, burst, clock), clock=clock, source="http://test",
             failed_logins=RateLimiter(3, 3, clock),
+            chat_limit=ChatLimit(chat_per_conversation, chat_per_address, clock),
             allowed_origins=origins, max_body_bytes=4096, view_ready=lambda: api.ready,
         )  # fmt: skip
         async with TestClient(TestServer(build_app(context, ChatHub()))) as client:

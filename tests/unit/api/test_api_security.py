@@ -218,3 +218,55 @@ def test_a_verified_token_is_remembered_by_a_digest_keyed_per_process(tmp_path: 
     assert len(remembered) == 2 and remembered[0] != remembered[1]
     assert all(token.encode() not in key for key in remembered)
     assert hashlib.sha256(token.encode()).digest() not in remembered
+
+
+def chat_path(conversation: str) -> str:
+    return f"/chat/conversations/{conversation}/messages"
+
+
+async def chat_statuses(api: Api, conversation: str, count: int, first: int = 0) -> list[int]:
+    statuses = []
+    for n in range(first, first + count):
+        message = {**CHAT, "message_id": f"m{n}"}
+        status, _, _ = await api.call("POST", chat_path(conversation), "widget", json=message)
+        statuses.append(status)
+    return statuses
+
+
+def test_one_conversation_over_its_limit_does_not_spend_the_shared_widget_token() -> None:
+    async def check(api: Api) -> None:
+        one_visitor = await chat_statuses(api, "visitor-one-0123456789", 5)
+        next_visitor = await chat_statuses(api, "visitor-two-0123456789", 1, first=5)
+
+        assert one_visitor == [202, 202, 429, 429, 429]
+        assert next_visitor == [202]
+
+    with_api(check, burst=3, chat_per_conversation=2)
+
+
+def test_one_client_address_is_limited_across_its_conversations() -> None:
+    async def check(api: Api) -> None:
+        statuses = [
+            (await chat_statuses(api, f"conversation-{n}-0123456789", 1, first=n))[0]
+            for n in range(3)
+        ]
+
+        assert statuses == [202, 202, 429]
+
+    with_api(check, chat_per_address=2)
+
+
+def test_websocket_messages_count_against_their_conversations_limit() -> None:
+    async def check(api: Api) -> None:
+        path = f"/chat/conversations/{CONVERSATION}/ws?access_token={TOKENS['widget']}"
+        async with api.client.ws_connect(path) as ws:  # the upgrade counts as one
+            replies = []
+            for n in range(3):
+                await ws.send_json({**CHAT, "message_id": f"m{n}"})
+                replies.append(await ws.receive_json(timeout=10))
+        statuses = [reply.get("status") for reply in replies if reply["type"] == "refused"]
+
+        assert [reply["type"] for reply in replies] == ["accepted", "accepted", "refused"]
+        assert statuses == [429]
+
+    with_api(check, chat_per_conversation=3)
