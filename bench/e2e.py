@@ -272,6 +272,9 @@ class Endpoints(Ports):
             **super().env(),
             "ENGINE_API_PORT": str(self.api),
             "ENGINE_API_TOKENS_FILE": str(self.tokens_file),
+            # every chat comes from this one machine: the per-address limit (a visitor's
+            # share of a widget's token) would measure the limit, not the engine
+            "ENGINE_API_CHAT_LIMIT_PER_ADDRESS": str(1_000_000),
         }
 
 

@@ -244,6 +244,10 @@ def main() -> None:
             "ENGINE_API_METRICS_PORT": str(free_port()), "ENGINE_API_TOKENS_FILE": str(tokens),
             "ENGINE_API_RATE_LIMIT_PER_MINUTE": str(100 * total),
             "ENGINE_API_RATE_LIMIT_BURST": str(10 * total),
+            # one conversation per client, all from this machine: the conversation and
+            # address limits would measure themselves, not the API
+            "ENGINE_API_CHAT_LIMIT_PER_CONVERSATION": str(100 * total),
+            "ENGINE_API_CHAT_LIMIT_PER_ADDRESS": str(100 * total),
         }  # fmt: skip
         profile = Path(tmp) / "api.prof"
         api_command = [sys.executable, "-m", "engine", "api"]
