@@ -103,8 +103,14 @@ def test_prometheus_sees_what_happened_and_every_dashboard_query_evaluates(
                      or 0) >= 1,
             60, "the trap counted",
         )  # fmt: skip
-        up = ask(prometheus, "query", query="up")["data"]["result"]
-        assert {sample["metric"]["component"] for sample in up} >= {"smtp", "api", "processor"}
+
+        def scraped() -> set[str]:
+            up = ask(prometheus, "query", query="up == 1")["data"]["result"]
+            return {sample["metric"]["component"] for sample in up}
+
+        running = {"smtp", "mail-parser", "api", "processor", "sla", "entitlements", "snmp"}
+        wait_until(lambda: scraped() >= running, 60, "every component scraped",
+                   on_timeout=lambda: f"scraped: {sorted(scraped())}\n{engine.log()}")  # fmt: skip
 
         groups = ask(prometheus, "rules")["data"]["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
