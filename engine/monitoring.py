@@ -19,18 +19,11 @@ from engine.settings import Settings
 SHIPPED = Path(__file__).resolve().parents[1] / "deploy" / "monitoring" / "prometheus.yml"
 
 
-def metrics_ports(settings: Settings) -> dict[str, int]:
-    """Each component's /metrics port, by the job name of the shipped configuration."""
+def metrics_ports(settings: Settings, components: set[str]) -> dict[str, int]:
+    """Each component's /metrics port (``ENGINE_<COMPONENT>_METRICS_PORT``), by its name in
+    ``engine up`` and in the shipped configuration's jobs."""
     return {
-        "smtp": settings.smtp_metrics_port,
-        "mail-parser": settings.mail_parser_metrics_port,
-        "processor": settings.processor_metrics_port,
-        "notifier": settings.notifier_metrics_port,
-        "sla": settings.sla_metrics_port,
-        "api": settings.api_metrics_port,
-        "snmp": settings.snmp_metrics_port,
-        "workers": settings.workers_metrics_port,
-        "entitlements": settings.entitlements_metrics_port,
+        name: getattr(settings, f"{name.replace('-', '_')}_metrics_port") for name in components
     }
 
 
@@ -74,7 +67,7 @@ def write_config(settings: Settings, running: set[str]) -> Path:
             f"engine up --monitoring needs the project's {SHIPPED}: {error}"
         ) from error
     config = prometheus_config(
-        shipped, SHIPPED.parent, metrics_ports(settings), settings.metrics_host, running,
+        shipped, SHIPPED.parent, metrics_ports(settings, running), settings.metrics_host, running,
         settings.prometheus_scrape_seconds,
     )  # fmt: skip
     folder = settings.state_dir / "monitoring"
