@@ -29,7 +29,14 @@ WORD_FEATURES = 2000
 CHAR_FEATURES = 5000
 
 
-def pipeline() -> Any:
+def pipeline(
+    c: float = 10,
+    word_features: int | None = WORD_FEATURES,
+    char_features: int | None = CHAR_FEATURES,
+    class_weight: str | None = "balanced",
+) -> Any:
+    """TF-IDF over word 1-2-grams and character 3-5-grams within words, then a logistic
+    regression (the settings are what ``bench.rules_crossval`` varies)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline, make_union
@@ -37,17 +44,17 @@ def pipeline() -> Any:
     return make_pipeline(
         make_union(
             TfidfVectorizer(
-                ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=WORD_FEATURES
+                ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=word_features
             ),
             TfidfVectorizer(
                 analyzer="char_wb",
                 ngram_range=(3, 5),
                 min_df=2,
                 sublinear_tf=True,
-                max_features=CHAR_FEATURES,
+                max_features=char_features,
             ),
         ),
-        LogisticRegression(C=10, max_iter=5000, class_weight="balanced"),
+        LogisticRegression(C=c, max_iter=5000, class_weight=class_weight),
     )
 
 
@@ -99,12 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def routes_exported(texts: list[str], routes: list[set[str]], version: str) -> dict[str, Any]:
+def routes_exported(
+    texts: list[str], routes: list[set[str]], version: str, **settings: Any
+) -> dict[str, Any]:
     """One yes/no model per special route over the same features, as one multi-label model."""
     names = sorted({route for wanted in routes for route in wanted})
     columns = []
     for name in names:
-        fitted = pipeline().fit(texts, [name in wanted for wanted in routes])
+        fitted = pipeline(**settings).fit(texts, [name in wanted for wanted in routes])
         columns.append(exported(fitted, "routes", version))
     features = {
         gram: [idf, [column["features"][gram][1][-1] for column in columns]]
