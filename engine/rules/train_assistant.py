@@ -2,7 +2,7 @@
 
     python -m engine.rules.train_assistant [--version V] CASES.yaml...
 
-Trains on the tuning parts of the independent corpus (both batches) and on
+Trains on the tuning parts of the independent corpus (all three batches) and on
 ``tests/rules/labelled.yaml`` by default, never on a held-out part (refused by name). Needs
 scikit-learn, a test dependency: the engine itself only reads the JSON it writes.
 """
@@ -22,6 +22,7 @@ from engine.rules.cases import load_cases, message_from
 DEFAULT_TRAINING = (
     "tests/rules/independent/tuning.yaml",
     "tests/rules/independent/tuning-2.yaml",
+    "tests/rules/independent/tuning-3.yaml",
     "tests/rules/labelled.yaml",
 )
 FIELDS = ("priority", "category")

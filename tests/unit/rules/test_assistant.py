@@ -74,7 +74,7 @@ def test_the_explanation_says_when_the_assistant_decided() -> None:
         "cuanto saldria desarrollarlo?",
     )
     decided = classify(unclear, load_ruleset())
-    assert any("proposed by the learned assistant (model 2026.12.3" in line
+    assert any("proposed by the learned assistant (model 2026.12.4" in line
                for line in decided.explanation)  # fmt: skip
 
 
@@ -104,7 +104,7 @@ def test_a_proposed_route_is_explained_and_brings_the_rules_tags_for_it() -> Non
         "rules: []\n"
         "routes: {id: root, tier: L1, routes: [\n"
         "  {id: development, match: {tags_any: [feature_request]}, tier: L2}]}\n"
-        "assistant: {model_version: '2026.12.3', routes_min_confidence: 0.5,\n"
+        "assistant: {model_version: '2026.12.4', routes_min_confidence: 0.5,\n"
         "  route_tags: {development: [feature_request]}}\n",
         "routes-only.yaml",
     )
