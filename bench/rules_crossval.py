@@ -50,6 +50,8 @@ class Fold:
 def _parsed(value: str) -> Any:
     if value in ("none", "None"):
         return None
+    if "|" in value:  # a list: email|chat|phone
+        return [_parsed(item) for item in value.split("|")]
     try:
         return json.loads(value)
     except ValueError:
