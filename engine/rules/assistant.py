@@ -66,6 +66,13 @@ class Assistant(Strict):
         description="a P1 probability this high raises to P1 even when another priority is "
         "likelier (a missed outage costs most); never over a firm row",
     )
+    firm_min_confidence: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="a proposal this confident overrules even a firm row of the matrix "
+        "(none: a firm row always stands)",
+    )
     route_tags: dict[str, tuple[str, ...]] = Field(
         default_factory=dict,
         description="special route -> the tags a proposed route brings (the rules' own words "

@@ -16,7 +16,7 @@ from engine.contract import (
     TicketMessage,
     TrapFacts,
 )
-from engine.rules.assistant import Proposal, shipped_model, text_of
+from engine.rules.assistant import Assistant, Proposal, shipped_model, text_of
 from engine.rules.facts import StatedFacts, stated_facts
 from engine.rules.impact import Assessment, MatrixRow, assess, describe, stated_impact
 from engine.rules.ruleset import CustomerCondition, Rule, RuleSet, TrapCondition, version_key
@@ -319,11 +319,7 @@ def _assisted_priority(
     a confident proposal where the policy lets it replace the rules' priority; never over
     a firm row. Every proposal weighed is explained, taken or not."""
     settings = ruleset.assistant
-    if (
-        settings is None
-        or message.channel not in settings.channels
-        or settings.priority_min_confidence is None
-    ):
+    if settings is None or not _asks(settings, message) or settings.priority_min_confidence is None:
         return priority, by_default
     model = shipped_model("priority")
     probabilities = model.probabilities(message)
@@ -342,7 +338,10 @@ def _assisted_priority(
     if wanted is priority:
         explanation.append(f"{proposed.describe()}: the same")
         return priority, by_default
-    if firm_row is not None:
+    if firm_row is not None and not (
+        settings.firm_min_confidence is not None
+        and proposed.confidence >= settings.firm_min_confidence
+    ):
         explanation.append(f"{proposed.describe()}, not taken: row {firm_row.id} is firm")
         return priority, by_default
     if wanted.severity < priority.severity and not by_default:
@@ -366,6 +365,13 @@ def _assisted_priority(
     return priority, by_default
 
 
+def _asks(settings: Assistant, message: TicketMessage) -> bool:
+    """Whether the assistant reads the message: one of its channels, and not a parsed trap
+    (the SNMP receiver's facts are the trap rules' to read; a trap told in words, as a
+    monitoring system's notification tells it, is text like any other)."""
+    return message.channel in settings.channels and message.trap is None
+
+
 def _may_take(policy: str, proposed: Priority, decided: Priority) -> bool:
     """Whether a confident proposal replaces a priority the rules stated."""
     if policy == "decide":
@@ -377,9 +383,9 @@ def _may_take(policy: str, proposed: Priority, decided: Priority) -> bool:
 
 def _proposal(message: TicketMessage, ruleset: RuleSet, field: str) -> Proposal | None:
     """The assistant's proposal for ``field`` when the rule set asks for one and it is
-    confident enough; traps and other structured input are left to the rules."""
+    confident enough; parsed traps are left to the rules."""
     settings = ruleset.assistant
-    if settings is None or message.channel not in settings.channels:
+    if settings is None or not _asks(settings, message):
         return None
     threshold = getattr(settings, f"{field}_min_confidence")
     if threshold is None:
@@ -391,7 +397,7 @@ def _proposal(message: TicketMessage, ruleset: RuleSet, field: str) -> Proposal 
 def _route_proposals(message: TicketMessage, ruleset: RuleSet) -> list[Proposal]:
     """The special routes the assistant proposes, each confident enough on its own."""
     settings = ruleset.assistant
-    if settings is None or message.channel not in settings.channels:
+    if settings is None or not _asks(settings, message):
         return []
     threshold = settings.routes_min_confidence
     if threshold is None:

@@ -2,7 +2,7 @@
 
     python -m engine.rules.train_assistant [--version V] CASES.yaml...
 
-Trains on the tuning parts of the independent corpus (both batches) and on
+Trains on the tuning parts of the independent corpus (all three batches) and on
 ``tests/rules/labelled.yaml`` by default, never on a held-out part (refused by name). Needs
 scikit-learn, a test dependency: the engine itself only reads the JSON it writes.
 """
@@ -22,6 +22,7 @@ from engine.rules.cases import load_cases, message_from
 DEFAULT_TRAINING = (
     "tests/rules/independent/tuning.yaml",
     "tests/rules/independent/tuning-2.yaml",
+    "tests/rules/independent/tuning-3.yaml",
     "tests/rules/labelled.yaml",
 )
 FIELDS = ("priority", "category")
@@ -29,7 +30,14 @@ WORD_FEATURES = 2000
 CHAR_FEATURES = 5000
 
 
-def pipeline() -> Any:
+def pipeline(
+    c: float = 10,
+    word_features: int | None = WORD_FEATURES,
+    char_features: int | None = CHAR_FEATURES,
+    class_weight: str | None = "balanced",
+) -> Any:
+    """TF-IDF over word 1-2-grams and character 3-5-grams within words, then a logistic
+    regression (the settings are what ``bench.rules_crossval`` varies)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline, make_union
@@ -37,17 +45,17 @@ def pipeline() -> Any:
     return make_pipeline(
         make_union(
             TfidfVectorizer(
-                ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=WORD_FEATURES
+                ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=word_features
             ),
             TfidfVectorizer(
                 analyzer="char_wb",
                 ngram_range=(3, 5),
                 min_df=2,
                 sublinear_tf=True,
-                max_features=CHAR_FEATURES,
+                max_features=char_features,
             ),
         ),
-        LogisticRegression(C=10, max_iter=5000, class_weight="balanced"),
+        LogisticRegression(C=c, max_iter=5000, class_weight=class_weight),
     )
 
 
@@ -99,12 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def routes_exported(texts: list[str], routes: list[set[str]], version: str) -> dict[str, Any]:
+def routes_exported(
+    texts: list[str], routes: list[set[str]], version: str, **settings: Any
+) -> dict[str, Any]:
     """One yes/no model per special route over the same features, as one multi-label model."""
     names = sorted({route for wanted in routes for route in wanted})
     columns = []
     for name in names:
-        fitted = pipeline().fit(texts, [name in wanted for wanted in routes])
+        fitted = pipeline(**settings).fit(texts, [name in wanted for wanted in routes])
         columns.append(exported(fitted, "routes", version))
     features = {
         gram: [idf, [column["features"][gram][1][-1] for column in columns]]

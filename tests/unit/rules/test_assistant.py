@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.contract import Channel, Priority, TicketMessage, Tier
+from engine.contract import Channel, Priority, TicketMessage, Tier, TrapFacts
 from engine.rules import train_assistant
 from engine.rules.assistant import (
     MAX_CHARACTERS,
@@ -74,14 +74,22 @@ def test_the_explanation_says_when_the_assistant_decided() -> None:
         "cuanto saldria desarrollarlo?",
     )
     decided = classify(unclear, load_ruleset())
-    assert any("proposed by the learned assistant (model 2026.12.3" in line
+    assert any("proposed by the learned assistant (model 2026.12.4" in line
                for line in decided.explanation)  # fmt: skip
 
 
-def test_traps_are_left_to_the_rules() -> None:
-    trap = TicketMessage(channel=Channel.SNMP, subject="ups-1: UPS-MIB::upsTrapOnBattery")
-    decided = classify(trap, load_ruleset())
+def test_a_parsed_trap_is_left_to_the_rules_and_a_trap_told_in_words_is_read() -> None:
+    subject = "ups-1: UPS-MIB::upsTrapOnBattery"
+    parsed = TicketMessage(
+        channel=Channel.SNMP,
+        subject=subject,
+        trap=TrapFacts(oid="1.3.6.1.2.1.33.2.1", name="UPS-MIB::upsTrapOnBattery"),
+    )
+    decided = classify(parsed, load_ruleset())
+    assert decided.priority is Priority.P1
     assert not any("learned assistant" in line for line in decided.explanation)
+    told = classify(TicketMessage(channel=Channel.SNMP, subject=subject), load_ruleset())
+    assert any("learned assistant" in line for line in told.explanation)
 
 
 def test_a_route_model_gives_each_route_scikit_learn_s_probability() -> None:
@@ -104,7 +112,7 @@ def test_a_proposed_route_is_explained_and_brings_the_rules_tags_for_it() -> Non
         "rules: []\n"
         "routes: {id: root, tier: L1, routes: [\n"
         "  {id: development, match: {tags_any: [feature_request]}, tier: L2}]}\n"
-        "assistant: {model_version: '2026.12.3', routes_min_confidence: 0.5,\n"
+        "assistant: {model_version: '2026.12.4', routes_min_confidence: 0.5,\n"
         "  route_tags: {development: [feature_request]}}\n",
         "routes-only.yaml",
     )

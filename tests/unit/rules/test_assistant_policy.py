@@ -49,10 +49,10 @@ def decided(body: str, ruleset: RuleSet, **fields: object) -> tuple[Priority, tu
 def test_a_likely_enough_p1_raises_even_when_another_priority_is_likelier(
     model: dict[str, float],
 ) -> None:
-    model.update(P1=0.35, P3=0.65, P4=0.0)
+    model.update(P1=0.45, P3=0.55, P4=0.0)
     priority, why = decided("El menú de voz dice mal el horario de atención." + LONG, rules())
     assert priority is Priority.P1
-    assert any("priority P1 proposed by the learned assistant (model known, confidence 0.35)"
+    assert any("priority P1 proposed by the learned assistant (model known, confidence 0.45)"
                in line and "the rules alone said" in line for line in why)  # fmt: skip
 
 
@@ -79,9 +79,12 @@ def test_it_lowers_only_a_long_enough_message_and_never_below_a_suggestion(
     assert any("not taken: the suggested P2 stands" in line for line in why)
 
 
-def test_a_firm_row_is_never_overruled(model: dict[str, float]) -> None:
-    model.update(P1=0.9, P4=0.1)
+def test_a_firm_row_stands_unless_the_proposal_is_sure_enough(model: dict[str, float]) -> None:
     body = "Solo la extensión de recepción no tiene tono; las demás están bien." + LONG
-    priority, why = decided(body, rules())
+    model.update(P1=0.6, P4=0.4)
+    priority, why = decided(body, rules(firm_min_confidence=0.7))
     assert priority is Priority.P3
     assert any("is firm" in line for line in why)
+    model.update(P1=0.9, P4=0.1)
+    assert decided(body, rules(firm_min_confidence=0.7))[0] is Priority.P1
+    assert decided(body, rules(firm_min_confidence=None))[0] is Priority.P3

@@ -13,6 +13,8 @@ INDEPENDENT = Path(__file__).resolve().parents[2] / "rules" / "independent"
 HELD_OUT_SHA256 = "9880b68732c7dce6d11e99cc4fa3ddce921c866898152d30f4351b1bb392d441"
 # The second batch (writers w5-w8), split the same way before the rules saw it.
 SECOND_HELD_OUT_SHA256 = "dbb43366c99104250a0a61d5845f65c3c10551905b8b203f033de3e978af445d"
+# The third batch (writers w9-w12), split the same way before the rules saw it.
+THIRD_HELD_OUT_SHA256 = "d90a287ed8198ca5fb071b9015b578e01bb045fc245aaed05aa6e58dc24a9223"
 
 
 def test_the_held_out_parts_are_the_ones_split_off_before_tuning() -> None:
@@ -20,6 +22,8 @@ def test_the_held_out_parts_are_the_ones_split_off_before_tuning() -> None:
     assert digest == HELD_OUT_SHA256
     second = hashlib.sha256((INDEPENDENT / "heldout-2.yaml").read_bytes()).hexdigest()
     assert second == SECOND_HELD_OUT_SHA256
+    third = hashlib.sha256((INDEPENDENT / "heldout-3.yaml").read_bytes()).hexdigest()
+    assert third == THIRD_HELD_OUT_SHA256
 
 
 def _cases(name: str) -> list[dict[str, object]]:
@@ -31,7 +35,11 @@ def _cases(name: str) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize(
     ("tuning_file", "held_file", "sizes"),
-    [("tuning.yaml", "heldout.yaml", (440, 220)), ("tuning-2.yaml", "heldout-2.yaml", (400, 200))],
+    [
+        ("tuning.yaml", "heldout.yaml", (440, 220)),
+        ("tuning-2.yaml", "heldout-2.yaml", (400, 200)),
+        ("tuning-3.yaml", "heldout-3.yaml", (400, 200)),
+    ],
 )
 def test_the_parts_share_no_case_and_hold_two_thirds_and_one_third(
     tuning_file: str, held_file: str, sizes: tuple[int, int]
