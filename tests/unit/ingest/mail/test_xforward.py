@@ -75,7 +75,7 @@ def test_trust_is_by_network_and_an_ipv4_mapped_peer_counts_as_its_ipv4() -> Non
 
 
 def test_the_setting_takes_addresses_and_networks() -> None:
-    settings = Settings(smtp_trusted_relays="127.0.0.1, 10.0.0.0/8")  # type: ignore[arg-type]
+    settings = Settings(smtp_trusted_relays="127.0.0.1, 10.0.0.0/8")
     assert settings.smtp_trusted_relays == [ip_network("127.0.0.1/32"), ip_network("10.0.0.0/8")]
 
 
