@@ -4,7 +4,8 @@
 #     (real SMTP and Kafka peers used in the tests and the README), snmp and snmptrapd
 #     (net-snmp's real SNMP peers for the tests and the benchmark), prometheus and
 #     prometheus-alertmanager (promtool and amtool check deploy/monitoring/ in the tests),
-#     chromium and chromium-driver (the wallboard's test drives headless Chromium)
+#     chromium and chromium-driver (the wallboard's test drives headless Chromium),
+#     postfix (a real MTA in front of the engine in the tests; its own service stays off)
 #   - a virtualenv in .venv with the engine and its test tools
 #   - Apache Kafka's jars from Maven Central into deploy/kafka/lib
 set -euo pipefail
@@ -24,6 +25,9 @@ command -v amtool >/dev/null || need_packages+=(prometheus-alertmanager)
 # headless Chromium and its driver for the wallboard's browser test (selenium, in .venv)
 command -v chromium >/dev/null || need_packages+=(chromium)
 command -v chromedriver >/dev/null || need_packages+=(chromium-driver)
+# Postfix in front of the engine (tests/integration/test_postfix_in_front.py runs its own
+# instance on loopback ports); "No configuration" leaves the system's Postfix unconfigured
+[ -x /usr/sbin/postfix ] || need_packages+=(postfix)
 if ((${#need_packages[@]})); then
   echo "bootstrap: installing ${need_packages[*]}"
   if [ "$(id -u)" -ne 0 ]; then
@@ -31,12 +35,13 @@ if ((${#need_packages[@]})); then
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
   # Only their tools are needed: the services Debian starts would hold 9090 and 9093,
   # the local broker's KRaft controller port (docs/monitoring.md runs them on others).
   if [ -d /run/systemd/system ]; then
-    for service in prometheus prometheus-alertmanager; do
+    for service in prometheus prometheus-alertmanager postfix; do
       if [[ " ${need_packages[*]} " == *" $service "* ]]; then
         systemctl disable --now "$service" >/dev/null 2>&1 || true
       fi

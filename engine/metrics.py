@@ -63,6 +63,7 @@ class IngestReason(StrEnum):
     HEADER_TOO_LARGE = "header_too_large"
     ARCHIVE_UNAVAILABLE = "archive_unavailable"
     AUTH_FAILED = "auth_failed"  # a connection closed at its third failed AUTH
+    XFORWARD_DENIED = "xforward_denied"  # XFORWARD from a client not trusted to send it
     # SNMP: the receiver's own refusals
     OVERLOADED = "overloaded"
     UNUSABLE = "unusable"

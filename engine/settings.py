@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import UTC, datetime
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -85,6 +86,11 @@ class Settings(BaseSettings):
     )
     smtp_sender_limit_per_minute: int = Field(
         default=30, ge=1, description="Mails one sender may send a minute (451 4.7.1 above)."
+    )
+    smtp_trusted_relays: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default=[],
+        description="MTAs in front of the engine (addresses or networks, comma-separated) "
+        "trusted to name each mail's original client by XFORWARD; nobody else may.",
     )
     kafka_ack_timeout_seconds: float = Field(
         default=5.0,
@@ -305,6 +311,15 @@ class Settings(BaseSettings):
             value = [part for part in value.split(",") if part.strip()]
         if isinstance(value, list):
             return [str(part).strip().lower() for part in value]
+        return value
+
+    @field_validator("smtp_trusted_relays", mode="before")
+    @classmethod
+    def _split_relays(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [
+                ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip()
+            ]
         return value
 
     @field_validator("app_id")

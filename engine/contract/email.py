@@ -6,6 +6,11 @@ from pydantic import Field
 
 from engine.contract.base import Record, UtcDatetime
 
+RELAY_DESCRIPTION = (
+    "Address of the trusted relay (ENGINE_SMTP_TRUSTED_RELAYS) that passed the mail on and "
+    "named its original client, ``peer``, by XFORWARD; absent when the client came directly"
+)
+
 
 class Attachment(Record):
     filename: str | None
@@ -56,6 +61,7 @@ class EmailReceivedData(Record):
         default=None, description="The forwarded original, when this mail forwards one"
     )
     peer: str = Field(description="Address of the SMTP client")
+    relay: str | None = Field(default=None, description=RELAY_DESCRIPTION)
     size_bytes: int = Field(ge=0)
 
 
@@ -64,6 +70,7 @@ class EmailSpooledData(Record):
     mail_from: str = Field(description="SMTP envelope sender (MAIL FROM); empty for <>")
     rcpt_to: tuple[str, ...] = Field(min_length=1)
     peer: str = Field(description="Address of the SMTP client")
+    relay: str | None = Field(default=None, description=RELAY_DESCRIPTION)
     size_bytes: int = Field(ge=0)
     sha256: str = Field(description="SHA-256 of the mail, hex")
     archived: bool = Field(description="Whether the mail is kept in ENGINE_SMTP_ARCHIVE_DIR")

@@ -40,6 +40,7 @@ from engine.ingest.mail.identity import (
     mail_identity,
     readable,
 )
+from engine.ingest.mail.xforward import SmtpClient
 
 MAX_TEXT_CHARS = 200_000
 # Work on one mail is bounded (docs/security.md). A real mail's structured header fields
@@ -426,6 +427,7 @@ def parse_email(
     source: str,
     identity: MailIdentity | None = None,
     archived: bool = False,
+    relay: str | None = None,
     budget_seconds: float = PARSE_BUDGET_SECONDS,
 ) -> EmailReceived:
     """The mail's ``email.received`` event. Its ticket is ``identity``'s (the one the
@@ -438,7 +440,16 @@ def parse_email(
         )
     deadline = _DEADLINE.set(time.monotonic() + budget_seconds)
     try:
-        event = _parse_email(raw, mail_from, rcpt_to, peer, received_at, source, identity, archived)
+        event = _parse_email(
+            raw,
+            mail_from,
+            rcpt_to,
+            SmtpClient(peer, relay),
+            received_at,
+            source,
+            identity,
+            archived,
+        )
         _check_budget()
         return event
     finally:
@@ -449,7 +460,7 @@ def _parse_email(
     raw: bytes,
     mail_from: str,
     rcpt_to: tuple[str, ...],
-    peer: str,
+    client: SmtpClient,
     received_at: datetime,
     source: str,
     identity: MailIdentity | None,
@@ -517,7 +528,8 @@ def _parse_email(
             attachments=attachments,
             archived_sha256=identity.sha256 if archived else None,
             forwarded=forwarded,
-            peer=peer,
+            peer=client.address,
+            relay=client.relay,
             size_bytes=len(raw),
         ),
     )

@@ -13,7 +13,10 @@ Replies, and why:
 - 451 4.7.1 at the end of DATA for a client over its rate limit for that sender: slowed
   down, nothing lost. The limit is kept per client address and sender, and taken only by
   a mail accepted, so nobody can spend another client's allowance (MAIL FROM + RSET);
-- 421 4.7.0 and the connection closed at the third failed AUTH on one connection.
+- 421 4.7.0 and the connection closed at the third failed AUTH on one connection;
+- XFORWARD (Postfix in front) is announced to and taken from the trusted relays only
+  (ENGINE_SMTP_TRUSTED_RELAYS): the forwarded client address is then the mail's ``peer``
+  and its rate-limit key, and the relay is kept beside it. Anyone else gets 550 5.7.0.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import ssl
 from datetime import datetime
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
 from engine import metrics
 from engine.clock import Clock
@@ -37,6 +40,15 @@ from engine.ingest.mail.identity import mail_identity
 from engine.ingest.mail.rate_limit import SenderRateLimit
 from engine.ingest.mail.security import FileAuthenticator
 from engine.ingest.mail.spool import spooled_mail
+from engine.ingest.mail.xforward import (
+    ANNOUNCEMENT,
+    Network,
+    SmtpClient,
+    XforwardError,
+    is_trusted,
+    parse_xforward,
+    smtp_client,
+)
 from engine.kafka.publisher import Publisher
 from engine.metrics import IngestOutcome, IngestReason, IngestSource
 
@@ -46,6 +58,7 @@ MAX_LINE_BYTES = 64 * 1024
 MAX_FAILED_AUTH = 3
 TOO_MANY_FAILED_AUTH = "421 4.7.0 Too many failed authentication attempts; closing"
 RETRY_LATER = "451 4.3.0 Mail not stored: the ticket queue is unavailable, please retry later"
+XFORWARD_REFUSED = "550 5.7.0 Error: insufficient authorization for XFORWARD"
 SOURCE = IngestSource.EMAIL
 
 
@@ -95,8 +108,22 @@ class SupportMailHandler:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if isinstance(server, SupportSMTP) and server.relay_trusted:
+            responses.insert(-1, f"250-{ANNOUNCEMENT}")
+        return responses
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         received_at = self._clock.now()
+        client = _client(session, envelope)
         raw = envelope.original_content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", errors="surrogateescape")
@@ -107,7 +134,7 @@ class SupportMailHandler:
             ).inc()
             return f"552 5.3.4 Message header too large: {too_large}"
         # A null sender (bounces) is limited by the client's address alone.
-        limit_key = f"{_peer(session)} {_reverse_path(envelope.mail_from) or '<>'}"
+        limit_key = f"{client.address} {_reverse_path(envelope.mail_from) or '<>'}"
         if self._rate_limit is not None and not self._rate_limit.allow(limit_key):
             metrics.EVENTS_INGESTED.labels(
                 SOURCE, IngestOutcome.REJECTED, IngestReason.RATE_LIMITED
@@ -115,14 +142,14 @@ class SupportMailHandler:
             return "451 4.7.1 Too many messages from this sender; please retry later"
         accepted, reply = False, RETRY_LATER
         try:
-            accepted, reply = await self._store(raw, session, envelope, received_at)
+            accepted, reply = await self._store(raw, client, envelope, received_at)
         finally:
             if not accepted and self._rate_limit is not None:
                 self._rate_limit.give_back(limit_key)
         return reply
 
     async def _store(
-        self, raw: bytes, session: Session, envelope: Envelope, received_at: datetime
+        self, raw: bytes, client: SmtpClient, envelope: Envelope, received_at: datetime
     ) -> tuple[bool, str]:
         """Archive (when configured) and spool the mail: (accepted, the reply)."""
         identity = mail_identity(raw)
@@ -144,7 +171,8 @@ class SupportMailHandler:
             identity,
             mail_from=_reverse_path(envelope.mail_from),
             rcpt_to=tuple(envelope.rcpt_tos),
-            peer=_peer(session),
+            peer=client.address,
+            relay=client.relay,
             received_at=received_at,
             source=self._source,
             archived=archived,
@@ -152,7 +180,7 @@ class SupportMailHandler:
         try:
             await self._publisher.publish(MAIL_SPOOL, identity.ticket_id.encode(), to_json(record))
         except PublishError as error:
-            log.warning("mail from %s not stored: %s", _peer(session), error)
+            log.warning("mail from %s not stored: %s", client.address, error)
             metrics.EVENTS_INGESTED.labels(
                 SOURCE, IngestOutcome.REJECTED, IngestReason.KAFKA_UNAVAILABLE
             ).inc()
@@ -183,12 +211,45 @@ class SupportSMTP(SMTP):
     line_length_limit = MAX_LINE_BYTES
 
     def __init__(
-        self, handler: Any, *, authenticator: FileAuthenticator | None = None, **options: Any
+        self,
+        handler: Any,
+        *,
+        authenticator: FileAuthenticator | None = None,
+        trusted_relays: tuple[Network, ...] = (),
+        **options: Any,
     ) -> None:
         super().__init__(handler, **options)
+        self._trusted_relays = trusted_relays
         self._file_authenticator = authenticator
         self._credentials: LoginPassword | None = None
         self._failed_auth = 0
+
+    @property
+    def relay_trusted(self) -> bool:
+        """Whether this connection comes from a relay trusted to name its clients."""
+        return self.session is not None and is_trusted(_peer(self.session), self._trusted_relays)
+
+    def _create_envelope(self) -> RelayedEnvelope:
+        return RelayedEnvelope()
+
+    @syntax("XFORWARD attribute=value ...", when="relay_trusted")
+    async def smtp_XFORWARD(self, arg: str | None) -> None:
+        if not self.relay_trusted:
+            metrics.EVENTS_INGESTED.labels(
+                SOURCE, IngestOutcome.REJECTED, IngestReason.XFORWARD_DENIED
+            ).inc()
+            await self.push(XFORWARD_REFUSED)
+            return
+        envelope = self.envelope
+        if not isinstance(envelope, RelayedEnvelope) or envelope.mail_from is not None:
+            await self.push("503 5.5.1 Error: MAIL transaction in progress")
+            return
+        try:
+            envelope.forwarded.update(parse_xforward(arg))
+        except XforwardError as error:
+            await self.push(f"501 5.5.4 {error}")
+            return
+        await self.push("250 2.0.0 Ok")
 
     # AUTH: aiosmtpd's auth_PLAIN and auth_LOGIN read the credentials and call
     # _authenticate, synchronously, on the loop; here _authenticate only keeps them and
@@ -234,6 +295,16 @@ class SupportSMTP(SMTP):
         return parsed
 
 
+class RelayedEnvelope(Envelope):
+    """An envelope that also holds what a trusted relay forwarded by XFORWARD for this
+    mail; aiosmtpd makes a new envelope after each mail and at RSET, which is when
+    XFORWARD's attributes end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forwarded: dict[str, str] = {}
+
+
 MAX_PARSED_ADDRESSES = 8192
 _PARSED_ADDRESSES: dict[str, tuple[str | None, str | None]] = {}
 
@@ -242,6 +313,11 @@ def _reverse_path(address: str | None) -> str:
     """The envelope sender; "" for the null reverse-path of bounces (MAIL FROM:<>), which
     aiosmtpd gives as "<>" (and must keep so, to know MAIL was given)."""
     return "" if not address or address.strip() == "<>" else address
+
+
+def _client(session: Session, envelope: Envelope) -> SmtpClient:
+    forwarded = envelope.forwarded if isinstance(envelope, RelayedEnvelope) else {}
+    return smtp_client(_peer(session), forwarded)
 
 
 def _peer(session: Session) -> str:
@@ -260,11 +336,13 @@ async def serve_smtp(
     tls: ssl.SSLContext | None = None,
     require_tls: bool = False,
     authenticator: FileAuthenticator | None = None,
+    trusted_relays: tuple[Network, ...] = (),
 ) -> asyncio.Server:
     """Serve SMTP from the running loop (not aiosmtpd's threaded Controller).
 
     With ``tls``, STARTTLS is offered (and required before MAIL with ``require_tls``);
-    with an ``authenticator``, AUTH is offered after STARTTLS only."""
+    with an ``authenticator``, AUTH is offered after STARTTLS only; XFORWARD to the
+    ``trusted_relays`` only."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
         lambda: SupportSMTP(
@@ -278,6 +356,7 @@ async def serve_smtp(
             require_starttls=require_tls,
             authenticator=authenticator,
             auth_require_tls=True,
+            trusted_relays=trusted_relays,
         ),
         host=host,
         port=port,

@@ -43,6 +43,7 @@ def spooled_mail(
     received_at: datetime,
     source: str,
     archived: bool,
+    relay: str | None = None,
 ) -> EmailSpooled:
     return EmailSpooled(
         event_id=event_id("email.spooled", f"sha256:{identity.sha256}"),
@@ -53,6 +54,7 @@ def spooled_mail(
             mail_from=mail_from,
             rcpt_to=rcpt_to,
             peer=peer,
+            relay=relay,
             size_bytes=len(raw),
             sha256=identity.sha256,
             archived=archived,
@@ -101,6 +103,7 @@ def read_spooled(
             source=record.source,
             identity=_spooled_under(identity, spooled.ticket_id),
             archived=spooled.archived,
+            relay=spooled.relay,
         )
     except EmailParseError as error:
         reason, field = error.reason, error.field
