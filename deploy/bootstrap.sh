@@ -7,6 +7,9 @@
 #     chromium and chromium-driver (the wallboard's test drives headless Chromium)
 #   - a virtualenv in .venv with the engine and its test tools
 #   - Apache Kafka's jars from Maven Central into deploy/kafka/lib
+#   - kustomize and the operators' CRD schemas into deploy/k8s/tools (the tests render and
+#     validate deploy/k8s/ offline): deploy/k8s/tools/fetch.sh, with Go and Maven, and a
+#     Java 21 or newer for Strimzi's CRD generator
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +27,8 @@ command -v amtool >/dev/null || need_packages+=(prometheus-alertmanager)
 # headless Chromium and its driver for the wallboard's browser test (selenium, in .venv)
 command -v chromium >/dev/null || need_packages+=(chromium)
 command -v chromedriver >/dev/null || need_packages+=(chromium-driver)
+# Strimzi's CRD generator needs Java 21 or newer; the broker keeps running on Java 17
+bash deploy/k8s/tools/fetch.sh --find-java >/dev/null || need_packages+=(openjdk-21-jre-headless)
 if ((${#need_packages[@]})); then
   echo "bootstrap: installing ${need_packages[*]}"
   if [ "$(id -u)" -ne 0 ]; then
@@ -62,3 +67,4 @@ if [ ! -f "$stamp" ]; then
 fi
 
 .venv/bin/engine broker fetch
+bash deploy/k8s/tools/fetch.sh
