@@ -58,7 +58,7 @@ GOBIN="$PWD/bin" go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSI
 rm -rf crds lib
 mkdir -p crds
 echo "fetch.sh: Strimzi's CRDs (strimzi/pom.xml)"
-mvn -B -q -f strimzi/pom.xml org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
+mvn -B -q -Dstyle.color=never -f strimzi/pom.xml org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
   -DincludeScope=runtime -DoutputDirectory="$PWD/lib/strimzi"
 "$java" -cp "lib/strimzi/*" io.strimzi.crdgenerator.CrdGenerator \
   --label app:strimzi --label strimzi.io/crd-install:true --target-kube 1.16+ \
@@ -70,7 +70,7 @@ mvn -B -q -f strimzi/pom.xml org.apache.maven.plugins:maven-dependency-plugin:3.
 echo "fetch.sh: prometheus-operator's CRDs (prometheus-operator/go.mod)"
 (
   cd prometheus-operator
-  go build -o ../bin/controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen
+  go build -buildvcs=false -o ../bin/controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen
   ../bin/controller-gen crd:crdVersions=v1 \
     paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 \
     output:crd:dir=../lib/prometheus-operator
