@@ -58,8 +58,12 @@ GOBIN="$PWD/bin" go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSI
 rm -rf crds lib
 mkdir -p crds
 echo "fetch.sh: Strimzi's CRDs (strimzi/pom.xml)"
-mvn -B -q -Dstyle.color=never -f strimzi/pom.xml org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
-  -DincludeScope=runtime -DoutputDirectory="$PWD/lib/strimzi"
+if ! maven=$(mvn -B -q -f strimzi/pom.xml \
+  org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
+  -DincludeScope=runtime -DoutputDirectory="$PWD/lib/strimzi" 2>&1); then
+  echo "$maven" >&2
+  exit 1
+fi
 "$java" -cp "lib/strimzi/*" io.strimzi.crdgenerator.CrdGenerator \
   --label app:strimzi --label strimzi.io/crd-install:true --target-kube 1.16+ \
   --crd-api-version v1 --api-versions v1 --storage-version v1 --yaml \
