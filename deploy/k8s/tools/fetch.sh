@@ -9,6 +9,10 @@
 #       build; the generator needs Java 21 or newer (the broker's Java 17 is not enough)
 #       prometheus-operator (ServiceMonitor, PrometheusRule): controller-gen run on its Go
 #       API types (prometheus-operator/go.mod), as prometheus-operator's build does
+#     Neither ships its CRDs as files in a registry reached here: prometheus-operator's root
+#     module, whose zip holds them, is not served at v0.95.2 by the Go module proxy (only
+#     pkg/apis/monitoring is), and Strimzi's Maven Central artifacts (api, its tests jar,
+#     crd-generator) hold no CRD YAML.
 # `fetch.sh --find-java` only prints the Java 21+ it would use (exit 1: none).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -52,29 +56,38 @@ java=$(find_java) || {
   exit 1
 }
 
-echo "fetch.sh: kustomize $KUSTOMIZE_VERSION into deploy/k8s/tools/bin"
-GOBIN="$PWD/bin" go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
-
 rm -rf crds lib
-mkdir -p crds
+mkdir -p crds lib
+# Maven's download and Strimzi's generator wait on the network more than on the CPU: they
+# run while Go compiles, and the script waits for them (also when it fails).
 echo "fetch.sh: Strimzi's CRDs (strimzi/pom.xml)"
-if ! maven=$(mvn -B -q -f strimzi/pom.xml \
-  org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
-  -DincludeScope=runtime -DoutputDirectory="$PWD/lib/strimzi" 2>&1); then
-  echo "$maven" >&2
-  exit 1
-fi
-"$java" -cp "lib/strimzi/*" io.strimzi.crdgenerator.CrdGenerator \
-  --label app:strimzi --label strimzi.io/crd-install:true --target-kube 1.16+ \
-  --crd-api-version v1 --api-versions v1 --storage-version v1 --yaml \
-  io.strimzi.api.kafka.model.kafka.Kafka=crds/040-Crd-kafka.yaml \
-  io.strimzi.api.kafka.model.topic.KafkaTopic=crds/043-Crd-kafkatopic.yaml \
-  io.strimzi.api.kafka.model.nodepool.KafkaNodePool=crds/045-Crd-kafkanodepool.yaml
+(
+  mvn -B -q -f strimzi/pom.xml \
+    org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$PWD/lib/strimzi" &&
+    "$java" -cp "lib/strimzi/*" io.strimzi.crdgenerator.CrdGenerator \
+      --label app:strimzi --label strimzi.io/crd-install:true --target-kube 1.16+ \
+      --crd-api-version v1 --api-versions v1 --storage-version v1 --yaml \
+      io.strimzi.api.kafka.model.kafka.Kafka=crds/040-Crd-kafka.yaml \
+      io.strimzi.api.kafka.model.topic.KafkaTopic=crds/043-Crd-kafkatopic.yaml \
+      io.strimzi.api.kafka.model.nodepool.KafkaNodePool=crds/045-Crd-kafkanodepool.yaml
+) >lib/strimzi.log 2>&1 &
+strimzi=$!
+trap 'wait' EXIT
+
+# Both Go tools are built with the same flags, so that the packages they share (the
+# standard library first) are compiled once. Without the compiler's optimisations
+# (-N -l): the build takes about 30% less CPU, and each tool runs for about a second here,
+# from the same sources (the CRDs and the rendered overlays come out the same).
+go_build=(-trimpath -buildvcs=false "-ldflags=-s -w" "-gcflags=all=-N -l")
+echo "fetch.sh: kustomize $KUSTOMIZE_VERSION into deploy/k8s/tools/bin"
+GOBIN="$PWD/bin" go install "${go_build[@]}" \
+  "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
 
 echo "fetch.sh: prometheus-operator's CRDs (prometheus-operator/go.mod)"
 (
   cd prometheus-operator
-  go build -buildvcs=false -o ../bin/controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen
+  go build "${go_build[@]}" -o ../bin/controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen
   ../bin/controller-gen crd:crdVersions=v1 \
     paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 \
     output:crd:dir=../lib/prometheus-operator
@@ -82,4 +95,9 @@ echo "fetch.sh: prometheus-operator's CRDs (prometheus-operator/go.mod)"
 for plural in servicemonitors prometheusrules; do
   cp "lib/prometheus-operator/monitoring.coreos.com_$plural.yaml" crds/
 done
+
+if ! wait "$strimzi"; then
+  cat lib/strimzi.log >&2
+  exit 1
+fi
 touch "$stamp"
