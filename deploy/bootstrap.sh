@@ -8,6 +8,9 @@
 #     postfix (a real MTA in front of the engine in the tests; its own service stays off)
 #   - a virtualenv in .venv with the engine and its test tools
 #   - Apache Kafka's jars from Maven Central into deploy/kafka/lib
+#   - kustomize and the operators' CRD schemas into deploy/k8s/tools (the tests render and
+#     validate deploy/k8s/ offline): deploy/k8s/tools/fetch.sh, with Go and Maven, and a
+#     Java 21 or newer for Strimzi's CRD generator
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +31,8 @@ command -v chromedriver >/dev/null || need_packages+=(chromium-driver)
 # Postfix in front of the engine (tests/integration/test_postfix_in_front.py runs its own
 # instance on loopback ports); "No configuration" leaves the system's Postfix unconfigured
 [ -x /usr/sbin/postfix ] || need_packages+=(postfix)
+# Strimzi's CRD generator needs Java 21 or newer; the broker keeps running on Java 17
+bash deploy/k8s/tools/fetch.sh --find-java >/dev/null || need_packages+=(openjdk-21-jre-headless)
 if ((${#need_packages[@]})); then
   echo "bootstrap: installing ${need_packages[*]}"
   if [ "$(id -u)" -ne 0 ]; then
@@ -67,3 +72,4 @@ if [ ! -f "$stamp" ]; then
 fi
 
 .venv/bin/engine broker fetch
+bash deploy/k8s/tools/fetch.sh
