@@ -101,7 +101,8 @@ def run_up(settings: Settings) -> int:
         print(f"up: {broker.start(settings)}", flush=True)
         started_broker = True
     outcomes = provision(
-        settings.kafka_bootstrap, declared_topics(settings.partitions, settings.replication_factor)
+        settings.kafka_bootstrap,
+        declared_topics(settings.partitions, settings.topic_replication_factor),
     )
     created = sum(outcome.action is TopicAction.CREATED for outcome in outcomes)
     for outcome in outcomes:
