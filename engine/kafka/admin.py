@@ -89,17 +89,17 @@ def _port_open(address: str, timeout_seconds: float) -> bool:
 
 @dataclass(frozen=True)
 class PartitionLeaders:
-    """Which broker leads each partition (``topic-partition``) of a cluster."""
+    """Which broker leads each partition, by (topic, partition), of a cluster."""
 
     brokers: frozenset[int]
-    leaders: dict[str, int]
+    leaders: dict[tuple[str, int], int]
 
-    def led_by(self, broker_id: int) -> list[str]:
-        return sorted(name for name, leader in self.leaders.items() if leader == broker_id)
+    def led_by(self, broker_id: int) -> list[tuple[str, int]]:
+        return sorted(where for where, leader in self.leaders.items() if leader == broker_id)
 
     @property
-    def leaderless(self) -> list[str]:
-        return sorted(name for name, leader in self.leaders.items() if leader < 0)
+    def leaderless(self) -> list[tuple[str, int]]:
+        return sorted(where for where, leader in self.leaders.items() if leader < 0)
 
 
 def partition_leaders(bootstrap: str, timeout_seconds: float = 5.0) -> PartitionLeaders | None:
@@ -118,7 +118,7 @@ def partition_leaders(bootstrap: str, timeout_seconds: float = 5.0) -> Partition
     except (KafkaError, OSError, ProvisioningError):
         return None
     leaders = {
-        f"{topic['name']}-{partition['partition_index']}": int(partition["leader_id"])
+        (topic["name"], int(partition["partition_index"])): int(partition["leader_id"])
         for topic in topics
         if not topic["name"].startswith("__")
         for partition in topic["partitions"]

@@ -443,6 +443,12 @@ def status(settings: Settings) -> tuple[bool, str]:
     return all_answer, "\n".join([header, *lines])
 
 
-def _summary(partitions: list[str], shown: int = 6) -> str:
-    more = len(partitions) - shown
-    return ", ".join(partitions[:shown]) + (f" and {more} more" if more > 0 else "")
+def _summary(partitions: list[tuple[str, int]]) -> str:
+    """``tickets.events.v1 [0, 3], mail.spool.v1 [1]``: partitions grouped by topic."""
+    by_topic: dict[str, list[int]] = {}
+    for topic, partition in partitions:
+        by_topic.setdefault(topic, []).append(partition)
+    return ", ".join(
+        f"{topic} [{', '.join(map(str, sorted(numbers)))}]"
+        for topic, numbers in sorted(by_topic.items())
+    )

@@ -94,7 +94,7 @@ def test_engine_up_on_three_nodes_replicates_every_topic_and_routes(tmp_path: Pa
         assert sum(led) >= sum(spec.partitions for spec in declared_topics()), status.stdout
         assert min(led) > 0, status.stdout
         assert "without a leader" not in status.stdout
-        assert f"{TICKET_EVENTS}-" in status.stdout
+        assert f"{TICKET_EVENTS} [" in status.stdout
     finally:
         engine.stop()
         broker.stop(settings)
