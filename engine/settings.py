@@ -53,6 +53,19 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / "deploy" / "kafka",
         description="Folder with the POM that fetches Kafka's jars and their lib/ folder.",
     )
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        le=4,
+        description="Processes engine up runs of each component that can share the work "
+        "(smtp, mail-parser, api, processor, sla, notifier, workers); the entitlements "
+        "ledger and the SNMP receiver stay one.",
+    )
+    listen_reuse_port: bool = Field(
+        default=False,
+        description="Let several SMTP ingestors and API processes listen on one port "
+        "(SO_REUSEPORT, the kernel spreads connections); engine up --replicas sets it.",
+    )
     broker_nodes: int = Field(
         default=1,
         ge=1,

@@ -17,6 +17,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(
         bootstrap_servers=getattr(args, "bootstrap_servers", None),
         broker_nodes=getattr(args, "nodes", None),
+        replicas=getattr(args, "replicas", None),
     )
 
 

@@ -201,6 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
         "ENGINE_AGENTS_FILE is set.",
     )
     up_parser.add_argument(
+        "--replicas",
+        type=int,
+        help="processes of each component that can share the work (ENGINE_REPLICAS; "
+        "default 1): smtp, mail-parser, api, processor, sla, notifier, workers",
+    )
+    up_parser.add_argument(
         "--nodes",
         type=int,
         help="run the local broker as a KRaft cluster of this many nodes (ENGINE_BROKER_NODES)",

@@ -49,6 +49,7 @@ async def smtp_ingestor(settings: Settings, stop: asyncio.Event) -> None:
         tls=tls,
         require_tls=settings.smtp_require_tls,
         authenticator=authenticator,
+        reuse_port=settings.listen_reuse_port,
     )
     host, port = server.sockets[0].getsockname()[:2]
     metrics_port = metrics.serve_metrics(settings.smtp_metrics_port, settings.metrics_host)

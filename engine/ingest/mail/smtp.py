@@ -260,6 +260,7 @@ async def serve_smtp(
     tls: ssl.SSLContext | None = None,
     require_tls: bool = False,
     authenticator: FileAuthenticator | None = None,
+    reuse_port: bool = False,
 ) -> asyncio.Server:
     """Serve SMTP from the running loop (not aiosmtpd's threaded Controller).
 
@@ -281,4 +282,5 @@ async def serve_smtp(
         ),
         host=host,
         port=port,
+        reuse_port=reuse_port,
     )
