@@ -33,10 +33,12 @@ AGENTS_COMPONENTS = ("workers",)
 # meanwhile (decision 53). A positive niceness needs no privilege.
 NICENESS = {"snmp": 10}
 # What ENGINE_REPLICAS (engine up --replicas) runs several of: the components that share
-# their work through Kafka's groups (or a lease), or are stateless behind a shared port.
-# The entitlements ledger is one writer (decision 31); the SNMP receiver keeps an alarm's
-# traps in order in one process.
-REPLICATED = frozenset({"smtp", "mail-parser", "api", "processor", "sla", "notifier", "workers"})
+# their work through Kafka's groups, take turns by a lease (workers, the entitlements
+# ledger), or are stateless behind a shared port. The SNMP receiver keeps an alarm's traps
+# in order in one process.
+REPLICATED = frozenset(
+    {"smtp", "mail-parser", "api", "processor", "sla", "entitlements", "notifier", "workers"}
+)
 # Replica K (from 0) serves /metrics on its component's port plus 10 x K.
 REPLICA_PORT_STEP = 10
 MAX_BACKOFF_SECONDS = 30.0
