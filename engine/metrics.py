@@ -526,6 +526,10 @@ ESCALATIONS = Counter(
     "Escalation steps told (escalation.notified records), by reason and role",
     ["reason", "role"],
 )
+ENTITLEMENTS_LEADING = Gauge(
+    "ticketing_entitlements_leading",
+    "1 when this entitlements process holds the ledger's lease and keeps the ledger, else 0",
+)
 WORKERS_LEADING = Gauge(
     "ticketing_workers_leading",
     "1 when this tier worker holds the assignment lease (one in the group does), else 0",

@@ -25,6 +25,8 @@ from pydantic_settings import (
 from engine.contract.topics import MAX_SPOOLED_MAIL_BYTES, PREFIX
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# A local cluster's node N listens on the broker and controller ports plus 10 x (N - 1).
+NODE_PORT_STEP = 10
 
 
 def _default_state_dir() -> Path:
@@ -52,8 +54,32 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / "deploy" / "kafka",
         description="Folder with the POM that fetches Kafka's jars and their lib/ folder.",
     )
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        le=4,
+        description="Processes engine up runs of each component that can share the work "
+        "(smtp, mail-parser, api, processor, sla, notifier, workers); the entitlements "
+        "ledger and the SNMP receiver stay one.",
+    )
+    listen_reuse_port: bool = Field(
+        default=False,
+        description="Let several SMTP ingestors and API processes listen on one port "
+        "(SO_REUSEPORT, the kernel spreads connections); engine up --replicas sets it.",
+    )
+    broker_nodes: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description="Nodes of the local broker: 1, or a KRaft cluster of combined "
+        "broker+controller nodes, node N on ENGINE_BROKER_PORT and ENGINE_CONTROLLER_PORT "
+        "plus 10 x (N - 1).",
+    )
     replication_factor: int = Field(
-        default=1, ge=1, description="Replication factor of the topics the engine creates."
+        default=1,
+        ge=1,
+        description="Replication factor of the topics the engine creates; unset, 3 on a local "
+        "broker of three or more nodes (with min.insync.replicas 2).",
     )
     partitions: int = Field(
         default=6, ge=1, description="Partitions of the ticket topics (keyed by ticket id)."
@@ -350,7 +376,19 @@ class Settings(BaseSettings):
 
     @property
     def kafka_bootstrap(self) -> str:
-        return self.bootstrap_servers or f"127.0.0.1:{self.broker_port}"
+        if self.bootstrap_servers:
+            return self.bootstrap_servers
+        return ",".join(
+            f"127.0.0.1:{self.broker_port + NODE_PORT_STEP * node}"
+            for node in range(self.broker_nodes)
+        )
+
+    @property
+    def topic_replication_factor(self) -> int:
+        """The topics' replication factor: as set, else 3 on a local cluster of 3 or more."""
+        if "replication_factor" in self.model_fields_set or self.bootstrap_servers:
+            return self.replication_factor
+        return 3 if self.broker_nodes >= 3 else self.replication_factor
 
     @property
     def snmp_spool_path(self) -> Path:

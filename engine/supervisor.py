@@ -32,6 +32,15 @@ AGENTS_COMPONENTS = ("workers",)
 # SNMP receiver, whose kernel buffer (ENGINE_SNMP_RECEIVE_BUFFER_BYTES) holds the traps
 # meanwhile (decision 53). A positive niceness needs no privilege.
 NICENESS = {"snmp": 10}
+# What ENGINE_REPLICAS (engine up --replicas) runs several of: the components that share
+# their work through Kafka's groups, take turns by a lease (workers, the entitlements
+# ledger), or are stateless behind a shared port. The SNMP receiver keeps an alarm's traps
+# in order in one process.
+REPLICATED = frozenset(
+    {"smtp", "mail-parser", "api", "processor", "sla", "entitlements", "notifier", "workers"}
+)
+# Replica K (from 0) serves /metrics on its component's port plus 10 x K.
+REPLICA_PORT_STEP = 10
 MAX_BACKOFF_SECONDS = 30.0
 STOP_GRACE_SECONDS = 20.0
 
@@ -46,6 +55,11 @@ class Component:
     started_at: float = field(default=0.0)
 
     command: list[str] | None = None  # not an engine component: this command
+    replica: int = 0
+
+    @property
+    def label(self) -> str:
+        return self.name if self.replica == 0 else f"{self.name}#{self.replica + 1}"
 
     def start(self) -> None:
         argv = self.command or [sys.executable, "-m", "engine", self.name]
@@ -68,7 +82,7 @@ class Component:
             self.restarts = 0
         self.restarts += 1
         delay = min(MAX_BACKOFF_SECONDS, 2.0 ** (self.restarts - 1))
-        print(f"up: {self.name} exited with {code}; restarting in {delay:g}s", flush=True)
+        print(f"up: {self.label} exited with {code}; restarting in {delay:g}s", flush=True)
         self.process = None
         self.next_start = now + delay
 
@@ -86,6 +100,21 @@ class Component:
             self.process.wait()
 
 
+def replica_env(settings: Settings, env: dict[str, str], name: str, replica: int) -> dict[str, str]:
+    """The environment of ``name``'s replica ``replica``: the first one keeps the settings;
+    the others their own state folder (local stores) and /metrics port. With several
+    replicas the listeners share their ports (ENGINE_LISTEN_REUSE_PORT)."""
+    if settings.replicas == 1:
+        return env
+    own = {**env, "ENGINE_LISTEN_REUSE_PORT": "true"}
+    if replica > 0:
+        setting = f"{name.replace('-', '_')}_metrics_port"
+        port = getattr(settings, setting)
+        own[f"ENGINE_{setting.upper()}"] = str(port + REPLICA_PORT_STEP * replica if port else 0)
+        own["ENGINE_STATE_DIR"] = str(settings.state_dir / f"replica-{replica + 1}")
+    return own
+
+
 def check_configuration(settings: Settings) -> None:
     """Refuse to start with a directory or a matrix a component would refuse: the error
     names the file, line and path once, instead of a component restarting on it."""
@@ -101,7 +130,8 @@ def run_up(settings: Settings) -> int:
         print(f"up: {broker.start(settings)}", flush=True)
         started_broker = True
     outcomes = provision(
-        settings.kafka_bootstrap, declared_topics(settings.partitions, settings.replication_factor)
+        settings.kafka_bootstrap,
+        declared_topics(settings.partitions, settings.topic_replication_factor),
     )
     created = sum(outcome.action is TopicAction.CREATED for outcome in outcomes)
     for outcome in outcomes:
@@ -115,7 +145,14 @@ def run_up(settings: Settings) -> int:
         *(RELAY_COMPONENTS if settings.notify_relay else ()),
         *(AGENTS_COMPONENTS if settings.agents_file else ()),
     ]
-    components = [Component(name, env) for name in names]
+    components = [
+        Component(name, replica_env(settings, env, name, replica), replica=replica)
+        for name in names
+        for replica in range(settings.replicas if name in REPLICATED else 1)
+    ]
+    if settings.replicas > 1:
+        print(f"up: {settings.replicas} processes of {', '.join(sorted(REPLICATED & set(names)))}",
+              flush=True)  # fmt: skip
     if settings.monitoring:
         config = write_config(settings, set(names))
         components.append(

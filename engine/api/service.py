@@ -92,7 +92,12 @@ async def running_api(
     following = asyncio.create_task(follower.run())
     runner = web.AppRunner(build_app(context, hub), access_log=None, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, settings.api_host, settings.api_port if port is None else port)
+    site = web.TCPSite(
+        runner,
+        settings.api_host,
+        settings.api_port if port is None else port,
+        reuse_port=settings.listen_reuse_port or None,
+    )
     try:
         await site.start()
         server = cast(asyncio.Server, site._server)  # aiohttp keeps the bound socket private

@@ -14,7 +14,11 @@ from engine.settings import Settings, load_settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(bootstrap_servers=getattr(args, "bootstrap_servers", None))
+    return load_settings(
+        bootstrap_servers=getattr(args, "bootstrap_servers", None),
+        broker_nodes=getattr(args, "nodes", None),
+        replicas=getattr(args, "replicas", None),
+    )
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
@@ -39,7 +43,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
     from engine.kafka.admin import TopicAction, list_topics, provision
 
     settings = _settings(args)
-    specs = declared_topics(settings.partitions, settings.replication_factor)
+    specs = declared_topics(settings.partitions, settings.topic_replication_factor)
     if args.action == "create":
         outcomes = provision(settings.kafka_bootstrap, specs)
         for outcome in outcomes:

@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Fetch the jars of, start, stop or check the local Kafka broker.",
     )
     broker_parser.add_argument("action", choices=["fetch", "start", "stop", "status"])
+    broker_parser.add_argument(
+        "--nodes",
+        type=int,
+        help="nodes of the local KRaft cluster (ENGINE_BROKER_NODES; default 1); with 3 or "
+        "more, the topics get replication factor 3 and min.insync.replicas 2",
+    )
 
     topics_parser = command("topics", cmd_topics, "Create (idempotently) or list the topics.")
     topics_parser.add_argument("action", choices=["create", "list"])
@@ -193,6 +199,17 @@ def build_parser() -> argparse.ArgumentParser:
         "worker), entitlements (the support-hours ledger), snmp (the SNMP receiver), and "
         "notifier when ENGINE_NOTIFY_RELAY is set, workers (the tier workers) when "
         "ENGINE_AGENTS_FILE is set.",
+    )
+    up_parser.add_argument(
+        "--replicas",
+        type=int,
+        help="processes of each component that can share the work (ENGINE_REPLICAS; "
+        "default 1): smtp, mail-parser, api, processor, sla, notifier, workers",
+    )
+    up_parser.add_argument(
+        "--nodes",
+        type=int,
+        help="run the local broker as a KRaft cluster of this many nodes (ENGINE_BROKER_NODES)",
     )
     up_parser.add_argument(
         "--monitoring",

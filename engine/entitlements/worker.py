@@ -6,7 +6,9 @@ customer id) and the tickets routed to ``entitlement_needed``. It keeps every ba
 memory, rebuilt from the compacted ``entitlements.balances.v1`` at start, writes each new
 balance there, and commits its offsets only after Kafka acknowledged what it wrote: a
 crash replays, and the balance's recent event ids make a replayed event count once.
-Balances are keyed by customer while activity is keyed by ticket, so run one ledger.
+Balances are keyed by customer while activity is keyed by ticket, so one ledger writes at
+a time: several processes may run, and the one holding the lease keeps the ledger while the
+others stand by to take over (decision 61).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from engine.contract import (
 from engine.contract.customers import CustomerDirectory, load_directory
 from engine.contract.identity import event_id
 from engine.contract.topics import (
+    AGENTS_PRESENCE,
     DEAD_LETTERS,
     ENTITLEMENT_BALANCES,
     ENTITLEMENT_EVENTS,
@@ -54,6 +57,7 @@ from engine.errors import describe_validation
 from engine.kafka.catch_up import records_to_end
 from engine.kafka.consumer import new_consumer
 from engine.kafka.deadletter import dead_letter
+from engine.kafka.lease import BlockingLease
 from engine.kafka.loop import BatchHandler, ConsumeLoop
 from engine.kafka.producer import Record, new_producer, publish
 from engine.process import StopSignal, configure_logging
@@ -62,6 +66,9 @@ from engine.settings import Settings
 log = logging.getLogger(__name__)
 SOURCE = "engine.entitlements"
 ENTITLEMENT_NEEDED = SPECIAL_ROUTE_TOPICS[SpecialRoute.ENTITLEMENT_NEEDED]
+# The lease is a group's hold on partition 0 of a single-partition topic (decision 54).
+LEASE_TOPIC = AGENTS_PRESENCE
+LOST_LEASE_EXIT = 75  # EX_TEMPFAIL: the supervisor restarts the process, which stands by
 Output = tuple[str, str, Envelope]
 
 
@@ -191,8 +198,48 @@ class LedgerBatches(BatchHandler):
         self._ledger.balances = self._before
 
 
+class LeadingStop:
+    """The ledger's loop runs while nobody asked it to stop and it holds the lease."""
+
+    def __init__(self, signalled: StopSignal, lease: BlockingLease) -> None:
+        self._signalled = signalled
+        self._lease = lease
+
+    @property
+    def requested(self) -> bool:
+        return self._signalled.requested or not self._lease.held
+
+    @requested.setter
+    def requested(self, value: bool) -> None:
+        self._signalled.requested = value
+
+
 def run_ledger(settings: Settings, clock: Clock | None = None) -> None:
+    """One writer at a time: every ``engine entitlements`` process joins the ledger's lease
+    group, and only the one holding the lease reads the balances and keeps the ledger; the
+    others stand by (decision 61). A writer that loses the lease exits (75) to stand by."""
     configure_logging(settings)
+    bootstrap = settings.kafka_bootstrap
+    port = metrics.serve_metrics(settings.entitlements_metrics_port, settings.metrics_host)
+    signalled = StopSignal()
+    lease = BlockingLease(bootstrap, f"{settings.app_id}-entitlements-lease", LEASE_TOPIC)
+    try:
+        metrics.ENTITLEMENTS_LEADING.set(0)
+        print(f"entitlements: waiting for the ledger's lease; "
+              f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
+        if not lease.wait_held(lambda: signalled.requested):
+            return
+        metrics.ENTITLEMENTS_LEADING.set(1)
+        _keep_ledger(settings, clock, LeadingStop(signalled, lease))
+    finally:
+        metrics.ENTITLEMENTS_LEADING.set(0)
+        lease.close()
+    if not signalled.requested:
+        log.warning("entitlements: lost the ledger's lease; exiting to stand by")
+        raise SystemExit(LOST_LEASE_EXIT)
+
+
+def _keep_ledger(settings: Settings, clock: Clock | None, stop: LeadingStop) -> None:
     bootstrap = settings.kafka_bootstrap
     ledger = Ledger(
         read_balances(bootstrap), load_directory(settings.customers_file),
@@ -210,11 +257,10 @@ def run_ledger(settings: Settings, clock: Clock | None = None) -> None:
     except BaseException:
         loop.close()
         raise
-    port = metrics.serve_metrics(settings.entitlements_metrics_port, settings.metrics_host)
-    print(f"entitlements: {len(ledger.balances)} balances on {ENTITLEMENT_BALANCES}; "
-          f"deducting time spent from {TICKET_ACTIVITY}; "
-          f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
-    loop.run(StopSignal())
+    print(f"entitlements: holding the lease; {len(ledger.balances)} balances on "
+          f"{ENTITLEMENT_BALANCES}; deducting time spent from {TICKET_ACTIVITY}",
+          flush=True)  # fmt: skip
+    loop.run(stop)
 
 
 def top_up(

@@ -87,6 +87,45 @@ def _port_open(address: str, timeout_seconds: float) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class PartitionLeaders:
+    """Which broker leads each partition, by (topic, partition), of a cluster."""
+
+    brokers: frozenset[int]
+    leaders: dict[tuple[str, int], int]
+
+    def led_by(self, broker_id: int) -> list[tuple[str, int]]:
+        return sorted(where for where, leader in self.leaders.items() if leader == broker_id)
+
+    @property
+    def leaderless(self) -> list[tuple[str, int]]:
+        return sorted(where for where, leader in self.leaders.items() if leader < 0)
+
+
+def partition_leaders(bootstrap: str, timeout_seconds: float = 5.0) -> PartitionLeaders | None:
+    """The cluster's brokers (not fenced) and the leader of every partition; None when it
+    does not answer."""
+    if not cluster_answers(bootstrap, timeout_seconds=min(2.0, timeout_seconds)):
+        return None
+    try:
+        with admin_client(bootstrap, timeout_seconds) as client:
+            brokers = frozenset(
+                int(found["broker_id"])
+                for found in client.describe_cluster()["brokers"]
+                if not found.get("is_fenced", False)
+            )
+            topics = client.describe_topics()
+    except (KafkaError, OSError, ProvisioningError):
+        return None
+    leaders = {
+        (topic["name"], int(partition["partition_index"])): int(partition["leader_id"])
+        for topic in topics
+        if not topic["name"].startswith("__")
+        for partition in topic["partitions"]
+    }
+    return PartitionLeaders(brokers, leaders)
+
+
 def describe(client: KafkaAdminClient, names: Sequence[str]) -> dict[str, TopicDescription]:
     existing = set(client.list_topics())
     wanted = [name for name in names if name in existing]

@@ -1,8 +1,11 @@
-"""The local single-node Apache Kafka broker (KRaft, combined broker and controller).
+"""The local Apache Kafka broker (KRaft, combined broker and controller nodes).
 
-Its jars come from Maven Central through ``deploy/kafka/pom.xml``; it runs on the
-machine's Java, keeps its data under the engine's state directory, and is formatted
-once, on first start. In production the engine connects to the user's cluster instead.
+One node by default; ``ENGINE_BROKER_NODES=3`` (``--nodes 3``) runs a cluster of three
+nodes, one quorum, each with its own ports, data and logs, to try replication and broker
+failures on one machine. Its jars come from Maven Central through ``deploy/kafka/pom.xml``;
+it runs on the machine's Java, keeps its data under the engine's state directory, and each
+node is formatted once, on first start. In production the engine connects to the user's
+cluster instead.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import BrokerError
-from engine.kafka.admin import cluster_answers
-from engine.settings import Settings
+from engine.kafka.admin import cluster_answers, partition_leaders
+from engine.settings import NODE_PORT_STEP, Settings
 
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 READY_TIMEOUT_SECONDS = 90.0
@@ -64,7 +67,50 @@ class BrokerPaths:
 
     @classmethod
     def of(cls, settings: Settings) -> BrokerPaths:
+        """The single node's folder (a cluster's nodes: ``cluster_nodes``)."""
         return cls(settings.state_dir / "kafka")
+
+
+@dataclass(frozen=True)
+class BrokerNode:
+    node_id: int
+    port: int
+    controller_port: int
+    paths: BrokerPaths
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def cluster_nodes(settings: Settings) -> tuple[BrokerNode, ...]:
+    """The local broker's nodes: one in ``state_dir/kafka``, or a cluster's in
+    ``state_dir/kafka-cluster/node-N``, node N on the ports plus 10 x (N - 1)."""
+    if settings.broker_nodes == 1:
+        return (
+            BrokerNode(1, settings.broker_port, settings.controller_port, BrokerPaths.of(settings)),
+        )
+    root = _cluster_root(settings)
+    return tuple(
+        BrokerNode(
+            node_id=number,
+            port=settings.broker_port + NODE_PORT_STEP * (number - 1),
+            controller_port=settings.controller_port + NODE_PORT_STEP * (number - 1),
+            paths=BrokerPaths(root / f"node-{number}"),
+        )
+        for number in range(1, settings.broker_nodes + 1)
+    )
+
+
+def _cluster_root(settings: Settings) -> Path:
+    return settings.state_dir / "kafka-cluster"
+
+
+def _cluster_id_file(settings: Settings) -> Path:
+    """One cluster id for every node of the cluster."""
+    if settings.broker_nodes == 1:
+        return BrokerPaths.of(settings).cluster_id
+    return _cluster_root(settings) / "cluster-id"
 
 
 def require_tool(name: str, install_hint: str) -> str:
@@ -121,23 +167,29 @@ def new_cluster_id() -> str:
             return found
 
 
-def server_properties(settings: Settings, paths: BrokerPaths) -> str:
-    port, cport = settings.broker_port, settings.controller_port
+def server_properties(settings: Settings, node: BrokerNode, nodes: tuple[BrokerNode, ...]) -> str:
+    """One node's configuration: all nodes vote in the one quorum, and the internal topics
+    are replicated as widely as the cluster allows (3 at most, 2 in sync)."""
+    voters = ",".join(f"{peer.node_id}@127.0.0.1:{peer.controller_port}" for peer in nodes)
+    replicas = str(min(3, len(nodes)))
+    in_sync = str(min(2, len(nodes)))
+    listeners = f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}"
     lines = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{cport}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "node.id": str(node.node_id),
+        "controller.quorum.voters": voters,
+        "listeners": listeners,
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "log.dirs": str(paths.data),
+        "log.dirs": str(node.paths.data),
         "num.partitions": str(settings.partitions),
-        "offsets.topic.replication.factor": "1",
+        "default.replication.factor": replicas,
+        "offsets.topic.replication.factor": replicas,
         "offsets.topic.num.partitions": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": in_sync,
         "group.initial.rebalance.delay.ms": "0",
         "auto.create.topics.enable": "false",
     }
@@ -199,21 +251,48 @@ def _is_zombie(pid: int) -> bool:
 
 
 def start(settings: Settings) -> str:
-    """Start the local broker unless it runs already; return once an admin client answers."""
-    paths = BrokerPaths.of(settings)
+    """Start the local broker's nodes that are not running; return once each answers."""
+    nodes = cluster_nodes(settings)
     bootstrap = settings.kafka_bootstrap
-    pid = running_pid(paths)
-    if pid is not None:
-        wait_ready(bootstrap, pid, paths)
-        return f"Kafka broker already running (pid {pid}) on {bootstrap}"
-    if cluster_answers(bootstrap, timeout_seconds=1.0):
-        raise BrokerError(
-            f"Something else already answers as Kafka on {bootstrap}; set ENGINE_BROKER_PORT "
-            "to another port, or point ENGINE_BOOTSTRAP_SERVERS at that cluster."
-        )
+    running = {node.node_id: running_pid(node.paths) for node in nodes}
+    if all(pid is not None for pid in running.values()):
+        for node in nodes:
+            wait_ready(node.bootstrap, running[node.node_id] or 0, node.paths)
+        pids = ", ".join(str(pid) for pid in running.values())
+        return f"Kafka {_described(nodes)} already running (pid {pids}) on {bootstrap}"
+    for node in nodes:
+        if running[node.node_id] is None and cluster_answers(node.bootstrap, timeout_seconds=1.0):
+            raise BrokerError(
+                f"Something else already answers as Kafka on {node.bootstrap}; set "
+                "ENGINE_BROKER_PORT to another port, or point ENGINE_BOOTSTRAP_SERVERS at "
+                "that cluster."
+            )
     fetch_jars(settings)
+    started = []
+    for node in nodes:
+        if running[node.node_id] is None:
+            pid = _start_node(settings, node, nodes)
+            running[node.node_id] = pid
+            started.append(str(pid))
+    for node in nodes:
+        wait_ready(node.bootstrap, running[node.node_id] or 0, node.paths)
+    if len(nodes) > 1:
+        _wait_all_registered(bootstrap, nodes)
+    data = nodes[0].paths.data if len(nodes) == 1 else _cluster_root(settings)
+    return (
+        f"Kafka {_described(nodes)} started (pid {', '.join(started)}) on {bootstrap}; "
+        f"data in {data}"
+    )
+
+
+def _described(nodes: tuple[BrokerNode, ...]) -> str:
+    return "broker" if len(nodes) == 1 else f"cluster of {len(nodes)} nodes"
+
+
+def _start_node(settings: Settings, node: BrokerNode, nodes: tuple[BrokerNode, ...]) -> int:
+    paths = node.paths
     paths.data.mkdir(parents=True, exist_ok=True)
-    paths.properties.write_text(server_properties(settings, paths))
+    paths.properties.write_text(server_properties(settings, node, nodes))
     paths.log4j.write_text(log4j_properties(paths))
     if not (paths.data / "meta.properties").exists():
         _format_storage(settings, paths)
@@ -227,14 +306,28 @@ def start(settings: Settings) -> str:
         )
     _spawned[process.pid] = process
     paths.pid.write_text(str(process.pid))
-    wait_ready(bootstrap, process.pid, paths)
-    return f"Kafka broker started (pid {process.pid}) on {bootstrap}; data in {paths.data}"
+    return process.pid
+
+
+def _wait_all_registered(bootstrap: str, nodes: tuple[BrokerNode, ...]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        leaders = partition_leaders(bootstrap)
+        if leaders is not None and len(leaders.brokers) == len(nodes):
+            return
+        time.sleep(0.5)
+    raise BrokerError(
+        f"Not all {len(nodes)} nodes joined the cluster within {READY_TIMEOUT_SECONDS:.0f}s.\n"
+        + "".join(_log_tail(node.paths, 10) for node in nodes)
+    )
 
 
 def _format_storage(settings: Settings, paths: BrokerPaths) -> None:
-    if not paths.cluster_id.exists():
-        paths.cluster_id.write_text(new_cluster_id())
-    cluster_id = paths.cluster_id.read_text().strip()
+    cluster_id_file = _cluster_id_file(settings)
+    if not cluster_id_file.exists():
+        cluster_id_file.parent.mkdir(parents=True, exist_ok=True)
+        cluster_id_file.write_text(new_cluster_id())
+    cluster_id = cluster_id_file.read_text().strip()
     result = subprocess.run(
         _java_command(
             settings, paths, "kafka.tools.StorageTool", "format",
@@ -271,23 +364,39 @@ def _log_tail(paths: BrokerPaths, lines: int = 30) -> str:
 
 
 def stop(settings: Settings) -> str:
-    paths = BrokerPaths.of(settings)
-    pid = running_pid(paths)
-    if pid is None:
-        paths.pid.unlink(missing_ok=True)
-        return "Kafka broker is not running"
-    os.kill(pid, signal.SIGTERM)
+    """Stop every node of the local broker (SIGTERM, SIGKILL after 30 s)."""
+    nodes = cluster_nodes(settings)
+    stopped: list[tuple[BrokerNode, int]] = []
+    for node in nodes:
+        pid = running_pid(node.paths)
+        if pid is None:
+            node.paths.pid.unlink(missing_ok=True)
+            continue
+        os.kill(pid, signal.SIGTERM)
+        stopped.append((node, pid))
+    if not stopped:
+        return f"Kafka {_described(nodes)} is not running"
     deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline and not _exited(pid, paths):
+    while time.monotonic() < deadline and not all(_exited(pid, n.paths) for n, pid in stopped):
         time.sleep(0.2)
-    forced = not _exited(pid, paths)
+    outcomes = [_reaped(node, pid) for node, pid in stopped]
+    if len(nodes) == 1:
+        return f"Kafka broker {outcomes[0]}"
+    return "Kafka cluster: " + "; ".join(
+        f"node {node.node_id} {outcome}"
+        for (node, _), outcome in zip(stopped, outcomes, strict=True)
+    )
+
+
+def _reaped(node: BrokerNode, pid: int) -> str:
+    forced = not _exited(pid, node.paths)
     if forced:
         os.kill(pid, signal.SIGKILL)
     own_child = _spawned.pop(pid, None)
     if own_child is not None:
         own_child.wait(timeout=10)
-    paths.pid.unlink(missing_ok=True)
-    return f"Kafka broker {'killed' if forced else 'stopped'} (pid {pid})"
+    node.paths.pid.unlink(missing_ok=True)
+    return f"{'killed' if forced else 'stopped'} (pid {pid})"
 
 
 def _exited(pid: int, paths: BrokerPaths) -> bool:
@@ -298,14 +407,48 @@ def _exited(pid: int, paths: BrokerPaths) -> bool:
 
 
 def status(settings: Settings) -> tuple[bool, str]:
-    paths = BrokerPaths.of(settings)
-    pid = running_pid(paths)
-    bootstrap = settings.kafka_bootstrap
-    answers = cluster_answers(bootstrap, timeout_seconds=2.0)
-    if pid is None:
-        return False, f"Kafka broker is not running (data in {paths.data})"
-    state = "answering" if answers else "not answering yet"
-    return (
-        answers,
-        f"Kafka broker running (pid {pid}) on {bootstrap}, {state}; data in {paths.data}",
+    """(every node answers, what each node is doing); a cluster's status also says which
+    partitions each node leads, which moves when a node stops."""
+    nodes = cluster_nodes(settings)
+    if len(nodes) == 1:
+        node = nodes[0]
+        pid = running_pid(node.paths)
+        if pid is None:
+            return False, f"Kafka broker is not running (data in {node.paths.data})"
+        answers = cluster_answers(node.bootstrap, timeout_seconds=2.0)
+        state = "answering" if answers else "not answering yet"
+        return (
+            answers,
+            f"Kafka broker running (pid {pid}) on {node.bootstrap}, {state}; "
+            f"data in {node.paths.data}",
+        )
+    leaders = partition_leaders(settings.kafka_bootstrap)
+    lines, all_answer = [], True
+    for node in nodes:
+        pid = running_pid(node.paths)
+        answers = pid is not None and cluster_answers(node.bootstrap, timeout_seconds=2.0)
+        all_answer = all_answer and answers
+        state = (
+            "not running" if pid is None
+            else f"running (pid {pid}), {'answering' if answers else 'not answering yet'}"
+        )  # fmt: skip
+        led = leaders.led_by(node.node_id) if leaders is not None else []
+        lines.append(
+            f"node {node.node_id} on {node.bootstrap}: {state}; leads {len(led)} partitions"
+            + (f": {_summary(led)}" if led else "")
+        )
+    if leaders is not None and leaders.leaderless:
+        lines.append(f"without a leader: {_summary(leaders.leaderless)}")
+    header = f"Kafka cluster of {len(nodes)} nodes, data in {_cluster_root(settings)}"
+    return all_answer, "\n".join([header, *lines])
+
+
+def _summary(partitions: list[tuple[str, int]]) -> str:
+    """``tickets.events.v1 [0, 3], mail.spool.v1 [1]``: partitions grouped by topic."""
+    by_topic: dict[str, list[int]] = {}
+    for topic, partition in partitions:
+        by_topic.setdefault(topic, []).append(partition)
+    return ", ".join(
+        f"{topic} [{', '.join(map(str, sorted(numbers)))}]"
+        for topic, numbers in sorted(by_topic.items())
     )

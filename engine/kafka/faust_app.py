@@ -40,7 +40,7 @@ def engine_app(settings: Settings, app_id: str, datadir_name: str, **overrides: 
         datadir=str(settings.state_dir / datadir_name),
         web_enabled=False,
         topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
+        topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",
         agent_supervisor=CrashingSupervisor,
         **{

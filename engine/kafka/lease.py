@@ -8,11 +8,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from kafka import ConsumerRebalanceListener as KafkaRebalanceListener
+from kafka import TopicPartition as KafkaTopicPartition
 
-from engine.kafka.consumer import new_aio_group_consumer
+from engine.kafka.consumer import new_aio_group_consumer, new_consumer
 
 log = logging.getLogger(__name__)
 SESSION_MS = 6000
@@ -63,3 +67,72 @@ class Lease(ConsumerRebalanceListener):  # type: ignore[misc]
             self._set(False)
             with contextlib.suppress(Exception):
                 await consumer.stop()
+
+
+class BlockingLease:
+    """The same lease for a synchronous worker (the entitlements ledger): a kafka-python
+    member of ``group_id`` polled by a thread of its own. ``held`` is true while this
+    process holds partition 0 and its last poll is recent: a process that was paused
+    (SIGSTOP, a long GC) stops holding the lease the moment it resumes, before it learns
+    it was revoked, since the group may have given the lease to another member meanwhile."""
+
+    def __init__(self, bootstrap: str, group_id: str, topic: str) -> None:
+        self._group_id = group_id
+        self._assigned = threading.Event()
+        self._last_poll = 0.0
+        self._closing = threading.Event()
+        self._consumer = new_consumer(
+            bootstrap, group_id=group_id,
+            session_timeout_ms=SESSION_MS, heartbeat_interval_ms=HEARTBEAT_MS,
+        )  # fmt: skip
+        self._consumer.subscribe([topic], listener=_BlockingListener(self._assign))
+        self._thread = threading.Thread(target=self._poll, name=f"lease {group_id}", daemon=True)
+        self._thread.start()
+
+    @property
+    def held(self) -> bool:
+        recent = time.monotonic() - self._last_poll < SESSION_MS / 2000
+        return self._assigned.is_set() and recent
+
+    def wait_held(self, stop: Callable[[], bool], poll_seconds: float = 0.5) -> bool:
+        """Wait until the lease is held (True) or ``stop()`` says to give up (False)."""
+        while not stop():
+            if self.held:
+                return True
+            self._assigned.wait(poll_seconds)
+        return False
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join(timeout=10)
+
+    def _assign(self, held: bool) -> None:
+        if held != self._assigned.is_set():
+            log.warning("%s: %s the lease", self._group_id, "holding" if held else "gave up")
+        if held:
+            self._assigned.set()
+        else:
+            self._assigned.clear()
+
+    def _poll(self) -> None:
+        try:
+            while not self._closing.is_set():
+                self._consumer.poll(timeout_ms=500, max_records=100)
+                self._last_poll = time.monotonic()
+        except Exception:
+            log.exception("%s: the lease's member failed", self._group_id)
+        finally:
+            self._assign(False)
+            with contextlib.suppress(Exception):
+                self._consumer.close()
+
+
+class _BlockingListener(KafkaRebalanceListener):  # type: ignore[misc]
+    def __init__(self, assign: Callable[[bool], None]) -> None:
+        self._assign = assign
+
+    def on_partitions_revoked(self, revoked: Iterable[KafkaTopicPartition]) -> None:
+        self._assign(False)
+
+    def on_partitions_assigned(self, assigned: Iterable[KafkaTopicPartition]) -> None:
+        self._assign(any(tp.partition == 0 for tp in assigned))

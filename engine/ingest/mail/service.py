@@ -50,6 +50,7 @@ async def smtp_ingestor(settings: Settings, stop: asyncio.Event) -> None:
         require_tls=settings.smtp_require_tls,
         authenticator=authenticator,
         trusted_relays=tuple(settings.smtp_trusted_relays),
+        reuse_port=settings.listen_reuse_port,
     )
     host, port = server.sockets[0].getsockname()[:2]
     metrics_port = metrics.serve_metrics(settings.smtp_metrics_port, settings.metrics_host)

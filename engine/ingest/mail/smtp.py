@@ -337,6 +337,7 @@ async def serve_smtp(
     require_tls: bool = False,
     authenticator: FileAuthenticator | None = None,
     trusted_relays: tuple[Network, ...] = (),
+    reuse_port: bool = False,
 ) -> asyncio.Server:
     """Serve SMTP from the running loop (not aiosmtpd's threaded Controller).
 
@@ -360,4 +361,5 @@ async def serve_smtp(
         ),
         host=host,
         port=port,
+        reuse_port=reuse_port,
     )
