@@ -15,6 +15,7 @@ EngineError
  ├── ApiError                  [api.context] an HTTP refusal: status, body and headers
  ├── ApiSecurityError          [api.security] the API token file is not valid
  ├── SmtpSecurityError         [ingest.mail.security] SMTP users or TLS files are not valid
+ ├── XforwardError             [ingest.mail.xforward] an XFORWARD command it cannot take
  ├── EmailParseError           [ingest.mail.parse] a mail the parser cannot read (*)
  ├── ParseBudgetError          [ingest.mail.parse] a mail past a bound or its parse budget;
  │                             an EmailParseError (*)

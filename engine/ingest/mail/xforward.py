@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from engine.errors import EngineError
+
 ATTRIBUTES = ("NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE")
 ANNOUNCEMENT = "XFORWARD " + " ".join(ATTRIBUTES)
 # What a relay sends when it does not know a value: the attribute is then left unset.
@@ -24,7 +26,7 @@ _XTEXT_ESCAPE = re.compile(r"\+([0-9A-Fa-f]{2})")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-class XforwardError(ValueError):
+class XforwardError(EngineError):
     """An XFORWARD command that cannot be taken; the message names the bad attribute."""
 
 
