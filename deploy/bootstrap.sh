@@ -4,7 +4,8 @@
 #     (real SMTP and Kafka peers used in the tests and the README), snmp and snmptrapd
 #     (net-snmp's real SNMP peers for the tests and the benchmark), prometheus and
 #     prometheus-alertmanager (promtool and amtool check deploy/monitoring/ in the tests),
-#     chromium and chromium-driver (the wallboard's test drives headless Chromium)
+#     chromium and chromium-driver (the wallboard's test drives headless Chromium),
+#     systemd (systemd-analyze and systemd-sysusers check deploy/systemd/ in the tests)
 #   - a virtualenv in .venv with the engine and its test tools
 #   - Apache Kafka's jars from Maven Central into deploy/kafka/lib
 set -euo pipefail
@@ -24,6 +25,9 @@ command -v amtool >/dev/null || need_packages+=(prometheus-alertmanager)
 # headless Chromium and its driver for the wallboard's browser test (selenium, in .venv)
 command -v chromium >/dev/null || need_packages+=(chromium)
 command -v chromedriver >/dev/null || need_packages+=(chromium-driver)
+# systemd-analyze (verify, security) and systemd-sysusers check deploy/systemd/; a container
+# without systemd as PID 1 has the tools all the same
+command -v systemd-analyze >/dev/null || need_packages+=(systemd)
 if ((${#need_packages[@]})); then
   echo "bootstrap: installing ${need_packages[*]}"
   if [ "$(id -u)" -ne 0 ]; then
