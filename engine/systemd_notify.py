@@ -101,14 +101,16 @@ class SystemdNotifier:
         self.send(STOPPING)
 
     def send(self, message: str) -> None:
-        """One datagram. A failure is logged, never raised: a component does not stop
-        serving because systemd could not be told (without its WATCHDOG=1, systemd
-        restarts it anyway)."""
+        """One datagram, without waiting: when systemd's socket is full (it holds a few
+        datagrams until read), the message is dropped rather than the component's loop
+        stopped. A failure is logged, never raised: a component does not stop serving
+        because systemd could not be told (without its WATCHDOG=1, systemd restarts it
+        anyway)."""
         if self.address is None:
             return
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-                sock.sendto(message.encode(), self.address)
+                sock.sendto(message.encode(), socket.MSG_DONTWAIT, self.address)
         except OSError as error:
             log.warning("systemd: could not send %s: %s", message, error)
 

@@ -10,6 +10,7 @@ import os
 import secrets
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,6 +159,28 @@ def test_a_socket_that_is_gone_is_logged_not_raised(caplog: pytest.LogCaptureFix
             notifier.ready()
 
     assert "could not send READY=1" in caplog.text
+
+
+def test_a_full_socket_drops_the_message_instead_of_stopping_the_component(
+    systemd: NotifySocket, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = SystemdNotifier.from_environment(
+        {"NOTIFY_SOCKET": systemd.name, "WATCHDOG_USEC": "4000000"}
+    )
+    queue = int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text())
+
+    def pet_more_than_the_socket_holds() -> None:
+        for _ in range(queue + 5):
+            notifier.watchdog()
+
+    petting = threading.Thread(target=pet_more_than_the_socket_holds, daemon=True)
+    with caplog.at_level(logging.WARNING):
+        petting.start()
+        petting.join(timeout=30)
+
+    assert not petting.is_alive(), "a send waited for systemd to read"
+    assert "could not send WATCHDOG=1" in caplog.text
+    assert systemd.received(1) == [b"WATCHDOG=1"]  # the socket itself still works
 
 
 def test_the_watchdog_is_petted_every_half_of_its_timeout_from_the_loop(
