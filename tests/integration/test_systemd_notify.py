@@ -1,8 +1,10 @@
-"""Every component as its systemd unit runs it (``Type=notify``, ``WatchdogSec=``): READY=1
-once it serves, WATCHDOG=1 while its loop runs, STOPPING=1 and a clean exit on SIGTERM.
+"""Every component as its systemd unit runs it (``Type=notify``, ``WatchdogSec=``, its
+``SystemCallFilter=``): READY=1 once it serves, WATCHDOG=1 while its loop runs, STOPPING=1
+and a clean exit on SIGTERM, and no system call refused on the way.
 
 systemd is not PID 1 here, so the test plays its part: it holds the NOTIFY_SOCKET (a real
-AF_UNIX datagram socket), gives the process WATCHDOG_USEC as systemd would, and checks at
+AF_UNIX datagram socket), gives the process WATCHDOG_USEC as systemd would, confines it to
+the unit's system calls (``confined.py``, through libseccomp like systemd), and checks at
 READY=1 that the component really serves (its listener bound, its partitions owned, its
 /metrics up), against the session's real broker.
 """
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +24,6 @@ import pytest
 from engine.supervisor import AGENTS_COMPONENTS, COMPONENTS, RELAY_COMPONENTS
 from tests.integration.harness import (
     PROJECT_ROOT,
-    ComponentProcess,
     EngineProcess,
     engine_env,
     free_port,
@@ -30,6 +33,28 @@ from tests.integration.mail_relay import RecordingRelay
 from tests.notify_socket import NotifySocket
 
 WATCHDOG_USEC = "1000000"  # a pet every half second
+UNIT = PROJECT_ROOT / "deploy" / "systemd" / "ticketing-engine@.service"
+
+
+class ConfinedComponent:
+    """``engine COMPONENT`` with the unit's system calls only (tests/integration/confined.py)."""
+
+    def __init__(self, component: str, env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        engine = [sys.executable, "-m", "engine", component]
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.integration.confined", str(UNIT), *engine],
+                env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 def udp_bound(port: int) -> bool:
@@ -73,7 +98,7 @@ def test_every_component_a_unit_runs_is_checked() -> None:
     assert set(SERVING) == {*COMPONENTS, *RELAY_COMPONENTS, *AGENTS_COMPONENTS}
 
 
-def until(systemd: NotifySocket, message: bytes, process: ComponentProcess) -> list[bytes]:
+def until(systemd: NotifySocket, message: bytes, process: ConfinedComponent) -> list[bytes]:
     """The datagrams up to ``message`` (included); fails when the process exits first, or
     when ``message`` has not come within two minutes."""
     seen: list[bytes] = []
@@ -112,7 +137,7 @@ def test_a_component_says_ready_once_it_serves_pets_the_watchdog_and_says_stoppi
             ENGINE_NOTIFIER_METRICS_PORT=str(free_port()),
             ENGINE_AGENTS_FILE=str(PROJECT_ROOT / "deploy" / "agents.example.yaml"),
         )
-        running = ComponentProcess(component, env, tmp_path / f"{component}.log")
+        running = ConfinedComponent(component, env, tmp_path / f"{component}.log")
         try:
             before_ready = until(systemd, b"READY=1", running)
             assert SERVING[component](env), f"{component} said READY=1 before it served"
@@ -124,5 +149,8 @@ def test_a_component_says_ready_once_it_serves_pets_the_watchdog_and_says_stoppi
             before_stopping = until(systemd, b"STOPPING=1", running)
             assert set(before_stopping[:-1]) <= {b"WATCHDOG=1"}, before_stopping
             assert running.process.wait(timeout=60) == 0, running.log()[-4000:]
+            log = running.log()
+            assert log.startswith(f"confined as {UNIT.name}"), log[:400]
+            assert "Operation not permitted" not in log, log[-4000:]
         finally:
             running.stop()
