@@ -213,7 +213,7 @@ def test_the_environment_example_names_settings_that_load(
 def test_systemd_sysusers_makes_the_user_the_units_run_as(tmp_path: Path) -> None:
     (tmp_path / "etc").mkdir()
     result = subprocess.run(
-        [tool("systemd-sysusers"), f"--root={tmp_path}", str(UNITS / "ticketing-engine.sysusers")],
+        [tool("systemd-sysusers"), f"--root={tmp_path}", str(UNITS / "sysusers.conf")],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
