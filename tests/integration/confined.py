@@ -1,7 +1,9 @@
 """Runs a program with the system calls its systemd unit allows, where PID 1 is not systemd:
-``NoNewPrivileges=yes`` and the unit's ``SystemCallFilter=`` lines (groups expanded by
+``NoNewPrivileges=yes``, the unit's ``SystemCallFilter=`` lines (groups expanded by
 ``systemd-analyze syscall-filter``), any other call failing with the unit's
-``SystemCallErrorNumber=``, installed through libseccomp as systemd installs them.
+``SystemCallErrorNumber=``, and sockets of its ``RestrictAddressFamilies=`` only (others
+fail with that errno too, where systemd answers EAFNOSUPPORT), installed through libseccomp
+as systemd installs them.
 
     python -m tests.integration.confined UNIT_FILE PROGRAM [ARGUMENT...]
 """
@@ -12,8 +14,10 @@ import ctypes
 import errno
 import os
 import shutil
+import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 SCMP_ACT_ALLOW = 0x7FFF0000
@@ -38,11 +42,33 @@ def syscall_group(name: str) -> set[str]:
     return calls
 
 
-def unit_filter(unit: Path) -> tuple[set[str], int]:
-    """The allowed system calls of a unit's [Service] section, and the errno of the others.
-    Like systemd: the first line, without ``~``, starts an allow list; a later line adds
-    to it, or with ``~`` takes away from it."""
-    allowed: set[str] = set()
+class ArgumentCheck(ctypes.Structure):
+    """libseccomp's ``struct scmp_arg_cmp``."""
+
+    _fields_ = [
+        ("arg", ctypes.c_uint),
+        ("op", ctypes.c_int),
+        ("datum_a", ctypes.c_uint64),
+        ("datum_b", ctypes.c_uint64),
+    ]
+
+
+SCMP_CMP_EQ = 4
+
+
+@dataclass(frozen=True)
+class UnitFilter:
+    calls: set[str]  # allowed
+    families: set[int]  # of the sockets allowed
+    error: int  # of what is refused
+
+
+def unit_filter(unit: Path) -> UnitFilter:
+    """What a unit's [Service] section allows. Like systemd: the first SystemCallFilter=
+    line, without ``~``, starts an allow list; a later line adds to it, or with ``~`` takes
+    away from it."""
+    calls: set[str] = set()
+    families: set[int] = set()
     error = errno.EPERM
     section = ""
     for raw in unit.read_text(encoding="utf-8").splitlines():
@@ -54,19 +80,16 @@ def unit_filter(unit: Path) -> tuple[set[str], int]:
         key, _, value = line.partition("=")
         if key == "SystemCallErrorNumber":
             error = getattr(errno, value)
-        if key != "SystemCallFilter":
-            continue
-        removing = value.startswith("~")
-        calls = set().union(*(syscall_group(word) for word in value.removeprefix("~").split()))
-        if removing:
-            allowed -= calls
-        else:
-            allowed |= calls
-    assert allowed, f"{unit}: no SystemCallFilter= allow list"
-    return allowed, error
+        elif key == "RestrictAddressFamilies":
+            families |= {int(socket.AddressFamily[name]) for name in value.split()}
+        elif key == "SystemCallFilter":
+            named = set().union(*(syscall_group(word) for word in value.removeprefix("~").split()))
+            calls = calls - named if value.startswith("~") else calls | named
+    assert calls and families, f"{unit}: no SystemCallFilter= or RestrictAddressFamilies="
+    return UnitFilter(calls, families, error)
 
 
-def confine(allowed: set[str], error: int) -> int:
+def confine(allowed: UnitFilter) -> int:
     """Install the filter on this process (and what it executes); the calls allowed."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
@@ -75,16 +98,27 @@ def confine(allowed: set[str], error: int) -> int:
     seccomp.seccomp_init.restype = ctypes.c_void_p
     seccomp.seccomp_init.argtypes = [ctypes.c_uint32]
     seccomp.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-    seccomp.seccomp_rule_add.argtypes = [
+    seccomp.seccomp_rule_add_array.argtypes = [
         ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+        ctypes.POINTER(ArgumentCheck),
     ]  # fmt: skip
     seccomp.seccomp_load.argtypes = [ctypes.c_void_p]
-    context = seccomp.seccomp_init(SCMP_ACT_ERRNO | error)
-    added = 0
-    for name in sorted(allowed):
+    context = seccomp.seccomp_init(SCMP_ACT_ERRNO | allowed.error)
+
+    def allow(name: str, *checks: ArgumentCheck) -> int:
         number = seccomp.seccomp_syscall_resolve_name(name.encode())
-        if number >= 0:  # a call of another architecture
-            added += seccomp.seccomp_rule_add(context, SCMP_ACT_ALLOW, number, 0) == 0
+        if number < 0:  # a call of another architecture
+            return 0
+        array = (ArgumentCheck * len(checks))(*checks)
+        return int(
+            seccomp.seccomp_rule_add_array(context, SCMP_ACT_ALLOW, number, len(checks), array) == 0
+        )
+
+    added = sum(allow(name) for name in sorted(allowed.calls - {"socket"}))
+    if "socket" in allowed.calls:
+        for family in sorted(allowed.families):
+            allow("socket", ArgumentCheck(0, SCMP_CMP_EQ, family, 0))
+        added += 1
     if seccomp.seccomp_load(context) != 0:
         raise OSError("seccomp_load refused the filter")
     return added
@@ -92,7 +126,7 @@ def confine(allowed: set[str], error: int) -> int:
 
 def main() -> None:
     unit, program, *arguments = sys.argv[1:]
-    added = confine(*unit_filter(Path(unit)))
+    added = confine(unit_filter(Path(unit)))
     print(f"confined as {Path(unit).name}: {added} system calls allowed", flush=True)
     os.execv(program, [program, *arguments])
 

@@ -1,12 +1,13 @@
 """Every component as its systemd unit runs it (``Type=notify``, ``WatchdogSec=``, its
-``SystemCallFilter=``): READY=1 once it serves, WATCHDOG=1 while its loop runs, STOPPING=1
-and a clean exit on SIGTERM, and no system call refused on the way.
+``SystemCallFilter=`` and ``RestrictAddressFamilies=``): READY=1 once it serves, WATCHDOG=1
+while its loop runs, STOPPING=1 and a clean exit on SIGTERM, and no system call refused on
+the way.
 
 systemd is not PID 1 here, so the test plays its part: it holds the NOTIFY_SOCKET (a real
 AF_UNIX datagram socket), gives the process WATCHDOG_USEC as systemd would, confines it to
-the unit's system calls (``confined.py``, through libseccomp like systemd), and checks at
-READY=1 that the component really serves (its listener bound, its partitions owned, its
-/metrics up), against the session's real broker.
+the unit's system calls and socket families (``confined.py``, through libseccomp like
+systemd), and checks at READY=1 that the component really serves (its listener bound, its
+partitions owned, its /metrics up), against the session's real broker.
 """
 
 from __future__ import annotations
