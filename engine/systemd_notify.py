@@ -54,7 +54,7 @@ def watchdog_seconds(environ: Mapping[str, str], pid: int) -> float | None:
 class SystemdNotifier:
     """Sends sd_notify messages to ``address``; with no address, does nothing."""
 
-    def __init__(self, address: str | bytes | None, watchdog_timeout: float | None = None):
+    def __init__(self, address: str | bytes | None, watchdog_timeout: float | None = None) -> None:
         self.address = address
         self.watchdog_timeout = watchdog_timeout if address is not None else None
         self._ready = False
