@@ -5,7 +5,8 @@
 #     (net-snmp's real SNMP peers for the tests and the benchmark), prometheus and
 #     prometheus-alertmanager (promtool and amtool check deploy/monitoring/ in the tests),
 #     chromium and chromium-driver (the wallboard's test drives headless Chromium),
-#     postfix (a real MTA in front of the engine in the tests; its own service stays off)
+#     postfix (a real MTA in front of the engine in the tests; its own service stays off),
+#     systemd (systemd-analyze and systemd-sysusers check deploy/systemd/ in the tests)
 #   - a virtualenv in .venv with the engine and its test tools
 #   - Apache Kafka's jars from Maven Central into deploy/kafka/lib
 #   - kustomize and the operators' CRD schemas into deploy/k8s/tools (the tests render and
@@ -33,6 +34,9 @@ command -v chromedriver >/dev/null || need_packages+=(chromium-driver)
 [ -x /usr/sbin/postfix ] || need_packages+=(postfix)
 # Strimzi's CRD generator needs Java 21 or newer; the broker keeps running on Java 17
 bash deploy/k8s/tools/fetch.sh --find-java >/dev/null || need_packages+=(openjdk-21-jre-headless)
+# systemd-analyze (verify, security) and systemd-sysusers check deploy/systemd/; a container
+# without systemd as PID 1 has the tools all the same
+command -v systemd-analyze >/dev/null || need_packages+=(systemd)
 if ((${#need_packages[@]})); then
   echo "bootstrap: installing ${need_packages[*]}"
   if [ "$(id -u)" -ne 0 ]; then

@@ -1,4 +1,5 @@
-"""Running an asyncio service as a process: until SIGINT or SIGTERM, then a clean stop."""
+"""Running a component as a process: until SIGINT or SIGTERM, then a clean stop; and
+telling systemd (``Type=notify``) when it serves, that its loop runs, and that it stops."""
 
 from __future__ import annotations
 
@@ -6,12 +7,17 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from types import FrameType
+from typing import Literal
 
 from engine.settings import Settings
+from engine.systemd_notify import SystemdNotifier, pet_watchdog
 
 LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
+# A synchronous loop pets the watchdog after a batch, at most this often.
+PET_AT_MOST_EVERY_SECONDS = 1.0
 
 
 def configure_logging(settings: Settings) -> None:
@@ -23,16 +29,49 @@ def configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=level, format=LOG_FORMAT, force=True)
 
 
-def run_until_signalled(service: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+class ServiceStop(asyncio.Event):
+    """The stop of an asyncio service: set on SIGINT or SIGTERM (and STOPPING=1 sent).
+
+    A service awaits ``stop.wait()`` once it serves (its listener bound, its clients
+    started), so its first ``wait()`` tells systemd READY=1. A service that never waits
+    on it calls ``serving()`` when it is ready."""
+
+    def __init__(self, notifier: SystemdNotifier) -> None:
+        super().__init__()
+        self._notifier = notifier
+
+    def serving(self) -> None:
+        self._notifier.ready()
+
+    async def wait(self) -> Literal[True]:
+        self.serving()
+        return await super().wait()
+
+    def request(self) -> None:
+        self._notifier.stopping()
+        self.set()
+
+
+def run_until_signalled(
+    service: Callable[[ServiceStop], Awaitable[None]], notifier: SystemdNotifier | None = None
+) -> None:
     """Run ``service(stop)`` in a new loop; SIGINT or SIGTERM sets ``stop``, and the
-    service is expected to wind down and return."""
+    service is expected to wind down and return. Under systemd, a task of the same loop
+    pets the watchdog while the service runs."""
+    notifier = notifier or SystemdNotifier.from_environment()
 
     async def main() -> None:
-        stop = asyncio.Event()
+        stop = ServiceStop(notifier)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await service(stop)
+            loop.add_signal_handler(signum, stop.request)
+        petting = asyncio.create_task(pet_watchdog(notifier))
+        try:
+            await service(stop)
+        finally:
+            petting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await petting
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
@@ -40,12 +79,29 @@ def run_until_signalled(service: Callable[[asyncio.Event], Awaitable[None]]) -> 
 
 class StopSignal:
     """For the synchronous consumer loops: ``requested`` turns true on SIGINT or SIGTERM,
-    so the loop ends after its current batch."""
+    so the loop ends after its current batch. The loop calls ``alive()`` after each batch
+    (or each empty poll): the first call tells systemd READY=1, then each pets its
+    watchdog, at most every ``PET_AT_MOST_EVERY_SECONDS``."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        notifier: SystemdNotifier | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.requested = False
+        self._notifier = notifier or SystemdNotifier.from_environment()
+        self._monotonic = monotonic
+        self._last_pet: float | None = None
         signal.signal(signal.SIGINT, self._request)
         signal.signal(signal.SIGTERM, self._request)
 
+    def alive(self) -> None:
+        self._notifier.ready()
+        now = self._monotonic()
+        if self._last_pet is None or now - self._last_pet >= PET_AT_MOST_EVERY_SECONDS:
+            self._notifier.watchdog()
+            self._last_pet = now
+
     def _request(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
+        self._notifier.stopping()

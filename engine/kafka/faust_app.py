@@ -14,6 +14,7 @@ from mode.supervisors import CrashingSupervisor
 
 from engine.kafka.producer import faust_producer_settings, new_aio_producer
 from engine.settings import Settings
+from engine.systemd_notify import SystemdNotifier, pet_watchdog
 
 # A worker gone without leaving its group (a crash, the stall exit) holds its partitions
 # this long; a replacement's join waits for it (faust's default is 60 s).
@@ -130,3 +131,31 @@ def output_producer(app: faust.App, settings: Settings, max_request_size: int) -
     producer = OutputProducer(settings.kafka_bootstrap, f"{app.conf.id}-outputs", max_request_size)
     app.add_dependency(producer)
     return producer
+
+
+class _Worker(faust.Worker):
+    """faust's worker, telling systemd READY=1 once faust says the app started (consumer
+    group joined, partitions assigned, tables recovered) and STOPPING=1 when it stops."""
+
+    notifier = SystemdNotifier(None)
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        self.notifier.ready()
+
+    async def on_stop(self) -> None:
+        self.notifier.stopping()
+        await super().on_stop()
+
+
+def run_worker(app: faust.App, notifier: SystemdNotifier | None = None) -> None:
+    """Run ``app`` as this process's faust worker until SIGINT or SIGTERM, with the log
+    setup already made (``configure_logging``). Under systemd it says READY=1 once the
+    app started, pets the watchdog from the app's loop from the start (recovering a long
+    table is no stall), and says STOPPING=1."""
+    notifier = notifier or SystemdNotifier.from_environment()
+    run_from_start(app, lambda: pet_watchdog(notifier))
+    worker = _Worker(app, quiet=True, override_logging=False)
+    worker.notifier = notifier
+    worker.spinner = None
+    worker.execute_from_commandline()

@@ -61,7 +61,13 @@ class Consumer(Protocol):
 
 
 class Stop(Protocol):
-    requested: bool
+    """Asked before every batch whether to stop; told after every batch (or empty poll)
+    that the loop runs (``engine.process.StopSignal`` tells systemd)."""
+
+    @property
+    def requested(self) -> bool: ...
+
+    def alive(self) -> None: ...
 
 
 class BatchHandler:
@@ -104,10 +110,12 @@ class ConsumeLoop:
         self._max_records = max_records
 
     def run(self, stop: Stop) -> None:
-        """Batch after batch until ``stop.requested``; then close the clients."""
+        """Batch after batch until ``stop.requested``, saying ``stop.alive()`` after each
+        one; then close the clients."""
         try:
             while not stop.requested:
                 self.step()
+                stop.alive()
         finally:
             self.close()
 

@@ -135,14 +135,20 @@ def notice_for(
 
 class _Notifies(BatchHandler):
     """Each record's notice to the relay; a notice the relay refused for good becomes a
-    dead letter, published with the batch."""
+    dead letter, published with the batch. ``alive()`` is said after each record: a batch
+    waits for the relay, notice after notice, and systemd's watchdog sees it move."""
 
     def __init__(
-        self, directory: CustomerDirectory, settings: Settings, agents: AgentsDirectory | None
+        self,
+        directory: CustomerDirectory,
+        settings: Settings,
+        agents: AgentsDirectory | None,
+        alive: Callable[[], None] = lambda: None,
     ) -> None:
         self._directory = directory
         self._settings = settings
         self._agents = agents
+        self._alive = alive
 
     def outputs(self, records: Sequence[ConsumerRecord]) -> list[Record]:
         outputs: list[Record] = []
@@ -150,6 +156,7 @@ class _Notifies(BatchHandler):
             letter = _notify(record, self._directory, self._settings, self._agents)
             if letter is not None:
                 outputs.append(letter)
+            self._alive()
         return outputs
 
 
@@ -169,17 +176,18 @@ def run_notifier(settings: Settings) -> None:
         ESCALATIONS,
         group_id=f"{settings.app_id}-notifier",
     )
+    stop = StopSignal()
     loop = ConsumeLoop(
         "notifier",
         consumer,
-        _Notifies(directory, settings, agents),
+        _Notifies(directory, settings, agents, stop.alive),
         lambda: new_producer(bootstrap),
     )
     port = metrics.serve_metrics(settings.notifier_metrics_port, settings.metrics_host)
     told = "updates, assignments and escalations" if agents is not None else "updates"
     print(f"notifier: acknowledging tickets and sending {told} through {settings.notify_relay}; "
           f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
-    loop.run(StopSignal())
+    loop.run(stop)
 
 
 def _notify(

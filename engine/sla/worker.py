@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-import faust
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
@@ -46,7 +45,13 @@ from engine.contract.identity import event_id
 from engine.contract.topics import DEAD_LETTERS, SLA_ALERTS, SLA_CLOCKS, TICKET_STATE
 from engine.errors import field_path
 from engine.kafka.deadletter import dead_letter
-from engine.kafka.faust_app import BATCH_MAX_EVENTS, BATCH_WITHIN_SECONDS, engine_app, raw_topic
+from engine.kafka.faust_app import (
+    BATCH_MAX_EVENTS,
+    BATCH_WITHIN_SECONDS,
+    engine_app,
+    raw_topic,
+    run_worker,
+)
 from engine.kafka.watchdog import (
     EXIT_STALLED,
     STALL_AFTER_SECONDS,
@@ -397,6 +402,4 @@ def run_sla_worker(settings: Settings) -> None:
     port = metrics.serve_metrics(settings.sla_metrics_port, settings.metrics_host)
     print(f"sla: timing update obligations from {TICKET_STATE}, alerts on {SLA_ALERTS}; "
           f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
-    worker = faust.Worker(worker_app.app, quiet=True, override_logging=False)
-    worker.spinner = None
-    worker.execute_from_commandline()
+    run_worker(worker_app.app)

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-import faust
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
@@ -52,6 +51,7 @@ from engine.kafka.faust_app import (
     output_producer,
     raw_topic,
     run_from_start,
+    run_worker,
 )
 from engine.kafka.table_store import changelogged_table, keep_acknowledged, stage
 from engine.kafka.watchdog import (
@@ -302,6 +302,4 @@ def run_processor(settings: Settings) -> None:
     port = metrics.serve_metrics(settings.processor_metrics_port, settings.metrics_host)
     print(f"processor: consuming {TICKET_EVENTS} on {settings.kafka_bootstrap}; "
           f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
-    worker = faust.Worker(processor.app, quiet=True, override_logging=False)
-    worker.spinner = None
-    worker.execute_from_commandline()
+    run_worker(processor.app)

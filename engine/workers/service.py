@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from aiokafka import ConsumerRecord
@@ -62,7 +63,7 @@ from engine.errors import EngineError, PublishError
 from engine.kafka.follower import Follower
 from engine.kafka.lease import Lease
 from engine.kafka.publisher import KafkaPublisher
-from engine.process import configure_logging, run_until_signalled
+from engine.process import ServiceStop, configure_logging, run_until_signalled
 from engine.settings import Settings
 from engine.workers.agents import AgentsDirectory, load_configured
 from engine.workers.desk import Decision, Desk, Release
@@ -223,21 +224,23 @@ class TierWorkers:
     def caught_up(self) -> bool:
         return self.follower.caught_up.is_set() and self.alert_follower.caught_up.is_set()
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, ready: Callable[[], None] = lambda: None) -> None:
+        """Assign until ``stop``; ``ready()`` is called once the desk and the alerts are
+        read (what the worker decides by)."""
         tasks = [
             asyncio.create_task(self.follower.run()),
             asyncio.create_task(self.alert_follower.run()),
             asyncio.create_task(self.lease.run()),
         ]
         try:
-            await self._assign_until(stop)
+            await self._assign_until(stop, ready)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._publisher.stop()
 
-    async def _assign_until(self, stop: asyncio.Event) -> None:
+    async def _assign_until(self, stop: asyncio.Event, ready: Callable[[], None]) -> None:
         tick = self._settings.workers_tick_seconds
         next_tick = 0.0
         loop = asyncio.get_running_loop()
@@ -250,6 +253,7 @@ class TierWorkers:
                 self.escalations.keep_open(self.desk.state_of)
                 gc.freeze()
                 frozen = True
+                ready()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=min(tick, 1.0))
             self._changed.clear()
@@ -319,7 +323,7 @@ def run_tier_workers(settings: Settings) -> None:
 
     policy = load_policy_for(settings, directory)
 
-    async def serve(stop: asyncio.Event) -> None:
-        await TierWorkers(settings, directory, policy, SystemClock()).run(stop)
+    async def serve(stop: ServiceStop) -> None:
+        await TierWorkers(settings, directory, policy, SystemClock()).run(stop, stop.serving)
 
     run_until_signalled(serve)

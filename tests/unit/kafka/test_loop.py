@@ -208,6 +208,32 @@ def test_no_broker_for_a_new_producer_is_a_refused_batch_too() -> None:
     assert log == ["seek 0", "ack A", "commit 1"]
 
 
+def test_the_loop_says_it_is_alive_after_each_batch_and_each_empty_poll() -> None:
+    log: list[str] = []
+    consumer = FakeConsumer([b"a", b"b", b"c"], log)
+    loop, _ = a_loop(consumer, Producers(FakeProducer(log)))
+
+    class AfterThree:
+        """Stops after the third batch; logs where the loop said it was alive."""
+
+        def __init__(self) -> None:
+            self.alive_calls = 0
+
+        @property
+        def requested(self) -> bool:
+            return self.alive_calls == 3
+
+        def alive(self) -> None:
+            self.alive_calls += 1
+            log.append("alive")
+
+    loop.run(AfterThree())
+
+    # two batches of two records and one, then a poll that found nothing
+    assert log == ["ack A", "ack B", "commit 2", "alive", "ack C", "commit 3", "alive", "alive"]
+    assert consumer.closed
+
+
 def test_an_error_that_is_not_kafka_s_ends_the_loop_without_a_commit() -> None:
     class Broken(Upper):
         def outputs(self, records: Sequence[Any]) -> list[Record]:
@@ -219,6 +245,9 @@ def test_an_error_that_is_not_kafka_s_ends_the_loop_without_a_commit() -> None:
 
     class Never:
         requested = False
+
+        def alive(self) -> None:
+            pass
 
     with pytest.raises(OSError):
         loop.run(Never())

@@ -321,3 +321,22 @@ def test_a_record_whose_notice_cannot_be_built_is_dead_lettered_and_the_next_is_
         topic="tickets.routed.l3.v1", partition=2, offset=40
     )
     assert [envelope.rcpt_tos for envelope in relay.received] == [["ana@acme.example"]]
+
+
+def test_the_notifier_says_it_is_alive_after_each_notice_of_a_batch(
+    relay_server: tuple[Relay, str],
+) -> None:
+    relay, address = relay_server
+    settings = Settings(notify_relay=address, notify_from="soporte@support.example.com")
+    said: list[int] = []
+    handler = _Notifies(
+        cast(CustomerDirectory, BrokenForOneRequester()),
+        settings,
+        None,
+        alive=lambda: said.append(len(relay.received)),
+    )
+    records = [Consumed("t", 0, n, to_json(routed())) for n in range(3)]
+
+    handler.outputs(records)
+
+    assert said == [1, 2, 3]  # one for each notice, once the relay took it
