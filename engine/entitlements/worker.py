@@ -209,9 +209,8 @@ class LeadingStop:
     def requested(self) -> bool:
         return self._signalled.requested or not self._lease.held
 
-    @requested.setter
-    def requested(self, value: bool) -> None:
-        self._signalled.requested = value
+    def alive(self) -> None:
+        self._signalled.alive()
 
 
 def run_ledger(settings: Settings, clock: Clock | None = None) -> None:
@@ -227,7 +226,7 @@ def run_ledger(settings: Settings, clock: Clock | None = None) -> None:
         metrics.ENTITLEMENTS_LEADING.set(0)
         print(f"entitlements: waiting for the ledger's lease; "
               f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
-        if not lease.wait_held(lambda: signalled.requested):
+        if not lease.wait_held(lambda: _standing_by(signalled)):
             return
         metrics.ENTITLEMENTS_LEADING.set(1)
         _keep_ledger(settings, clock, LeadingStop(signalled, lease))
@@ -237,6 +236,12 @@ def run_ledger(settings: Settings, clock: Clock | None = None) -> None:
     if not signalled.requested:
         log.warning("entitlements: lost the ledger's lease; exiting to stand by")
         raise SystemExit(LOST_LEASE_EXIT)
+
+
+def _standing_by(signalled: StopSignal) -> bool:
+    """A standby serves (its /metrics) and is alive to its supervisor while it waits."""
+    signalled.alive()
+    return signalled.requested
 
 
 def _keep_ledger(settings: Settings, clock: Clock | None, stop: LeadingStop) -> None:

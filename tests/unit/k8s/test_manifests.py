@@ -26,8 +26,9 @@ from tests.unit.k8s.manifests import (
 )
 
 EVERY_COMPONENT = {*COMPONENTS, *RELAY_COMPONENTS, *AGENTS_COMPONENTS}
-# May never run twice (docs/decisions/0031, 0013; deploy/k8s/base/entitlements.yaml, snmp.yaml).
-SINGLE = {"entitlements", "snmp"}
+# May never run twice (docs/decisions/0013; deploy/k8s/base/snmp.yaml). The entitlements
+# ledger may: one writer at a time by a lease (decision 61).
+SINGLE = {"snmp"}
 # Keep state on a disk that outlives the pod: the SNMP spool, the processor's table copy.
 WITH_VOLUME = {"snmp", "processor"}
 
