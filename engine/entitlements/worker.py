@@ -68,7 +68,6 @@ SOURCE = "engine.entitlements"
 ENTITLEMENT_NEEDED = SPECIAL_ROUTE_TOPICS[SpecialRoute.ENTITLEMENT_NEEDED]
 # The lease is a group's hold on partition 0 of a single-partition topic (decision 54).
 LEASE_TOPIC = AGENTS_PRESENCE
-LOST_LEASE_EXIT = 75  # EX_TEMPFAIL: the supervisor restarts the process, which stands by
 Output = tuple[str, str, Envelope]
 
 
@@ -216,26 +215,28 @@ class LeadingStop:
 def run_ledger(settings: Settings, clock: Clock | None = None) -> None:
     """One writer at a time: every ``engine entitlements`` process joins the ledger's lease
     group, and only the one holding the lease reads the balances and keeps the ledger; the
-    others stand by (decision 61). A writer that loses the lease exits (75) to stand by."""
+    others stand by (decision 61). A writer that loses the lease (a rebalance when another
+    process joins, or a pause) stops writing and stands by; when it holds the lease again it
+    reads the balances afresh, since another process may have written meanwhile."""
     configure_logging(settings)
     bootstrap = settings.kafka_bootstrap
     port = metrics.serve_metrics(settings.entitlements_metrics_port, settings.metrics_host)
     signalled = StopSignal()
     lease = BlockingLease(bootstrap, f"{settings.app_id}-entitlements-lease", LEASE_TOPIC)
+    metrics.ENTITLEMENTS_LEADING.set(0)
+    print(f"entitlements: waiting for the ledger's lease; "
+          f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
     try:
-        metrics.ENTITLEMENTS_LEADING.set(0)
-        print(f"entitlements: waiting for the ledger's lease; "
-              f"metrics on http://{settings.metrics_host}:{port}/metrics", flush=True)  # fmt: skip
-        if not lease.wait_held(lambda: _standing_by(signalled)):
-            return
-        metrics.ENTITLEMENTS_LEADING.set(1)
-        _keep_ledger(settings, clock, LeadingStop(signalled, lease))
+        while lease.wait_held(lambda: _standing_by(signalled)):
+            metrics.ENTITLEMENTS_LEADING.set(1)
+            try:
+                _keep_ledger(settings, clock, LeadingStop(signalled, lease))
+            finally:
+                metrics.ENTITLEMENTS_LEADING.set(0)
+            if not signalled.requested:
+                log.warning("entitlements: lost the ledger's lease; standing by")
     finally:
-        metrics.ENTITLEMENTS_LEADING.set(0)
         lease.close()
-    if not signalled.requested:
-        log.warning("entitlements: lost the ledger's lease; exiting to stand by")
-        raise SystemExit(LOST_LEASE_EXIT)
 
 
 def _standing_by(signalled: StopSignal) -> bool:

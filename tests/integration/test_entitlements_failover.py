@@ -1,5 +1,6 @@
 """Two entitlements ledgers: one keeps the ledger, the other stands by; when the writer is
-killed, the other takes the lease and every hour spent is still counted exactly once."""
+killed, the other takes the lease, and when it comes back one of the two leads again; every
+hour spent is counted exactly once."""
 
 from __future__ import annotations
 
@@ -89,8 +90,30 @@ def test_the_standby_ledger_takes_over_and_counts_each_hour_once(
         )
         spend(120)
         balance(7.0)
+
+        # The killed one comes back: it joins the group (a rebalance), one of the two leads,
+        # and the ledger goes on counting once, without processes coming and going.
+        returned = ComponentProcess(
+            "entitlements", writer.metrics.env, tmp_path / "ledger-returned.log"
+        )
+        ports[id(returned)] = ports[id(writer)]
+        ledgers[ledgers.index(writer)] = returned
+        wait_until(
+            lambda: (
+                returned.metrics.metric(LEADING, port=ports[id(returned)]) in (0.0, 1.0)
+                and "waiting for the ledger's lease" in returned.log()
+            ),
+            60,
+            "the returned ledger to join",
+            logs,
+        )
+        wait_until(lambda: sorted(leading()) == [0.0, 1.0], 60, "one leader of two", logs)
+        spend(60)
+        balance(6.0)
+        assert sorted(leading()) == [0.0, 1.0]
+        assert all(ledger.process.poll() is None for ledger in ledgers), logs()
         spent = balances.matching(
-            lambda key, value: key == customer and value["data"]["spent_minutes"] > 180
+            lambda key, value: key == customer and value["data"]["spent_minutes"] > 240
         )
         assert spent == [], spent
     finally:
