@@ -9,9 +9,8 @@
 #     systemd (systemd-analyze and systemd-sysusers check deploy/systemd/ in the tests)
 #   - a virtualenv in .venv with the engine and its test tools
 #   - Apache Kafka's jars from Maven Central into deploy/kafka/lib
-#   - kustomize and the operators' CRD schemas into deploy/k8s/tools (the tests render and
-#     validate deploy/k8s/ offline): deploy/k8s/tools/fetch.sh, with Go and Maven, and a
-#     Java 21 or newer for Strimzi's CRD generator
+#   - kustomize into deploy/k8s/tools/bin (the tests render deploy/k8s/ offline and check
+#     it against the committed CRDs of deploy/k8s/crds/): deploy/k8s/tools/fetch.sh, with Go
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,8 +31,6 @@ command -v chromedriver >/dev/null || need_packages+=(chromium-driver)
 # Postfix in front of the engine (tests/integration/test_postfix_in_front.py runs its own
 # instance on loopback ports); "No configuration" leaves the system's Postfix unconfigured
 [ -x /usr/sbin/postfix ] || need_packages+=(postfix)
-# Strimzi's CRD generator needs Java 21 or newer; the broker keeps running on Java 17
-bash deploy/k8s/tools/fetch.sh --find-java >/dev/null || need_packages+=(openjdk-21-jre-headless)
 # systemd-analyze (verify, security) and systemd-sysusers check deploy/systemd/; a container
 # without systemd as PID 1 has the tools all the same
 command -v systemd-analyze >/dev/null || need_packages+=(systemd)

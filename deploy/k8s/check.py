@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 OVERLAYS = HERE / "overlays"
 TOOLS = HERE / "tools"
 KUSTOMIZE = TOOLS / "bin" / "kustomize"
-CRDS = TOOLS / "crds"
+CRDS = TOOLS.parent / "crds"  # committed; deploy/k8s/tools/crds.sh makes them
 # The oldest Kubernetes the manifests are meant for, and the newest the validator knows.
 KUBERNETES_VERSIONS = ("1.31", "1.37")
 DEFINITIONS = "https://kubernetes.io/api/_definitions.json"
@@ -54,7 +54,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRDs are large
 
 
 class ToolMissingError(Exception):
-    """kustomize or the CRD schemas are not there: deploy/bootstrap.sh fetches them."""
+    """kustomize (deploy/bootstrap.sh fetches it) or the committed CRDs are not there."""
 
 
 class RenderError(Exception):
@@ -119,11 +119,11 @@ def _structural(schema: dict[str, Any]) -> dict[str, Any]:
 
 @functools.cache
 def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    """(apiVersion, kind) -> JSON Schema, for every served version of every fetched CRD."""
+    """(apiVersion, kind) -> JSON Schema, for every served version of every committed CRD."""
     files = sorted(CRDS.glob("*.yaml"))
     if not files:
         raise ToolMissingError(
-            f"no CRD in {CRDS}: run deploy/bootstrap.sh (it runs deploy/k8s/tools/fetch.sh)"
+            f"no CRD in {CRDS}: deploy/k8s/tools/crds.sh makes them (they are committed)"
         )
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
     for path in files:

@@ -3,6 +3,7 @@ output says what the engine declares (topics, their settings, the monitoring rul
 
 from __future__ import annotations
 
+import hashlib
 from types import ModuleType
 
 import pytest
@@ -100,3 +101,24 @@ def test_kafka_topic_names_are_object_names(generator: ModuleType) -> None:
     assert generator.resource_name("tickets.route.bug_tracker.v1") == "tickets.route.bug-tracker.v1"
     with pytest.raises(ValueError, match="cannot be named"):
         generator.resource_name("tickets..v1")
+
+
+def test_the_committed_crds_were_made_from_the_pinned_generators() -> None:
+    """deploy/k8s/tools/crds.sh records the hash of the pins it made the CRDs from; a pin
+    changed without running it again leaves the checks on the old CRDs."""
+    tools = K8S / "tools"
+    pins = [
+        tools / "crds.sh",
+        tools / "strimzi" / "pom.xml",
+        tools / "prometheus-operator" / "go.mod",
+        tools / "prometheus-operator" / "go.sum",
+    ]
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in pins)).hexdigest()
+    recorded = (K8S / "crds" / "INPUTS").read_text().strip()
+    assert recorded == digest, "run deploy/k8s/tools/crds.sh and commit deploy/k8s/crds/"
+    kinds = {
+        crd["spec"]["names"]["kind"]
+        for path in sorted((K8S / "crds").glob("*.yaml"))
+        for crd in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+    }
+    assert kinds == {"Kafka", "KafkaNodePool", "KafkaTopic", "ServiceMonitor", "PrometheusRule"}
