@@ -14,9 +14,11 @@ lint: bootstrap
 	.venv/bin/lint-imports
 	.venv/bin/engine rules check engine/rules/default.yaml
 
-# pytest exits 5 when it collects no test: that is a failure here, said plainly.
+# pytest exits 5 when it collects no test: that is a failure here, said plainly. Two
+# processes: the integration tests in one, in order (they share a broker and the CPU's
+# waits), the unit tests in the other.
 test: lint
-	@.venv/bin/pytest; status=$$?; \
+	@.venv/bin/pytest -n 2 --dist loadgroup; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from engine.contract.topics import TopicSpec
 from engine.errors import ProvisioningError
@@ -183,6 +184,10 @@ def provision(bootstrap: str, specs: Sequence[TopicSpec]) -> list[TopicOutcome]:
                         for spec in missing
                     ]
                 )
+            except TopicAlreadyExistsError:
+                # Created meanwhile (another process), or created already but not yet in the
+                # metadata this client read: what is there is described, as for any topic.
+                found = _described_once_visible(client, [spec.name for spec in specs])
             except KafkaError as error:
                 raise ProvisioningError(f"Creating topics failed: {error}") from error
     outcomes = []
@@ -194,6 +199,17 @@ def provision(bootstrap: str, specs: Sequence[TopicSpec]) -> list[TopicOutcome]:
         action = TopicAction.DIFFERS if diffs else TopicAction.UNCHANGED
         outcomes.append(TopicOutcome(spec.name, action, "; ".join(diffs)))
     return outcomes
+
+
+def _described_once_visible(
+    client: KafkaAdminClient, names: Sequence[str], timeout_seconds: float = 10.0
+) -> dict[str, TopicDescription]:
+    deadline = time.monotonic() + timeout_seconds
+    found = describe(client, names)
+    while len(found) < len(names) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        found = describe(client, names)
+    return found
 
 
 def list_topics(bootstrap: str, specs: Sequence[TopicSpec]) -> dict[str, TopicDescription]:
