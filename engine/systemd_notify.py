@@ -10,7 +10,7 @@ datagram of ``KEY=VALUE`` lines (sd_notify(3)); the engine sends three, one a da
 - ``STOPPING=1`` when a stop was asked.
 
 Without ``NOTIFY_SOCKET`` (a terminal, ``engine up``, the tests) nothing is sent. Decision
-60 says why this is not a library.
+58 says why this is not a library.
 """
 
 from __future__ import annotations

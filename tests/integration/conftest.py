@@ -87,6 +87,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).parent.name == "integration":
             item.add_marker(pytest.mark.integration)
-            # `make test` (pytest -n 2 --dist loadgroup): every integration test in one
-            # process, in order, beside the unit tests in the other
-            item.add_marker(pytest.mark.xdist_group("integration"))
