@@ -120,6 +120,15 @@ class Postfix:
         )
         return [json.loads(line) for line in listed.stdout.splitlines() if line.strip()]
 
+    def deferred(self, sender: str, reason: str) -> list[dict[str, Any]]:
+        """The mails of ``sender`` Postfix holds with ``reason`` in a recipient's delay."""
+        return [
+            mail
+            for mail in self.queue()
+            if mail["sender"] == sender
+            and any(reason in r.get("delay_reason", "") for r in mail["recipients"])
+        ]
+
     def flush(self) -> None:
         subprocess.run([POSTQUEUE, "-c", str(self.config), "-f"], capture_output=True, check=True)
 

@@ -123,12 +123,7 @@ def test_the_rate_limit_applies_per_original_client_behind_postfix(
     wait_until(lambda: received(events, other_id), 60, "the second client's mail", postfix.log)
 
     def limited() -> list[dict[str, Any]]:
-        return [
-            mail
-            for mail in postfix.queue()
-            if mail["sender"] == sender
-            and any("4.7.1" in r.get("delay_reason", "") for r in mail["recipients"])
-        ]
+        return postfix.deferred(sender, "4.7.1")
 
     held = wait_until(
         lambda: len(limited()) == 2 and limited(), 60, "two mails deferred by 4.7.1", postfix.log
@@ -157,16 +152,11 @@ def test_a_kafka_outage_keeps_the_mail_in_postfix_until_the_broker_is_back(
     try:
         assert postfix.submit(message, client_address="127.0.0.6")[0] == 250  # Postfix took it
 
-        def deferred_by_the_engine() -> list[dict[str, Any]]:
-            return [
-                mail
-                for mail in postfix.queue()
-                if mail["sender"] == sender
-                and any("451 4.3.0" in r.get("delay_reason", "") for r in mail["recipients"])
-            ]
-
         held = wait_until(
-            deferred_by_the_engine, 90, "Postfix to keep the mail after a 451", postfix.log
+            lambda: postfix.deferred(sender, "451 4.3.0"),
+            90,
+            "Postfix to keep the mail after a 451",
+            postfix.log,
         )
         assert held[0]["queue_name"] == "deferred"
     finally:

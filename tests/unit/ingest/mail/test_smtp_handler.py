@@ -44,25 +44,36 @@ class RecordingPublisher:
         self.published.append((topic, key, json.loads(value)))
 
 
+def serving(
+    handler: SupportMailHandler,
+    client: Callable[[int], Any],
+    size_limit: int = 64 * 1024,
+    **options: Any,
+) -> Any:
+    """``client(port)``, in a thread, against ``handler`` served on loopback (``options``
+    are ``serve_smtp``'s)."""
+
+    async def main() -> Any:
+        server = await serve_smtp(handler, "127.0.0.1", 0, size_limit, **options)
+        try:
+            return await asyncio.to_thread(client, server.sockets[0].getsockname()[1])
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    return asyncio.run(main())
+
+
 def with_server(
     publisher: RecordingPublisher,
     client: Callable[[int], Any],
     size_limit: int = 64 * 1024,
     archive: MailArchive | None = None,
 ) -> Any:
-    async def main() -> Any:
-        handler = SupportMailHandler(
-            publisher, ["support.example.com"], SystemClock(), "smtp://test", archive=archive
-        )
-        server = await serve_smtp(handler, "127.0.0.1", 0, size_limit)
-        port = server.sockets[0].getsockname()[1]
-        try:
-            return await asyncio.to_thread(client, port)
-        finally:
-            server.close()
-            await server.wait_closed()
-
-    return asyncio.run(main())
+    handler = SupportMailHandler(
+        publisher, ["support.example.com"], SystemClock(), "smtp://test", archive=archive
+    )
+    return serving(handler, client, size_limit)
 
 
 def send(raw: bytes, rcpt: str = "soporte@support.example.com") -> Callable[[int], Any]:
@@ -161,20 +172,11 @@ def with_limited_server(
 ) -> Any:
     """A server whose senders may send ``per_minute`` mails a minute (on a frozen clock)."""
     clock = FrozenClock(datetime(2026, 11, 22, 10, 0, tzinfo=UTC))
-
-    async def main() -> Any:
-        handler = SupportMailHandler(
-            publisher, ["support.example.com"], clock, "smtp://test",
-            rate_limit=SenderRateLimit(per_minute, timedelta(minutes=1), clock),
-        )  # fmt: skip
-        server = await serve_smtp(handler, "127.0.0.1", 0, 64 * 1024)
-        try:
-            return await asyncio.to_thread(client, server.sockets[0].getsockname()[1])
-        finally:
-            server.close()
-            await server.wait_closed()
-
-    return asyncio.run(main())
+    handler = SupportMailHandler(
+        publisher, ["support.example.com"], clock, "smtp://test",
+        rate_limit=SenderRateLimit(per_minute, timedelta(minutes=1), clock),
+    )  # fmt: skip
+    return serving(handler, client)
 
 
 def mails(

@@ -3,7 +3,6 @@ aiosmtpd server and smtplib clients bound to distinct loopback addresses."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import smtplib
@@ -16,7 +15,7 @@ import pytest
 
 from engine.clock import SystemClock
 from engine.ingest.mail.rate_limit import SenderRateLimit
-from engine.ingest.mail.smtp import SupportMailHandler, serve_smtp
+from engine.ingest.mail.smtp import SupportMailHandler
 from engine.ingest.mail.spool import read_spooled
 from engine.ingest.mail.xforward import (
     SmtpClient,
@@ -26,7 +25,7 @@ from engine.ingest.mail.xforward import (
     smtp_client,
 )
 from engine.settings import Settings
-from tests.unit.ingest.mail.test_smtp_handler import MAIL, RecordingPublisher
+from tests.unit.ingest.mail.test_smtp_handler import MAIL, RecordingPublisher, serving
 
 RELAY = "127.0.0.1"
 STRANGER = "127.0.0.9"
@@ -82,25 +81,15 @@ def test_the_setting_takes_addresses_and_networks() -> None:
 def with_relay_server(
     publisher: RecordingPublisher, client: Callable[[int], Any], limit: int = 30
 ) -> Any:
-    async def main() -> Any:
-        clock = SystemClock()
-        handler = SupportMailHandler(
-            publisher,
-            ["support.example.com"],
-            clock,
-            "smtp://test",
-            rate_limit=SenderRateLimit(limit, timedelta(minutes=1), clock),
-        )
-        server = await serve_smtp(
-            handler, "127.0.0.1", 0, 64 * 1024, trusted_relays=(ip_network(f"{RELAY}/32"),)
-        )
-        try:
-            return await asyncio.to_thread(client, server.sockets[0].getsockname()[1])
-        finally:
-            server.close()
-            await server.wait_closed()
-
-    return asyncio.run(main())
+    clock = SystemClock()
+    handler = SupportMailHandler(
+        publisher,
+        ["support.example.com"],
+        clock,
+        "smtp://test",
+        rate_limit=SenderRateLimit(limit, timedelta(minutes=1), clock),
+    )
+    return serving(handler, client, trusted_relays=(ip_network(f"{RELAY}/32"),))
 
 
 def connect(port: int, source: str) -> smtplib.SMTP:
