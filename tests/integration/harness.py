@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import signal
 import smtplib
 import socket
@@ -28,16 +29,47 @@ from engine.settings import Settings
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+LOWEST_TEST_PORT = 10000
+_port_picker = random.Random(os.getpid() ^ time.time_ns())
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux's default if unknown)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def port_is_free(port: int, kind: socket.SocketKind = socket.SOCK_STREAM) -> bool:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(kind: socket.SocketKind = socket.SOCK_STREAM, span: int = 0) -> int:
+    """A port to listen on later, below the ephemeral range.
+
+    A port the kernel hands out for ``bind(0)`` comes from the range it also
+    uses for outgoing connections, so between the choice and a child process's
+    bind any Kafka client on the machine may take it as its local port. Ports
+    below that range are only ever taken by listeners. With ``span``, the ports
+    ``port .. port + span`` are all free too (a cluster's or replicas' offsets).
+    """
+    ceiling = ephemeral_port_range()[0] - 1 - span
+    for _ in range(1000):
+        port = _port_picker.randint(LOWEST_TEST_PORT, ceiling)
+        if all(port_is_free(port + offset, kind) for offset in range(span + 1)):
+            return port
+    raise AssertionError("no free port below the ephemeral range")
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port(socket.SOCK_DGRAM)
 
 
 def local_broker_settings(state_dir: Path) -> Settings:

@@ -4,7 +4,6 @@ node leads which partitions."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import uuid
@@ -19,6 +18,7 @@ from tests.integration.harness import (
     EngineProcess,
     TopicReader,
     engine_env,
+    free_port,
     send_mail,
     support_mail,
 )
@@ -26,23 +26,8 @@ from tests.integration.harness import (
 
 def cluster_ports(nodes: int) -> tuple[int, int]:
     """A broker and a controller port with every node's ports (+10 each) free."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        wanted = [base + offset + NODE_PORT_STEP * n for n in range(nodes) for offset in (0, 1)]
-        if max(wanted) < 65536 and all(_free(port) for port in wanted):
-            return base, base + 1
-    raise AssertionError("no free ports for the cluster's nodes")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+    base = free_port(span=NODE_PORT_STEP * (nodes - 1) + 1)
+    return base, base + 1
 
 
 def test_engine_up_on_three_nodes_replicates_every_topic_and_routes(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import uuid
 from pathlib import Path
 
@@ -31,15 +30,7 @@ PARTITIONS = 6
 
 def port_pair() -> int:
     """A port whose replica's port (+10) is free too."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port + REPLICA_PORT_STEP))
-            except OSError:
-                continue
-        return port
-    raise AssertionError("no free pair of metrics ports")
+    return free_port(span=REPLICA_PORT_STEP)
 
 
 def engine_children(engine: EngineProcess) -> dict[str, list[int]]:
