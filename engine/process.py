@@ -20,13 +20,47 @@ LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
 PET_AT_MOST_EVERY_SECONDS = 1.0
 
 
+class RepeatQuieter(logging.Filter):
+    """Lets one record of a kind through per ``window_seconds``, and says how many of that
+    kind it held back when the next one passes.
+
+    A kind is the logger, level, message template and arguments. Kafka clients log the
+    same line hundreds of times a second while a broker is away (kafka-python marks a
+    coordinator dead on every lookup until the cluster fences it); the log should say so
+    once in a while, not bury everything else.
+    """
+
+    def __init__(self, window_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self._window = window_seconds
+        self._clock = clock
+        self._seen: dict[tuple[str, int, str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = (record.name, record.levelno, str(record.msg), repr(record.args))
+        now = self._clock()
+        last, held = self._seen.get(kind, (float("-inf"), 0))
+        if now - last < self._window:
+            self._seen[kind] = (last, held + 1)
+            return False
+        if len(self._seen) > 10_000:
+            self._seen.clear()
+        self._seen[kind] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} [{held} more like this in the last {now - last:.0f}s]"
+        return True
+
+
 def configure_logging(settings: Settings) -> None:
     """The one log setup of every process (``engine smtp``, ``processor``, ``up``...):
     records at ``settings.log_level`` (ENGINE_LOG_LEVEL) and above, in one format, on
-    stderr. It replaces whatever handlers an import installed; the faust workers are
-    started with ``override_logging=False`` so that faust keeps this setup."""
+    stderr, a line repeated within 10 s said once (``RepeatQuieter``). It replaces
+    whatever handlers an import installed; the faust workers are started with
+    ``override_logging=False`` so that faust keeps this setup."""
     level = logging.WARNING if settings.log_level == "WARN" else settings.log_level
     logging.basicConfig(level=level, format=LOG_FORMAT, force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RepeatQuieter())
 
 
 class ServiceStop(asyncio.Event):

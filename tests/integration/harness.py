@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from engine.kafka import broker
 from engine.settings import Settings
+from engine.supervisor import REPLICA_PORT_STEP
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -155,6 +156,25 @@ class EngineProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
 
+    def children(self) -> dict[str, list[int]]:
+        """The component processes ``engine up`` runs now, by component name (from /proc)."""
+        assert self.process is not None
+        found: dict[str, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                status = (entry / "status").read_text()
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            parent = next(line for line in status.splitlines() if line.startswith("PPid:"))
+            if int(parent.split()[1]) != self.process.pid or b"engine" not in argv:
+                continue
+            name = argv[argv.index(b"engine") + 1].decode()
+            found.setdefault(name, []).append(int(entry.name))
+        return found
+
     def metric(
         self, name: str, labels: dict[str, str] | None = None, port: int | None = None
     ) -> float:
@@ -222,21 +242,28 @@ def engine_env(
     state_dir: Path, bootstrap: str = "", topic_prefix: str = "", **extra: str
 ) -> dict[str, str]:
     """An engine process's environment: free ports, its own state, and ``topic_prefix`` (the
-    test module's own topics) in front of every topic and consumer group."""
+    test module's own topics) in front of every topic and consumer group. With
+    ``ENGINE_REPLICAS``, every /metrics port has its replicas' ports (+10 each) free too."""
+    replicas = int(extra.get("ENGINE_REPLICAS", "1"))
+
+    def metrics_port() -> str:
+        return str(free_port(span=REPLICA_PORT_STEP * (replicas - 1)))
+
     env = {key: value for key, value in os.environ.items() if not key.startswith("ENGINE_")}
     env.update(
         ENGINE_STATE_DIR=str(state_dir),
         ENGINE_SMTP_PORT=str(free_port()),
-        ENGINE_SMTP_METRICS_PORT=str(free_port()),
-        ENGINE_MAIL_PARSER_METRICS_PORT=str(free_port()),
-        ENGINE_PROCESSOR_METRICS_PORT=str(free_port()),
+        ENGINE_SMTP_METRICS_PORT=metrics_port(),
+        ENGINE_MAIL_PARSER_METRICS_PORT=metrics_port(),
+        ENGINE_PROCESSOR_METRICS_PORT=metrics_port(),
         ENGINE_SNMP_PORT=str(free_udp_port()),
-        ENGINE_SNMP_METRICS_PORT=str(free_port()),
-        ENGINE_SLA_METRICS_PORT=str(free_port()),
+        ENGINE_SNMP_METRICS_PORT=metrics_port(),
+        ENGINE_SLA_METRICS_PORT=metrics_port(),
         ENGINE_API_PORT=str(free_port()),
-        ENGINE_API_METRICS_PORT=str(free_port()),
-        ENGINE_WORKERS_METRICS_PORT=str(free_port()),
-        ENGINE_ENTITLEMENTS_METRICS_PORT=str(free_port()),
+        ENGINE_API_METRICS_PORT=metrics_port(),
+        ENGINE_WORKERS_METRICS_PORT=metrics_port(),
+        ENGINE_ENTITLEMENTS_METRICS_PORT=metrics_port(),
+        ENGINE_NOTIFIER_METRICS_PORT=metrics_port(),
         ENGINE_APP_ID=f"test-{free_port()}",
         ENGINE_KAFKA_ACK_TIMEOUT_SECONDS="3",
         PYTHONUNBUFFERED="1",

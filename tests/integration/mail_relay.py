@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import threading
 from collections.abc import Callable, Iterator
@@ -32,8 +33,9 @@ class RecordingRelay:
         return next((m for m, to in deliveries if condition(m, to)), None)
 
 
-@pytest.fixture
-def relay() -> Iterator[tuple[RecordingRelay, int]]:
+@contextlib.contextmanager
+def serving_relay() -> Iterator[tuple[RecordingRelay, int]]:
+    """A recording relay on a free loopback port, served from its own thread."""
     handler = RecordingRelay()
     loop = asyncio.new_event_loop()
     port = free_port()
@@ -42,9 +44,17 @@ def relay() -> Iterator[tuple[RecordingRelay, int]]:
     )
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    yield handler, port
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
-    server.close()
-    loop.run_until_complete(server.wait_closed())
-    loop.close()
+    try:
+        yield handler, port
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        server.close()
+        loop.run_until_complete(server.wait_closed())
+        loop.close()
+
+
+@pytest.fixture
+def relay() -> Iterator[tuple[RecordingRelay, int]]:
+    with serving_relay() as served:
+        yield served

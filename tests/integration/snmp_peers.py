@@ -47,11 +47,13 @@ def encoded_link_trap(
     up: bool = False,
     uptime: int = 0,
     markers: tuple[tuple[str, str], ...] = (),
+    inform: bool = False,
 ) -> bytes:
     """A v2c linkDown (linkUp) trap datagram as a device sends it: ifIndex, ifAdminStatus
-    up, ifOperStatus down (up), and any ``markers`` (OID, text) after them."""
+    up, ifOperStatus down (up), and any ``markers`` (OID, text) after them; with
+    ``inform``, the same notification as an INFORM, which the receiver answers."""
     v2c = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
-    pdu = v2c.SNMPv2TrapPDU()
+    pdu = v2c.InformRequestPDU() if inform else v2c.SNMPv2TrapPDU()
     v2c.apiTrapPDU.set_defaults(pdu)
     v2c.apiPDU.set_request_id(pdu, request_id)
     v2c.apiTrapPDU.set_varbinds(

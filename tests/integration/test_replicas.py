@@ -28,38 +28,9 @@ REPLICATED = ("smtp", "mail-parser", "api", "processor", "sla", "entitlements")
 PARTITIONS = 6
 
 
-def port_pair() -> int:
-    """A port whose replica's port (+10) is free too."""
-    return free_port(span=REPLICA_PORT_STEP)
-
-
-def engine_children(engine: EngineProcess) -> dict[str, list[int]]:
-    """The engine's component processes by component name, read from /proc."""
-    assert engine.process is not None
-    found: dict[str, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        parent = next(line for line in status.splitlines() if line.startswith("PPid:"))
-        if int(parent.split()[1]) != engine.process.pid or b"engine" not in argv:
-            continue
-        name = argv[argv.index(b"engine") + 1].decode()
-        found.setdefault(name, []).append(int(entry.name))
-    return found
-
-
 def test_two_of_each_share_the_work_and_survive_a_killed_processor(tmp_path: Path) -> None:
-    metrics = {
-        f"ENGINE_{name.replace('-', '_').upper()}_METRICS_PORT": str(port_pair())
-        for name in REPLICATED
-    }
     ports = {"ENGINE_BROKER_PORT": str(free_port()), "ENGINE_CONTROLLER_PORT": str(free_port())}
-    env = engine_env(tmp_path / "state", **metrics, **ports)
+    env = engine_env(tmp_path / "state", ENGINE_REPLICAS="2", **ports)
     settings = Settings(
         state_dir=tmp_path / "state",
         broker_port=int(ports["ENGINE_BROKER_PORT"]),
@@ -75,7 +46,7 @@ def test_two_of_each_share_the_work_and_survive_a_killed_processor(tmp_path: Pat
 
     try:
         engine.start("--replicas", "2")
-        children = engine_children(engine)
+        children = engine.children()
         assert {name: len(children.get(name, [])) for name in REPLICATED} == dict.fromkeys(
             REPLICATED, 2
         ), children
@@ -134,8 +105,8 @@ def test_two_of_each_share_the_work_and_survive_a_killed_processor(tmp_path: Pat
             reader.close()
         wait_until(
             lambda: (
-                killed not in engine_children(engine).get("processor", [killed])
-                and len(engine_children(engine).get("processor", [])) == 2
+                killed not in engine.children().get("processor", [killed])
+                and len(engine.children().get("processor", [])) == 2
             ),
             60,
             "engine up to restart the killed processor",

@@ -79,3 +79,25 @@ def test_every_process_starts_with_the_one_log_setup(
 
     assert seen == [settings]
     assert logging.getLogger().level == logging.DEBUG
+
+
+def test_a_repeated_line_is_said_once_per_window_with_how_many_were_held() -> None:
+    now = [0.0]
+    quieter = process.RepeatQuieter(window_seconds=10.0, clock=lambda: now[0])
+
+    def record(group: str) -> logging.LogRecord:
+        return logging.LogRecord(
+            "kafka.coordinator", logging.WARNING, __file__, 1,
+            "Marking the coordinator dead (node %s) for group %s", ("1", group), None,
+        )  # fmt: skip
+
+    passed = []
+    for step in range(300):  # 30 s of a line every 0.1 s
+        now[0] = step / 10
+        line = record("parser")
+        if quieter.filter(line):
+            passed.append((now[0], line.getMessage()))
+    assert [at for at, _ in passed] == [0.0, 10.0, 20.0]
+    assert passed[0][1].endswith("group parser")
+    assert passed[1][1].endswith("[99 more like this in the last 10s]")
+    assert quieter.filter(record("notifier")), "another group's line is its own kind"
