@@ -70,6 +70,7 @@ from engine.contract.topics import (
     TICKET_EVENTS,
     TIER_TOPICS,
 )
+from engine.errors import EngineError
 from engine.kafka import broker
 from engine.kafka.admin import partition_leaders
 from engine.passwords import hash_password
@@ -419,17 +420,28 @@ def owner_of_connection(server_port: int, client_port: int, candidates: list[int
 
 
 def run_nemesis(nemesis: Nemesis, load_seconds: float, stop: threading.Event) -> None:
-    """One fault of each kind, spread over the first 80 % of the load."""
+    """One fault of each kind, spread evenly over the first 80 % of the load, each on its
+    own clock: a fault that takes a while (a broker's restart, a 20 s stop) does not
+    delay the next."""
     started = time.monotonic()
     spacing = 0.8 * load_seconds / len(FAULTS)
+    acting = []
     for index, fault in enumerate(FAULTS):
         wait = started + spacing * (index + 0.5) - time.monotonic()
         if stop.wait(max(0.0, wait)):
-            return
-        try:
-            nemesis.act(fault)
-        except (RuntimeError, OSError, smtplib.SMTPException) as error:
-            print(f"nemesis: {fault} not done: {error}", flush=True)
+            break
+        thread = threading.Thread(target=act_and_report, args=(nemesis, fault))
+        thread.start()
+        acting.append(thread)
+    for thread in acting:
+        thread.join()
+
+
+def act_and_report(nemesis: Nemesis, fault: str) -> None:
+    try:
+        nemesis.act(fault)
+    except (RuntimeError, OSError, smtplib.SMTPException, EngineError) as error:
+        print(f"nemesis: {fault} not done: {error}", flush=True)
 
 
 # -- reading back ----------------------------------------------------------------------
@@ -598,6 +610,7 @@ def main() -> int:
     state = Path(tempfile.mkdtemp(prefix="chaos-"))
     report = run_campaign(campaign, state)
     print(render(report, PAUSE_TARGET_SECONDS))
+    print(f"machine: {os.cpu_count()} cores, load average {Path('/proc/loadavg').read_text()}")
     print(f"state and logs: {state}" if args.keep else "")
     if not args.keep:
         shutil.rmtree(state, ignore_errors=True)

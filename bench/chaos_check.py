@@ -76,6 +76,17 @@ class Recovery:
     unrouted: int
 
 
+@dataclass(frozen=True)
+class Slice:
+    """Ack-to-routed of the new tickets acknowledged in ``seconds`` seconds from ``start``
+    (seconds from the first input)."""
+
+    start: float
+    tickets: int
+    p50: float | None
+    slowest: float | None
+
+
 @dataclass
 class Report:
     sent: Counter[str] = field(default_factory=Counter)
@@ -92,6 +103,7 @@ class Report:
     mail_duplicates: list[str] = field(default_factory=list)
     recoveries: list[Recovery] = field(default_factory=list)
     baseline_seconds: float | None = None
+    timeline: list[Slice] = field(default_factory=list)
 
     @property
     def failures(self) -> list[str]:
@@ -174,6 +186,7 @@ def check(
     report.alert_duplicates = duplicated(alerts)
     report.escalation_duplicates = duplicated(escalations)
     report.mail_duplicates = duplicated(relayed_message_ids)
+    report.timeline = timeline(inputs, first_routed)
     ordered = sorted(faults, key=lambda fault: fault.at)
     report.recoveries = [
         recovery(
@@ -196,6 +209,26 @@ def check(
         0.5,
     )
     return report
+
+
+def timeline(
+    inputs: Sequence[Sent], first_routed: dict[str, float], seconds: float = 10.0
+) -> list[Slice]:
+    if not inputs:
+        return []
+    origin = min(sent.sent_at for sent in inputs)
+    waits: dict[int, list[float]] = {}
+    for sent in inputs:
+        if sent.outcome is Outcome.ACKED and sent.opens_a_ticket:
+            index = int((sent.answered_at - origin) // seconds)
+            routed_at = first_routed.get(sent.ticket_id or "")
+            waits.setdefault(index, [])
+            if routed_at is not None:
+                waits[index].append(routed_at - sent.answered_at)
+    return [
+        Slice(index * seconds, len(found), nearest_rank(found, 0.5), max(found, default=None))
+        for index, found in sorted(waits.items())
+    ]
 
 
 def recovery(
@@ -247,6 +280,16 @@ def render(report: Report, pause_target_seconds: float = 10.0) -> str:
         "ack-to-routed of a new ticket away from faults, p50: "
         + (f"{baseline:.2f} s" if baseline is not None else "none measured")
     )
+    lines.append("ack-to-routed of new tickets by 10 s of load (p50, slowest):")
+    lines += [
+        f"  {piece.start:5.0f} s  {piece.tickets:4d} tickets  "
+        + (
+            f"{piece.p50:6.2f} s  {piece.slowest:6.2f} s"
+            if piece.p50 is not None and piece.slowest is not None
+            else "   none routed"
+        )
+        for piece in report.timeline
+    ]
     lines.append(
         f"recovery after each fault (target: routing again within {pause_target_seconds:g} s)"
     )

@@ -9,19 +9,28 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaConsumer
 
+# A member gone without leaving its group (SIGKILL, a crash, the stall exit) holds its
+# partitions this long, and a replacement's join waits for it (kafka-python's default is
+# 45 s, faust's 60 s). Heartbeats go every third of it.
+GROUP_SESSION_TIMEOUT_SECONDS = 10.0
+
 
 def new_consumer(
     bootstrap: str, *topics: str, group_id: str | None = None, **options: Any
 ) -> KafkaConsumer:
     """A kafka-python consumer of ``topics`` in ``group_id`` (none: partitions are
     assigned by the caller); ``options`` are kafka-python's (fetch sizes...)."""
+    session = {
+        "session_timeout_ms": int(GROUP_SESSION_TIMEOUT_SECONDS * 1000),
+        "heartbeat_interval_ms": int(GROUP_SESSION_TIMEOUT_SECONDS * 1000 / 3),
+    }
     return KafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap.split(","),
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        **options,
+        **({**session, **options} if group_id else options),
     )
 
 

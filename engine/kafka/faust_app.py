@@ -12,13 +12,11 @@ from aiokafka import AIOKafkaProducer
 from mode import Service
 from mode.supervisors import CrashingSupervisor
 
+from engine.kafka.consumer import GROUP_SESSION_TIMEOUT_SECONDS
 from engine.kafka.producer import faust_producer_settings, new_aio_producer
 from engine.settings import Settings
 from engine.systemd_notify import SystemdNotifier, pet_watchdog
 
-# A worker gone without leaving its group (a crash, the stall exit) holds its partitions
-# this long; a replacement's join waits for it (faust's default is 60 s).
-SESSION_TIMEOUT_SECONDS = 10.0
 # Records an agent handles together before their outputs' acks are awaited at once.
 BATCH_MAX_EVENTS = 500
 # faust's take_events hands a batch over when it is full or when this long has passed
@@ -46,7 +44,7 @@ def engine_app(settings: Settings, app_id: str, datadir_name: str, **overrides: 
         agent_supervisor=CrashingSupervisor,
         **{
             **faust_producer_settings(),
-            "broker_session_timeout": SESSION_TIMEOUT_SECONDS,
+            "broker_session_timeout": GROUP_SESSION_TIMEOUT_SECONDS,
             **overrides,
         },
     )

@@ -104,7 +104,7 @@ class SlaWorker:
             pause_while_waiting=settings.sla_pause_while_waiting,
         )
         # A killed worker's partitions move to its replacement after the engine's short
-        # session (faust_app.SESSION_TIMEOUT_SECONDS), not faust's 60 s.
+        # session (consumer.GROUP_SESSION_TIMEOUT_SECONDS), not faust's 60 s.
         self.app = engine_app(settings, f"{settings.app_id}-sla", "sla")
         self.states = raw_topic(self.app, TICKET_STATE, settings.partitions)
         self.clocks_topic = raw_topic(self.app, SLA_CLOCKS, settings.partitions)
