@@ -14,10 +14,11 @@ every topic back and counts what was lost and what was done twice.
   and chat messages of new conversations by HTTP. Each is recorded with its answer: 250,
   the INFORM's response, 202 (acknowledged), or 4xx/5xx, no answer within 10 s, a dropped
   connection (refused: its sender would retry).
-- **Nemesis**, one fault of each kind, spread over the load: SIGKILL the broker that leads
-  the most partitions and start it again 5 s later; SIGKILL a triage processor; SIGSTOP an
-  SLA worker for 20 s, then SIGCONT; SIGKILL the SMTP ingestor holding a connection in the
-  middle of its DATA; SIGKILL a mail parser. ``engine up`` restarts what was killed.
+- **Nemesis**, one fault of each kind, spread over the load after 10 s of warm-up:
+  SIGKILL the broker that leads the most partitions and start it again 5 s later; SIGKILL
+  a triage processor; SIGSTOP an SLA worker for 20 s, then SIGCONT; SIGKILL the SMTP
+  ingestor holding a connection in the middle of its DATA; SIGKILL a mail parser.
+  ``engine up`` restarts what was killed.
 - **Checker** (``bench/chaos_check.py``): every acknowledged input has exactly one event
   (mails by Message-ID and chats by the 202's event id on ``tickets.events.v1``, INFORMs by
   request id on ``snmp.traps.v1``, where every notification is kept as received) and its
@@ -94,6 +95,7 @@ ANSWER_TIMEOUT_SECONDS = 10.0
 SLA_STOP_SECONDS = 20.0
 BROKER_DOWN_SECONDS = 5.0
 RECOVERY_WINDOW_SECONDS = 30.0
+WARM_UP_SECONDS = 10.0
 PAUSE_TARGET_SECONDS = 10.0
 # Out of every 20 inputs: 8 new mails, 3 replies, 4 INFORMs, 5 chats.
 MIX: tuple[Kind, ...] = (
@@ -419,14 +421,16 @@ def owner_of_connection(server_port: int, client_port: int, candidates: list[int
     raise RuntimeError(f"no SMTP process holds the connection from port {client_port}")
 
 
-def run_nemesis(nemesis: Nemesis, load_seconds: float, stop: threading.Event) -> None:
-    """One fault of each kind, spread evenly over the first 80 % of the load, each on its
-    own clock: a fault that takes a while (a broker's restart, a 20 s stop) does not
-    delay the next."""
-    started = time.monotonic()
-    spacing = 0.8 * load_seconds / len(FAULTS)
+def run_nemesis(
+    nemesis: Nemesis, faults: tuple[str, ...], load_seconds: float, stop: threading.Event
+) -> None:
+    """One fault of each kind, spread evenly from 10 s into the load (the engine warm,
+    as a user's is) to 90 % of it, each on its own clock: a fault that takes a while (a
+    broker's restart, a 20 s stop) does not delay the next."""
+    started = time.monotonic() + WARM_UP_SECONDS
+    spacing = (0.9 * load_seconds - WARM_UP_SECONDS) / max(1, len(faults))
     acting = []
-    for index, fault in enumerate(FAULTS):
+    for index, fault in enumerate(faults):
         wait = started + spacing * (index + 0.5) - time.monotonic()
         if stop.wait(max(0.0, wait)):
             break
@@ -549,6 +553,27 @@ def settled(engine: Engine, inputs: list[Sent], timeout: float) -> ReadBack:
         time.sleep(5)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_component(engine: Engine) -> dict[str, float]:
+    """CPU seconds used so far by the running processes of each component and broker node
+    (a process killed by the nemesis takes its own with it)."""
+    used: dict[str, float] = {}
+    for name, pids in engine.process.children().items():
+        used[name] = sum(cpu_seconds(pid) for pid in pids)
+    for node in broker.cluster_nodes(engine.settings):
+        pid = broker.running_pid(node.paths)
+        used[f"kafka node {node.node_id}"] = cpu_seconds(pid) if pid else 0.0
+    return dict(sorted(used.items(), key=lambda item: -item[1]))
+
+
 # -- the campaign ----------------------------------------------------------------------
 
 
@@ -558,27 +583,45 @@ class Campaign:
     rate: float
     sla_scale: float = 120.0
     settle_seconds: float = 180.0
+    faults: tuple[str, ...] = FAULTS
 
 
 FULL = Campaign(9000, 50.0)
 QUICK = Campaign(1500, 25.0)
 
 
-def run_campaign(campaign: Campaign, state: Path, log: Callable[[str], None] = print) -> Report:
+def run_campaign(
+    campaign: Campaign,
+    state: Path,
+    log: Callable[[str], None] = print,
+    on_ready: Callable[[Engine], None] | None = None,
+    after_load: Callable[[Engine], None] | None = None,
+) -> Report:
+    """Run ``campaign`` on a new engine in ``state``; ``on_ready`` and ``after_load`` may
+    look at the running engine before the load and once everything is read back."""
     load_seconds = campaign.inputs / campaign.rate
     with running_engine(state, campaign.sla_scale) as engine:
+        if on_ready:
+            on_ready(engine)
         log(f"engine up --nodes {NODES} --replicas {REPLICAS}: ready; "
             f"{campaign.inputs} inputs at {campaign.rate:g}/s ({load_seconds:.0f} s)")  # fmt: skip
         load = Load(engine)
         nemesis = Nemesis(engine)
         stop = threading.Event()
-        chaos = threading.Thread(target=run_nemesis, args=(nemesis, load_seconds, stop))
+        chaos = threading.Thread(
+            target=run_nemesis, args=(nemesis, campaign.faults, load_seconds, stop)
+        )
         chaos.start()
         try:
             run_load(load, campaign.inputs, campaign.rate, stop)
         finally:
             stop.set()
             chaos.join()
+        used = cpu_by_component(engine)
+        log(
+            "CPU seconds by component (its running processes, from the start): "
+            + ", ".join(f"{name} {seconds:.0f}" for name, seconds in used.items())
+        )
         log(f"load done: {len(load.sent)} inputs answered; reading every topic back")
         found = settled(engine, load.sent, campaign.settle_seconds)
         with (state / "inputs.jsonl").open("w") as kept:
@@ -586,6 +629,8 @@ def run_campaign(campaign: Campaign, state: Path, log: Callable[[str], None] = p
                 kept.write(json.dumps(dataclasses.asdict(sent)) + "\n")
             for fault in nemesis.faults:
                 kept.write(json.dumps({"fault": dataclasses.asdict(fault)}) + "\n")
+        if after_load:
+            after_load(engine)
         relayed = [message_id(str(m["Message-ID"])) for m in list(engine.relay.messages)]
         return check(
             with_ticket_ids(load.sent, found.events),
@@ -605,8 +650,11 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=FULL.rate)
     parser.add_argument("--quick", action="store_true", help="1,500 inputs at 25/s")
     parser.add_argument("--keep", action="store_true", help="keep the state directory")
+    parser.add_argument("--no-faults", action="store_true", help="the load alone, as a baseline")
     args = parser.parse_args()
     campaign = QUICK if args.quick else Campaign(args.inputs, args.rate)
+    if args.no_faults:
+        campaign = dataclasses.replace(campaign, faults=())
     state = Path(tempfile.mkdtemp(prefix="chaos-"))
     report = run_campaign(campaign, state)
     print(render(report, PAUSE_TARGET_SECONDS))
