@@ -314,7 +314,8 @@ def smtp_deliver(port: int, message: EmailMessage) -> tuple[int, str]:
 def run_load(load: Load, inputs: int, rate: float, stop: threading.Event) -> None:
     """Send ``inputs`` at ``rate`` per second, each from a pool thread, paced by the clock."""
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=64) as pool:
+    # Enough senders that inputs waiting on a refusal (up to 10 s) never hold up the pace.
+    with ThreadPoolExecutor(max_workers=max(64, int(rate * ANSWER_TIMEOUT_SECONDS * 2))) as pool:
         for number in range(inputs):
             if stop.is_set():
                 break
