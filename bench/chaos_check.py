@@ -98,6 +98,7 @@ class Report:
     redelivered_events: int = 0  # records of an event_id already seen on the input topics
     refused_but_present: int = 0
     routed_duplicates: int = 0
+    effects: Counter[str] = field(default_factory=Counter)  # alerts, steps, mails read
     alert_duplicates: list[str] = field(default_factory=list)
     escalation_duplicates: list[str] = field(default_factory=list)
     mail_duplicates: list[str] = field(default_factory=list)
@@ -183,6 +184,9 @@ def check(
         if sent.ticket_id is None or sent.ticket_id not in first_routed:
             report.unrouted.append(sent)
 
+    report.effects.update(
+        {"alerts": len(alerts), "steps": len(escalations), "mails": len(relayed_message_ids)}
+    )
     report.alert_duplicates = duplicated(alerts)
     report.escalation_duplicates = duplicated(escalations)
     report.mail_duplicates = duplicated(relayed_message_ids)
@@ -271,9 +275,12 @@ def render(report: Report, pause_target_seconds: float = 10.0) -> str:
         f"{report.redelivered_events}",
         f"tier-topic records written again with the same event_id (consumers deduplicate): "
         f"{report.routed_duplicates}",
-        f"SLA alerts written twice (dedup_key): {len(report.alert_duplicates)}",
-        f"escalation steps written twice (dedup_key): {len(report.escalation_duplicates)}",
-        f"mails received twice at the relay (Message-ID): {len(report.mail_duplicates)}",
+        f"SLA alerts written twice (dedup_key): {len(report.alert_duplicates)} "
+        f"of {report.effects['alerts']}",
+        f"escalation steps written twice (dedup_key): {len(report.escalation_duplicates)} "
+        f"of {report.effects['steps']}",
+        f"mails received twice at the relay (Message-ID): {len(report.mail_duplicates)} "
+        f"of {report.effects['mails']}",
     ]
     baseline = report.baseline_seconds
     lines.append(

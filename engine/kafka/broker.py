@@ -370,9 +370,9 @@ def _log_tail(paths: BrokerPaths, lines: int = 30) -> str:
 
 def stop(settings: Settings) -> str:
     """Stop every node of the local broker (SIGTERM, SIGKILL after 30 s)."""
-    for pid, child in list(_spawned.items()):  # nodes started here that another stopped
+    for spawned, child in list(_spawned.items()):  # nodes started here that another stopped
         if child.poll() is not None:
-            del _spawned[pid]
+            del _spawned[spawned]
     nodes = cluster_nodes(settings)
     stopped: list[tuple[BrokerNode, int]] = []
     for node in nodes:

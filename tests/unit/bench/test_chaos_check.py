@@ -80,6 +80,7 @@ def test_an_alert_an_escalation_or_a_mail_twice_fails_the_run() -> None:
     assert report.escalation_duplicates == ["k:manager"]
     assert report.mail_duplicates == ["a@x"]
     assert len(report.failures) == 3
+    assert "SLA alerts written twice (dedup_key): 1 of 3" in render(report)
 
 
 def test_a_faults_pause_is_the_slowest_new_ticket_acknowledged_after_it() -> None:
