@@ -46,3 +46,4 @@ bench: bootstrap
 	.venv/bin/python -m bench.storm
 	.venv/bin/python -m bench.e2e
 	.venv/bin/python -m bench.assignment
+	.venv/bin/python -m bench.chaos
