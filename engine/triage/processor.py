@@ -76,10 +76,22 @@ RULES_CATCH_UP_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
+class _StateToSend:
+    """A ticket's new state record, staged in the table at once and sent to its changelog
+    only after the batch's other outputs were acknowledged (``acknowledged`` completes
+    with that send)."""
+
+    key: bytes
+    value: bytes
+    acknowledged: asyncio.Future[Any]
+
+
+@dataclass(frozen=True)
 class _Processed:
     outcome: ProcessorOutcome
     sends: Sequence[Awaitable[Any]] = ()
     routed: tuple[TicketState, datetime] | None = None
+    state: _StateToSend | None = None
 
 
 class Processor:
@@ -191,12 +203,24 @@ class Processor:
             log.error("entitlements: balances not read; routing without them until they are")
 
     async def handle_batch(self, values: list[bytes]) -> None:
-        """Triage each record in order, then wait until Kafka acknowledged every output.
-        faust acknowledges the batch's offsets only after this returns."""
+        """Triage each record in order, then wait until Kafka acknowledged every output,
+        then send the tickets' new states and wait for those. faust acknowledges the
+        batch's offsets only after this returns.
+
+        A state marks its event applied (``recent_event_ids``): a replay skips such an
+        event. Sent with the outputs, a state acknowledged before a routed record that
+        never was (the process killed in between) would leave that ticket unrouted for
+        good; sent after them, a kill in between only makes the replay publish the
+        outputs again, with the same event ids."""
         self._last_progress = time.monotonic()
         ruleset = self.ruleset  # one rule set decides the whole batch
         processed = [await self._process(value, ruleset) for value in values]
         await asyncio.gather(*(future for result in processed for future in result.sends))
+        states = [result.state for result in processed if result.state is not None]
+        for state in states:
+            sent = await self._outputs.send(TICKET_STATE, state.key, state.value)
+            chain(sent, state.acknowledged)
+        await asyncio.gather(*(state.acknowledged for state in states))
         keep_acknowledged(self.tickets)  # the states' rows, with their changelog offsets
         acked_at = self.clock.now()
         for result in processed:
@@ -248,19 +272,21 @@ class Processor:
         ticket = outcome.ticket
         key = ticket.ticket_id.encode()
         state = to_json(state_record(ticket, incoming.event_id, now, SOURCE))
-        # The state record is sent like every other output, so the batch waits for its ack
-        # too; the table's row is staged without a second changelog write (read at once,
-        # kept on disk with the record's offset once acknowledged: keep_acknowledged).
-        sent = await self._outputs.send(TICKET_STATE, key, state)
-        sends.append(sent)
-        stage(self.tickets, key, state, sent)
+        # The table's row is staged at once (the batch's next events of the ticket read
+        # it) without a second changelog write: the state record itself is its changelog
+        # record, sent by handle_batch after the other outputs, and the row is kept on
+        # disk with its offset once acknowledged (keep_acknowledged).
+        pending = _StateToSend(key, state, asyncio.get_running_loop().create_future())
+        stage(self.tickets, key, state, pending.acknowledged)
         if not outcome.routed:
-            return _Processed(ProcessorOutcome.PROCESSED, sends)
+            return _Processed(ProcessorOutcome.PROCESSED, sends, state=pending)
         log.info(
             "ticket %s routed to %s as %s/%s",
             ticket.ticket_id, ticket.tier, ticket.priority, ticket.category,
         )  # fmt: skip
-        return _Processed(ProcessorOutcome.PROCESSED, sends, (ticket, incoming.occurred_at))
+        return _Processed(
+            ProcessorOutcome.PROCESSED, sends, (ticket, incoming.occurred_at), pending
+        )
 
     async def _dead_letter(
         self,
@@ -277,6 +303,22 @@ class Processor:
         future = await self._outputs.send(DEAD_LETTERS, digest.encode(), to_json(record))
         log.warning("dead-lettered a record of %s: %s (field %s)", TICKET_EVENTS, reason, field)
         return _Processed(outcome, [future])
+
+
+def chain(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
+    """Complete ``target`` as ``source`` completes (its result, its error, its cancel)."""
+
+    def settle(done: asyncio.Future[Any]) -> None:
+        if target.done():
+            return
+        if done.cancelled():
+            target.cancel()
+        elif done.exception() is not None:
+            target.set_exception(done.exception())  # type: ignore[arg-type]
+        else:
+            target.set_result(done.result())
+
+    source.add_done_callback(settle)
 
 
 def _ticket_of(stored: bytes) -> TicketState:
