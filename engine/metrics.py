@@ -456,6 +456,7 @@ class NoticeOutcome(StrEnum):
     SENT = "sent"
     REFUSED = "refused"
     UNBUILDABLE = "unbuildable"  # dead-lettered: the notice could not be built
+    REPEATED = "repeated"  # not sent: this process sent that Message-ID already
 
 
 NOTICES = Counter("ticketing_notices_total", "Customer notices, by outcome", ["kind", "outcome"])

@@ -20,6 +20,7 @@ import logging
 import random
 import smtplib
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from kafka.consumer.fetcher import ConsumerRecord
@@ -133,6 +134,32 @@ def notice_for(
     return update(record, language, sender, domain, contacts)
 
 
+class RecentlySent:
+    """The Message-IDs of the last ``capacity`` notices this process handed to the relay.
+
+    Records reach the notifier at least once: a processor killed after publishing a
+    routed record but before recording its ticket's state publishes it again (same
+    ``event_id``), and the repeat would send the same notice twice. A notice's Message-ID
+    is derived from what it tells (the ticket's acknowledgement, an update, an
+    escalation step), so a repeat is one whose Message-ID was sent already. A restarted
+    notifier starts with none: its own redelivery window (records after its last commit)
+    is the one left.
+    """
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, message_id: str) -> bool:
+        return message_id in self._ids
+
+    def add(self, message_id: str) -> None:
+        self._ids[message_id] = None
+        self._ids.move_to_end(message_id)
+        while len(self._ids) > self._capacity:
+            self._ids.popitem(last=False)
+
+
 class _Notifies(BatchHandler):
     """Each record's notice to the relay; a notice the relay refused for good becomes a
     dead letter, published with the batch. ``alive()`` is said after each record: a batch
@@ -149,11 +176,12 @@ class _Notifies(BatchHandler):
         self._settings = settings
         self._agents = agents
         self._alive = alive
+        self._sent = RecentlySent()
 
     def outputs(self, records: Sequence[ConsumerRecord]) -> list[Record]:
         outputs: list[Record] = []
         for record in records:
-            letter = _notify(record, self._directory, self._settings, self._agents)
+            letter = _notify(record, self._directory, self._settings, self._agents, self._sent)
             if letter is not None:
                 outputs.append(letter)
             self._alive()
@@ -195,9 +223,11 @@ def _notify(
     directory: CustomerDirectory,
     settings: Settings,
     agents: AgentsDirectory | None,
+    sent: RecentlySent,
 ) -> Record | None:
-    """Hand the record's notice (if it asks for one) to the relay; the dead letter to
-    publish when the notice cannot be built, or the relay refused it for good."""
+    """Hand the record's notice (if it asks for one, and its Message-ID was not sent
+    already) to the relay; the dead letter to publish when the notice cannot be built, or
+    the relay refused it for good."""
     try:
         notice = notice_for(record.value, directory, settings, agents)
     except Exception as error:  # one ticket's data must not stop every notice after it
@@ -211,6 +241,11 @@ def _notify(
     if notice is None:
         return None
     kind = notice.kind
+    message_id = str(notice.message["Message-ID"] or "")
+    if message_id and message_id in sent:
+        log.info("notice %s sent already: not again", message_id)
+        metrics.NOTICES.labels(NoticeKind(kind), NoticeOutcome.REPEATED).inc()
+        return None
     try:
         deliver(notice, settings.notify_relay)
     except NoticeRefusedError as refusal:
@@ -221,6 +256,8 @@ def _notify(
             kept = record.value
         return _letter(kept, f"relay refused the notice: {refusal}", "notifier", record)
     metrics.NOTICES.labels(NoticeKind(kind), NoticeOutcome.SENT).inc()
+    if message_id:
+        sent.add(message_id)
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from engine.contract.customers import CustomerDirectory
 from engine.contract.identity import email_ticket_id
 from engine.contract.topics import DEAD_LETTERS
 from engine.notify.notices import acknowledgement, may_receive_mail, update
-from engine.notify.notifier import NoticeRefusedError, _Notifies, deliver
+from engine.notify.notifier import NoticeRefusedError, RecentlySent, _Notifies, deliver
 from engine.settings import Settings
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -335,8 +336,36 @@ def test_the_notifier_says_it_is_alive_after_each_notice_of_a_batch(
         None,
         alive=lambda: said.append(len(relay.received)),
     )
-    records = [Consumed("t", 0, n, to_json(routed())) for n in range(3)]
+    tickets = [routed().data.ticket.model_copy(update={"ticket_id": f"T-ABCDEFGHIJKL{n}"})
+               for n in "234"]  # fmt: skip
+    records = [Consumed("t", 0, n, to_json(routed_state(t))) for n, t in enumerate(tickets)]
 
     handler.outputs(records)
 
     assert said == [1, 2, 3]  # one for each notice, once the relay took it
+
+
+def test_a_routed_record_published_again_is_not_acknowledged_twice(
+    relay_server: tuple[Relay, str],
+) -> None:
+    relay, address = relay_server
+    settings = Settings(notify_relay=address, notify_from="soporte@support.example.com")
+    handler = _Notifies(cast(CustomerDirectory, BrokenForOneRequester()), settings, None)
+    again = to_json(routed())  # a processor killed before its state: the same record twice
+    ticket = routed().data.ticket.model_copy(update={"ticket_id": "T-ZZZZZZZZZZZZZ"})
+    other = to_json(routed_state(ticket))
+
+    handler.outputs([Consumed("t", 0, 1, again), Consumed("t", 0, 2, other)])
+    handler.outputs([Consumed("t", 1, 7, again)])
+
+    assert [envelope.rcpt_tos for envelope in relay.received] == [["ana@acme.example"]] * 2
+    ids = [email.message_from_bytes(envelope.original_content or b"")["Message-ID"]
+           for envelope in relay.received]  # fmt: skip
+    assert len(set(ids)) == 2
+
+
+def test_the_recently_sent_message_ids_are_bounded_oldest_first_out() -> None:
+    sent = RecentlySent(capacity=2)
+    for message_id in ("<a@x>", "<b@x>", "<c@x>"):
+        sent.add(message_id)
+    assert "<a@x>" not in sent and "<b@x>" in sent and "<c@x>" in sent
