@@ -112,13 +112,14 @@ def test_the_notifier_dead_letters_a_notice_it_cannot_send_and_acknowledges_the_
     handler, relay_port = relay
     topic = named(TIER_TOPICS[Tier.L3], topic_prefix)
     ordinary = f"ana-{uuid.uuid4().hex[:8]}@acme.example"
-    unsendable = routed("josé@acme.example")  # the relay has no SMTPUTF8
-    broken = routed("ana@acme.example")
+    # Three tickets (a notifier sends one acknowledgement per ticket), in order on one partition.
+    unsendable = routed("josé@acme.example", ticket_id="T-AAAAAAAAAAAAA")  # no SMTPUTF8 relay
+    broken = routed("ana@acme.example", ticket_id="T-BBBBBBBBBBBBB")
     ticket = broken.data.ticket.model_copy(update={"subject": "Caida\r\nBcc: x@evil.example"})
     broken = broken.model_copy(update={"data": broken.data.model_copy(update={"ticket": ticket})})
     out = producer(topics)
-    for record in (unsendable, broken, routed(ordinary)):
-        out.send(topic, to_json(record), key=b"T-ABCDEFGHIJKLM", partition=0)
+    for record in (unsendable, broken, routed(ordinary, ticket_id="T-CCCCCCCCCCCCC")):
+        out.send(topic, to_json(record), key=record.data.ticket_id.encode(), partition=0)
     out.flush()
     out.close()
     env = engine_env(tmp_path / "state", topics, topic_prefix,

@@ -69,7 +69,7 @@ def test_one_input_as_two_distinct_events_fails_but_a_redelivered_record_is_coun
     assert (redelivered.redelivered_events, redelivered.routed_duplicates) == (1, 1)
 
 
-def test_an_alert_an_escalation_or_a_mail_twice_fails_the_run() -> None:
+def test_an_escalation_or_a_mail_twice_fails_the_run_and_a_repeated_alert_is_counted() -> None:
     report = check(
         [], [], [],
         alerts=["T-1:UPD-P1:1:1", "T-1:UPD-P1:1:1", "T-1:UPD-P1:1:2"],
@@ -79,8 +79,9 @@ def test_an_alert_an_escalation_or_a_mail_twice_fails_the_run() -> None:
     assert report.alert_duplicates == ["T-1:UPD-P1:1:1"]
     assert report.escalation_duplicates == ["k:manager"]
     assert report.mail_duplicates == ["a@x"]
-    assert len(report.failures) == 3
-    assert "SLA alerts written twice (dedup_key): 1 of 3" in render(report)
+    assert len(report.failures) == 2
+    assert "SLA alerts written again" in render(report)
+    assert "event_id; consumers show each once): 1 of 3" in render(report)
 
 
 def test_a_faults_pause_is_the_slowest_new_ticket_acknowledged_after_it() -> None:

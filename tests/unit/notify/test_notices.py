@@ -46,10 +46,13 @@ def no_jitter() -> float:
 
 
 def routed(
-    requester: str = "ana@acme.example", event_count: int = 1, channel: Channel = Channel.EMAIL
+    requester: str = "ana@acme.example",
+    event_count: int = 1,
+    channel: Channel = Channel.EMAIL,
+    ticket_id: str = "T-ABCDEFGHIJKLM",
 ) -> TicketRouted:
     ticket = TicketState(
-        ticket_id="T-ABCDEFGHIJKLM", status=TicketStatus.OPEN, channel=channel,
+        ticket_id=ticket_id, status=TicketStatus.OPEN, channel=channel,
         subject="RE: Central caída", requester=requester, customer_id=None, opened_at=T0,
         updated_at=T0, priority=Priority.P1, category="pbx_down", tier=Tier.L3,
         special_routes=(), tags=(), event_count=event_count, recent_event_ids=("e1",),
@@ -336,9 +339,8 @@ def test_the_notifier_says_it_is_alive_after_each_notice_of_a_batch(
         None,
         alive=lambda: said.append(len(relay.received)),
     )
-    tickets = [routed().data.ticket.model_copy(update={"ticket_id": f"T-ABCDEFGHIJKL{n}"})
-               for n in "234"]  # fmt: skip
-    records = [Consumed("t", 0, n, to_json(routed_state(t))) for n, t in enumerate(tickets)]
+    tickets = [f"T-ABCDEFGHIJKL{n}" for n in "234"]
+    records = [Consumed("t", 0, n, to_json(routed(ticket_id=t))) for n, t in enumerate(tickets)]
 
     handler.outputs(records)
 
@@ -352,8 +354,7 @@ def test_a_routed_record_published_again_is_not_acknowledged_twice(
     settings = Settings(notify_relay=address, notify_from="soporte@support.example.com")
     handler = _Notifies(cast(CustomerDirectory, BrokenForOneRequester()), settings, None)
     again = to_json(routed())  # a processor killed before its state: the same record twice
-    ticket = routed().data.ticket.model_copy(update={"ticket_id": "T-ZZZZZZZZZZZZZ"})
-    other = to_json(routed_state(ticket))
+    other = to_json(routed(ticket_id="T-ZZZZZZZZZZZZZ"))
 
     handler.outputs([Consumed("t", 0, 1, again), Consumed("t", 0, 2, other)])
     handler.outputs([Consumed("t", 1, 7, again)])
