@@ -4,7 +4,9 @@ bytes (records are JSON envelopes the engine parses itself)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
@@ -24,6 +26,10 @@ BATCH_MAX_EVENTS = 500
 # of the ingest-to-routed latency. Records that arrive while a batch is being handled wait
 # for it anyway, so a busy agent still takes large batches.
 BATCH_WITHIN_SECONDS = 0.005
+# The exit of a worker whose batch failed: a temporary failure (EX_TEMPFAIL), restart it.
+EXIT_BATCH_FAILED = 75
+
+log = logging.getLogger(__name__)
 
 
 def engine_app(settings: Settings, app_id: str, datadir_name: str, **overrides: Any) -> faust.App:
@@ -62,6 +68,29 @@ def raw_topic(app: faust.App, name: str, partitions: int | None = None) -> Any:
         partitions=partitions,
         internal=False,
     )
+
+
+async def handle_batches(
+    stream: Any, handle: Callable[[Sequence[Any]], Awaitable[None]], agent: str
+) -> None:
+    """Hand ``stream``'s events to ``handle`` in batches (faust's ``take_events``), the
+    batch's offsets acknowledged once ``handle`` returns.
+
+    A batch that fails (Kafka trouble, or anything else ``handle`` lets out) ends the
+    process at once, to be restarted and to read the batch again from the last commit.
+    Crashing the faust way would lose it: ``take_events`` acknowledges a batch as it is
+    left, even by an exception, and faust commits what is acknowledged as the worker
+    stops, so records whose effects never reached Kafka would never be read again."""
+    async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_SECONDS):
+        try:
+            await handle(batch)
+        except Exception:
+            log.critical(
+                "%s: a batch of %d records failed; exiting without committing it, to read "
+                "it again once restarted", agent, len(batch), exc_info=True,
+            )  # fmt: skip
+            logging.shutdown()
+            os._exit(EXIT_BATCH_FAILED)
 
 
 class _FromStart(Service):

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -46,9 +47,8 @@ from engine.contract.topics import DEAD_LETTERS, SLA_ALERTS, SLA_CLOCKS, TICKET_
 from engine.errors import field_path
 from engine.kafka.deadletter import dead_letter
 from engine.kafka.faust_app import (
-    BATCH_MAX_EVENTS,
-    BATCH_WITHIN_SECONDS,
     engine_app,
+    handle_batches,
     raw_topic,
     run_worker,
 )
@@ -215,11 +215,11 @@ class SlaWorker:
         # Taken in batches whose writes are awaited together before faust commits the
         # offsets (the processor's way, decision 3): a cold start over a large state topic
         # is not one Kafka round trip per ticket.
-        async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_SECONDS):
-            self._last_progress = time.monotonic()
-            await self.on_states(
-                [(event.message.partition, event.message.value) for event in batch]
-            )
+        await handle_batches(stream, self._handle_events, "sla-clocks")
+
+    async def _handle_events(self, events: Sequence[Any]) -> None:
+        self._last_progress = time.monotonic()
+        await self.on_states([(event.message.partition, event.message.value) for event in events])
 
     async def on_states(self, records: list[tuple[int, bytes | None]]) -> None:
         """A batch of (partition, state record): every write sent, then all awaited."""

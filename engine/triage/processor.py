@@ -45,9 +45,8 @@ from engine.entitlements.follower import BalancesFollower
 from engine.errors import field_path
 from engine.kafka.deadletter import dead_letter
 from engine.kafka.faust_app import (
-    BATCH_MAX_EVENTS,
-    BATCH_WITHIN_SECONDS,
     engine_app,
+    handle_batches,
     output_producer,
     raw_topic,
     run_from_start,
@@ -183,8 +182,10 @@ class Processor:
     async def _triage_agent(self, stream: Any) -> None:
         await self._wait_for_followers()
         self._last_progress = time.monotonic()
-        async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_SECONDS):
-            await self.handle_batch([event.message.value for event in batch])
+        await handle_batches(stream, self._handle_events, "triage")
+
+    async def _handle_events(self, events: Sequence[Any]) -> None:
+        await self.handle_batch([event.message.value for event in events])
 
     async def _wait_for_followers(self) -> None:
         """Until the published rule set and the balances are read, within one deadline."""
