@@ -337,7 +337,7 @@ class Nemesis:
     faults: list[Fault] = field(default_factory=list)
 
     def pid_of(self, component: str) -> int:
-        found = self.engine.process.children().get(component, [])
+        found = self.pid_of_all(component)
         if not found:
             raise RuntimeError(f"no {component} process is running")
         return min(found)
