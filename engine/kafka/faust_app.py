@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 from aiokafka import AIOKafkaProducer
@@ -16,6 +16,7 @@ from mode.supervisors import CrashingSupervisor
 
 from engine.kafka.consumer import GROUP_SESSION_TIMEOUT_SECONDS
 from engine.kafka.producer import faust_producer_settings, new_aio_producer
+from engine.kafka.watchdog import skipped_records
 from engine.settings import Settings
 from engine.systemd_notify import SystemdNotifier, pet_watchdog
 
@@ -71,7 +72,11 @@ def raw_topic(app: faust.App, name: str, partitions: int | None = None) -> Any:
 
 
 async def handle_batches(
-    stream: Any, handle: Callable[[Sequence[Any]], Awaitable[None]], agent: str
+    stream: Any,
+    handle: Callable[[Sequence[Any]], Awaitable[None]],
+    agent: str,
+    *,
+    contiguous: bool = False,
 ) -> None:
     """Hand ``stream``'s events to ``handle`` in batches (faust's ``take_events``), the
     batch's offsets acknowledged once ``handle`` returns.
@@ -80,8 +85,23 @@ async def handle_batches(
     process at once, to be restarted and to read the batch again from the last commit.
     Crashing the faust way would lose it: ``take_events`` acknowledges a batch as it is
     left, even by an exception, and faust commits what is acknowledged as the worker
-    stops, so records whose effects never reached Kafka would never be read again."""
+    stops, so records whose effects never reached Kafka would never be read again.
+
+    ``contiguous``: the topic is neither compacted nor transactional, so its offsets follow
+    one another. A batch that skips offsets (faust 0.15.3, after a rebalance, can hand over
+    records fetched before it and count the ones in between as done) ends the process the
+    same way, before faust commits past the skipped records."""
+    app = stream.app
+    expected: dict[Any, int] = {}
+
+    async def forget_partitions(sender: Any, *args: Any, **kwargs: Any) -> None:
+        expected.clear()
+
+    if contiguous:
+        app.on_partitions_revoked.connect(forget_partitions)
     async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_SECONDS):
+        if contiguous:
+            expected = await _checked_contiguous(app, batch, expected, agent)
         try:
             await handle(batch)
         except Exception:
@@ -89,8 +109,39 @@ async def handle_batches(
                 "%s: a batch of %d records failed; exiting without committing it, to read "
                 "it again once restarted", agent, len(batch), exc_info=True,
             )  # fmt: skip
-            logging.shutdown()
-            os._exit(EXIT_BATCH_FAILED)
+            _exit_at_once(EXIT_BATCH_FAILED)
+
+
+async def _checked_contiguous(
+    app: faust.App, batch: Sequence[Any], expected: dict[Any, int], agent: str
+) -> dict[Any, int]:
+    """The next offsets expected after ``batch``; exits if it skipped records. A partition
+    first seen since the assignment is expected from its committed offset, which faust
+    keeps privately (no public accessor); one whose skipped records are older than the
+    partition's log start offset lost them to retention, not to faust."""
+    offsets = [(event.message.tp, event.message.offset) for event in batch]
+    committed = getattr(app.consumer, "_committed_offset", {})
+    known = {tp: committed[tp] for tp, _ in offsets if tp not in expected and committed.get(tp)}
+    holes, following = skipped_records(offsets, {**known, **expected})
+    if not holes:
+        return following
+    earliest = await app.consumer.earliest_offsets(*{hole.partition for hole in holes})
+    holes = [hole for hole in holes if hole.found > earliest.get(hole.partition, 0)]
+    if not holes:
+        return following
+    for hole in holes:
+        log.critical(
+            "%s: records %d to %d of %s[%d] were skipped; exiting without committing, to "
+            "read them again once restarted",
+            agent, hole.first, hole.found - 1, hole.partition.topic, hole.partition.partition,
+        )  # fmt: skip
+    _exit_at_once(EXIT_BATCH_FAILED)
+
+
+def _exit_at_once(code: int) -> NoReturn:
+    """Exit before faust can acknowledge or commit anything more."""
+    logging.shutdown()
+    os._exit(code)
 
 
 class _FromStart(Service):

@@ -1,5 +1,6 @@
-"""The stall watchdog of the faust workers (decision 5): a worker idle while records wait
-past its committed offset exits, to be restarted.
+"""The watchdogs of the faust workers (decision 5): a worker idle while records wait past
+its committed offset exits, to be restarted; so does the processor when the records faust
+hands it skip offsets (``skipped_records``).
 
 faust-streaming 0.15.3 can mark a record fetched during a rebalance as read without
 handing it to the agent; the record then waits until the next restart. The processor and
@@ -8,7 +9,8 @@ the SLA worker check for it every ``STALL_CHECK_SECONDS`` and exit with ``EXIT_S
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 STALL_CHECK_SECONDS = 10.0
@@ -27,3 +29,31 @@ def stalled_partitions(
     if idle_seconds < stall_after:
         return []
     return [tp for tp, high in highwaters.items() if (committed.get(tp) or 0) < high]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Records of ``partition`` from offset ``first`` up to ``found`` (excluded) that were
+    never handed over."""
+
+    partition: Any
+    first: int
+    found: int
+
+
+def skipped_records(
+    offsets: Sequence[tuple[Any, int]], expected: Mapping[Any, int]
+) -> tuple[list[Skipped], dict[Any, int]]:
+    """The holes in ``offsets`` (partition and offset of each record, in the order handed
+    over) against the next offset ``expected`` of each partition, and the next offsets
+    expected after them. Kafka numbers the records of a topic that is neither compacted
+    nor written in transactions one by one: a record past the next expected one means the
+    records in between were skipped. A record at or before it (a replay) is no hole."""
+    following = dict(expected)
+    holes = []
+    for partition, offset in offsets:
+        wanted = following.get(partition)
+        if wanted is not None and offset > wanted:
+            holes.append(Skipped(partition, wanted, offset))
+        following[partition] = max(offset + 1, wanted or 0)
+    return holes, following

@@ -182,7 +182,7 @@ class Processor:
     async def _triage_agent(self, stream: Any) -> None:
         await self._wait_for_followers()
         self._last_progress = time.monotonic()
-        await handle_batches(stream, self._handle_events, "triage")
+        await handle_batches(stream, self._handle_events, "triage", contiguous=True)
 
     async def _handle_events(self, events: Sequence[Any]) -> None:
         await self.handle_batch([event.message.value for event in events])
