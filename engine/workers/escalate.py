@@ -194,12 +194,16 @@ class Escalations:
         now: datetime,
         source: str,
     ) -> list[EscalationNotified]:
-        """The steps of ``causes`` not told yet."""
+        """The steps of ``causes`` not told yet, each once: an alert written twice (the SLA
+        worker writes at least once) is two causes with the same steps."""
         records: list[EscalationNotified] = []
+        chosen: set[str] = set()
         for cause in causes:
             told = self._told[cause.ticket.ticket_id]
             for record in steps(cause, policy, directory, now, source):
-                if record.data.dedup_key not in told:
+                key = record.data.dedup_key
+                if key not in told and key not in chosen:
+                    chosen.add(key)
                     records.append(record)
         return records
 

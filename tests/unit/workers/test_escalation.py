@@ -139,6 +139,19 @@ def test_steps_already_told_are_never_told_again() -> None:
     assert again == []
 
 
+def test_an_alert_written_twice_tells_its_steps_once() -> None:
+    state = ticket("T-1", priority=Priority.P1, assignee="ana")
+    escalations = Escalations()
+    escalations.record_alert(breach(), "ev-1", MONDAY)
+    escalations.record_alert(breach(), "ev-1", MONDAY)  # the SLA worker wrote it again
+    told = escalations.to_tell(
+        escalations.alert_causes(lambda _: state, MONDAY), POLICY, DIRECTORY, MONDAY, "t"
+    )
+    assert sorted(record.data.dedup_key for record in told) == [
+        "T-1:UPD-P1:1:1:assignee", "T-1:UPD-P1:1:1:manager", "T-1:UPD-P1:1:1:team_lead",
+    ]  # fmt: skip
+
+
 def test_an_alert_of_a_resolved_ticket_is_let_go() -> None:
     escalations = Escalations()
     escalations.record_alert(breach(), "ev-1", MONDAY)
