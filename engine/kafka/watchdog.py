@@ -9,13 +9,17 @@ the SLA worker check for it every ``STALL_CHECK_SECONDS`` and exit with ``EXIT_S
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 STALL_CHECK_SECONDS = 10.0
 STALL_AFTER_SECONDS = 20.0
 EXIT_STALLED = 75
+# A check that comes this many intervals after the previous one finds a process that did
+# not run meanwhile.
+PAUSED_AFTER_INTERVALS = 1.5
 
 
 def stalled_partitions(
@@ -29,6 +33,43 @@ def stalled_partitions(
     if idle_seconds < stall_after:
         return []
     return [tp for tp, high in highwaters.items() if (committed.get(tp) or 0) < high]
+
+
+class IdleClock:
+    """Seconds without progress, as the stall check judges them. Time the process did not
+    run at all (SIGSTOP, a paused VM, a starved machine) is not idleness: a check that
+    comes much later than its interval after the previous one starts the clock again, so
+    the worker gets the chance to catch up before it is judged."""
+
+    def __init__(
+        self,
+        now: Callable[[], float] = time.monotonic,
+        interval: float = STALL_CHECK_SECONDS,
+    ) -> None:
+        self._now = now
+        self._interval = interval
+        self._progress: float | None = None
+        self._checked: float | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._progress is not None
+
+    def progressed(self) -> None:
+        self._progress = self._now()
+
+    def idle_seconds(self) -> float | None:
+        """At each check: seconds since the last progress (None before any)."""
+        now = self._now()
+        paused = self._checked is not None and (
+            now - self._checked > PAUSED_AFTER_INTERVALS * self._interval
+        )
+        self._checked = now
+        if self._progress is None:
+            return None
+        if paused:
+            self._progress = now
+        return now - self._progress
 
 
 @dataclass(frozen=True)

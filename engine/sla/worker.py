@@ -20,7 +20,6 @@ import asyncio
 import json
 import logging
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,6 +55,7 @@ from engine.kafka.watchdog import (
     EXIT_STALLED,
     STALL_AFTER_SECONDS,
     STALL_CHECK_SECONDS,
+    IdleClock,
     stalled_partitions,
 )
 from engine.metrics import SlaObligation
@@ -125,7 +125,8 @@ class SlaWorker:
         self.ready = False
         self.app.agent(self.states, name="sla-clocks", concurrency=1)(self._clocks_agent)
         self.app.timer(settings.sla_tick_seconds)(self.tick)
-        self._last_progress = time.monotonic()
+        self._idle = IdleClock()
+        self._idle.progressed()
         self.app.timer(STALL_CHECK_SECONDS)(self._check_stall)
         self.clocks.on_recover(self._rebuild_index)
         self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
@@ -218,7 +219,7 @@ class SlaWorker:
         await handle_batches(stream, self._handle_events, "sla-clocks")
 
     async def _handle_events(self, events: Sequence[Any]) -> None:
-        self._last_progress = time.monotonic()
+        self._idle.progressed()
         await self.on_states([(event.message.partition, event.message.value) for event in events])
 
     async def on_states(self, records: list[tuple[int, bytes | None]]) -> None:
@@ -232,8 +233,8 @@ class SlaWorker:
         waiting past the committed offset while the agent idles mean a restart."""
         consumer = self.app.consumer
         owned = [tp for tp in consumer.assignment() if tp.topic == TICKET_STATE]
-        idle = time.monotonic() - self._last_progress
-        if not owned or idle < STALL_AFTER_SECONDS:
+        idle = self._idle.idle_seconds()
+        if not owned or idle is None or idle < STALL_AFTER_SECONDS:
             return
         try:
             highwaters = await consumer.highwaters(*owned)

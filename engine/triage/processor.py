@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,6 +56,7 @@ from engine.kafka.watchdog import (
     EXIT_STALLED,
     STALL_AFTER_SECONDS,
     STALL_CHECK_SECONDS,
+    IdleClock,
     stalled_partitions,
 )
 from engine.metrics import ProcessorOutcome
@@ -131,23 +131,21 @@ class Processor:
         self.app.agent(self.events, name="triage", concurrency=1)(self._triage_agent)
         # mode types handlers as plain functions; a bound method is what it calls.
         self.app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
-        self._last_progress: float | None = None  # None until triage may start
+        self._idle = IdleClock()  # started once triage may start
         self.app.timer(STALL_CHECK_SECONDS)(self._check_stall)
         self.tickets.on_recover(self._recovered)
 
     async def _recovered(self) -> None:
         """Restoring the table is not a stall: however long it took (a first start on a
         long changelog), the stall clock starts once it is done."""
-        if self._last_progress is not None:
-            self._last_progress = time.monotonic()
+        if self._idle.started:
+            self._idle.progressed()
 
     async def _check_stall(self) -> None:
         consumer = self.app.consumer
         owned = [tp for tp in consumer.assignment() if tp.topic == TICKET_EVENTS]
-        if not owned or self._last_progress is None:
-            return
-        idle = time.monotonic() - self._last_progress
-        if idle < STALL_AFTER_SECONDS:
+        idle = self._idle.idle_seconds()
+        if not owned or idle is None or idle < STALL_AFTER_SECONDS:
             return
         try:
             highwaters = await consumer.highwaters(*owned)
@@ -181,7 +179,7 @@ class Processor:
 
     async def _triage_agent(self, stream: Any) -> None:
         await self._wait_for_followers()
-        self._last_progress = time.monotonic()
+        self._idle.progressed()
         await handle_batches(stream, self._handle_events, "triage", contiguous=True)
 
     async def _handle_events(self, events: Sequence[Any]) -> None:
@@ -213,7 +211,7 @@ class Processor:
         never was (the process killed in between) would leave that ticket unrouted for
         good; sent after them, a kill in between only makes the replay publish the
         outputs again, with the same event ids."""
-        self._last_progress = time.monotonic()
+        self._idle.progressed()
         ruleset = self.ruleset  # one rule set decides the whole batch
         processed = [await self._process(value, ruleset) for value in values]
         await asyncio.gather(*(future for result in processed for future in result.sends))

@@ -1,4 +1,4 @@
-from engine.kafka.watchdog import Skipped, skipped_records, stalled_partitions
+from engine.kafka.watchdog import IdleClock, Skipped, skipped_records, stalled_partitions
 
 
 def test_a_worker_is_stalled_only_when_idle_with_records_past_its_commit() -> None:
@@ -31,3 +31,34 @@ def test_a_replayed_record_is_no_hole_and_does_not_move_the_expectation_back() -
 def test_a_hole_inside_a_batch_is_found() -> None:
     holes, _ = skipped_records([("p0", 1), ("p0", 2), ("p0", 9)], {})
     assert holes == [Skipped("p0", 3, 9)]
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_idle_clock_counts_from_the_last_progress_and_not_before_the_first() -> None:
+    clock = FakeTime()
+    idle = IdleClock(clock, interval=10)
+    assert idle.idle_seconds() is None
+    idle.progressed()
+    for _ in range(3):
+        clock.now += 10
+        seconds = idle.idle_seconds()
+    assert seconds == 30
+
+
+def test_time_the_process_did_not_run_is_not_idleness() -> None:
+    clock = FakeTime()
+    idle = IdleClock(clock, interval=10)
+    idle.progressed()
+    clock.now += 10
+    assert idle.idle_seconds() == 10
+    clock.now += 25  # stopped (SIGSTOP) between two checks
+    assert idle.idle_seconds() == 0
+    clock.now += 10
+    assert idle.idle_seconds() == 10
