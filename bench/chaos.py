@@ -545,19 +545,24 @@ def with_ticket_ids(inputs: list[Sent], events: list[Record]) -> list[Sent]:
 
 
 def settled(engine: Engine, inputs: list[Sent], timeout: float) -> ReadBack:
-    """Read back until every acknowledged input's ticket is routed, or ``timeout``."""
+    """Read back until every acknowledged input has its event and its ticket is routed,
+    or ``timeout`` (a reply's ticket is routed already when its own event still waits
+    in a restarted parser's backlog)."""
     deadline = time.monotonic() + timeout
     while True:
         found = read_back(engine.settings.kafka_bootstrap)
         routed = {record.key for record in found.routed}
+        present = {event.identity for event in found.events}
         waiting = [
             sent
             for sent in with_ticket_ids(inputs, found.events)
-            if sent.outcome is Outcome.ACKED and sent.ticket_id not in routed
+            if sent.outcome is Outcome.ACKED
+            and (sent.identity not in present or sent.ticket_id not in routed)
         ]
         if not waiting or time.monotonic() > deadline:
             return found
-        print(f"checker: {len(waiting)} acknowledged inputs not routed yet", flush=True)
+        print(f"checker: {len(waiting)} acknowledged inputs without event or route yet",
+              flush=True)  # fmt: skip
         time.sleep(5)
 
 
