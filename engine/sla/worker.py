@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ from engine.contract.customers import CustomerDirectory, load_directory
 from engine.contract.identity import event_id
 from engine.contract.topics import DEAD_LETTERS, SLA_ALERTS, SLA_CLOCKS, TICKET_STATE
 from engine.errors import field_path
+from engine.kafka.consumer import GROUP_SESSION_TIMEOUT_SECONDS
 from engine.kafka.deadletter import dead_letter
 from engine.kafka.faust_app import (
     engine_app,
@@ -123,6 +125,9 @@ class SlaWorker:
         # time, or a tick would write back a row the agent deleted (or disarmed) meanwhile.
         self._rows_lock = asyncio.Lock()
         self.ready = False
+        self.monotonic = time.monotonic
+        self._last_tick: float | None = None
+        self._quiet_until = 0.0
         self.app.agent(self.states, name="sla-clocks", concurrency=1)(self._clocks_agent)
         self.app.timer(settings.sla_tick_seconds)(self.tick)
         self._idle = IdleClock()
@@ -316,10 +321,27 @@ class SlaWorker:
     # --- the timer -----------------------------------------------------------------------
 
     async def tick(self) -> None:
-        if not self.ready:
+        if self._outlived_its_session() or not self.ready:
             return
         async with self._rows_lock:
             await self._tick()
+
+    def _outlived_its_session(self) -> bool:
+        """Whether to hold this tick's alerts back: a worker that did not run for longer
+        than its group session (SIGSTOP, a paused VM, a blocked loop) was put out of the
+        group meanwhile, and the worker that took its partitions emitted what fell due.
+        It emits nothing for one session more, time for its consumer to learn that and
+        rejoin (the recovery that follows sets ``ready`` again)."""
+        now = self.monotonic()
+        last, self._last_tick = self._last_tick, now
+        if last is not None and now - last > GROUP_SESSION_TIMEOUT_SECONDS:
+            log.warning(
+                "sla: did not run for %.0fs, longer than the group session; no alerts "
+                "for %.0fs, until the group says which partitions are still this worker's",
+                now - last, GROUP_SESSION_TIMEOUT_SECONDS,
+            )  # fmt: skip
+            self._quiet_until = now + GROUP_SESSION_TIMEOUT_SECONDS
+        return now < self._quiet_until
 
     async def _tick(self) -> None:
         now = self.scale.virtual(self.clock.now())

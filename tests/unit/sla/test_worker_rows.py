@@ -154,3 +154,24 @@ def test_a_state_the_worker_cannot_work_out_is_dead_lettered_and_the_next_one_ta
         assert letter.data.origin == TICKET_STATE
 
     asyncio.run(scenario())
+
+
+def test_a_worker_that_did_not_run_for_longer_than_its_session_holds_its_alerts_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped (SIGSTOP) past its group session, the worker was put out of the group and
+    another emitted what fell due: it emits nothing until its group answers again."""
+
+    async def scenario() -> None:
+        sla, _, alerts = worker(tmp_path, monkeypatch)
+        seconds = iter([100.0, 130.0, 135.0, 141.0])
+        sla.monotonic = lambda: next(seconds)
+        await sla.tick()  # 100: nothing due yet
+        await sla.on_state(0, state(overdue()))
+        await sla.tick()  # 130: 30 s after the last tick, longer than the session
+        await sla.tick()  # 135: still within the quiet session
+        assert alerts.sent == []
+        await sla.tick()  # 141: not put out of the group after all: alerts again
+        assert len(alerts.sent) == 1
+
+    asyncio.run(scenario())
