@@ -665,10 +665,19 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1,500 inputs at 25/s")
     parser.add_argument("--keep", action="store_true", help="keep the state directory")
     parser.add_argument("--no-faults", action="store_true", help="the load alone, as a baseline")
+    parser.add_argument(
+        "--faults", help=f"a comma-separated subset of {','.join(FAULTS)}, in that order"
+    )
     args = parser.parse_args()
     campaign = QUICK if args.quick else Campaign(args.inputs, args.rate)
-    if args.no_faults:
-        campaign = dataclasses.replace(campaign, faults=())
+    if args.no_faults or args.faults:
+        chosen = set(args.faults.split(",")) if args.faults else set()
+        unknown = chosen - set(FAULTS)
+        if unknown:
+            parser.error(f"unknown faults: {', '.join(sorted(unknown))}")
+        campaign = dataclasses.replace(
+            campaign, faults=tuple(fault for fault in FAULTS if fault in chosen)
+        )
     state = Path(tempfile.mkdtemp(prefix="chaos-"))
     report = run_campaign(campaign, state)
     print(render(report, PAUSE_TARGET_SECONDS))

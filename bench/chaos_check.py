@@ -317,6 +317,13 @@ def render(report: Report, pause_target_seconds: float = 10.0) -> str:
             f"  {item.fault.name:<22} {item.fault.target:<28} slowest {slowest} over "
             f"{item.tickets} new tickets, {item.unrouted} unrouted  {verdict}"
         )
+    for what, found in (("lost", report.lost), ("unrouted", report.unrouted),
+                        ("split", report.split)):  # fmt: skip
+        lines += [
+            f"  {what}: {sent.kind.value} {sent.identity} ticket {sent.ticket_id} "
+            f"answered {sent.answer!r} at {sent.answered_at:.3f}"
+            for sent in found[:5]
+        ]
     failures = report.failures
     lines.append(
         "RESULT: "
