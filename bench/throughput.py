@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -163,7 +164,7 @@ def engine_processor(
 
     profiler = cProfile.Profile()
 
-    async def counted(values: list[bytes]) -> None:
+    async def counted(values: Sequence[bytes | None]) -> None:
         if state["seen"] == 0:
             start_clocks()
             if profile:

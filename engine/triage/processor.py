@@ -201,7 +201,7 @@ class Processor:
         if not self.balances.caught_up.is_set():
             log.error("entitlements: balances not read; routing without them until they are")
 
-    async def handle_batch(self, values: list[bytes]) -> None:
+    async def handle_batch(self, values: Sequence[bytes | None]) -> None:
         """Triage each record in order, then wait until Kafka acknowledged every output,
         then send the tickets' new states and wait for those. faust acknowledges the
         batch's offsets only after this returns.
@@ -232,7 +232,10 @@ class Processor:
                 latency = (acked_at - occurred_at).total_seconds()
                 metrics.INGEST_TO_ROUTED_SECONDS.observe(max(0.0, latency))
 
-    async def _process(self, value: bytes, ruleset: RuleSet) -> _Processed:
+    async def _process(self, value: bytes | None, ruleset: RuleSet) -> _Processed:
+        if value is None:
+            # Ticket events are never deleted: a tombstone is somebody's mistake.
+            return await self._dead_letter(b"", "a record without a value (a tombstone)", None)
         try:
             return await self._triage(value, ruleset)
         except (KafkaError, TimeoutError):
