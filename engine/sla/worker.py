@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -353,19 +353,28 @@ class SlaWorker:
             for partition, ticket_id in due
             if (plan := self._plan(ticket_id, now)) is not None
         ]
-        try:
-            # Every alert of the tick is sent, then all acknowledgements awaited, and only
-            # then is the progress recorded: effects before bookkeeping.
-            sent = [await self._send_alert(plan) for _, plan in planned if plan.alert]
-            await asyncio.gather(*sent)
-            rows = [await self._send_row(plan.clock.ticket_id, plan.row) for _, plan in planned]
-            await asyncio.gather(*rows)
-        except (KafkaError, TimeoutError):
-            log.warning("sla: %d alerts not acknowledged; retrying next tick", len(planned))
-            for partition, ticket_id in due:
-                self.index.schedule(partition, ticket_id, now)
-            return
+        # Every alert of the tick is sent, then all acknowledgements awaited, and only then
+        # is each ticket's progress recorded: effects before bookkeeping. A ticket whose
+        # alert or row Kafka did not acknowledge is due again at the next tick; the others
+        # are recorded, or their acknowledged alerts would be sent again with it.
+        alerted = await acknowledged(
+            [self._send_alert(plan) if plan.alert else None for _, plan in planned]
+        )
+        kept = [item for item, ok in zip(planned, alerted, strict=True) if ok]
+        recorded = await acknowledged(
+            [self._send_row(plan.clock.ticket_id, plan.row) for _, plan in kept]
+        )
+        done = {plan.clock.ticket_id for (_, plan), ok in zip(kept, recorded, strict=True) if ok}
+        retried = [
+            (partition, plan) for partition, plan in planned if plan.clock.ticket_id not in done
+        ]
+        if retried:
+            log.warning("sla: %d alerts or rows not acknowledged; retrying next tick", len(retried))
+        for partition, plan in retried:
+            self.index.schedule(partition, plan.clock.ticket_id, now)
         for partition, plan in planned:
+            if plan.clock.ticket_id not in done:
+                continue
             self.clocks.data[plan.clock.ticket_id.encode()] = plan.row
             if plan.clock.next_alert_at is not None:
                 self.index.schedule(partition, plan.clock.ticket_id, plan.clock.next_alert_at)
@@ -404,6 +413,31 @@ class _Planned:
     alert: SlaWarning | SlaBreached | None
     clock: SlaClockData
     row: bytes
+
+
+async def acknowledged(sends: Sequence[Awaitable[Any] | None]) -> list[bool]:
+    """Enqueue each send in order, then await every acknowledgement: for each, whether
+    Kafka acknowledged it (a missing send counts as acknowledged). Errors other than
+    Kafka's own are raised."""
+    pending: list[Any] = []
+    for send in sends:
+        if send is None:
+            pending.append(None)
+            continue
+        try:
+            pending.append(await send)
+        except (KafkaError, TimeoutError) as error:
+            pending.append(error)
+    waited = [item for item in pending if item is not None and not isinstance(item, Exception)]
+    outcomes = iter(await asyncio.gather(*waited, return_exceptions=True))
+    acknowledged = []
+    for item in pending:
+        outcome = None if item is None or isinstance(item, Exception) else next(outcomes)
+        failed = item if isinstance(item, Exception) else outcome
+        if isinstance(failed, BaseException) and not isinstance(failed, (KafkaError, TimeoutError)):
+            raise failed
+        acknowledged.append(not isinstance(failed, BaseException))
+    return acknowledged
 
 
 def build_worker(settings: Settings, clock: Clock | None = None) -> SlaWorker:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 
 from engine.clock import FrozenClock
 from engine.contract import (
@@ -173,5 +174,43 @@ def test_a_worker_that_did_not_run_for_longer_than_its_session_holds_its_alerts_
         assert alerts.sent == []
         await sla.tick()  # 141: not put out of the group after all: alerts again
         assert len(alerts.sent) == 1
+
+    asyncio.run(scenario())
+
+
+class Refusing(Recorder):
+    """A topic whose acknowledgement fails for ``refused`` keys, until ``refused`` empties."""
+
+    def __init__(self, refused: set[bytes]) -> None:
+        super().__init__()
+        self.refused = refused
+
+    async def send(self, key: bytes, value: bytes | None) -> asyncio.Future[None]:
+        self.sent.append((key, value))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if key in self.refused:
+            done.set_exception(KafkaTimeoutError("not acknowledged"))
+        else:
+            done.set_result(None)
+        return done
+
+
+def test_only_the_alerts_kafka_did_not_acknowledge_are_sent_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = b"T-BBBBBBBBBBBBB"
+
+    async def scenario() -> None:
+        sla, _, _ = worker(tmp_path, monkeypatch)
+        alerts = Refusing({other})
+        monkeypatch.setattr(sla.alerts_topic, "send", alerts.send)
+        await sla.on_state(0, state(overdue()))
+        await sla.on_state(0, state(overdue().model_copy(update={"ticket_id": other.decode()})))
+        await sla.tick()
+        assert sorted(key for key, _ in alerts.sent) == [KEY, other]
+        alerts.refused.clear()
+        await sla.tick()
+        # The acknowledged breach is not sent again; the refused one is.
+        assert sorted(key for key, _ in alerts.sent) == [KEY, other, other]
 
     asyncio.run(scenario())
