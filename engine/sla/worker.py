@@ -419,25 +419,26 @@ async def acknowledged(sends: Sequence[Awaitable[Any] | None]) -> list[bool]:
     """Enqueue each send in order, then await every acknowledgement: for each, whether
     Kafka acknowledged it (a missing send counts as acknowledged). Errors other than
     Kafka's own are raised."""
-    pending: list[Any] = []
+    enqueued: list[bool | asyncio.Future[Any]] = []  # a pending send, or its outcome
     for send in sends:
         if send is None:
-            pending.append(None)
+            enqueued.append(True)
             continue
         try:
-            pending.append(await send)
-        except (KafkaError, TimeoutError) as error:
-            pending.append(error)
-    waited = [item for item in pending if item is not None and not isinstance(item, Exception)]
-    outcomes = iter(await asyncio.gather(*waited, return_exceptions=True))
-    acknowledged = []
-    for item in pending:
-        outcome = None if item is None or isinstance(item, Exception) else next(outcomes)
-        failed = item if isinstance(item, Exception) else outcome
-        if isinstance(failed, BaseException) and not isinstance(failed, (KafkaError, TimeoutError)):
-            raise failed
-        acknowledged.append(not isinstance(failed, BaseException))
-    return acknowledged
+            enqueued.append(await send)
+        except (KafkaError, TimeoutError):
+            enqueued.append(False)
+    waited = [item for item in enqueued if not isinstance(item, bool)]
+    outcomes = iter(await asyncio.gather(*(_acked(future) for future in waited)))
+    return [item if isinstance(item, bool) else next(outcomes) for item in enqueued]
+
+
+async def _acked(future: asyncio.Future[Any]) -> bool:
+    try:
+        await future
+    except (KafkaError, TimeoutError):
+        return False
+    return True
 
 
 def build_worker(settings: Settings, clock: Clock | None = None) -> SlaWorker:

@@ -45,13 +45,19 @@ class FakeApp:
     consumer_generation_id: int = 7
 
 
+def guarded() -> FakeApp:
+    """An app whose consumer counts only acknowledgements of records handed over."""
+    app = FakeApp()
+    ack_only_handed_over(app)  # type: ignore[arg-type]
+    return app
+
+
 def tracked(app: FakeApp, *messages: FakeMessage) -> None:
     app.consumer._unacked_messages.update(messages)
 
 
 def test_a_record_handed_over_in_the_current_generation_counts() -> None:
-    app = FakeApp()
-    ack_only_handed_over(app)  # type: ignore[arg-type]
+    app = guarded()
     message = FakeMessage(5, generation_id=7)
     tracked(app, message)
     assert app.consumer.ack(message) is True
@@ -59,8 +65,7 @@ def test_a_record_handed_over_in_the_current_generation_counts() -> None:
 
 
 def test_a_record_of_an_earlier_generation_is_released_but_not_counted() -> None:
-    app = FakeApp()
-    ack_only_handed_over(app)  # type: ignore[arg-type]
+    app = guarded()
     stale = FakeMessage(5, generation_id=6)
     tracked(app, stale)
     assert app.consumer.ack(stale) is False
@@ -70,8 +75,7 @@ def test_a_record_of_an_earlier_generation_is_released_but_not_counted() -> None
 
 
 def test_a_record_acknowledged_while_a_rebalance_is_under_way_is_not_counted() -> None:
-    app = FakeApp()
-    ack_only_handed_over(app)  # type: ignore[arg-type]
+    app = guarded()
     app.flow_control.active = False
     message = FakeMessage(5, generation_id=7)
     assert app.consumer.ack(message) is False
