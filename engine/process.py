@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import Literal
 
+from engine.outage_log import KafkaOutageFilter, bootstrap_servers
 from engine.settings import Settings
 from engine.systemd_notify import SystemdNotifier, pet_watchdog
 
@@ -54,12 +55,14 @@ class RepeatQuieter(logging.Filter):
 def configure_logging(settings: Settings) -> None:
     """The one log setup of every process (``engine smtp``, ``processor``, ``up``...):
     records at ``settings.log_level`` (ENGINE_LOG_LEVEL) and above, in one format, on
-    stderr, a line repeated within 10 s said once (``RepeatQuieter``). It replaces
-    whatever handlers an import installed; the faust workers are started with
+    stderr; the Kafka clients' complaints held back while Kafka is away
+    (``KafkaOutageFilter``), and a line repeated within 10 s said once (``RepeatQuieter``).
+    It replaces whatever handlers an import installed; the faust workers are started with
     ``override_logging=False`` so that faust keeps this setup."""
     level = logging.WARNING if settings.log_level == "WARN" else settings.log_level
     logging.basicConfig(level=level, format=LOG_FORMAT, force=True)
     for handler in logging.getLogger().handlers:
+        handler.addFilter(KafkaOutageFilter(handler, bootstrap_servers(settings.kafka_bootstrap)))
         handler.addFilter(RepeatQuieter())
 
 

@@ -17,6 +17,7 @@ from mode.supervisors import CrashingSupervisor
 from engine.kafka.consumer import GROUP_SESSION_TIMEOUT_SECONDS
 from engine.kafka.producer import faust_producer_settings, new_aio_producer
 from engine.kafka.watchdog import skipped_records
+from engine.outage_log import wait_until_kafka_answers
 from engine.settings import Settings
 from engine.systemd_notify import SystemdNotifier, pet_watchdog
 
@@ -57,7 +58,7 @@ def engine_app(settings: Settings, app_id: str, datadir_name: str, **overrides: 
     )
 
 
-def raw_topic(app: faust.App, name: str, partitions: int | None = None) -> Any:
+def raw_topic(app: faust.App, name: str, partitions: int | None = None, acks: bool = True) -> Any:
     """A topic of plain bytes: records are JSON envelopes we parse ourselves (faust would
     otherwise decode with its own json codec, e.g. when it restores a table)."""
     return app.topic(
@@ -68,7 +69,15 @@ def raw_topic(app: faust.App, name: str, partitions: int | None = None) -> Any:
         value_serializer="raw",
         partitions=partitions,
         internal=False,
+        acks=acks,
     )
+
+
+def changelog_topic(app: faust.App, name: str, partitions: int) -> Any:
+    """A table's changelog, as faust makes its own: without acks. No stream reads it after
+    the table is restored, so with acks faust would take its growing end for a stalled
+    stream and log "Stream has not started processing" every few seconds."""
+    return raw_topic(app, name, partitions, acks=False)
 
 
 async def handle_batches(
@@ -260,7 +269,11 @@ def run_worker(app: faust.App, notifier: SystemdNotifier | None = None) -> None:
     """Run ``app`` as this process's faust worker until SIGINT or SIGTERM, with the log
     setup already made (``configure_logging``). Under systemd it says READY=1 once the
     app started, pets the watchdog from the app's loop from the start (recovering a long
-    table is no stall), and says STOPPING=1."""
+    table is no stall), and says STOPPING=1. Started while Kafka is away, it waits for
+    Kafka first."""
+    wait_until_kafka_answers(
+        [(url.host, url.port) for url in app.conf.broker if url.host and url.port]
+    )
     notifier = notifier or SystemdNotifier.from_environment()
     run_from_start(app, lambda: pet_watchdog(notifier))
     worker = _Worker(app, quiet=True, override_logging=False)

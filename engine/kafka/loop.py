@@ -35,10 +35,14 @@ from engine.contract.topics import DEAD_LETTERS
 from engine.kafka.deadletter import dead_letter, location_of
 from engine.kafka.producer import Producer, Record, send_all
 from engine.kafka.retry import Attempts, Backoff, Draw
+from engine.outage_log import KAFKA_COMPLAINT
 
 log = logging.getLogger(__name__)
 
 LOOP_BACKOFF = Backoff(first_seconds=2.0, max_seconds=30.0)
+# A poll that failed (Kafka away, its coordinator moving) is tried again soon: nothing waits
+# to be sent, and the loop should read again as soon as Kafka is back.
+POLL_BACKOFF = Backoff(first_seconds=0.5, max_seconds=5.0)
 PRODUCER_CLOSE_SECONDS = 5.0
 POLL_MS = 1000
 MAX_RECORDS = 500
@@ -106,6 +110,7 @@ class ConsumeLoop:
         self._new_producer = new_producer
         self._producer = producer
         self._attempts = Attempts(backoff, draw)
+        self._polls = Attempts(POLL_BACKOFF, draw)
         self._sleep = sleep
         self._max_records = max_records
 
@@ -121,7 +126,15 @@ class ConsumeLoop:
 
     def step(self) -> None:
         """Read one batch and publish its outputs, then commit; or rewind to read it again."""
-        batches = self._consumer.poll(timeout_ms=POLL_MS, max_records=self._max_records)
+        try:
+            batches = self._consumer.poll(timeout_ms=POLL_MS, max_records=self._max_records)
+        except KafkaError as error:
+            pause = self._polls.failed()
+            log.warning("%s: reading from Kafka failed (%s); reading again in %.1fs",
+                        self.name, error, pause, extra=KAFKA_COMPLAINT)  # fmt: skip
+            self._sleep(pause)
+            return
+        self._polls.succeeded()
         records = [record for part in batches.values() for record in part]
         if not records:
             return

@@ -71,6 +71,20 @@ class IdleClock:
             self._progress = now
         return now - self._progress
 
+    def now(self) -> float:
+        return self._now()
+
+    def restarted_after_a_long_wait(self, asked_at: float) -> bool:
+        """After an answer from Kafka asked for at ``asked_at``: True, with the clock started
+        again, when the answer took longer than a check interval. Kafka was away (its
+        clients retry until it is back), so the idleness so far was not the worker's; it
+        gets the time to catch up before it is judged."""
+        now = self._now()
+        if now - asked_at <= self._interval:
+            return False
+        self._progress = self._checked = now
+        return True
+
 
 @dataclass(frozen=True)
 class Skipped:

@@ -48,6 +48,7 @@ from engine.errors import field_path
 from engine.kafka.consumer import GROUP_SESSION_TIMEOUT_SECONDS
 from engine.kafka.deadletter import dead_letter
 from engine.kafka.faust_app import (
+    changelog_topic,
     engine_app,
     handle_batches,
     raw_topic,
@@ -109,7 +110,7 @@ class SlaWorker:
         # session (consumer.GROUP_SESSION_TIMEOUT_SECONDS), not faust's 60 s.
         self.app = engine_app(settings, f"{settings.app_id}-sla", "sla")
         self.states = raw_topic(self.app, TICKET_STATE, settings.partitions)
-        self.clocks_topic = raw_topic(self.app, SLA_CLOCKS, settings.partitions)
+        self.clocks_topic = changelog_topic(self.app, SLA_CLOCKS, settings.partitions)
         self.alerts_topic = raw_topic(self.app, SLA_ALERTS)
         self.dead_letters = raw_topic(self.app, DEAD_LETTERS)
         self.clocks = self.app.Table(
@@ -241,10 +242,13 @@ class SlaWorker:
         idle = self._idle.idle_seconds()
         if not owned or idle is None or idle < STALL_AFTER_SECONDS:
             return
+        asked_at = self._idle.now()
         try:
             highwaters = await consumer.highwaters(*owned)
         except KafkaError:
             return
+        if self._idle.restarted_after_a_long_wait(asked_at):
+            return  # Kafka answered only once back from an outage
         bookkeeping = getattr(consumer, "_committed_offset", {})  # no public accessor
         committed = {tp: bookkeeping.get(tp) for tp in owned}
         if stalled_partitions(committed, highwaters, idle):

@@ -44,6 +44,7 @@ from engine.entitlements.follower import BalancesFollower
 from engine.errors import field_path
 from engine.kafka.deadletter import dead_letter
 from engine.kafka.faust_app import (
+    changelog_topic,
     engine_app,
     handle_batches,
     output_producer,
@@ -116,7 +117,7 @@ class Processor:
             key_type=bytes,
             value_type=bytes,
             partitions=settings.partitions,
-            changelog_topic=raw_topic(self.app, TICKET_STATE, settings.partitions),
+            changelog_topic=changelog_topic(self.app, TICKET_STATE, settings.partitions),
             # State records are partitioned by the ticket id (the producer's key hash), like
             # every ticket topic, not by the partition of whichever event is current.
             use_partitioner=True,
@@ -147,10 +148,13 @@ class Processor:
         idle = self._idle.idle_seconds()
         if not owned or idle is None or idle < STALL_AFTER_SECONDS:
             return
+        asked_at = self._idle.now()
         try:
             highwaters = await consumer.highwaters(*owned)
         except KafkaError:
             return  # Kafka away: nothing to judge by
+        if self._idle.restarted_after_a_long_wait(asked_at):
+            return  # Kafka answered only once back from an outage
         # faust keeps its committed offsets privately; there is no public accessor.
         bookkeeping = getattr(consumer, "_committed_offset", {})
         committed = {tp: bookkeeping.get(tp) for tp in owned}

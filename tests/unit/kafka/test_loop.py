@@ -300,3 +300,33 @@ def test_an_output_kafka_refuses_as_too_large_becomes_a_dead_letter_and_the_batc
     assert letter.data.payload_size == 5000 and not letter.data.payload_truncated
     assert letter.data.payload_sha256 == hashlib.sha256(b"X" * 5000).hexdigest()
     assert letter.data.origin == "out" and "too large" in letter.data.reason
+
+
+class FlakyConsumer(FakeConsumer):
+    """Its first polls fail as kafka-python's do while Kafka is away (the coordinator
+    lookup raising out of ``poll``)."""
+
+    def __init__(self, values: Sequence[bytes], log: list[str], failures: int) -> None:
+        super().__init__(values, log)
+        self.failures = failures
+
+    def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[Any, list[Any]]:
+        if self.failures:
+            self.failures -= 1
+            raise KafkaConnectionError("111 ECONNREFUSED")
+        return super().poll(timeout_ms, max_records)
+
+
+def test_a_poll_that_fails_while_kafka_is_away_is_tried_again_soon_not_a_crash() -> None:
+    log: list[str] = []
+    consumer = FlakyConsumer([b"a", b"b"], log, failures=3)
+    loop, pauses = a_loop(consumer, Producers(FakeProducer(log)))
+
+    for _ in range(4):
+        loop.step()
+
+    assert pauses == [0.5, 1.0, 2.0]
+    assert consumer.committed == 2 and log[-1] == "commit 2"
+    consumer.failures = 1
+    loop.step()
+    assert pauses[-1] == 0.5  # a poll that worked reset the pause

@@ -62,3 +62,29 @@ def test_time_the_process_did_not_run_is_not_idleness() -> None:
     assert idle.idle_seconds() == 0
     clock.now += 10
     assert idle.idle_seconds() == 10
+
+
+def test_an_answer_kafka_gave_only_after_an_outage_starts_the_clock_again() -> None:
+    clock = FakeTime()
+    idle = IdleClock(clock, interval=10)
+    idle.progressed()
+    for _ in range(3):
+        clock.now += 10
+        idle.idle_seconds()
+    asked_at = idle.now()
+    clock.now += 67  # the check awaited Kafka's answer for the whole outage
+    assert idle.restarted_after_a_long_wait(asked_at)
+    clock.now += 10
+    assert idle.idle_seconds() == 10
+
+
+def test_a_prompt_answer_leaves_the_clock_running() -> None:
+    clock = FakeTime()
+    idle = IdleClock(clock, interval=10)
+    idle.progressed()
+    clock.now += 30
+    asked_at = idle.now()
+    clock.now += 0.5
+    assert not idle.restarted_after_a_long_wait(asked_at)
+    clock.now += 9.5
+    assert idle.idle_seconds() == 40
