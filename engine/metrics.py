@@ -64,6 +64,7 @@ class IngestReason(StrEnum):
     ARCHIVE_UNAVAILABLE = "archive_unavailable"
     AUTH_FAILED = "auth_failed"  # a connection closed at its third failed AUTH
     XFORWARD_DENIED = "xforward_denied"  # XFORWARD from a client not trusted to send it
+    BAD_SENDER = "bad_sender"  # MAIL FROM that is not one address (control characters...)
     # SNMP: the receiver's own refusals
     OVERLOADED = "overloaded"
     UNUSABLE = "unusable"

@@ -14,18 +14,21 @@ def normal_address(address: str) -> str:
     return address.strip().lower()
 
 
+def is_one_address(address: str) -> bool:
+    """A local part and a domain, and no white space, control character or separator that
+    could make it several addresses or another header line."""
+    local, at, domain = address.strip().rpartition("@")
+    return bool(at and local and domain) and not any(
+        character.isspace() or not character.isprintable() or character in '<>,;"'
+        for character in local + domain
+    )
+
+
 def may_receive_mail(address: str) -> bool:
     """Never write to an empty address, a mail system (no loops with bounces), or a text
     that is not one address (white space, control characters, separators)."""
-    local, at, domain = normal_address(address).rpartition("@")
-    return (
-        bool(at and local and domain)
-        and local not in MAIL_SYSTEM_LOCAL_PARTS
-        and not any(
-            character.isspace() or not character.isprintable() or character in '<>,;"'
-            for character in local + domain
-        )
-    )
+    local = normal_address(address).rpartition("@")[0]
+    return is_one_address(address) and local not in MAIL_SYSTEM_LOCAL_PARTS
 
 
 def mailable_addresses(addresses: Iterable[str], excluding: Iterable[str] = ()) -> tuple[str, ...]:

@@ -32,6 +32,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, sy
 from engine import metrics
 from engine.clock import Clock
 from engine.contract import to_json
+from engine.contract.addresses import is_one_address
 from engine.contract.topics import MAIL_SPOOL
 from engine.errors import PublishError
 from engine.ingest.mail.archive import MailArchive
@@ -62,6 +63,9 @@ XFORWARD_REFUSED = "550 5.7.0 Error: insufficient authorization for XFORWARD"
 SOURCE = IngestSource.EMAIL
 
 
+NULL_SENDERS = frozenset({"", "<>"})  # the sender of bounces, as aiosmtpd hands it over
+
+
 class SupportMailHandler:
     def __init__(
         self,
@@ -87,6 +91,14 @@ class SupportMailHandler:
         address: str,
         mail_options: list[str],
     ) -> str:
+        if address not in NULL_SENDERS and not is_one_address(address):
+            metrics.EVENTS_INGESTED.labels(
+                SOURCE, IngestOutcome.REJECTED, IngestReason.BAD_SENDER
+            ).inc()
+            return (
+                "553 5.1.7 The sender address is not one mailbox a reply can reach "
+                "(white space, a control character or a separator)"
+            )
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"

@@ -325,3 +325,32 @@ def test_remembered_addresses_are_what_aiosmtpd_parses(arg: str) -> None:
         assert ours._getaddr(arg) == theirs._getaddr(arg)  # the second from memory
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize(
+    "sender",
+    ["ana\x0bx@acme.example", "ana\x0c@acme.example", "ana\x1c@acme.example",
+     "ana\x7f@acme.example", '"a b"@acme.example'],
+)  # fmt: skip
+def test_a_sender_that_is_not_one_mailbox_is_refused_at_mail_from(sender: str) -> None:
+    publisher = RecordingPublisher()
+
+    def client(port: int) -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.ehlo()
+            return smtp.docmd(f"MAIL FROM:<{sender}>")
+
+    code, reply = with_server(publisher, client)
+    assert code == 553, reply
+    assert reply.startswith(b"5.1.7")
+    assert not publisher.published
+
+
+@pytest.mark.parametrize("sender", ["", "MAILER-DAEMON@relay.example", "c@acme.example"])
+def test_the_null_sender_and_ordinary_senders_are_taken_at_mail_from(sender: str) -> None:
+    def client(port: int) -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.ehlo()
+            return smtp.docmd(f"MAIL FROM:<{sender}>")
+
+    assert with_server(RecordingPublisher(), client)[0] == 250
