@@ -74,10 +74,23 @@ def _header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
     return tag, pos, pos + length
 
 
-def _integer(data: bytes, start: int, end: int) -> int:
+def _integer(data: bytes, start: int, end: int, bits: int = 32) -> int:
+    """A BER integer that must fit ``bits`` signed bits (Integer32 and request ids)."""
     if not 1 <= end - start <= 9:
         raise BerError("bad integer")
-    return int.from_bytes(data[start:end], "big", signed=True)
+    value = int.from_bytes(data[start:end], "big", signed=True)
+    if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        raise BerError(f"an integer outside {bits} bits")
+    return value
+
+
+def _unsigned(data: bytes, start: int, end: int, bits: int) -> int:
+    """A Counter32, Gauge32, TimeTicks (32 bits) or Counter64 (64 bits): a BER integer, so
+    one of 2^31 or more has a leading zero octet, and a negative one is out of range."""
+    value = int.from_bytes(data[start:end], "big", signed=True) if end > start else -1
+    if not 0 <= value < 2**bits:
+        raise BerError(f"an unsigned value outside {bits} bits")
+    return value
 
 
 def _oid(data: bytes, start: int, end: int) -> tuple[int, ...]:
@@ -87,6 +100,8 @@ def _oid(data: bytes, start: int, end: int) -> tuple[int, ...]:
     parts = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
     value = 0
     for byte in data[start + 1 : end]:
+        if byte == 0x80 and value == 0:
+            raise BerError("an OID arc padded with a leading zero group")
         value = (value << 7) | (byte & 0x7F)
         if value > MAX_ARC:
             raise LimitError(f"an OID arc over {MAX_ARC}")
@@ -123,7 +138,8 @@ def _value(data: bytes, tag: int, start: int, end: int) -> Decoded:
     if tag == 0x40 and len(raw) == 4:
         return Decoded("IpAddress", ".".join(str(octet) for octet in raw))
     if tag in _UNSIGNED and 1 <= len(raw) <= 9:
-        return Decoded(_UNSIGNED[tag], int.from_bytes(raw, "big"))
+        bits = 64 if _UNSIGNED[tag] == "Counter64" else 32
+        return Decoded(_UNSIGNED[tag], _unsigned(data, start, end, bits))
     if tag == 0x44:
         return Decoded("Opaque", "0x" + raw.hex())
     if tag == _NULL and not raw:
@@ -156,7 +172,7 @@ def _parse(data: bytes) -> V2cNotification | None:
     if end != len(data):
         return None
     version_start, pos = _expect(data, start, end, _INTEGER)
-    if _integer(data, version_start, pos) != SNMP_V2C:
+    if _integer(data, version_start, pos, bits=64) != SNMP_V2C:
         return None
     community_start, pos = _expect(data, pos, end, _OCTETS)
     community = data[community_start:pos]

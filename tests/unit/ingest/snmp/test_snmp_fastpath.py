@@ -134,3 +134,42 @@ def test_whatever_a_decoder_raises_for_one_datagram_is_counted_not_raised() -> N
     asyncio.run(receive())
 
     assert [type(error) for error in failures] == [RecursionError]
+
+
+def _tlv(tag: int, value: bytes) -> bytes:
+    assert len(value) < 0x80
+    return bytes((tag, len(value))) + value
+
+
+def _trap(request_id: bytes, oid: bytes, value: bytes) -> bytes:
+    """A v2c trap of one varbind, its request id, OID and value given as BER octets."""
+    varbinds = _tlv(0x30, _tlv(0x30, _tlv(0x06, oid) + value))
+    pdu = _tlv(0xA7, _tlv(0x02, request_id) + _tlv(0x02, b"\0") + _tlv(0x02, b"\0") + varbinds)
+    return _tlv(0x30, _tlv(0x02, b"\x01") + _tlv(0x04, b"public") + pdu)
+
+
+SYS_UPTIME = bytes.fromhex("2b06010201010300")  # 1.3.6.1.2.1.1.3.0
+
+
+def test_the_hand_made_trap_is_read() -> None:
+    parsed = parse_v2c_notification(_trap(b"\x2a", SYS_UPTIME, _tlv(0x43, b"\x00\xff\xff\xff\xff")))
+    assert parsed is not None and parsed.request_id == 42
+    assert typed_value(parsed.varbinds[0][1]) == typed_value(V2C.TimeTicks(2**32 - 1))
+
+
+@pytest.mark.parametrize(
+    ("request_id", "oid", "value"),
+    [
+        (b"\x00\x80\x00\x00\x00", SYS_UPTIME, _tlv(0x43, b"\x01")),  # request id 2^31
+        (b"\x01" + b"\0" * 8, SYS_UPTIME, _tlv(0x43, b"\x01")),  # a 9-octet request id
+        (b"\x2a", SYS_UPTIME, _tlv(0x41, b"\x01\x00\x00\x00\x00")),  # Counter32 2^32
+        (b"\x2a", SYS_UPTIME, _tlv(0x42, b"\xff")),  # Gauge32 -1
+        (b"\x2a", SYS_UPTIME, _tlv(0x46, b"\x01" + b"\0" * 8)),  # Counter64 2^64
+        (b"\x2a", SYS_UPTIME, _tlv(0x02, b"\x00\x80\x00\x00\x00")),  # Integer32 2^31
+        (b"\x2a", bytes.fromhex("2b060102010180010300"), _tlv(0x43, b"\x01")),  # padded arc
+    ],
+)
+def test_what_pysnmp_refuses_is_left_to_pysnmp_not_read_and_echoed_by_the_fast_path(
+    request_id: bytes, oid: bytes, value: bytes
+) -> None:
+    assert parse_v2c_notification(_trap(request_id, oid, value)) is None
