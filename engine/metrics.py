@@ -139,6 +139,8 @@ class ProcessorOutcome(StrEnum):
     DUPLICATE = "duplicate"
     REFUSED = "refused"
     DEAD_LETTERED = "dead_lettered"
+    LINKED = "linked"
+    """A mail whose sender may not join the ticket it named, put back under its own."""
 
 
 EVENTS_PROCESSED = Counter(
