@@ -463,6 +463,20 @@ class NoticeOutcome(StrEnum):
 
 NOTICES = Counter("ticketing_notices_total", "Customer notices, by outcome", ["kind", "outcome"])
 
+
+class AckWithheld(StrEnum):
+    """Why an acknowledgement was not sent (it would be backscatter)."""
+
+    SENDER_FAILED_CHECKS = "sender_failed_checks"  # the relay stamped SPF/DMARC fail
+    UNKNOWN_SENDER = "unknown_sender"  # ENGINE_NOTIFY_ACK_UNKNOWN_SENDERS=false
+
+
+ACKS_WITHHELD = Counter(
+    "ticketing_acknowledgements_withheld_total",
+    "Acknowledgements not sent to the mail's sender, by reason",
+    ["reason"],
+)
+
 WITHOUT_HOURS = Gauge(
     "ticketing_customers_without_hours",
     "Customers with a metered balance and no support hours left, as the processor knows",

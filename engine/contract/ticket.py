@@ -8,6 +8,7 @@ from engine.contract.base import (
     Channel,
     Priority,
     Record,
+    SenderCheck,
     SpecialRoute,
     SupportPlan,
     ThirdPartyWaitKind,
@@ -166,6 +167,11 @@ class TicketState(Record):
     )
     ruleset_version: str
     alarm: AlarmState | None = Field(default=None, description="SNMP tickets: their alarm")
+    requester_failed_checks: tuple[SenderCheck, ...] = Field(
+        default=(),
+        description="The sender checks the opening mail failed at the relay: its requester "
+        "may be forged, and is never sent the acknowledgement",
+    )
     linked_to: TicketLink | None = Field(
         default=None,
         description="The ticket a mail named but could not join (its sender is neither a "

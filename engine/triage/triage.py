@@ -28,6 +28,7 @@ from engine.contract import (
     MessageEvent,
     PhoneCallLogged,
     RouteDecision,
+    SenderCheck,
     TicketActivity,
     TicketActivityData,
     TicketLink,
@@ -140,6 +141,11 @@ def suppression_reason(event: IncomingTicketEvent) -> str | None:
 def linked_to(event: MessageEvent) -> TicketLink | None:
     """The ticket this message named but could not join (the processor put it back)."""
     return event.data.linked_to if isinstance(event, EmailReceived) else None
+
+
+def failed_checks_of(event: MessageEvent) -> tuple[SenderCheck, ...]:
+    """The sender checks a mail failed at the relay (other channels have none)."""
+    return event.data.failed_checks if isinstance(event, EmailReceived) else ()
 
 
 def ticket_id_of(event: IncomingTicketEvent) -> str:
@@ -276,6 +282,9 @@ def _triage_message(
         ruleset_version=ruleset.fingerprint,
         alarm=alarm.state if alarm is not None else None,
         linked_to=previous.linked_to if previous else link,
+        requester_failed_checks=(
+            previous.requester_failed_checks if previous else failed_checks_of(event)
+        ),
         **_recorded(previous, event.event_id),  # type: ignore[arg-type]
     )
     reply = None
