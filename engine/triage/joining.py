@@ -1,11 +1,12 @@
-"""Who may join a ticket by naming it: ``join_decision(sender, ticket, customers)``.
+"""Who may join a ticket by naming it: ``join_decision(sender, thread, ticket, customers)``.
 
 A ticket's id is in every notice's subject (``[#T-…]``) and Message-ID, so anyone who saw
 one can name it. A mail naming a ticket joins it only when its sender is one of the
 ticket's people (the requester, a party) or an address of the ticket's customer (the
-customer directory's addresses and domains). Anyone else opens a new ticket of their own,
-linked to the one they named, with the reason: a stranger's mail can neither raise the
-priority of another customer's ticket nor reopen it. Pure: the processor applies it.
+customer directory's addresses, domains and notification contacts). Anyone else opens a
+new ticket of their own, linked to the one they named, with the reason: a stranger's mail
+can neither raise the priority of another customer's ticket nor reopen it. Pure: the
+processor applies it (decision 64).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def join_decision(
     customer = customers.lookup(address) if address else None
     if customer is not None and customer.id == ticket.customer_id:
         return Joins(f"{address} belongs to {ticket.customer_id}, the customer of the ticket")
+    ticket_customer = customers.by_id(ticket.customer_id) if ticket.customer_id else None
+    if address and ticket_customer is not None and address in ticket_customer.contacts:
+        return Joins(f"{address} is a notification contact of {ticket.customer_id}")
     whose = (
         f"not an address of its customer {ticket.customer_id}"
         if ticket.customer_id

@@ -28,8 +28,14 @@ T0 = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 TICKET = "T-AAAAAAAAAAAAA"
 DIRECTORY = CustomerDirectory(
     [
-        Customer(id="acme", domains=("acme.example",), addresses=("director.acme@gmail.example",)),
+        Customer(
+            id="acme",
+            domains=("acme.example",),
+            addresses=("director.acme@gmail.example",),
+            contacts=("noc@outsourced-noc.example",),
+        ),
         Customer(id="globex", domains=("globex.example",)),
+        Customer(id="acme-noc", contacts=("guardia@noc-provider.example",)),
     ]
 )
 
@@ -65,6 +71,8 @@ def ticket(customer_id: str | None = "acme") -> TicketState:
         ("luis@acme.example", "acme", True),  # the customer's domain
         ("it@mail.acme.example", "acme", True),  # a subdomain of it
         ("director.acme@gmail.example", "acme", True),  # an address the directory lists
+        ("noc@outsourced-noc.example", "acme", True),  # a notification contact
+        ("guardia@noc-provider.example", "acme", False),  # another customer's contact
         ("mark@globex.example", "acme", False),  # another customer
         ("spam@elsewhere.example", "acme", False),  # nobody the directory knows
         ("acme.example@elsewhere.example", "acme", False),  # the domain is what counts
