@@ -54,7 +54,7 @@ class Integration:
     """The customer every chat message and phone call of this integration is for."""
 
 
-class CustomerClaimError(ApiSecurityError):
+class CustomerClaimError(EngineError):
     """A message naming a customer its integration may not write for."""
 
     field = "customer_id"
