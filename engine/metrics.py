@@ -564,6 +564,7 @@ LABELS: dict[MetricWrapperBase, dict[str, type[Enum]]] = {
     SNMP_SPOOLED: {"reason": HoldReason},
     SNMP_SPOOL_DROPPED: {"reason": SpoolDropReason},
     NOTICES: {"kind": NoticeKind, "outcome": NoticeOutcome},
+    ACKS_WITHHELD: {"reason": AckWithheld},
     SLA_ALERTS_EMITTED: {"kind": EventKind, "obligation": SlaObligation},
     WAITING_TICKETS: {"tier": Tier, "priority": Priority},
     OLDEST_WAITING_SECONDS: {"tier": Tier},
