@@ -14,6 +14,7 @@ EngineError
  ├── CalendarError             [sla.calendars] an SLA calendar or time zone is not valid
  ├── ApiError                  [api.context] an HTTP refusal: status, body and headers
  ├── ApiSecurityError          [api.security] the API token file is not valid
+ ├── CustomerClaimError        [api.security] a message claims a customer not its token's
  ├── SmtpSecurityError         [ingest.mail.security] SMTP users or TLS files are not valid
  ├── XforwardError             [ingest.mail.xforward] an XFORWARD command it cannot take
  ├── EmailParseError           [ingest.mail.parse] a mail the parser cannot read (*)

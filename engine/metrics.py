@@ -140,6 +140,8 @@ class ProcessorOutcome(StrEnum):
     DUPLICATE = "duplicate"
     REFUSED = "refused"
     DEAD_LETTERED = "dead_lettered"
+    LINKED = "linked"
+    """A mail whose sender may not join the ticket it named, put back under its own."""
 
 
 EVENTS_PROCESSED = Counter(
@@ -462,6 +464,20 @@ class NoticeOutcome(StrEnum):
 
 NOTICES = Counter("ticketing_notices_total", "Customer notices, by outcome", ["kind", "outcome"])
 
+
+class AckWithheld(StrEnum):
+    """Why an acknowledgement was not sent (it would be backscatter)."""
+
+    SENDER_FAILED_CHECKS = "sender_failed_checks"  # the relay stamped SPF/DMARC fail
+    UNKNOWN_SENDER = "unknown_sender"  # ENGINE_NOTIFY_ACK_UNKNOWN_SENDERS=false
+
+
+ACKS_WITHHELD = Counter(
+    "ticketing_acknowledgements_withheld_total",
+    "Acknowledgements not sent to the mail's sender, by reason",
+    ["reason"],
+)
+
 WITHOUT_HOURS = Gauge(
     "ticketing_customers_without_hours",
     "Customers with a metered balance and no support hours left, as the processor knows",
@@ -549,6 +565,7 @@ LABELS: dict[MetricWrapperBase, dict[str, type[Enum]]] = {
     SNMP_SPOOLED: {"reason": HoldReason},
     SNMP_SPOOL_DROPPED: {"reason": SpoolDropReason},
     NOTICES: {"kind": NoticeKind, "outcome": NoticeOutcome},
+    ACKS_WITHHELD: {"reason": AckWithheld},
     SLA_ALERTS_EMITTED: {"kind": EventKind, "obligation": SlaObligation},
     WAITING_TICKETS: {"tier": Tier, "priority": Priority},
     OLDEST_WAITING_SECONDS: {"tier": Tier},

@@ -174,6 +174,11 @@ class Settings(BaseSettings):
     notify_default_language: str = Field(
         default="es", pattern="^(es|en)$", description="Notices' language when unknown."
     )
+    notify_ack_unknown_senders: bool = Field(
+        default=True,
+        description="Acknowledge mail from senders the customer directory does not know; "
+        "false: only known customers' mail is acknowledged (no backscatter to strangers).",
+    )
     notifier_metrics_port: int = Field(
         default=9466, ge=0, le=65535, description="Notifier /metrics."
     )

@@ -43,7 +43,7 @@ from engine.api.contract import (
     ChatTicket,
     Problem,
 )
-from engine.api.security import Scope
+from engine.api.security import Integration, Scope
 from engine.api.writes import CONVERSATION_ID, accept_chat_message
 from engine.contract import (
     ActivityType,
@@ -173,7 +173,7 @@ async def chat_websocket(request: web.Request) -> web.WebSocketResponse:
                 error = f"the message is nested deeper than {MAX_JSON_DEPTH} levels"
                 socket.send(_refused("", 422, error))
             else:
-                socket.send(await _take(request, conversation, text))
+                socket.send(await _take(request, integration, conversation, text))
     finally:
         hub.leave(ticket_id, socket)
         writer.cancel()
@@ -197,10 +197,13 @@ def nested_deeper_than(text: str, limit: int) -> bool:
     return False
 
 
-async def _take(request: web.Request, conversation: str, text: str) -> ChatServerMessage:
+async def _take(
+    request: web.Request, integration: Integration, conversation: str, text: str
+) -> ChatServerMessage:
     try:
         message = parse_body(ChatMessageIn, text.encode())
-        accepted = await accept_chat_message(context_of(request), conversation, message)
+        context = context_of(request)
+        accepted = await accept_chat_message(context, integration, conversation, message)
     except ApiError as error:
         retry_after = error.headers.get("Retry-After")
         return _refused(

@@ -76,7 +76,12 @@ class ChatMessageIn(Record):
     sender: EmailAddress = Field(
         description="The customer's e-mail address, as the widget knows it: one address"
     )
-    customer_id: ClientId | None = Field(default=None, description="When the widget knows it")
+    customer_id: ClientId | None = Field(
+        default=None,
+        description="The customer comes from the token's integration, never from the "
+        "message: when given, it must be that integration's customer (else 422); an "
+        "integration bound to no customer may not name one",
+    )
     text: Text
 
 
@@ -85,7 +90,11 @@ class PhoneCallIn(Record):
 
     call_id: ClientId = Field(description="The telephony system's call id; a resend is ignored")
     caller: Name = Field(description="Who called: name, number or e-mail")
-    customer_id: ClientId | None = None
+    customer_id: ClientId | None = Field(
+        default=None,
+        description="The agent's word for the customer; an integration bound to a customer "
+        "logs calls of that customer only (another one: 422)",
+    )
     subject: OneLine = ""
     summary: Text
     agent: Name

@@ -2,13 +2,14 @@
 
 Every integration (a chat widget, an agent tool, a dashboard) has its own bearer token
 ``<integration>.<secret>`` and the scopes it needs. The tokens file holds one line per
-integration, ``integration:scope,scope:pbkdf2_sha256$...`` (``engine api-token`` prints a
-new token and its line); only the hash is stored. The slow PBKDF2 check runs once per token
-and process, in a thread: a token that passed it is remembered by a digest keyed with a
-secret the process draws at start (BLAKE2b), never by the token itself, and what a copy of
-that table shows cannot be checked against guessed tokens without the process's key. A
-token that failed is not remembered: it pays the PBKDF2 check again, behind the limit on
-invalid tokens per address.
+integration, ``integration:scope,scope:pbkdf2_sha256$...``, and ``:customer=<id>`` after
+it for an integration that writes for one customer, e.g. that customer's chat widget
+(``engine api-token`` prints a new token and its line); only the hash is stored. The
+slow PBKDF2 check runs once per token and process, in a thread: a token that passed it is
+remembered by a digest keyed with a secret the process draws at start (BLAKE2b), never by
+the token itself, and what a copy of that table shows cannot be checked against guessed
+tokens without the process's key. A token that failed is not remembered: it pays the
+PBKDF2 check again, behind the limit on invalid tokens per address.
 """
 
 from __future__ import annotations
@@ -41,20 +42,60 @@ class Scope(StrEnum):
     PRESENCE_WRITE = "presence:write"
 
 
+CUSTOMER_FIELD = "customer="
+
+
 @dataclass(frozen=True)
 class Integration:
     name: str
     scopes: frozenset[Scope]
     stored_hash: str
+    customer_id: str | None = None
+    """The customer every chat message and phone call of this integration is for."""
 
 
-def new_token(name: str, scopes: list[Scope]) -> tuple[str, str]:
+class CustomerClaimError(EngineError):
+    """A message naming a customer its integration may not write for."""
+
+    field = "customer_id"
+
+
+def message_customer(
+    integration: Integration, claimed: str | None, desk_may_name: bool
+) -> str | None:
+    """The customer of a message sent with ``integration``'s token. A bound integration's
+    messages are its customer's; a message may not claim another one. An unbound one's
+    chat messages name none (the sender's address tells the customer); the desk's own
+    tools (``desk_may_name``: a logged phone call) name the customer the agent says."""
+    bound = integration.customer_id
+    if bound is not None:
+        if claimed is not None and claimed != bound:
+            raise CustomerClaimError(
+                f"integration {integration.name} writes for customer {bound}, not {claimed}"
+            )
+        return bound
+    if claimed is not None and not desk_may_name:
+        raise CustomerClaimError(
+            f"integration {integration.name} is bound to no customer, so it names none: the "
+            "customer is the one the sender's address belongs to"
+        )
+    return claimed
+
+
+def _valid_name(name: str) -> bool:
+    return bool(name) and name.replace("-", "").replace("_", "").isalnum()
+
+
+def new_token(name: str, scopes: list[Scope], customer_id: str | None = None) -> tuple[str, str]:
     """A fresh token for ``name`` and the tokens-file line that admits it."""
-    if not name or not name.replace("-", "").replace("_", "").isalnum():
+    if not _valid_name(name):
         raise ApiSecurityError(f"integration name {name!r}: letters, digits, - and _ only")
+    if customer_id is not None and (not customer_id or ":" in customer_id):
+        raise ApiSecurityError(f"customer id {customer_id!r}: not empty, without ':'")
     token = f"{name}.{secrets.token_urlsafe(32)}"
     scope_list = ",".join(scope.value for scope in scopes)
-    return token, f"{name}:{scope_list}:{hash_password(token)}"
+    bound = f":{CUSTOMER_FIELD}{customer_id}" if customer_id is not None else ""
+    return token, f"{name}:{scope_list}:{hash_password(token)}{bound}"
 
 
 def load_integrations(path: Path) -> dict[str, Integration]:
@@ -66,20 +107,24 @@ def load_integrations(path: Path) -> dict[str, Integration]:
     for number, line in enumerate(lines, start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        # Scopes contain colons themselves; the hash contains none.
+        # Scopes contain colons themselves; the hash and the customer field contain none.
         name, _, rest = line.strip().partition(":")
+        customer_id = None
+        head, _, last = rest.rpartition(":")
+        if last.startswith(CUSTOMER_FIELD):
+            customer_id, rest = last.removeprefix(CUSTOMER_FIELD), head
         scope_list, _, stored = rest.rpartition(":")
-        if not name or not stored.startswith("pbkdf2_sha256$"):
+        if not name or not stored.startswith("pbkdf2_sha256$") or customer_id == "":
             raise ApiSecurityError(
-                f"{path}:{number}: expected integration:scopes:pbkdf2_sha256$... "
-                "(see engine api-token)"
+                f"{path}:{number}: expected integration:scopes:pbkdf2_sha256$..."
+                "[:customer=<id>] (see engine api-token)"
             )
         try:
             scopes = frozenset(Scope(s.strip()) for s in scope_list.split(",") if s.strip())
         except ValueError as error:
             known = ", ".join(scope.value for scope in Scope)
             raise ApiSecurityError(f"{path}:{number}: {error}; scopes are {known}") from error
-        found[name] = Integration(name, scopes, stored)
+        found[name] = Integration(name, scopes, stored, customer_id)
     return found
 
 

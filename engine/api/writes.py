@@ -19,6 +19,7 @@ from engine.api.context import (
     ApiContext,
     ApiError,
     context_of,
+    integration_of,
     invalid,
     model_response,
     parse_body,
@@ -33,9 +34,10 @@ from engine.api.contract import (
     ChatMessageIn,
     ConversationId,
     PhoneCallIn,
+    Problem,
     TicketId,
 )
-from engine.api.security import Scope
+from engine.api.security import CustomerClaimError, Integration, Scope, message_customer
 from engine.contract import (
     ChatMessageReceived,
     ChatMessageReceivedData,
@@ -94,8 +96,22 @@ async def publish(
     return Accepted(ticket_id=ticket_id, event_id=record.event_id)
 
 
+def customer_for(integration: Integration, claimed: str | None, desk_may_name: bool) -> str | None:
+    """The message's customer by its token's integration, or 422 naming ``customer_id``."""
+    try:
+        return message_customer(integration, claimed, desk_may_name)
+    except CustomerClaimError as refusal:
+        problem = Problem(path=refusal.field, message=str(refusal))
+        error = f"the request is not valid: {refusal.field}: {refusal}"
+        raise ApiError(422, error, (problem,)) from None
+
+
 def chat_event(
-    context: ApiContext, conversation_id: str, ticket_id: str, message: ChatMessageIn
+    context: ApiContext,
+    conversation_id: str,
+    ticket_id: str,
+    message: ChatMessageIn,
+    customer_id: str | None,
 ) -> Envelope:
     return ChatMessageReceived(
         event_id=event_id("chat", f"{conversation_id}:{message.message_id}"),
@@ -106,17 +122,18 @@ def chat_event(
             conversation_id=conversation_id,
             message_id=message.message_id,
             sender=message.sender,
-            customer_id=message.customer_id,
+            customer_id=customer_id,
             text=message.text,
         ),
     )
 
 
 async def accept_chat_message(
-    context: ApiContext, conversation_id: str, message: ChatMessageIn
+    context: ApiContext, integration: Integration, conversation_id: str, message: ChatMessageIn
 ) -> Accepted:
+    customer_id = customer_for(integration, message.customer_id, desk_may_name=False)
     ticket_id = chat_ticket_id(conversation_id)
-    record = chat_event(context, conversation_id, ticket_id, message)
+    record = chat_event(context, conversation_id, ticket_id, message, customer_id)
     return await publish(context, ticket_id, record, IngestSource.CHAT)
 
 
@@ -127,13 +144,15 @@ async def post_chat_message(request: web.Request) -> web.Response:
         CONVERSATION_ID, "conversation_id", request.match_info["conversation_id"]
     )
     message = parse_body(ChatMessageIn, await request.read())
-    return model_response(await accept_chat_message(context, conversation, message), 202)
+    accepted = await accept_chat_message(context, integration_of(request), conversation, message)
+    return model_response(accepted, 202)
 
 
 @requires(Scope.PHONE_WRITE)
 async def post_phone_call(request: web.Request) -> web.Response:
     context = context_of(request)
     call = parse_body(PhoneCallIn, await request.read())
+    customer_id = customer_for(integration_of(request), call.customer_id, desk_may_name=True)
     ticket_id = phone_ticket_id(call.call_id)
     record = PhoneCallLogged(
         event_id=event_id("phone", call.call_id),
@@ -143,7 +162,7 @@ async def post_phone_call(request: web.Request) -> web.Response:
             ticket_id=ticket_id,
             call_id=call.call_id,
             caller=call.caller,
-            customer_id=call.customer_id,
+            customer_id=customer_id,
             subject=call.subject,
             summary=call.summary,
             agent=call.agent,

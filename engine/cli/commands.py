@@ -320,7 +320,8 @@ def cmd_api(args: argparse.Namespace) -> int:
 def cmd_api_token(args: argparse.Namespace) -> int:
     from engine.api.security import Scope, new_token
 
-    token, line = new_token(args.integration, [Scope(scope) for scope in args.scopes])
+    scopes = [Scope(scope) for scope in args.scopes]
+    token, line = new_token(args.integration, scopes, args.customer)
     print(f"token (give it to the integration; it is not stored): {token}", file=sys.stderr)
     print(line)
     return 0

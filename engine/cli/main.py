@@ -189,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         choices=["chat:write", "phone:write", "activity:write", "tickets:read", "presence:write"],
     )
+    token_parser.add_argument(
+        "--customer",
+        help="the customer (an id of the customer directory) every chat message and phone "
+        "call of this integration is for, e.g. for that customer's chat widget",
+    )
     token_parser.set_defaults(handler=cmd_api_token)
     up_parser = command(
         "up",

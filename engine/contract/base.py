@@ -71,6 +71,14 @@ class Channel(StrEnum):
     PHONE = "phone"
 
 
+class SenderCheck(StrEnum):
+    """A check of a mail's sender that the relay in front of the engine stamped on it
+    (``Authentication-Results:``, ``Received-SPF:``)."""
+
+    SPF = "spf"
+    DMARC = "dmarc"
+
+
 class TicketStatus(StrEnum):
     OPEN = "open"
     WAITING_ON_CUSTOMER = "waiting_on_customer"

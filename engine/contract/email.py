@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from engine.contract.base import Record, UtcDatetime
+from engine.contract.base import Record, SenderCheck, UtcDatetime
+from engine.contract.ticket import TicketLink
 
 RELAY_DESCRIPTION = (
     "Address of the trusted relay (ENGINE_SMTP_TRUSTED_RELAYS) that passed the mail on and "
@@ -63,6 +64,17 @@ class EmailReceivedData(Record):
     peer: str = Field(description="Address of the SMTP client")
     relay: str | None = Field(default=None, description=RELAY_DESCRIPTION)
     size_bytes: int = Field(ge=0)
+    failed_checks: tuple[SenderCheck, ...] = Field(
+        default=(),
+        description="The sender checks the relay stamped as failed (``Authentication-Results: "
+        "... spf=fail``, ``dmarc=fail``, ``Received-SPF: fail``): the From may be forged, "
+        "and the mail is never acknowledged",
+    )
+    linked_to: TicketLink | None = Field(
+        default=None,
+        description="Set by the processor when the mail named a ticket its sender may not "
+        "join: the mail was put back under ``ticket_id``, a new ticket linked to that one",
+    )
 
 
 class EmailSpooledData(Record):

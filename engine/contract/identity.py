@@ -34,6 +34,28 @@ def ticket_id_in_subject(subject: str) -> str | None:
     return match.group(1) if match else None
 
 
+def ticket_named_by_mail(
+    subject: str, in_reply_to: str | None, references: tuple[str, ...]
+) -> str | None:
+    """The ticket a mail names by the engine's own id: the ``[#T-…]`` tag in its subject,
+    else a reply to one of the engine's notices. Anyone who saw a notice can name it."""
+    tagged = ticket_id_in_subject(subject)
+    if tagged:
+        return tagged
+    for known in (*references, in_reply_to):
+        notice = _NOTICE_ID.match(known or "")
+        if notice:
+            return notice.group(1)
+    return None
+
+
+def linked_ticket_id(referenced: str, sender: str, thread: str) -> str:
+    """The ticket a mail opens when its sender may not join the ticket it names: one per
+    referenced ticket, sender and thread, so a redelivery or the sender's next mail in
+    the same thread finds it again."""
+    return ticket_id("email-linked", f"{referenced}\x00{sender.lower()}\x00{thread}")
+
+
 def email_thread_root(
     message_id: str | None, in_reply_to: str | None, references: tuple[str, ...]
 ) -> str | None:
@@ -54,13 +76,9 @@ def email_ticket_id(
     """Ticket tag in the subject first, then a reply to one of the engine's notices, then
     the thread's root Message-ID; a mail with no ids at all is identified by its content,
     so its own redelivery still finds it."""
-    tagged = ticket_id_in_subject(subject)
-    if tagged:
-        return tagged
-    for known in (*references, in_reply_to):
-        notice = _NOTICE_ID.match(known or "")
-        if notice:
-            return notice.group(1)
+    named = ticket_named_by_mail(subject, in_reply_to, references)
+    if named:
+        return named
     root = email_thread_root(message_id, in_reply_to, references)
     if root:
         return ticket_id("email", root.lower())

@@ -8,6 +8,7 @@ from engine.contract.base import (
     Channel,
     Priority,
     Record,
+    SenderCheck,
     SpecialRoute,
     SupportPlan,
     ThirdPartyWaitKind,
@@ -107,6 +108,13 @@ class ThirdPartyWait(Record):
         return f"{self.kind.value} {self.reference}"
 
 
+class TicketLink(Record):
+    """The ticket another one was opened beside, and why it was not joined."""
+
+    ticket_id: str = Field(description="The ticket the message named")
+    reason: str = Field(description="Why the message opened a ticket of its own")
+
+
 class TicketState(Record):
     ticket_id: str
     status: TicketStatus
@@ -159,6 +167,16 @@ class TicketState(Record):
     )
     ruleset_version: str
     alarm: AlarmState | None = Field(default=None, description="SNMP tickets: their alarm")
+    requester_failed_checks: tuple[SenderCheck, ...] = Field(
+        default=(),
+        description="The sender checks the opening mail failed at the relay: its requester "
+        "may be forged, and is never sent the acknowledgement",
+    )
+    linked_to: TicketLink | None = Field(
+        default=None,
+        description="The ticket a mail named but could not join (its sender is neither a "
+        "party of it nor of its customer): this ticket was opened beside it",
+    )
 
 
 class TicketClassifiedData(Record):

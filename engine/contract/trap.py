@@ -91,7 +91,15 @@ class TrapReceivedData(Record):
     sender: str = Field(description="UDP source address of the notification")
     sender_port: int = Field(ge=0, le=65535)
     agent_address: str | None = Field(
-        description="snmpTrapAddress, or a v1 trap's agent-addr: the device behind a relay"
+        description="snmpTrapAddress, or a v1 trap's agent-addr, when trusted: the device "
+        "behind a forwarder (a sender the device directory marks ``role: forwarder``), or the "
+        "sender's own address"
+    )
+    claimed_agent_address: str | None = Field(
+        default=None,
+        description="An snmpTrapAddress or v1 agent-addr naming another address than the "
+        "sender, from a sender that is not a forwarder: kept as information, never used to "
+        "pick the device",
     )
     version: SnmpVersion
     pdu: NotificationPdu

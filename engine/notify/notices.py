@@ -37,12 +37,16 @@ __all__ = [
     "acknowledgement",
     "assignment",
     "customer_recipients",
+    "echoed",
     "may_receive_mail",
     "one_line",
     "update",
 ]
 
 Templates = dict[str, tuple[str, str]]
+# How much of a sender's subject a notice repeats: enough to recognise it, too little to
+# carry a spammer's message to whoever they forged as the sender.
+MAX_ECHOED_CHARS = 120
 
 _CADENCE = {
     "es": {
@@ -231,11 +235,18 @@ def _assignment_text(
         "ticket": ticket.ticket_id,
         "priority": ticket.priority.value,
         "tier": ticket.tier.value,
-        "subject": one_line(base_subject(ticket.subject)) or "-",
+        "subject": echoed(base_subject(ticket.subject)) or "-",
         "customer": one_line(_customer_name(ticket) or _UNKNOWN_CUSTOMER[language]),
         "why": _WHY[language] + why if why else "",
     }
     return subject_template.format(**fields), body_template.format(**fields)
+
+
+def echoed(text: str, limit: int = MAX_ECHOED_CHARS) -> str:
+    """A sender's text as a notice repeats it: on one line, at most ``limit`` characters
+    (the last an ellipsis when cut), so a notice never carries a sender's long payload."""
+    line = one_line(text)
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
 def one_line(text: str) -> str:
@@ -271,9 +282,9 @@ def _mail(
     fields = {
         "tag": ticket_tag(ticket.ticket_id),
         "ticket": ticket.ticket_id,
-        "subject": one_line(base_subject(ticket.subject)) or "-",
-        "device": one_line(device),
-        "alarm": one_line(ticket.subject.removeprefix(f"{device}: ")) or "-",
+        "subject": echoed(base_subject(ticket.subject)) or "-",
+        "device": echoed(device),
+        "alarm": echoed(ticket.subject.removeprefix(f"{device}: ")) or "-",
         "priority": ticket.priority.value,
         "cadence": _CADENCE.get(language, _CADENCE["es"])[ticket.priority],
         "message": text.strip(),

@@ -45,6 +45,7 @@ from engine.kafka.loop import BatchHandler, ConsumeLoop
 from engine.kafka.producer import Record, new_producer
 from engine.kafka.retry import Backoff, Draw
 from engine.metrics import NoticeKind, NoticeOutcome
+from engine.notify.backscatter import withheld_acknowledgement
 from engine.notify.escalations import escalation_notice
 from engine.notify.notices import Notice, acknowledgement, assignment, update
 from engine.process import StopSignal, configure_logging
@@ -130,7 +131,13 @@ def notice_for(
     customer = ticket.customer or found
     language = (customer.language if customer else None) or settings.notify_default_language
     if isinstance(record, TicketRouted):
-        return acknowledgement(record, language, sender, domain, contacts)
+        notice = acknowledgement(record, language, sender, domain, contacts)
+        withheld = withheld_acknowledgement(ticket, directory, settings.notify_ack_unknown_senders)
+        if notice is not None and withheld is not None:
+            log.info("acknowledgement of %s withheld: %s", ticket.ticket_id, withheld)
+            metrics.ACKS_WITHHELD.labels(withheld).inc()
+            return None
+        return notice
     return update(record, language, sender, domain, contacts)
 
 

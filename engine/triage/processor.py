@@ -266,6 +266,15 @@ class Processor:
         outcome = triage(previous, incoming, ruleset, now, self.customers, self.balances.hours_left)
         if outcome.duplicate:
             return _Processed(ProcessorOutcome.DUPLICATE)
+        if outcome.redirected is not None:
+            redirected = outcome.redirected
+            log.info(
+                "mail %s opens %s: %s", incoming.event_id, redirected.data.ticket_id,
+                redirected.data.linked_to.reason if redirected.data.linked_to else "",
+            )  # fmt: skip
+            key = redirected.data.ticket_id.encode()
+            sent = await self._outputs.send(TICKET_EVENTS, key, to_json(redirected))
+            return _Processed(ProcessorOutcome.LINKED, [sent])
         if outcome.refused is not None or outcome.ticket is None:
             reason = f"activity refused: {outcome.refused}"
             return await self._dead_letter(

@@ -5,8 +5,9 @@ A message is classified and routed. A follow-up message on an open ticket may ra
 priority and tier but never lowers them (a calmer follow-up does not make an outage less
 urgent, nor undo an escalation); the first real category stays, and tags and special
 routes only accumulate. A follow-up the customer wrote is also recorded as a
-``customer_replied`` activity. An agent's activity is applied by ``apply_activity``, or
-refused with its reason.
+``customer_replied`` activity. A mail naming a ticket its sender may not join (decision
+64, ``joining``) is not applied: it is put back under a new ticket linked to that one. An
+agent's activity is applied by ``apply_activity``, or refused with its reason.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from engine.contract import (
     MessageEvent,
     PhoneCallLogged,
     RouteDecision,
+    SenderCheck,
     TicketActivity,
     TicketActivityData,
+    TicketLink,
     TicketMessage,
     TicketState,
     TicketStatus,
@@ -42,6 +45,7 @@ from engine.rules.route import route
 from engine.rules.ruleset import RuleSet
 from engine.triage import alarms
 from engine.triage.activity import InvalidTransitionError, apply_activity, tier_rank
+from engine.triage.joining import OpensLinked, mail_join_decision, opened_beside
 
 RECENT_EVENTS_KEPT = 64
 # Channels where a follow-up is the customer writing (a repeated trap is not).
@@ -61,6 +65,9 @@ class TriageOutcome:
     """Activity to publish on the activity feed: an agent's, or the customer's reply."""
     refused: str | None = None
     """Why an activity was not applied."""
+    redirected: EmailReceived | None = None
+    """A mail whose sender may not join the ticket it named, put back under the new
+    ticket it opens (linked to that one): to be sent to the ticket events topic."""
 
 
 def message_of(event: MessageEvent, customers: CustomerDirectory) -> TicketMessage:
@@ -131,6 +138,16 @@ def suppression_reason(event: IncomingTicketEvent) -> str | None:
             return None
 
 
+def linked_to(event: MessageEvent) -> TicketLink | None:
+    """The ticket this message named but could not join (the processor put it back)."""
+    return event.data.linked_to if isinstance(event, EmailReceived) else None
+
+
+def failed_checks_of(event: MessageEvent) -> tuple[SenderCheck, ...]:
+    """The sender checks a mail failed at the relay (other channels have none)."""
+    return event.data.failed_checks if isinstance(event, EmailReceived) else ()
+
+
 def ticket_id_of(event: IncomingTicketEvent) -> str:
     return event.data.ticket_id
 
@@ -181,6 +198,11 @@ def triage(
         return TriageOutcome(previous, None, None, duplicate=True, routed=False)
     if isinstance(event, TicketActivity):
         return _apply_activity(previous, event, now, ruleset)
+    if isinstance(event, EmailReceived):
+        joining = mail_join_decision(event, previous, customers)
+        if isinstance(joining, OpensLinked):
+            redirected = opened_beside(event, joining)
+            return TriageOutcome(previous, None, None, False, False, redirected=redirected)
     return _triage_message(previous, event, ruleset, now, customers, hours_left or {})
 
 
@@ -208,6 +230,11 @@ def _triage_message(
 ) -> TriageOutcome:
     message = message_of(event, customers)
     classification = _effective(classify(message, ruleset), previous, ruleset)
+    link = linked_to(event)
+    if previous is None and link is not None:
+        classification = classification.model_copy(
+            update={"explanation": (*classification.explanation, link.reason)}
+        )
     ruled = route(classification, message, ruleset.routes)
     decision = _kept_tier(ruled, previous)
     if previous is None:
@@ -254,6 +281,10 @@ def _triage_message(
         skills=classification.skills,
         ruleset_version=ruleset.fingerprint,
         alarm=alarm.state if alarm is not None else None,
+        linked_to=previous.linked_to if previous else link,
+        requester_failed_checks=(
+            previous.requester_failed_checks if previous else failed_checks_of(event)
+        ),
         **_recorded(previous, event.event_id),  # type: ignore[arg-type]
     )
     reply = None

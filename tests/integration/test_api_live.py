@@ -18,15 +18,19 @@ from engine.passwords import hash_password
 from tests.integration.harness import EngineProcess, engine_env
 
 T = TypeVar("T")
+# The widget writes for one customer, named per run so its ticket list is this test's own.
+WIDGET_CUSTOMER = f"acme-{uuid.uuid4().hex[:8]}"
 TOKENS = {
-    "widget": ("chat:write", "widget.live-widget-secret"),
-    "agent": ("phone:write,activity:write,tickets:read", "agent.live-agent-secret"),
+    "widget": ("chat:write", "widget.live-widget-secret", WIDGET_CUSTOMER),
+    "agent": ("phone:write,activity:write,tickets:read", "agent.live-agent-secret", None),
 }
 
 
 def write_tokens(path: Path) -> Path:
     lines = [
-        f"{name}:{scopes}:{hash_password(token, 1000)}" for name, (scopes, token) in TOKENS.items()
+        f"{name}:{scopes}:{hash_password(token, 1000)}"
+        + (f":customer={customer}" if customer else "")
+        for name, (scopes, token, customer) in TOKENS.items()
     ]
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -105,18 +109,24 @@ def test_a_chat_conversation_becomes_one_ticket_moved_by_activity(
     api_engine: EngineProcess,
 ) -> None:
     conversation = uuid.uuid4().hex
-    customer = f"acme-{uuid.uuid4().hex[:8]}"
+    customer = WIDGET_CUSTOMER
     base = f"/chat/conversations/{conversation}"
 
     async def check(client: Client) -> None:
         url = f"ws://127.0.0.1:{api_engine.api_port}{base}/ws"
         async with client.session.ws_connect(url, headers=auth("widget")) as ws:
-            first = {
-                "message_id": "m1",
+            claiming = {
+                "message_id": "m0",
                 "sender": "ana@acme.example",
-                "customer_id": customer,
+                "customer_id": "globex",
                 "text": "Hola, la central está caída, no entran ni salen llamadas",
             }
+            await ws.send_str(json.dumps(claiming))
+            refused = await receive(ws, "refused")
+            assert refused["status"] == 422
+            assert [problem["path"] for problem in refused["problems"]] == ["customer_id"]
+            first = {key: value for key, value in claiming.items() if key != "customer_id"}
+            first["message_id"] = "m1"  # the customer is the widget's, told by its token
             await ws.send_str(json.dumps(first))
             accepted = await receive(ws, "accepted")
             ticket_id = accepted["ticket_id"]
@@ -127,10 +137,11 @@ def test_a_chat_conversation_becomes_one_ticket_moved_by_activity(
             assert status == 202 and body["ticket_id"] == ticket_id
             state = await client.ticket_where(ticket_id, lambda t: t["ticket"]["event_count"] == 2)
             assert state["ticket"]["channel"] == "chat"
+            assert state["ticket"]["customer_id"] == customer
             assert state["ticket"]["priority"] == "P1"
             assert state["decisions"] and state["decisions"][0]["classification"]["explanation"]
             status, found = await client.get(f"/tickets?customer={customer}")
-            assert status == 200 and [t["ticket_id"] for t in found["tickets"]] == [ticket_id]
+            assert status == 200 and ticket_id in [t["ticket_id"] for t in found["tickets"]]
 
             activity = f"/tickets/{ticket_id}/activity"
             inform = {

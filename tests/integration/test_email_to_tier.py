@@ -200,3 +200,36 @@ def test_an_auto_reply_is_stored_with_its_reason_but_opens_no_ticket(
         "the processor to pass over the auto-reply",
     )
     assert read_topic(TICKET_STATE).matching(lambda key, value: key == ticket) == []
+
+
+def test_a_stranger_naming_a_ticket_by_its_tag_opens_a_new_ticket_linked_to_it(
+    engine: EngineProcess, read_topic: Reader
+) -> None:
+    code, reply = send_mail(
+        engine.smtp_port,
+        support_mail("Question", "Hello, how do I add an extension to our PBX?", unique_id()),
+    )
+    assert code == 250, reply
+    ticket = ticket_of(reply)
+    read_topic(TIER_TOPICS[Tier.L1]).wait_for(routed_for(ticket))
+    stranger = support_mail(
+        f"Re: [#{ticket}] Question",
+        "URGENTE: la central está caída, no entran ni salen llamadas.",
+        unique_id(),
+        sender="spam@elsewhere.example",
+    )
+
+    code, reply = send_mail(engine.smtp_port, stranger)
+
+    assert code == 250, reply
+    linked = read_topic(TICKET_EVENTS).wait_for(
+        lambda key, value: (value["data"].get("linked_to") or {}).get("ticket_id") == ticket
+    )["data"]
+    assert linked["ticket_id"] != ticket and linked["from_address"] == "spam@elsewhere.example"
+    routed = read_topic(TIER_TOPICS[Tier.L3]).wait_for(routed_for(linked["ticket_id"]))["data"]
+    assert routed["ticket"]["linked_to"] == linked["linked_to"]
+    assert routed["ticket"]["requester"] == "spam@elsewhere.example"
+    assert linked["linked_to"]["reason"] in routed["classification"]["explanation"]
+    states = read_topic(TICKET_STATE).matching(lambda key, value: key == ticket)
+    assert {state["data"]["ticket"]["priority"] for state in states} == {"P4"}
+    assert {state["data"]["ticket"]["event_count"] for state in states} == {1}

@@ -217,3 +217,59 @@ def produce_activity(bootstrap: str, ticket: str, message: str, topic_prefix: st
         named(TICKET_EVENTS, topic_prefix), key=ticket.encode(), value=to_json(record)
     ).get(timeout=30)
     producer.close()
+
+
+def test_no_acknowledgement_to_a_forged_or_unknown_sender_but_their_tickets_are_opened(
+    topics: str, topic_prefix: str, tmp_path: Path, relay: tuple[RecordingRelay, int]
+) -> None:
+    handler, relay_port = relay
+    notifier_port = free_port()
+    env = engine_env(tmp_path / "state", topics, topic_prefix,
+        ENGINE_NOTIFY_RELAY=f"127.0.0.1:{relay_port}",
+        ENGINE_NOTIFIER_METRICS_PORT=str(notifier_port),
+        ENGINE_CUSTOMERS_FILE=str(PROJECT_ROOT / "deploy" / "customers.example.yaml"),
+        ENGINE_NOTIFY_ACK_UNKNOWN_SENDERS="false",
+    )  # fmt: skip
+    engine = EngineProcess(env, tmp_path / "engine.log")
+    engine.start("--bootstrap-servers", topics)
+    states = TopicReader(topics, named(TICKET_STATE, topic_prefix))
+
+    def withheld(reason: str) -> float:
+        labels = {"reason": reason}
+        return engine.metric("ticketing_acknowledgements_withheld_total", labels, notifier_port)
+
+    try:
+        forged_as = f"gerente-{uuid.uuid4().hex[:8]}@acme.example"
+        forged = support_mail("Urgente", "La central está caída", unique_id(), forged_as)
+        forged["Authentication-Results"] = (
+            "mx.support.example; spf=fail smtp.mailfrom=acme.example; dmarc=fail"
+        )
+        stranger = f"ofertas-{uuid.uuid4().hex[:8]}@elsewhere.example"
+        honest = f"ventas-{uuid.uuid4().hex[:8]}@acme.example"
+        tickets = {}
+        for sender, message in (
+            (forged_as, forged),
+            (stranger, support_mail("Headsets", "Cheap headsets for you", unique_id(), stranger)),
+            (honest, support_mail("Urgente", "La central está caída", unique_id(), honest)),
+        ):
+            code, reply = send_mail(engine.smtp_port, message)
+            assert code == 250, reply
+            tickets[sender] = reply.decode().rsplit(" ", 1)[-1]
+
+        wait_until(  # every mail is still a ticket
+            lambda: set(tickets.values()) <= {key for key, _ in states.keyed(lambda k, v: True)},
+            60, "the three tickets' states", on_timeout=engine.log,
+        )  # fmt: skip
+        wait_until(
+            lambda: withheld("sender_failed_checks") >= 1 and withheld("unknown_sender") >= 1,
+            60, "the notifier to withhold both acknowledgements", on_timeout=engine.log,
+        )  # fmt: skip
+        wait_until(
+            lambda: any(m["To"] == honest for m in handler.messages),
+            60, "the honest sender's acknowledgement", on_timeout=engine.log,
+        )  # fmt: skip
+        told = {str(m["To"]) for m in handler.messages}
+        assert forged_as not in told and stranger not in told
+    finally:
+        states.close()
+        engine.stop()

@@ -48,9 +48,12 @@ users:
   - {{name: nms-512, auth: SHA512, auth_key: {AUTH}, priv: AES256, priv_key: {PRIV},
      engine_ids: ["{PYSNMP_ENGINE_ID}"]}}
 """
+OTHER_DEVICE = "pbx-it-2"
+SNMP_TRAP_ADDRESS = "1.3.6.1.6.3.18.1.3.0"
 DEVICES = f"""
 devices:
   - {{address: 127.0.0.1, name: {DEVICE}, customer: acme, role: pbx}}
+  - {{address: 127.0.0.2, name: {OTHER_DEVICE}, customer: acme, role: pbx}}
 """
 _if_indexes = itertools.count(100)
 
@@ -305,6 +308,37 @@ def test_link_down_then_link_up_clears_the_alarm(
     assert cleared["alarm"]["occurrences"] == 2
     assert cleared["alarm"]["cleared_at"] is not None
     assert cleared["priority"] == "P1"  # the link coming back does not lower the ticket
+
+
+def test_a_link_up_claiming_another_devices_address_cannot_clear_its_alarm(
+    net: NetSnmp, read_topic: Callable[[str], TopicReader]
+) -> None:
+    """127.0.0.1 is a PBX, not a forwarder: the snmpTrapAddress.0 it puts in its trap is
+    kept as information, and the trap is the PBX's own."""
+    if_index = next(_if_indexes)
+    victim = ticket_id("snmp-alarm", f"{OTHER_DEVICE}|IF-MIB::link|{if_index}")
+    states, events = read_topic(TICKET_STATE), read_topic(TICKET_EVENTS)
+    _ok(
+        net.run(
+            "snmptrap", "--clientaddr=127.0.0.2", "-v", "2c", "-c", COMMUNITY, net.target, "",
+            LINK_DOWN, *link_varbinds(if_index, up=False),
+        )
+    )  # fmt: skip
+    assert (
+        ticket_state(states, victim, lambda t: t["alarm"] is not None)["alarm"]["cleared"] is False
+    )
+
+    net.trap_v2c(
+        COMMUNITY, LINK_UP, *link_varbinds(if_index, up=True), SNMP_TRAP_ADDRESS, "a", "127.0.0.2"
+    )
+
+    forged = link_event(events, if_index)["data"]  # the sender's own alarm key
+    assert forged["transition"] == "cleared"
+    assert (forged["device"]["name"], forged["agent_address"]) == (DEVICE, None)
+    assert forged["claimed_agent_address"] == "127.0.0.2"
+    ticket_state(states, forged["ticket_id"], lambda t: t["alarm"] is not None)  # applied
+    victims = states.matching(lambda key, _: key == victim)
+    assert {state["data"]["ticket"]["alarm"]["cleared"] for state in victims} == {False}
 
 
 def test_an_unknown_trap_is_still_an_event_with_numeric_oids(

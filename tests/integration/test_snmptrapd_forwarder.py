@@ -1,7 +1,8 @@
 """net-snmp's snmptrapd as a trap forwarder in front of ``engine up`` (docs/snmptrapd.md):
 forwarded v1 and v2c traps reach the engine; where the trap carries the original agent's
 address (a v1 trap's agent-addr, or ``snmpTrapAddress.0``) the device is that agent, and a
-directory entry for the forwarder's own address attributes the rest as the user chose."""
+directory entry for the forwarder's own address attributes the rest as the user chose. The
+claimed address is trusted only from the forwarder (``role: forwarder``)."""
 
 from __future__ import annotations
 
@@ -145,6 +146,24 @@ def test_a_forwarded_v2c_trap_without_it_is_attributed_to_the_forwarders_entry(
     assert event["sender"] == "127.0.0.1"
     assert event["agent_address"] is None
     assert event["device"]["name"] == "trap-forwarder"
+
+
+def test_the_same_trap_sent_directly_from_an_address_that_is_no_forwarder_is_the_senders(
+    forwarded_engine: EngineProcess, events: TopicReader, tmp_path: Path
+) -> None:
+    direct = NetSnmp(int(forwarded_engine.env["ENGINE_SNMP_PORT"]), tmp_path / "net-snmp")
+    if_index = next(_if_indexes)
+
+    done = direct.run(
+        "snmptrap", "--clientaddr=127.0.0.3", "-v", "2c", "-c", COMMUNITY, direct.target, "",
+        LINK_DOWN, *link_varbinds(if_index, up=False), SNMP_TRAP_ADDRESS, "a", "192.0.2.11",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    event = trap_event(events, "127.0.0.3", if_index)["data"]
+    assert event["sender"] == "127.0.0.3"
+    assert (event["agent_address"], event["claimed_agent_address"]) == (None, "192.0.2.11")
+    assert event["device"] is None  # not gw-behind-forwarder: nobody vouches for the claim
 
 
 def test_the_forwarders_config_is_the_documented_one() -> None:

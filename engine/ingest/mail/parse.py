@@ -32,6 +32,7 @@ from engine.contract import Attachment, EmailReceived, EmailReceivedData, Forwar
 from engine.contract.identity import event_id
 from engine.contract.topics import MAX_SPOOLED_MAIL_BYTES
 from engine.errors import EngineError
+from engine.ingest.mail.authentication import failed_checks
 from engine.ingest.mail.automated import automated_reason, inline_forward, split_reply
 from engine.ingest.mail.identity import (
     MailIdentity,
@@ -158,6 +159,11 @@ def _header(message: EmailMessage, name: str) -> str:
     except Exception:  # header parsers raise HeaderParseError, IndexError, ValueError...
         raw = next((v for k, v in message.raw_items() if k.lower() == name.lower()), "")
         return readable(" ".join(str(raw).split()))
+
+
+def _raw_fields(message: EmailMessage, name: str) -> list[str]:
+    """Every field of that name, as written (no parse)."""
+    return [str(value) for key, value in message.raw_items() if key.lower() == name.lower()]
 
 
 def _sender(message: EmailMessage) -> tuple[str, str]:
@@ -528,6 +534,10 @@ def _parse_email(
             attachments=attachments,
             archived_sha256=identity.sha256 if archived else None,
             forwarded=forwarded,
+            failed_checks=failed_checks(
+                _raw_fields(message, "Authentication-Results"),
+                _raw_fields(message, "Received-SPF"),
+            ),
             peer=client.address,
             relay=client.relay,
             size_bytes=len(raw),

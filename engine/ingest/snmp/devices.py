@@ -11,6 +11,11 @@ A YAML file (``ENGINE_SNMP_DEVICES_FILE``, see deploy/devices.example.yaml)::
 
 The most specific entry wins (an address before the network that holds it). Loaded and
 validated once at start-up; errors name the entry and the field.
+
+A trap may name another address than its sender's (``snmpTrapAddress.0``, a v1 trap's
+agent-addr): that claim picks the device only when the sender is an entry with ``role:
+forwarder`` (``attribute``); from anyone else it is kept as information, so a forged
+linkUp cannot clear another device's alarm.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,6 +35,7 @@ from engine.contract import Device
 from engine.errors import EngineError, describe_validation
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+FORWARDER_ROLE = "forwarder"
 
 
 class DeviceDirectoryError(EngineError):
@@ -100,6 +107,29 @@ class DeviceDirectory:
 
 
 EMPTY_DEVICES = DeviceDirectory(())
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Which device a notification is, and what became of the address it claims."""
+
+    device: Device | None
+    agent_address: str | None
+    """The claimed address, trusted: the sender is a forwarder, or it is the sender's own."""
+    claimed_agent_address: str | None = None
+    """The claimed address, not trusted: the sender is not a forwarder."""
+
+
+def attribute(sender: str, claimed: str | None, devices: DeviceDirectory) -> Attribution:
+    """The device of a notification from ``sender`` that names ``claimed`` as its agent."""
+    senders_device = devices.lookup(sender)
+    if claimed is None:
+        return Attribution(senders_device, None)
+    if claimed == sender:
+        return Attribution(senders_device, claimed)
+    if senders_device is not None and senders_device.role == FORWARDER_ROLE:
+        return Attribution(devices.lookup(claimed) or senders_device, claimed)
+    return Attribution(senders_device, None, claimed)
 
 
 def load_devices(path: Path | None) -> DeviceDirectory:

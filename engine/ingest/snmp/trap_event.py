@@ -29,7 +29,7 @@ from engine.contract import (
 )
 from engine.contract.identity import event_id
 from engine.errors import EngineError
-from engine.ingest.snmp.devices import DeviceDirectory
+from engine.ingest.snmp.devices import DeviceDirectory, attribute
 from engine.ingest.snmp.fastpath import Decoded
 from engine.ingest.snmp.mibs import MibResolver, Oid, oid_text, parse_oid
 
@@ -133,10 +133,9 @@ def trap_event(
     trap_oid = mibs.canonical_trap_oid(parse_oid(raw_trap_oid))
     uptime = typed_value(bound.get(SYS_UPTIME))[0]
     agent = bound.get(SNMP_TRAP_ADDRESS)
-    agent_address = typed_value(agent)[0] if agent is not None else None
-    device = (devices.lookup(str(agent_address)) if agent_address else None) or devices.lookup(
-        notification.sender
-    )
+    claimed = typed_value(agent)[0] if agent is not None else None
+    attribution = attribute(notification.sender, str(claimed) if claimed else None, devices)
+    device, agent_address = attribution.device, attribution.agent_address
     skipped = (SYS_UPTIME, SNMP_TRAP_OID, SNMP_TRAP_COMMUNITY)
     trap = TrapFacts(
         oid=oid_text(trap_oid),
@@ -160,7 +159,8 @@ def trap_event(
             transition=alarm.transition,
             sender=notification.sender,
             sender_port=notification.sender_port,
-            agent_address=str(agent_address) if agent_address else None,
+            agent_address=agent_address,
+            claimed_agent_address=attribution.claimed_agent_address,
             version=notification.version,
             pdu=notification.pdu,
             security_name=notification.security_name,

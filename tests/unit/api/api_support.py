@@ -40,16 +40,20 @@ T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 CONVERSATION = "c0nversation-0123456789"
 TOKENS = {
     "widget": "widget.s3cret-widget",
+    "acme-widget": "acme-widget.s3cret-acme",
     "agent": "agent.s3cret-agent",
     "dashboard": "dashboard.s3cret-dash",
     "lead": "lead.s3cret-lead",
 }
 SCOPES = {
     "widget": {Scope.CHAT_WRITE},
+    "acme-widget": {Scope.CHAT_WRITE, Scope.PHONE_WRITE},
     "agent": {Scope.PHONE_WRITE, Scope.ACTIVITY_WRITE, Scope.TICKETS_READ},
     "dashboard": {Scope.TICKETS_READ},
     "lead": {Scope.PRESENCE_WRITE, Scope.TICKETS_READ},
 }
+
+CUSTOMERS = {"acme-widget": "acme"}  # the integrations that write for one customer
 
 
 class FakePublisher:
@@ -115,7 +119,9 @@ def with_api(
         publisher = FakePublisher()
         view = TicketView(desk)
         integrations = {
-            name: Integration(name, frozenset(SCOPES[name]), hash_password(token, 1000))
+            name: Integration(
+                name, frozenset(SCOPES[name]), hash_password(token, 1000), CUSTOMERS.get(name)
+            )
             for name, token in TOKENS.items()
         }
         clock = FrozenClock(T0)

@@ -309,3 +309,20 @@ def test_a_follow_up_keeps_the_parties_and_an_activity_changes_them() -> None:
     assert added.parties == ("luis@acme.example", "eva@acme.example")
     assert opened(removed).parties == ("eva@acme.example",)
     assert removed.activity is not None and removed.activity.ticket == removed.ticket
+
+
+def test_the_checks_the_opening_mail_failed_stay_with_its_requester() -> None:
+    from engine.contract import SenderCheck
+
+    forged = mail("la central está caída", "m1@acme")
+    forged = forged.model_copy(
+        update={"data": forged.data.model_copy(update={"failed_checks": (SenderCheck.DMARC,)})}
+    )
+
+    ticket = opened(triage(None, forged, RULES, T0))
+    follow_up = opened(triage(ticket, mail("sigue igual", "m2@acme"), RULES, T0))
+    honest = opened(triage(None, mail("la central está caída", "m3@acme"), RULES, T0))
+
+    assert ticket.requester_failed_checks == (SenderCheck.DMARC,)
+    assert follow_up.requester_failed_checks == (SenderCheck.DMARC,)
+    assert honest.requester_failed_checks == ()

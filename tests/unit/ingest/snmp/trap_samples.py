@@ -19,6 +19,7 @@ DEVICES = DeviceDirectory(
         DeviceEntry(address="192.0.2.10", name="pbx-mty-1", customer="acme", role="pbx"),
         DeviceEntry(address="192.0.2.0/24", name="lan-acme", customer="acme", role="switch"),
         DeviceEntry(address="198.51.100.7", name="ups-1", customer="acme", role="ups"),
+        DeviceEntry(address="10.9.9.9", name="trap-forwarder", customer="acme", role="forwarder"),
     ]
 )
 LINK_DOWN = "1.3.6.1.6.3.1.1.5.3"
