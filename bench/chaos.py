@@ -72,6 +72,7 @@ from engine.contract.topics import (
     TICKET_EVENTS,
     TIER_TOPICS,
 )
+from engine.development import DEVELOPMENT_COMMUNITY
 from engine.errors import EngineError
 from engine.kafka import broker
 from engine.kafka.admin import partition_leaders
@@ -90,7 +91,7 @@ from tests.integration.snmp_peers import encoded_link_trap
 
 NODES = 3
 REPLICAS = 2
-COMMUNITY: str = Settings.model_fields["snmp_communities"].default[0]
+COMMUNITY = DEVELOPMENT_COMMUNITY
 CHAT_TOKEN = "chaos.chaos-load-secret"
 ANSWER_TIMEOUT_SECONDS = 10.0
 SLA_STOP_SECONDS = 20.0

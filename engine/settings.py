@@ -227,8 +227,9 @@ class Settings(BaseSettings):
     snmp_host: str = Field(default="127.0.0.1", description="SNMP receiver listen address.")
     snmp_port: int = Field(default=1162, ge=0, le=65535, description="SNMP receiver UDP port.")
     snmp_communities: Annotated[list[str], NoDecode] = Field(
-        default=["public"],
-        description="SNMPv1/v2c communities accepted (comma-separated; empty: none).",
+        default=[],
+        description="SNMPv1/v2c communities accepted (comma-separated); none unless "
+        "configured (engine up accepts 'public' when unset, with a warning).",
     )
     snmp_users_file: Path | None = Field(
         default=None, description="SNMPv3 users (YAML: names, SHA/SHA-2 and AES keys, engine ids)."
