@@ -76,6 +76,7 @@ from engine.development import DEVELOPMENT_COMMUNITY
 from engine.errors import EngineError
 from engine.kafka import broker
 from engine.kafka.admin import partition_leaders
+from engine.kafka.security import kafka_python_options, security_for
 from engine.passwords import hash_password
 from engine.settings import NODE_PORT_STEP, Settings
 from engine.supervisor import REPLICA_PORT_STEP
@@ -461,6 +462,7 @@ def read_topic(bootstrap: str, topic: str) -> list[tuple[str | None, dict[str, A
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
         request_timeout_ms=30000,
+        **kafka_python_options(security_for(bootstrap)),
     )  # fmt: skip
     try:
         partitions = [

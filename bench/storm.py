@@ -55,6 +55,7 @@ from engine.contract.topics import TICKET_STATE, TIER_TOPICS
 from engine.development import DEVELOPMENT_COMMUNITY
 from engine.ingest.snmp.udp_stats import read_rcvbuf_errors, read_socket_drops
 from engine.kafka import broker
+from engine.kafka.security import kafka_python_options, security_for
 from engine.settings import Settings
 from tests.integration.harness import free_port, free_udp_port, port_open, wait_until
 from tests.integration.snmp_peers import encoded_link_trap, scrape
@@ -229,7 +230,10 @@ class Follower(threading.Thread):
         from kafka import KafkaConsumer, TopicPartition
 
         consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            **kafka_python_options(security_for(self.bootstrap)),
         )
         try:
             assigned = [
