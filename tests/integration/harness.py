@@ -107,6 +107,14 @@ class EngineProcess:
     def api_port(self) -> int:
         return int(self.env["ENGINE_API_PORT"])
 
+    @property
+    def snmp_port(self) -> int:
+        return int(self.env["ENGINE_SNMP_PORT"])
+
+    @property
+    def snmp_metrics_port(self) -> int:
+        return int(self.env["ENGINE_SNMP_METRICS_PORT"])
+
     def start(self, *args: str) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
