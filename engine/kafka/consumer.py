@@ -9,7 +9,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaConsumer
 
-from engine.kafka.security import aiokafka_options, kafka_python_options, security_for
+from engine.kafka.security import (
+    aiokafka_options,
+    kafka_python_options,
+    process_security,
+    security_for,
+)
 
 # A member gone without leaving its group (SIGKILL, a crash, the stall exit) holds its
 # partitions this long, and a replacement's join waits for it (kafka-python's default is
@@ -43,7 +48,7 @@ def new_aio_consumer(bootstrap: str) -> AIOKafkaConsumer:
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         group_id=None,
-        **aiokafka_options(security_for(bootstrap)),
+        **aiokafka_options(process_security()),
     )
 
 
@@ -55,5 +60,5 @@ def new_aio_group_consumer(bootstrap: str, group_id: str, **options: Any) -> AIO
         enable_auto_commit=False,
         group_id=group_id,
         **options,
-        **aiokafka_options(security_for(bootstrap)),
+        **aiokafka_options(process_security()),
     )

@@ -16,7 +16,12 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from kafka import KafkaProducer
 
-from engine.kafka.security import aiokafka_options, kafka_python_options, security_for
+from engine.kafka.security import (
+    aiokafka_options,
+    kafka_python_options,
+    process_security,
+    security_for,
+)
 
 ACKS = "all"
 # How long one request to a broker may take before it is retried or fails.
@@ -86,7 +91,7 @@ def new_aio_producer(
         linger_ms=linger_ms,
         max_request_size=max_request_size,
         **options,
-        **aiokafka_options(security_for(bootstrap)),
+        **aiokafka_options(process_security()),
     )
 
 

@@ -19,12 +19,15 @@ from engine.kafka.admin import cluster_answers
 from engine.kafka.security import KafkaSecurity
 from engine.settings import Settings
 from tests.integration.harness import (
+    ComponentProcess,
     EngineProcess,
     TopicReader,
     engine_env,
     free_port,
+    port_open,
     send_mail,
     support_mail,
+    wait_until,
 )
 
 USER = "engine"
@@ -114,3 +117,22 @@ def test_a_wrong_password_stops_the_engine_naming_the_authentication_failure(
     assert f"Kafka at {bootstrap} refused the engine's SASL_PLAINTEXT as 'engine'" in result.stderr
     assert "Authentication failed: Invalid username or password" in result.stderr
     assert "not-the-password" not in result.stdout + result.stderr
+
+
+def test_the_smtp_ingestor_with_a_wrong_password_asks_senders_to_retry_and_says_why(
+    sasl_broker: Settings, tmp_path: Path
+) -> None:
+    env = engine_env(tmp_path / "smtp", sasl_broker.kafka_bootstrap, **sasl_env("not-it"))
+    smtp = ComponentProcess("smtp", env, tmp_path / "smtp.log")
+    port = int(env["ENGINE_SMTP_PORT"])
+    try:
+        wait_until(lambda: port_open(port), 60, "the SMTP ingestor to listen", on_timeout=smtp.log)
+        message = support_mail("Caída", "No hay tono", f"<{uuid.uuid4()}@x.example>")
+
+        code, reply = send_mail(port, message)
+
+        assert code == 451, reply
+        assert "SaslAuthenticationFailed: Authentication failed: Invalid username" in smtp.log()
+        assert "not-it" not in smtp.log()
+    finally:
+        smtp.stop()
