@@ -90,8 +90,8 @@ def kafka_security_problem(settings: Settings) -> str | None:
         return f"kafka_sasl_username is needed with kafka_security_protocol {protocol}"
     if sasl and has_password == (password_file is not None):
         return (
-            f"kafka_security_protocol {protocol} needs one of kafka_sasl_password and "
-            "kafka_sasl_password_file"
+            f"kafka_security_protocol {protocol} needs exactly one of kafka_sasl_password "
+            "and kafka_sasl_password_file"
         )
     if sasl and password_file is not None and not password_in_file(password_file):
         return f"kafka_sasl_password_file {password_file} has no password on its first line"
@@ -112,6 +112,11 @@ def kafka_security_problem(settings: Settings) -> str | None:
         )
     if (settings.kafka_ssl_certfile is None) != (settings.kafka_ssl_keyfile is None):
         return "kafka_ssl_certfile and kafka_ssl_keyfile go together"
+    if tls:
+        try:
+            tls_context(settings.kafka_security)
+        except (ssl.SSLError, OSError) as error:
+            return f"{', '.join(given) or 'the TLS settings'} cannot be used: {error}"
     return None
 
 

@@ -73,7 +73,7 @@ def test_the_password_may_come_from_a_file(tmp_path: Path) -> None:
         ({"kafka_security_protocol": "SASL"}, "kafka_security_protocol"),
         ({**SASL, "kafka_sasl_mechanism": "GSSAPI"}, "kafka_sasl_mechanism"),
         ({**SASL, "kafka_sasl_username": ""}, "kafka_sasl_username is needed"),
-        ({**SASL, "kafka_sasl_password": ""}, "one of kafka_sasl_password and"),
+        ({**SASL, "kafka_sasl_password": ""}, "exactly one of kafka_sasl_password"),
         ({**SASL, "kafka_sasl_password_file": "/nonexistent"}, "kafka_sasl_password_file"),
         ({"kafka_sasl_username": "engine"}, "kafka_security_protocol is PLAINTEXT"),
         ({"kafka_sasl_password": "s3cret"}, "kafka_security_protocol is PLAINTEXT"),
@@ -89,6 +89,12 @@ def test_settings_that_disagree_are_refused_naming_the_setting(
     values: dict[str, Any], named: str
 ) -> None:
     assert named in refusal(**values)
+
+
+def test_a_tls_file_that_is_no_certificate_is_refused_at_load() -> None:
+    message = refusal(kafka_security_protocol="SSL", kafka_ssl_cafile=__file__)
+
+    assert "kafka_ssl_cafile cannot be used" in message
 
 
 def test_an_empty_password_file_is_refused(tmp_path: Path) -> None:
