@@ -72,9 +72,11 @@ from engine.contract.topics import (
     TICKET_EVENTS,
     TIER_TOPICS,
 )
+from engine.development import DEVELOPMENT_COMMUNITY
 from engine.errors import EngineError
 from engine.kafka import broker
 from engine.kafka.admin import partition_leaders
+from engine.kafka.security import kafka_python_options, security_for
 from engine.passwords import hash_password
 from engine.settings import NODE_PORT_STEP, Settings
 from engine.supervisor import REPLICA_PORT_STEP
@@ -90,7 +92,7 @@ from tests.integration.snmp_peers import encoded_link_trap
 
 NODES = 3
 REPLICAS = 2
-COMMUNITY: str = Settings.model_fields["snmp_communities"].default[0]
+COMMUNITY = DEVELOPMENT_COMMUNITY
 CHAT_TOKEN = "chaos.chaos-load-secret"
 ANSWER_TIMEOUT_SECONDS = 10.0
 SLA_STOP_SECONDS = 20.0
@@ -460,6 +462,7 @@ def read_topic(bootstrap: str, topic: str) -> list[tuple[str | None, dict[str, A
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
         request_timeout_ms=30000,
+        **kafka_python_options(security_for(bootstrap)),
     )  # fmt: skip
     try:
         partitions = [

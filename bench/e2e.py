@@ -83,6 +83,7 @@ from bench.storm import (
 from engine.contract.identity import chat_ticket_id
 from engine.contract.topics import MAIL_SPOOL, TICKET_EVENTS, TIER_TOPICS
 from engine.kafka import broker
+from engine.kafka.security import kafka_python_options, security_for
 from engine.passwords import hash_password
 from engine.settings import Settings
 from tests.integration.harness import free_port, port_open, wait_until
@@ -121,6 +122,7 @@ def follow(bootstrap: str) -> None:
         # few, larger fetches: this process shares the cores with the engine it measures
         fetch_min_bytes=256 * 1024, fetch_max_wait_ms=300,
         max_partition_fetch_bytes=16 * 1024 * 1024,
+        **kafka_python_options(security_for(bootstrap)),
     )  # fmt: skip
     tiers = set(TIER_TOPICS.values())
     kinds = {MAIL_SPOOL: "S", TICKET_EVENTS: "E"}

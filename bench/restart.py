@@ -52,6 +52,7 @@ from engine.contract.identity import email_ticket_id, event_id
 from engine.contract.topics import TICKET_EVENTS, TICKET_STATE, TIER_TOPICS, declared_topics, named
 from engine.kafka import broker
 from engine.kafka.admin import provision
+from engine.kafka.security import aiokafka_options, security_for
 from engine.rules.ruleset import load_ruleset
 from engine.settings import Settings
 from engine.triage.publications import state_record
@@ -121,7 +122,11 @@ def stored_records(run: str, count: int, history: int) -> Iterator[tuple[bytes, 
 
 async def fill(bootstrap: str, topic: str, records: Iterator[tuple[bytes, bytes]]) -> int:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=512 * 1024
+        bootstrap_servers=bootstrap,
+        acks=1,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+        **aiokafka_options(security_for(bootstrap)),
     )
     await producer.start()
     written = 0
@@ -212,7 +217,11 @@ async def wait_for_key(
 
 
 async def reader_at_end(bootstrap: str, topics: list[str], partitions: int) -> AIOKafkaConsumer:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        **aiokafka_options(security_for(bootstrap)),
+    )
     await consumer.start()
     owned = [TopicPartition(topic, p) for topic in topics for p in range(partitions)]
     consumer.assign(owned)
@@ -234,7 +243,9 @@ async def timed_start(
     tiers = [named(topic, prefix) for topic in TIER_TOPICS.values()]
     routed = await reader_at_end(bootstrap, tiers, partitions)
     states = await reader_at_end(bootstrap, [named(TICKET_STATE, prefix)], partitions)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", **aiokafka_options(security_for(bootstrap))
+    )
     await producer.start()
     probe = mail_event(
         f"restart-probe-{uuid.uuid4().hex}@acme.example", "Urgente",

@@ -51,6 +51,7 @@ from engine.contract.customers import CustomerDirectory
 from engine.contract.topics import SLA_CLOCKS, TICKET_STATE, declared_topics
 from engine.kafka import broker
 from engine.kafka.admin import provision
+from engine.kafka.security import kafka_python_options, security_for
 from engine.settings import Settings
 from engine.sla.calendars import DEFAULT_CALENDARS
 from engine.sla.facts import facts_of
@@ -206,7 +207,9 @@ def worker_figures(bootstrap: str, state_dir: str, app_id: str, rule: str, expec
 
 def changelog_keys(bootstrap: str) -> tuple[int, int]:
     """(records, keys whose last record is a row, not a tombstone) on sla.clocks.v1."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, **kafka_python_options(security_for(bootstrap))
+    )
     partitions = [TopicPartition(SLA_CLOCKS, p) for p in range(PARTITIONS)]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
@@ -232,7 +235,12 @@ def on_broker(states: list[TicketState], rule: str) -> dict[str, float]:
         try:
             bootstrap = settings.kafka_bootstrap
             provision(bootstrap, declared_topics(PARTITIONS, 1))
-            producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+            producer = KafkaProducer(
+                bootstrap_servers=bootstrap,
+                acks="all",
+                linger_ms=20,
+                **kafka_python_options(security_for(bootstrap)),
+            )
             for n, state in enumerate(states):
                 record = TicketUpdated(
                     event_id=f"ticket.updated:{n}", occurred_at=state.updated_at,

@@ -42,6 +42,7 @@ from engine.contract import (
 from engine.contract.topics import TICKET_STATE, declared_topics
 from engine.kafka import broker
 from engine.kafka.admin import provision
+from engine.kafka.security import kafka_python_options, security_for
 from engine.settings import Settings
 from tests.integration.harness import free_port
 
@@ -131,7 +132,12 @@ def compare(count: int, partitions: int) -> None:
         try:
             bootstrap = settings.kafka_bootstrap
             provision(bootstrap, declared_topics(partitions, 1))
-            producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+            producer = KafkaProducer(
+                bootstrap_servers=bootstrap,
+                acks="all",
+                linger_ms=20,
+                **kafka_python_options(security_for(bootstrap)),
+            )
             for key, value in states(count):
                 producer.send(TICKET_STATE, key=key, value=value)
             producer.flush()

@@ -52,14 +52,16 @@ from types import FrameType
 from typing import Any
 
 from engine.contract.topics import TICKET_STATE, TIER_TOPICS
+from engine.development import DEVELOPMENT_COMMUNITY
 from engine.ingest.snmp.udp_stats import read_rcvbuf_errors, read_socket_drops
 from engine.kafka import broker
+from engine.kafka.security import kafka_python_options, security_for
 from engine.settings import Settings
 from tests.integration.harness import free_port, free_udp_port, port_open, wait_until
 from tests.integration.snmp_peers import encoded_link_trap, scrape
 
-# The engine's default community (ENGINE_SNMP_COMMUNITIES): the run keeps the defaults.
-COMMUNITY: str = Settings.model_fields["snmp_communities"].default[0]
+# engine up's development community: the run leaves ENGINE_SNMP_COMMUNITIES unset.
+COMMUNITY = DEVELOPMENT_COMMUNITY
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 SNMP_TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"
 COLD_START = "1.3.6.1.6.3.1.1.5.1"  # the probe: another alarm family than the storm's
@@ -228,7 +230,10 @@ class Follower(threading.Thread):
         from kafka import KafkaConsumer, TopicPartition
 
         consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            **kafka_python_options(security_for(self.bootstrap)),
         )
         try:
             assigned = [

@@ -40,6 +40,7 @@ from engine.contract.identity import email_ticket_id, event_id
 from engine.contract.topics import TICKET_EVENTS, TopicSpec, declared_topics
 from engine.kafka import broker
 from engine.kafka.admin import provision
+from engine.kafka.security import aiokafka_options, faust_options, security_for
 from engine.settings import Settings
 from tests.integration.harness import free_port
 
@@ -84,7 +85,12 @@ def events(count: int) -> list[tuple[bytes, bytes]]:
 async def produce(bootstrap: str, topics: list[str], records: list[tuple[bytes, bytes]]) -> None:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        linger_ms=5,
+        **aiokafka_options(security_for(bootstrap)),
+    )
     await producer.start()
     try:
         for topic in topics:
@@ -101,8 +107,13 @@ async def raw_pass_through(bootstrap: str, count: int) -> float:
     consumer = AIOKafkaConsumer(
         SOURCE, bootstrap_servers=bootstrap, group_id=f"bench-raw-{os.getpid()}",
         auto_offset_reset="earliest", enable_auto_commit=False,
+        **aiokafka_options(security_for(bootstrap)),
     )  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        **aiokafka_options(security_for(bootstrap)),
+    )
     await consumer.start()
     await producer.start()
     seen = 0
@@ -130,6 +141,7 @@ def faust_forward(bootstrap: str, count: int, partitions: int, state_dir: str) -
         f"bench-faust-{os.getpid()}", broker=f"kafka://{bootstrap}", store="memory://",
         web_enabled=False, topic_partitions=partitions, consumer_auto_offset_reset="earliest",
         producer_acks=-1, datadir=os.path.join(state_dir, "faust-forward"),
+        **faust_options(security_for(bootstrap)),
     )  # fmt: skip
     source = app.topic(SOURCE, key_type=bytes, value_type=bytes, value_serializer="raw")
     sink = app.topic(SINK_FAUST, key_type=bytes, value_type=bytes, value_serializer="raw")

@@ -28,6 +28,7 @@ EngineError
  ├── DeviceDirectoryError      [ingest.snmp.devices] the device directory is not valid
  ├── SpoolError                [ingest.snmp.spool] the trap spool directory is unusable
  ├── UnknownTopicError         [kafka.follower] a followed topic is not provisioned (retried)
+ ├── KafkaAuthenticationError  [kafka.security] a broker refused the engine's SASL credentials
  ├── AgentsDirectoryError      [workers.agents] the agents directory is not valid
  ├── EscalationFileError       [workers.escalation] the escalation matrix is not valid
  └── NoticeRefusedError        [notify.notifier] the relay refused a notice for good (5xx)

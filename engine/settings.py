@@ -13,7 +13,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -23,6 +23,13 @@ from pydantic_settings import (
 )
 
 from engine.contract.topics import MAX_SPOOLED_MAIL_BYTES, PREFIX
+from engine.kafka.security import (
+    KafkaSecurity,
+    SaslMechanism,
+    SecurityProtocol,
+    kafka_security_problem,
+    password_in_file,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A local cluster's node N listens on the broker and controller ports plus 10 x (N - 1).
@@ -117,6 +124,41 @@ class Settings(BaseSettings):
         default=[],
         description="MTAs in front of the engine (addresses or networks, comma-separated) "
         "trusted to name each mail's original client by XFORWARD; nobody else may.",
+    )
+    kafka_security_protocol: SecurityProtocol = Field(
+        default=SecurityProtocol.PLAINTEXT,
+        description="How every Kafka client of the engine talks to the brokers: PLAINTEXT, "
+        "SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        default=SaslMechanism.PLAIN,
+        description="SASL mechanism (with SASL_*): PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+    )
+    kafka_sasl_username: str = Field(default="", description="SASL user (with SASL_*).")
+    kafka_sasl_password: SecretStr = Field(
+        default=SecretStr(""),
+        description="SASL password (with SASL_*); or kafka_sasl_password_file.",
+    )
+    kafka_sasl_password_file: FilePath | None = Field(
+        default=None,
+        description="A file whose first line is the SASL password (instead of "
+        "kafka_sasl_password).",
+    )
+    kafka_ssl_cafile: FilePath | None = Field(
+        default=None,
+        description="PEM CA certificates the brokers' certificates are checked against (with "
+        "SSL or SASL_SSL); none: the system's.",
+    )
+    kafka_ssl_certfile: FilePath | None = Field(
+        default=None,
+        description="PEM client certificate for brokers that ask for one (with kafka_ssl_keyfile).",
+    )
+    kafka_ssl_keyfile: FilePath | None = Field(
+        default=None, description="PEM key of kafka_ssl_certfile (unencrypted)."
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        default=True,
+        description="Check that a broker's certificate names the host the client connects to.",
     )
     kafka_ack_timeout_seconds: float = Field(
         default=5.0,
@@ -232,8 +274,9 @@ class Settings(BaseSettings):
     snmp_host: str = Field(default="127.0.0.1", description="SNMP receiver listen address.")
     snmp_port: int = Field(default=1162, ge=0, le=65535, description="SNMP receiver UDP port.")
     snmp_communities: Annotated[list[str], NoDecode] = Field(
-        default=["public"],
-        description="SNMPv1/v2c communities accepted (comma-separated; empty: none).",
+        default=[],
+        description="SNMPv1/v2c communities accepted (comma-separated); none unless "
+        "configured (engine up accepts 'public' when unset, with a warning).",
     )
     snmp_users_file: Path | None = Field(
         default=None, description="SNMPv3 users (YAML: names, SHA/SHA-2 and AES keys, engine ids)."
@@ -374,6 +417,30 @@ class Settings(BaseSettings):
                 "smtp_require_tls and smtp_auth_users_file need smtp_tls_cert and smtp_tls_key"
             )
         return self
+
+    @model_validator(mode="after")
+    def _kafka_security_agrees(self) -> Settings:
+        problem = kafka_security_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """What every Kafka client of the engine presents to the brokers."""
+        password = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_sasl_password_file is not None:
+            password = password_in_file(self.kafka_sasl_password_file)
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=password,
+            cafile=self.kafka_ssl_cafile,
+            certfile=self.kafka_ssl_certfile,
+            keyfile=self.kafka_ssl_keyfile,
+            check_hostname=self.kafka_ssl_check_hostname,
+        )
 
     @property
     def uses_local_broker(self) -> bool:

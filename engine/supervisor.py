@@ -7,6 +7,7 @@ restarts one that dies, with backoff. Ctrl-C or SIGTERM stops them, then the bro
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from engine.contract.topics import declared_topics
+from engine.development import development_profile
 from engine.kafka import broker
 from engine.kafka.admin import TopicAction, provision
 from engine.monitoring import prometheus_command, write_config
@@ -43,6 +45,8 @@ REPLICATED = frozenset(
 REPLICA_PORT_STEP = 10
 MAX_BACKOFF_SECONDS = 30.0
 STOP_GRACE_SECONDS = 20.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -139,7 +143,10 @@ def run_up(settings: Settings) -> int:
             print(f"up: warning: {outcome.name} differs: {outcome.detail}", flush=True)
     print(f"up: topics ready ({created} created, {len(outcomes) - created} existing)", flush=True)
 
-    env = {**os.environ, "ENGINE_BOOTSTRAP_SERVERS": settings.kafka_bootstrap}
+    profile = development_profile(settings)
+    for warning in profile.warnings:
+        log.warning("up: %s", warning)
+    env = {**os.environ, **profile.env, "ENGINE_BOOTSTRAP_SERVERS": settings.kafka_bootstrap}
     names = [
         *COMPONENTS,
         *(RELAY_COMPONENTS if settings.notify_relay else ()),

@@ -14,11 +14,17 @@ from engine.settings import Settings, load_settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(
+    """The process's settings; every Kafka client it builds from now on uses their
+    security (``engine.kafka.security``)."""
+    from engine.kafka.security import use_for_this_process
+
+    settings = load_settings(
         bootstrap_servers=getattr(args, "bootstrap_servers", None),
         broker_nodes=getattr(args, "nodes", None),
         replicas=getattr(args, "replicas", None),
     )
+    use_for_this_process(settings.kafka_security)
+    return settings
 
 
 def cmd_broker(args: argparse.Namespace) -> int:

@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.handler(args)
     except ValidationError as error:
-        print(f"engine: invalid settings:\n{error}", file=sys.stderr)
+        print(f"engine: invalid settings:\n{settings_errors(error)}", file=sys.stderr)
         return 2
     except EngineError as error:
         print(f"engine: {error}", file=sys.stderr)
@@ -239,6 +239,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return result
+
+
+def settings_errors(error: ValidationError) -> str:
+    """One line per bad setting, naming it, without the values given (pydantic would show
+    the whole input of a check across settings: the Kafka password among them)."""
+    return "\n".join(
+        f"  {'.'.join(map(str, found['loc'])) or 'settings'}: {found['msg']}"
+        for found in error.errors(include_url=False, include_input=False)
+    )
 
 
 if __name__ == "__main__":

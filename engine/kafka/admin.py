@@ -15,6 +15,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from engine.contract.topics import TopicSpec
 from engine.errors import ProvisioningError
+from engine.kafka.security import KafkaSecurity, kafka_python_options, security_for
 
 
 class TopicAction(StrEnum):
@@ -39,12 +40,16 @@ class TopicDescription:
 
 
 @contextlib.contextmanager
-def admin_client(bootstrap: str, timeout_seconds: float = 10.0) -> Iterator[KafkaAdminClient]:
+def admin_client(
+    bootstrap: str, timeout_seconds: float = 10.0, *, security: KafkaSecurity | None = None
+) -> Iterator[KafkaAdminClient]:
+    """An admin client with ``security`` (by default the process's)."""
     try:
         client = KafkaAdminClient(
             bootstrap_servers=bootstrap.split(","),
             client_id="ticketing-engine-admin",
             request_timeout_ms=int(timeout_seconds * 1000),
+            **kafka_python_options(security or security_for(bootstrap)),
         )
     except KafkaError as error:
         raise ProvisioningError(f"Kafka at {bootstrap} does not answer: {error}") from error
@@ -54,8 +59,11 @@ def admin_client(bootstrap: str, timeout_seconds: float = 10.0) -> Iterator[Kafk
         client.close()
 
 
-def cluster_answers(bootstrap: str, timeout_seconds: float = 2.0) -> bool:
-    """True when a broker at ``bootstrap`` answers a metadata request."""
+def cluster_answers(
+    bootstrap: str, timeout_seconds: float = 2.0, *, security: KafkaSecurity | None = None
+) -> bool:
+    """True when a broker at ``bootstrap`` answers a metadata request (to a client with
+    ``security``, by default the process's)."""
     if not any(_port_open(address, timeout_seconds) for address in bootstrap.split(",")):
         return False
     quiet = logging.getLogger("kafka")
@@ -66,6 +74,7 @@ def cluster_answers(bootstrap: str, timeout_seconds: float = 2.0) -> bool:
             bootstrap_servers=bootstrap.split(","),
             client_id="ticketing-engine-probe",
             request_timeout_ms=int(timeout_seconds * 1000),
+            **kafka_python_options(security or security_for(bootstrap)),
         )
         try:
             client.describe_cluster()
@@ -103,13 +112,15 @@ class PartitionLeaders:
         return sorted(where for where, leader in self.leaders.items() if leader < 0)
 
 
-def partition_leaders(bootstrap: str, timeout_seconds: float = 5.0) -> PartitionLeaders | None:
+def partition_leaders(
+    bootstrap: str, timeout_seconds: float = 5.0, *, security: KafkaSecurity | None = None
+) -> PartitionLeaders | None:
     """The cluster's brokers (not fenced) and the leader of every partition; None when it
     does not answer."""
-    if not cluster_answers(bootstrap, timeout_seconds=min(2.0, timeout_seconds)):
+    if not cluster_answers(bootstrap, min(2.0, timeout_seconds), security=security):
         return None
     try:
-        with admin_client(bootstrap, timeout_seconds) as client:
+        with admin_client(bootstrap, timeout_seconds, security=security) as client:
             brokers = frozenset(
                 int(found["broker_id"])
                 for found in client.describe_cluster()["brokers"]

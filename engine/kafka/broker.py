@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from engine.errors import BrokerError
 from engine.kafka.admin import cluster_answers, partition_leaders
+from engine.kafka.security import KafkaSecurity, SaslMechanism, SecurityProtocol
 from engine.settings import NODE_PORT_STEP, Settings
 
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
@@ -167,22 +169,68 @@ def new_cluster_id() -> str:
             return found
 
 
+# What a user name or password must look like to be written into the broker's JAAS line.
+_JAAS_NAME = re.compile(r"[A-Za-z0-9._@-]+")
+
+
+def listener_security(security: KafkaSecurity) -> dict[str, str]:
+    """The client listener's settings for the engine's own security: PLAINTEXT, or
+    SASL_PLAINTEXT with PLAIN whose one user is the engine's (the brokers talk to each
+    other on it as that user too; the controllers stay on their PLAINTEXT listener). TLS
+    and SCRAM need certificates or stored credentials: a cluster of the user's own."""
+    if security.protocol is SecurityProtocol.PLAINTEXT:
+        return {"listener": "PLAINTEXT"}
+    if (
+        security.protocol is not SecurityProtocol.SASL_PLAINTEXT
+        or security.mechanism is not SaslMechanism.PLAIN
+    ):
+        raise BrokerError(
+            f"The local broker serves PLAINTEXT or SASL_PLAINTEXT with PLAIN, not "
+            f"{security.described()}: point ENGINE_BOOTSTRAP_SERVERS at a cluster that "
+            "serves it, or change ENGINE_KAFKA_SECURITY_PROTOCOL / ENGINE_KAFKA_SASL_MECHANISM"
+        )
+    if not _JAAS_NAME.fullmatch(security.username):
+        raise BrokerError(
+            f"The local broker cannot take the SASL user {security.username!r} "
+            "(ENGINE_KAFKA_SASL_USERNAME): letters, digits, '.', '_', '@', '-' only"
+        )
+    if any(character in security.password for character in '"\\\n\r'):
+        raise BrokerError(
+            "The local broker cannot take a SASL password with a quote, a backslash or a line "
+            "break (ENGINE_KAFKA_SASL_PASSWORD)"
+        )
+    user, password = security.username, security.password
+    return {
+        "listener": "SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.mechanism.inter.broker.protocol": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{user}" password="{password}" user_{user}="{password}";'
+        ),
+    }
+
+
 def server_properties(settings: Settings, node: BrokerNode, nodes: tuple[BrokerNode, ...]) -> str:
     """One node's configuration: all nodes vote in the one quorum, and the internal topics
-    are replicated as widely as the cluster allows (3 at most, 2 in sync)."""
+    are replicated as widely as the cluster allows (3 at most, 2 in sync). Its client
+    listener asks for the engine's own SASL credentials when the engine uses SASL."""
     voters = ",".join(f"{peer.node_id}@127.0.0.1:{peer.controller_port}" for peer in nodes)
     replicas = str(min(3, len(nodes)))
     in_sync = str(min(2, len(nodes)))
-    listeners = f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}"
+    sasl = listener_security(settings.kafka_security)
+    name = sasl.pop("listener")
+    listeners = f"{name}://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}"
     lines = {
         "process.roles": "broker,controller",
         "node.id": str(node.node_id),
         "controller.quorum.voters": voters,
         "listeners": listeners,
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "advertised.listeners": f"{name}://127.0.0.1:{node.port}",
+        "listener.security.protocol.map": f"{name}:{name},CONTROLLER:PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
+        "inter.broker.listener.name": name,
+        **sasl,
         "log.dirs": str(node.paths.data),
         "num.partitions": str(settings.partitions),
         "default.replication.factor": replicas,
@@ -259,14 +307,18 @@ def start(settings: Settings) -> str:
     """Start the local broker's nodes that are not running; return once each answers."""
     nodes = cluster_nodes(settings)
     bootstrap = settings.kafka_bootstrap
+    security = settings.kafka_security
+    listener_security(security)  # refused before anything starts
     running = {node.node_id: running_pid(node.paths) for node in nodes}
     if all(pid is not None for pid in running.values()):
         for node in nodes:
-            wait_ready(node.bootstrap, running[node.node_id] or 0, node.paths)
+            wait_ready(node.bootstrap, running[node.node_id] or 0, node.paths, security)
         pids = ", ".join(str(pid) for pid in running.values())
         return f"Kafka {_described(nodes)} already running (pid {pids}) on {bootstrap}"
     for node in nodes:
-        if running[node.node_id] is None and cluster_answers(node.bootstrap, timeout_seconds=1.0):
+        if running[node.node_id] is None and cluster_answers(
+            node.bootstrap, 1.0, security=security
+        ):
             raise BrokerError(
                 f"Something else already answers as Kafka on {node.bootstrap}; set "
                 "ENGINE_BROKER_PORT to another port, or point ENGINE_BOOTSTRAP_SERVERS at "
@@ -280,9 +332,9 @@ def start(settings: Settings) -> str:
             running[node.node_id] = pid
             started.append(str(pid))
     for node in nodes:
-        wait_ready(node.bootstrap, running[node.node_id] or 0, node.paths)
+        wait_ready(node.bootstrap, running[node.node_id] or 0, node.paths, security)
     if len(nodes) > 1:
-        _wait_all_registered(bootstrap, nodes)
+        _wait_all_registered(bootstrap, nodes, security)
     data = nodes[0].paths.data if len(nodes) == 1 else _cluster_root(settings)
     return (
         f"Kafka {_described(nodes)} started (pid {', '.join(started)}) on {bootstrap}; "
@@ -297,6 +349,8 @@ def _described(nodes: tuple[BrokerNode, ...]) -> str:
 def _start_node(settings: Settings, node: BrokerNode, nodes: tuple[BrokerNode, ...]) -> int:
     paths = node.paths
     paths.data.mkdir(parents=True, exist_ok=True)
+    paths.properties.touch(mode=0o600)  # it may hold the engine's SASL password
+    paths.properties.chmod(0o600)
     paths.properties.write_text(server_properties(settings, node, nodes))
     paths.log4j.write_text(log4j_properties(paths))
     if not (paths.data / "meta.properties").exists():
@@ -314,10 +368,12 @@ def _start_node(settings: Settings, node: BrokerNode, nodes: tuple[BrokerNode, .
     return process.pid
 
 
-def _wait_all_registered(bootstrap: str, nodes: tuple[BrokerNode, ...]) -> None:
+def _wait_all_registered(
+    bootstrap: str, nodes: tuple[BrokerNode, ...], security: KafkaSecurity
+) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        leaders = partition_leaders(bootstrap)
+        leaders = partition_leaders(bootstrap, security=security)
         if leaders is not None and len(leaders.brokers) == len(nodes):
             return
         time.sleep(0.5)
@@ -346,12 +402,12 @@ def _format_storage(settings: Settings, paths: BrokerPaths) -> None:
         raise BrokerError(f"Formatting Kafka's storage failed:\n{result.stdout}{result.stderr}")
 
 
-def wait_ready(bootstrap: str, pid: int, paths: BrokerPaths) -> None:
+def wait_ready(bootstrap: str, pid: int, paths: BrokerPaths, security: KafkaSecurity) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if running_pid(paths) != pid:
             raise BrokerError(f"The Kafka broker exited during start-up.\n{_log_tail(paths)}")
-        if cluster_answers(bootstrap, timeout_seconds=2.0):
+        if cluster_answers(bootstrap, 2.0, security=security):
             return
         time.sleep(0.5)
     raise BrokerError(
@@ -423,18 +479,20 @@ def status(settings: Settings) -> tuple[bool, str]:
         pid = running_pid(node.paths)
         if pid is None:
             return False, f"Kafka broker is not running (data in {node.paths.data})"
-        answers = cluster_answers(node.bootstrap, timeout_seconds=2.0)
+        answers = cluster_answers(node.bootstrap, 2.0, security=settings.kafka_security)
         state = "answering" if answers else "not answering yet"
         return (
             answers,
             f"Kafka broker running (pid {pid}) on {node.bootstrap}, {state}; "
             f"data in {node.paths.data}",
         )
-    leaders = partition_leaders(settings.kafka_bootstrap)
+    leaders = partition_leaders(settings.kafka_bootstrap, security=settings.kafka_security)
     lines, all_answer = [], True
     for node in nodes:
         pid = running_pid(node.paths)
-        answers = pid is not None and cluster_answers(node.bootstrap, timeout_seconds=2.0)
+        answers = pid is not None and cluster_answers(
+            node.bootstrap, 2.0, security=settings.kafka_security
+        )
         all_answer = all_answer and answers
         state = (
             "not running" if pid is None

@@ -9,6 +9,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaConsumer
 
+from engine.kafka.security import (
+    aiokafka_options,
+    kafka_python_options,
+    process_security,
+    security_for,
+)
+
 # A member gone without leaving its group (SIGKILL, a crash, the stall exit) holds its
 # partitions this long, and a replacement's join waits for it (kafka-python's default is
 # 45 s, faust's 60 s). Heartbeats go every third of it.
@@ -31,17 +38,27 @@ def new_consumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         **({**session, **options} if group_id else options),
+        **kafka_python_options(security_for(bootstrap)),
     )
 
 
 def new_aio_consumer(bootstrap: str) -> AIOKafkaConsumer:
     """An aiokafka consumer in no group (not started), for the followers."""
-    return AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        **aiokafka_options(process_security()),
+    )
 
 
 def new_aio_group_consumer(bootstrap: str, group_id: str, **options: Any) -> AIOKafkaConsumer:
     """An aiokafka consumer in ``group_id`` (not started); ``options`` are aiokafka's
     (session and heartbeat timeouts...)."""
     return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=group_id, **options
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=group_id,
+        **options,
+        **aiokafka_options(process_security()),
     )

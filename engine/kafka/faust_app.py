@@ -16,6 +16,7 @@ from mode.supervisors import CrashingSupervisor
 
 from engine.kafka.consumer import GROUP_SESSION_TIMEOUT_SECONDS
 from engine.kafka.producer import faust_producer_settings, new_aio_producer
+from engine.kafka.security import faust_options, security_for
 from engine.kafka.watchdog import skipped_records
 from engine.outage_log import wait_until_kafka_answers
 from engine.settings import Settings
@@ -50,6 +51,7 @@ def engine_app(settings: Settings, app_id: str, datadir_name: str, **overrides: 
         topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",
         agent_supervisor=CrashingSupervisor,
+        **faust_options(security_for(settings.kafka_bootstrap)),
         **{
             **faust_producer_settings(),
             "broker_session_timeout": GROUP_SESSION_TIMEOUT_SECONDS,

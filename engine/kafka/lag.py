@@ -13,6 +13,8 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
+from engine.kafka.security import kafka_python_options, security_for
+
 Lag = dict[tuple[str, str], int]  # (group, topic) -> records not consumed
 
 
@@ -41,7 +43,10 @@ def read_lag(bootstrap: str, group_prefix: str, timeout_seconds: float = 10.0) -
     servers = bootstrap.split(",")
     timeout_ms = int(timeout_seconds * 1000)
     admin = KafkaAdminClient(
-        bootstrap_servers=servers, client_id="ticketing-engine-lag", request_timeout_ms=timeout_ms
+        bootstrap_servers=servers,
+        client_id="ticketing-engine-lag",
+        request_timeout_ms=timeout_ms,
+        **kafka_python_options(security_for(bootstrap)),
     )
     try:
         groups = [g for g in map(_group_id, admin.list_groups()) if g.startswith(group_prefix)]
@@ -55,7 +60,10 @@ def read_lag(bootstrap: str, group_prefix: str, timeout_seconds: float = 10.0) -
     if not partitions:
         return {}
     consumer = KafkaConsumer(
-        bootstrap_servers=servers, group_id=None, request_timeout_ms=timeout_ms + 1000
+        bootstrap_servers=servers,
+        group_id=None,
+        request_timeout_ms=timeout_ms + 1000,
+        **kafka_python_options(security_for(bootstrap)),
     )
     try:
         ends = consumer.end_offsets(list(partitions))

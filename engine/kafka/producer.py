@@ -16,6 +16,13 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from kafka import KafkaProducer
 
+from engine.kafka.security import (
+    aiokafka_options,
+    kafka_python_options,
+    process_security,
+    security_for,
+)
+
 ACKS = "all"
 # How long one request to a broker may take before it is retried or fails.
 REQUEST_TIMEOUT_SECONDS = 10.0
@@ -62,6 +69,7 @@ def new_producer(
         linger_ms=linger_ms,
         max_request_size=max_request_size,
         **options,
+        **kafka_python_options(security_for(bootstrap)),
     )
 
 
@@ -83,6 +91,7 @@ def new_aio_producer(
         linger_ms=linger_ms,
         max_request_size=max_request_size,
         **options,
+        **aiokafka_options(process_security()),
     )
 
 

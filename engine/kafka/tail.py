@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from kafka import KafkaConsumer, TopicPartition
 
 from engine.errors import EngineError
+from engine.kafka.security import kafka_python_options, security_for
 
 
 def render(value: bytes | None, key: bytes | None, meta: dict[str, Any] | None) -> str:
@@ -42,6 +43,7 @@ def tail(
         enable_auto_commit=False,
         group_id=None,
         consumer_timeout_ms=int(timeout_seconds * 1000) if not follow else float("inf"),
+        **kafka_python_options(security_for(bootstrap)),
     )
     try:
         partitions = consumer.partitions_for_topic(topic)

@@ -24,6 +24,7 @@ from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.kafka import broker
+from engine.kafka.security import KafkaSecurity, kafka_python_options
 from engine.settings import Settings
 from engine.supervisor import REPLICA_PORT_STEP
 
@@ -105,6 +106,14 @@ class EngineProcess:
     @property
     def api_port(self) -> int:
         return int(self.env["ENGINE_API_PORT"])
+
+    @property
+    def snmp_port(self) -> int:
+        return int(self.env["ENGINE_SNMP_PORT"])
+
+    @property
+    def snmp_metrics_port(self) -> int:
+        return int(self.env["ENGINE_SNMP_METRICS_PORT"])
 
     def start(self, *args: str) -> None:
         with self.log_path.open("ab") as log:
@@ -336,12 +345,16 @@ class TopicReader:
     bootstrap: str
     topic: str
     records: list[tuple[str | None, dict[str, Any]]] = field(default_factory=list)
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
     _consumer: KafkaConsumer | None = None
 
     def _poll(self) -> None:
         if self._consumer is None:
             self._consumer = KafkaConsumer(
-                bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None
+                bootstrap_servers=self.bootstrap,
+                enable_auto_commit=False,
+                group_id=None,
+                **kafka_python_options(self.security),
             )
             partitions = self._consumer.partitions_for_topic(self.topic) or set()
             assigned = [TopicPartition(self.topic, p) for p in partitions]

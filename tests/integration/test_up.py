@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tests.integration.harness import (
     support_mail,
     wait_until,
 )
+from tests.integration.snmp_peers import encoded_link_trap
 
 
 def test_engine_up_runs_everything_stops_cleanly_and_finds_its_data_again(
@@ -42,6 +44,7 @@ def test_engine_up_runs_everything_stops_cleanly_and_finds_its_data_again(
         reader = TopicReader(settings.kafka_bootstrap, TIER_TOPICS[Tier.L3])
         reader.wait_for(lambda key, value: key == ticket)
         reader.close()
+        assert_development_community_accepted(engine)
 
         assert engine.stop() == 0
         assert broker.running_pid(broker.BrokerPaths.of(settings)) is None
@@ -64,3 +67,23 @@ def test_engine_up_runs_everything_stops_cleanly_and_finds_its_data_again(
     finally:
         engine.stop()
         broker.stop(settings)
+
+
+def assert_development_community_accepted(engine: EngineProcess) -> None:
+    """No community configured: engine up says it accepts ``public``, and does."""
+    warning = "the SNMP receiver accepts v1/v2c traps with the community 'public'"
+    assert warning in engine.log_path.read_text(errors="replace")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.sendto(encoded_link_trap("public", 7, 4242), ("127.0.0.1", engine.snmp_port))
+    accepted = {"source": "snmp", "outcome": "accepted", "reason": "trap"}
+    wait_until(
+        lambda: (
+            engine.metric(
+                "ticketing_events_ingested_total", accepted, port=engine.snmp_metrics_port
+            )
+            >= 1
+        ),
+        60,
+        "the SNMP receiver to accept a trap with the community public",
+        on_timeout=engine.log,
+    )

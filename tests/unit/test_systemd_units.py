@@ -208,6 +208,7 @@ def test_the_environment_example_names_settings_that_load(
     assert set(example) <= fields
     assert settings.smtp_archive_dir is not None
     assert settings.smtp_archive_dir.is_relative_to(settings.state_dir)
+    assert settings.snmp_communities == [], "no v1/v2c community until the operator sets one"
 
 
 def test_systemd_sysusers_makes_the_user_the_units_run_as(tmp_path: Path) -> None:
