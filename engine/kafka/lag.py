@@ -62,6 +62,7 @@ def read_lag(bootstrap: str, group_prefix: str, timeout_seconds: float = 10.0) -
     consumer = KafkaConsumer(
         bootstrap_servers=servers,
         group_id=None,
+        enable_auto_commit=False,  # nothing to commit; kafka-python warns at every start else
         request_timeout_ms=timeout_ms + 1000,
         **kafka_python_options(security_for(bootstrap)),
     )
