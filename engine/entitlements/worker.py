@@ -60,6 +60,7 @@ from engine.kafka.deadletter import dead_letter
 from engine.kafka.lease import BlockingLease
 from engine.kafka.loop import BatchHandler, ConsumeLoop
 from engine.kafka.producer import Record, new_producer, publish
+from engine.outage_log import bootstrap_servers, wait_until_kafka_answers
 from engine.process import StopSignal, configure_logging
 from engine.settings import Settings
 
@@ -219,6 +220,7 @@ def run_ledger(settings: Settings, clock: Clock | None = None) -> None:
     process joins, or a pause) stops writing and stands by; when it holds the lease again it
     reads the balances afresh, since another process may have written meanwhile."""
     configure_logging(settings)
+    wait_until_kafka_answers(bootstrap_servers(settings.kafka_bootstrap))
     bootstrap = settings.kafka_bootstrap
     port = metrics.serve_metrics(settings.entitlements_metrics_port, settings.metrics_host)
     signalled = StopSignal()

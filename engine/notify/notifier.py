@@ -48,6 +48,7 @@ from engine.metrics import NoticeKind, NoticeOutcome
 from engine.notify.backscatter import withheld_acknowledgement
 from engine.notify.escalations import escalation_notice
 from engine.notify.notices import Notice, acknowledgement, assignment, update
+from engine.outage_log import bootstrap_servers, wait_until_kafka_answers
 from engine.process import StopSignal, configure_logging
 from engine.settings import Settings
 from engine.workers.agents import AgentsDirectory, load_configured
@@ -197,6 +198,7 @@ class _Notifies(BatchHandler):
 
 def run_notifier(settings: Settings) -> None:
     configure_logging(settings)
+    wait_until_kafka_answers(bootstrap_servers(settings.kafka_bootstrap))
     directory = load_directory(settings.customers_file)
     agents = None
     if settings.agents_file is not None:

@@ -63,6 +63,7 @@ from engine.errors import EngineError, PublishError
 from engine.kafka.follower import Follower
 from engine.kafka.lease import Lease
 from engine.kafka.publisher import KafkaPublisher
+from engine.outage_log import bootstrap_servers, wait_until_kafka_answers
 from engine.process import ServiceStop, configure_logging, run_until_signalled
 from engine.settings import Settings
 from engine.workers.agents import AgentsDirectory, load_configured
@@ -313,6 +314,7 @@ class TierWorkers:
 
 def run_tier_workers(settings: Settings) -> None:
     configure_logging(settings)
+    wait_until_kafka_answers(bootstrap_servers(settings.kafka_bootstrap))
     directory = load_directory_for(settings)
     port = metrics.serve_metrics(settings.workers_metrics_port, settings.metrics_host)
     print(

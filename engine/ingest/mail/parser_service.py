@@ -39,6 +39,7 @@ from engine.kafka.consumer import new_consumer
 from engine.kafka.deadletter import dead_letter, location_of
 from engine.kafka.loop import BatchHandler, ConsumeLoop
 from engine.kafka.producer import Producer, new_producer
+from engine.outage_log import bootstrap_servers, wait_until_kafka_answers
 from engine.process import StopSignal, configure_logging
 from engine.settings import Settings
 
@@ -155,6 +156,7 @@ class _CountsPartitions(ConsumerRebalanceListener):  # type: ignore[misc]
 
 def run_mail_parser(settings: Settings, clock: Clock | None = None) -> None:
     configure_logging(settings)
+    wait_until_kafka_answers(bootstrap_servers(settings.kafka_bootstrap))
     parser = MailParser(settings, clock or SystemClock())
     port = metrics.serve_metrics(settings.mail_parser_metrics_port, settings.metrics_host)
     print(
