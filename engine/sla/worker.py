@@ -43,7 +43,13 @@ from engine.contract import (
 )
 from engine.contract.customers import CustomerDirectory, load_directory
 from engine.contract.identity import event_id
-from engine.contract.topics import DEAD_LETTERS, SLA_ALERTS, SLA_CLOCKS, TICKET_STATE
+from engine.contract.topics import (
+    DEAD_LETTER_MAX_BYTES,
+    DEAD_LETTERS,
+    SLA_ALERTS,
+    SLA_CLOCKS,
+    TICKET_STATE,
+)
 from engine.errors import field_path
 from engine.kafka.consumer import GROUP_SESSION_TIMEOUT_SECONDS
 from engine.kafka.deadletter import dead_letter
@@ -107,7 +113,14 @@ class SlaWorker:
         )
         # A killed worker's partitions move to its replacement after the engine's short
         # session (consumer.GROUP_SESSION_TIMEOUT_SECONDS), not faust's 60 s.
-        self.app = engine_app(settings, f"{settings.app_id}-sla", "sla")
+        # Dead letters keep their input whole: a state record near a ticket topic's limit
+        # is a larger dead letter than Kafka's default request takes.
+        self.app = engine_app(
+            settings,
+            f"{settings.app_id}-sla",
+            "sla",
+            producer_max_request_size=DEAD_LETTER_MAX_BYTES + 64 * 1024,
+        )
         self.states = raw_topic(self.app, TICKET_STATE, settings.partitions)
         self.clocks_topic = raw_topic(self.app, SLA_CLOCKS, settings.partitions)
         self.alerts_topic = raw_topic(self.app, SLA_ALERTS)
@@ -225,13 +238,27 @@ class SlaWorker:
 
     async def _handle_events(self, events: Sequence[Any]) -> None:
         self._idle.progressed()
-        await self.on_states([(event.message.partition, event.message.value) for event in events])
+        await self.on_states(
+            [(event.message.partition, event.message.key, event.message.value) for event in events]
+        )
 
-    async def on_states(self, records: list[tuple[int, bytes | None]]) -> None:
-        """A batch of (partition, state record): every write sent, then all awaited."""
+    async def on_states(self, records: Sequence[tuple[int, bytes | None, bytes | None]]) -> None:
+        """A batch of (partition, key, state record): every write sent, then all awaited."""
         async with self._rows_lock:
-            sends = [await self.on_state(partition, value) for partition, value in records]
+            sends = [
+                await (self.on_state(partition, value) if value is not None
+                       else self.on_deleted(partition, key))
+                for partition, key, value in records
+            ]  # fmt: skip
             await asyncio.gather(*(send for send in sends if send is not None))
+
+    async def on_deleted(self, partition: int, key: bytes | None) -> Any:
+        """A tombstone on the state topic: the ticket's state was deleted (the processor
+        never deletes one; an operator may), so its row is deleted too. A ticket without a
+        row changes nothing."""
+        if key is None or key not in self.clocks.data:
+            return None
+        return await self._delete_row(partition, key.decode())
 
     async def _check_stall(self) -> None:
         """The processor's watchdog (decision 5), for the same faust race: state records
@@ -252,12 +279,10 @@ class SlaWorker:
                          "processed for %.0fs; exiting to be restarted", idle)  # fmt: skip
             os._exit(EXIT_STALLED)
 
-    async def on_state(self, partition: int, value: bytes | None) -> Any:
+    async def on_state(self, partition: int, value: bytes) -> Any:
         """Arm, re-arm or disarm the ticket's obligation; returns the pending write to
         await (None: nothing to write). A record the worker cannot work out, whatever it
         makes the code raise (a date past year 9999 overflows), is a dead letter."""
-        if value is None:
-            return None  # a compacted-away ticket
         try:
             planned = self._planned(partition, value)
         except Exception as error:

@@ -331,7 +331,7 @@ def send_mail(port: int, message: EmailMessage) -> tuple[int, bytes]:
 
 @dataclass
 class TopicReader:
-    """Reads a topic from the beginning, remembering what it has seen."""
+    """Reads a topic from the beginning, remembering what it has seen (not its tombstones)."""
 
     bootstrap: str
     topic: str
@@ -349,6 +349,8 @@ class TopicReader:
             self._consumer.seek_to_beginning(*assigned)
         for batch in self._consumer.poll(timeout_ms=500).values():
             for record in batch:
+                if record.value is None:
+                    continue  # a tombstone: nothing to match
                 key = record.key.decode() if record.key else None
                 self.records.append((key, json.loads(record.value)))
 
