@@ -337,6 +337,7 @@ class TopicReader:
     topic: str
     records: list[tuple[str | None, dict[str, Any]]] = field(default_factory=list)
     _consumer: KafkaConsumer | None = None
+    hostile: bool = False  # the topic holds records that are not JSON: pass over them
 
     def _poll(self) -> None:
         if self._consumer is None:
@@ -352,7 +353,11 @@ class TopicReader:
                 if record.value is None:
                     continue  # a tombstone: nothing to match
                 key = record.key.decode() if record.key else None
-                self.records.append((key, json.loads(record.value)))
+                try:
+                    self.records.append((key, json.loads(record.value)))
+                except ValueError:
+                    if not self.hostile:
+                        raise
 
     def wait_for(
         self, predicate: Callable[[str | None, dict[str, Any]], bool], timeout: float = 60
