@@ -50,7 +50,7 @@ from engine.contract.topics import (
     SLA_CLOCKS,
     TICKET_STATE,
 )
-from engine.errors import field_path
+from engine.errors import describe_validation, field_path
 from engine.kafka.consumer import GROUP_SESSION_TIMEOUT_SECONDS
 from engine.kafka.deadletter import dead_letter
 from engine.kafka.faust_app import (
@@ -196,7 +196,11 @@ class SlaWorker:
         entries: dict[int, list[tuple[str, datetime]]] = {partition: [] for partition in owned}
         elsewhere = []
         for count, (key, raw) in enumerate(list(self.clocks.data.items()), start=1):
-            partition, ticket_id, due_at = index_entry(raw)
+            try:
+                partition, ticket_id, due_at = index_entry(raw)
+            except Exception as error:
+                await self._drop_unusable_row(key, error)
+                continue
             if partition not in owned:
                 elsewhere.append(key)
             elif due_at is not None:
@@ -216,6 +220,20 @@ class SlaWorker:
         self.ready = True
         log.info("sla: owns partitions %s, %d armed obligations, %d table rows",
                  sorted(owned), len(self.index), len(self.clocks.data))  # fmt: skip
+
+    async def _drop_unusable_row(self, key: bytes, error: Exception) -> None:
+        """A row the worker cannot read (its changelog holds a record the worker did not
+        write) or work out: dropped from the table and kept as a dead letter; the ticket's
+        next state arms it again."""
+        raw = self.clocks.data.pop(key, None)
+        problem = describe_validation(error) if isinstance(error, ValidationError) else repr(error)
+        letter = dead_letter(
+            raw or b"", reason=f"not a usable SLA row: {problem}", field=None,
+            origin=SLA_CLOCKS, source=SOURCE, now=self.clock.now(),
+        )  # fmt: skip
+        log.error("sla: dropped the row of %r: %s", key[:200], letter.data.reason[:300])
+        await self.dead_letters.send(key=letter.data.payload_sha256.encode(), value=to_json(letter))
+        self._count()
 
     async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         self.ready = False
@@ -373,11 +391,15 @@ class SlaWorker:
         due = self.index.pop_due(now)
         if not due:
             return
-        planned = [
-            (partition, plan)
-            for partition, ticket_id in due
-            if (plan := self._plan(ticket_id, now)) is not None
-        ]
+        planned: list[tuple[int, _Planned]] = []
+        for partition, ticket_id in due:
+            try:
+                plan = self._plan(ticket_id, now)
+            except Exception as error:
+                await self._drop_unusable_row(ticket_id.encode(), error)
+                continue
+            if plan is not None:
+                planned.append((partition, plan))
         # Every alert of the tick is sent, then all acknowledgements awaited, and only then
         # is each ticket's progress recorded: effects before bookkeeping. A ticket whose
         # alert or row Kafka did not acknowledge is due again at the next tick; the others

@@ -171,6 +171,30 @@ def test_a_state_the_worker_cannot_work_out_is_dead_lettered_and_the_next_one_ta
     asyncio.run(scenario())
 
 
+def test_a_due_row_the_worker_cannot_read_is_dropped_as_a_dead_letter_and_the_tick_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its changelog may hold what the worker did not write: a tick that raised on it
+    would stop the timer at every start."""
+    other = b"T-BBBBBBBBBBBBB"
+
+    async def scenario() -> None:
+        sla, _, alerts = worker(tmp_path, monkeypatch)
+        letters = Recorder()
+        monkeypatch.setattr(sla.dead_letters, "send", letters.send)
+        await sla.on_state(0, state(overdue()))
+        await sla.on_state(0, state(overdue().model_copy(update={"ticket_id": other.decode()})))
+        sla.clocks.data[KEY] = b'{"kind": "sla.clock_updated", "data": {}}'
+        await sla.tick()
+        assert [key for key, _ in alerts.sent] == [other]
+        assert KEY not in sla.clocks.data
+        (letter,) = [parse_record(value) for _, value in letters.sent if value is not None]
+        assert isinstance(letter, RecordDeadLettered)
+        assert letter.data.reason.startswith("not a usable SLA row: sla.clock_updated.event_id")
+
+    asyncio.run(scenario())
+
+
 def test_a_worker_that_did_not_run_for_longer_than_its_session_holds_its_alerts_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
