@@ -106,6 +106,7 @@ def hostile_states() -> tuple[Hostile, Hostile]:
         (b"pills-11", edited(state(ticket()), with_ticket(informed_count=10**400))),
         (b"pills-12", state(ticket(opened_at=LONG_AGO, updated_at=LONG_AGO,
                                    priority_since=LONG_AGO, status_since=LONG_AGO))),
+        (b"\xff\xfe not utf-8", None),  # deletes no ticket anybody knows
     ]  # fmt: skip
     return unusable, odd
 
@@ -228,6 +229,7 @@ def test_the_ledger_dead_letters_what_it_cannot_count_and_counts_the_next(
         *unreadable,
         (gone.encode(), balance(gone, 3.0)),
         (gone.encode(), None),
+        (b"\xff\xfe not utf-8", None),
     ])  # fmt: skip
     ordinary = f"ok-{run}"
     send_in_order(topics, events_topic, [
