@@ -23,7 +23,7 @@ from engine.contract import (
     to_json,
 )
 from engine.contract.customers import CustomerDirectory
-from engine.contract.topics import TICKET_STATE
+from engine.contract.topics import TICKET_RECORD_MAX_BYTES, TICKET_STATE
 from engine.metrics import SLA_ROWS
 from engine.settings import Settings
 from engine.sla.calendars import DEFAULT_CALENDARS
@@ -89,6 +89,23 @@ def worker(
     sla.index.assign(0, [])
     sla.ready = True
     return sla, clocks, alerts
+
+
+def test_the_dead_letter_of_a_state_as_large_as_its_topic_takes_fits_the_workers_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Larger than Kafka's default request, it failed the batch at every restart."""
+
+    async def scenario() -> None:
+        sla, _, _ = worker(tmp_path, monkeypatch)
+        letters = Recorder()
+        monkeypatch.setattr(sla.dead_letters, "send", letters.send)
+        await sla.on_state(0, b"x" * TICKET_RECORD_MAX_BYTES)
+        ((_, letter),) = letters.sent
+        assert letter is not None
+        assert len(letter) + 1024 < sla.app.conf.producer_max_request_size
+
+    asyncio.run(scenario())
 
 
 def test_a_resolution_sends_a_tombstone_and_forgets_the_ticket(
