@@ -171,7 +171,7 @@ def run_worker(bootstrap: str, state_dir: str, app_id: str, rule: str, expect: i
     on_state = worker.on_state
     seen = {"states": 0}
 
-    async def counted(partition: int, value: bytes | None) -> Any:
+    async def counted(partition: int, value: bytes) -> Any:
         pending = await on_state(partition, value)
         seen["states"] += 1
         if seen["states"] == expect:

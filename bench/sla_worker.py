@@ -85,7 +85,7 @@ def run_worker(bootstrap: str, count: int, partitions: int, state_dir: str) -> N
     marks: dict[str, Any] = {"states": 0, "alerts": 0, "open": False}
     on_state, send_alert, pop_due = worker.on_state, worker._send_alert, worker.index.pop_due
 
-    async def counted_state(partition: int, value: bytes | None) -> Any:
+    async def counted_state(partition: int, value: bytes) -> Any:
         if marks["states"] == 0:
             marks["armed_from"] = time.perf_counter()
         pending = await on_state(partition, value)

@@ -31,6 +31,7 @@ EngineError
  ├── KafkaAuthenticationError  [kafka.security] a broker refused the engine's SASL credentials
  ├── AgentsDirectoryError      [workers.agents] the agents directory is not valid
  ├── EscalationFileError       [workers.escalation] the escalation matrix is not valid
+ ├── UnusableRecordError       [workers.service] a record the tier workers do not read there
  └── NoticeRefusedError        [notify.notifier] the relay refused a notice for good (5xx)
 
 (*) also a ValueError (``class EmailParseError(EngineError, ValueError)``): they report

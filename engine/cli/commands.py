@@ -289,6 +289,7 @@ def cmd_sla(args: argparse.Namespace) -> int:
 
 
 def cmd_entitlements(args: argparse.Namespace) -> int:
+    from engine.clock import SystemClock
     from engine.entitlements import worker
 
     settings = _settings(args)
@@ -298,8 +299,6 @@ def cmd_entitlements(args: argparse.Namespace) -> int:
     if not args.customer:
         raise EngineError(f"entitlements {args.action} needs a CUSTOMER id")
     if args.action == "topup":
-        from engine.clock import SystemClock
-
         if args.hours is None or args.hours <= 0 or not args.reference:
             raise EngineError("entitlements topup needs --hours (more than 0) and --reference")
         record = worker.top_up(
@@ -308,7 +307,8 @@ def cmd_entitlements(args: argparse.Namespace) -> int:
         )  # fmt: skip
         print(f"topped up {args.customer} with {args.hours:g} h ({record.event_id})")
         return 0
-    balance = worker.read_balances(settings.kafka_bootstrap).get(args.customer)
+    balances = worker.read_balances(settings.kafka_bootstrap, SystemClock())
+    balance = balances.by_customer.get(args.customer)
     if balance is None:
         print(f"{args.customer}: no balance (support not metered, or the ledger has not run)")
         return 1

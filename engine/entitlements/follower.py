@@ -27,8 +27,8 @@ class BalancesFollower:
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         if value is None:
-            if key is not None:
-                self.hours_left.pop(key.decode(), None)
+            if key is not None:  # a key that is not UTF-8 names no customer; never raise
+                self.hours_left.pop(key.decode(errors="replace"), None)
             return
         try:
             record = parse_record(value)

@@ -8,6 +8,7 @@ directory gives no hours to has no balance (their support is not metered).
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from engine.contract import (
@@ -51,7 +52,7 @@ def apply_event(
     balance: EntitlementBalanceData, event: TicketActivity | EntitlementToppedUp
 ) -> EntitlementBalanceData | None:
     """The balance after ``event``, or None when it changes nothing (seen already, or not
-    a top-up or time spent)."""
+    a top-up or time spent). Raises OverflowError when the hours no longer fit a float."""
     if event.event_id in balance.recent_event_ids or customer_of(event) != balance.customer_id:
         return None
     topped_up, spent, ticket = balance.topped_up_hours, balance.spent_minutes, None
@@ -61,12 +62,16 @@ def apply_event(
         case TicketActivity(data=data):
             spent += data.minutes or 0
             ticket = data.ticket_id
+    left = round(balance.initial_hours + topped_up - spent / 60, 4)
+    if not (math.isfinite(topped_up) and math.isfinite(left)):
+        # JSON has no infinity: the balance would be written as null and never read again.
+        raise OverflowError(f"{balance.customer_id}'s balance would be {left} hours")
     recent = (*balance.recent_event_ids, event.event_id)[-RECENT_EVENTS_KEPT:]
     return balance.model_copy(
         update={
             "topped_up_hours": topped_up,
             "spent_minutes": spent,
-            "hours_left": round(balance.initial_hours + topped_up - spent / 60, 4),
+            "hours_left": left,
             "last_ticket_id": ticket or balance.last_ticket_id,
             "recent_event_ids": recent,
         }

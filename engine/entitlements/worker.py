@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
@@ -28,6 +29,7 @@ from engine.contract import (
     EntitlementTopUpData,
     EntitlementUpdated,
     Envelope,
+    RecordLocation,
     SpecialRoute,
     TicketActivity,
     TicketRouted,
@@ -38,6 +40,7 @@ from engine.contract.customers import CustomerDirectory, load_directory
 from engine.contract.identity import event_id
 from engine.contract.topics import (
     AGENTS_PRESENCE,
+    DEAD_LETTER_MAX_BYTES,
     DEAD_LETTERS,
     ENTITLEMENT_BALANCES,
     ENTITLEMENT_EVENTS,
@@ -56,7 +59,7 @@ from engine.entitlements.ledger import (
 from engine.errors import describe_validation
 from engine.kafka.catch_up import records_to_end
 from engine.kafka.consumer import new_consumer
-from engine.kafka.deadletter import dead_letter
+from engine.kafka.deadletter import dead_letter, location_of
 from engine.kafka.lease import BlockingLease
 from engine.kafka.loop import BatchHandler, ConsumeLoop
 from engine.kafka.producer import Record, new_producer, publish
@@ -70,18 +73,63 @@ ENTITLEMENT_NEEDED = SPECIAL_ROUTE_TOPICS[SpecialRoute.ENTITLEMENT_NEEDED]
 # The lease is a group's hold on partition 0 of a single-partition topic (decision 54).
 LEASE_TOPIC = AGENTS_PRESENCE
 Output = tuple[str, str, Envelope]
+# What the ledger reads from each topic; any other record there is a dead letter.
+EXPECTED_KINDS: dict[str, type[Envelope]] = {
+    ENTITLEMENT_EVENTS: EntitlementToppedUp,
+    TICKET_ACTIVITY: TicketActivity,
+    ENTITLEMENT_NEEDED: TicketRouted,
+}
+# Dead letters keep their input whole: one of a record near a topic's size limit is
+# larger than Kafka's default request.
+MAX_REQUEST_BYTES = DEAD_LETTER_MAX_BYTES + 64 * 1024
 
 
-def read_balances(bootstrap: str) -> dict[str, EntitlementBalanceData]:
-    """Every balance on the compacted topic, read to its end."""
+class Balances(NamedTuple):
+    by_customer: dict[str, EntitlementBalanceData]
+    unreadable: list[Output]  # the dead letters of records that are no balance
+
+
+def balances_of(records: Iterable[Any], now: datetime) -> Balances:
+    """The balances the compacted topic's records leave, in order: a customer's last
+    balance, none after a tombstone (their balance was deleted); a record that is no
+    balance is a dead letter, and the others are still read."""
     balances: dict[str, EntitlementBalanceData] = {}
-    for record in records_to_end(bootstrap, ENTITLEMENT_BALANCES):
+    unreadable: list[Output] = []
+
+    def _letter(value: bytes, reason: str) -> Output:
+        return _dead_letter(ENTITLEMENT_BALANCES, value, reason, now, location_of(record))
+
+    for record in records:
         if record.value is None:
+            if record.key is not None:
+                balances.pop(record.key.decode(errors="replace"), None)
             continue
-        parsed = parse_record(record.value)
-        if isinstance(parsed, EntitlementUpdated):
-            balances[parsed.data.customer_id] = parsed.data
-    return balances
+        try:
+            parsed = parse_record(record.value)
+        except ValidationError as error:
+            reason = f"not a valid record: {describe_validation(error)}"
+            unreadable.append(_letter(record.value, reason))
+            continue
+        if not isinstance(parsed, EntitlementUpdated):
+            unreadable.append(_letter(record.value, f"a {parsed.kind} record is no balance"))
+            continue
+        balances[parsed.data.customer_id] = parsed.data
+    return Balances(balances, unreadable)
+
+
+def read_balances(bootstrap: str, clock: Clock) -> Balances:
+    """Every balance on the compacted topic, read to its end."""
+    return balances_of(records_to_end(bootstrap, ENTITLEMENT_BALANCES), clock.now())
+
+
+def _dead_letter(
+    origin: str, value: bytes, reason: str, now: datetime, original: RecordLocation | None
+) -> Output:
+    letter = dead_letter(
+        value, reason=reason, field=None, origin=origin, source=SOURCE, now=now,
+        original=original,
+    )  # fmt: skip
+    return DEAD_LETTERS, letter.data.payload_sha256, letter
 
 
 class Ledger:
@@ -122,15 +170,25 @@ class Ledger:
         self.balances[balance.customer_id] = balance  # only once its record is made
         return ENTITLEMENT_BALANCES, balance.customer_id, record
 
-    def outputs_of(self, topic: str, value: bytes) -> list[Output]:
-        """A record's outputs; a record that is not valid, or that makes the ledger raise
+    def outputs_of(
+        self, topic: str, value: bytes | None, original: RecordLocation | None = None
+    ) -> list[Output]:
+        """A record's outputs; a record that is not valid, not of the topic's kind, a
+        tombstone (these topics' records are never deleted), or that makes the ledger raise
         anything (it does no I/O), is a dead letter and the balances stay as they were."""
+        if value is None:
+            return [
+                self._dead_letter(topic, b"", "a record without a value (a tombstone)", original)
+            ]
         try:
             record = parse_record(value)
         except ValidationError as error:
-            return [
-                self._dead_letter(topic, value, f"not a valid record: {describe_validation(error)}")
-            ]
+            reason = f"not a valid record: {describe_validation(error)}"
+            return [self._dead_letter(topic, value, reason, original)]
+        expected = EXPECTED_KINDS.get(topic)
+        if expected is not None and not isinstance(record, expected):
+            reason = f"a {record.kind} record does not belong on {topic}"
+            return [self._dead_letter(topic, value, reason, original)]
         try:
             match record:
                 case TicketRouted() if topic == ENTITLEMENT_NEEDED:
@@ -139,14 +197,13 @@ class Ledger:
                     return self._deduct_or_add(record)
         except Exception as error:
             log.exception("entitlements: a record of %s failed", topic)
-            return [self._dead_letter(topic, value, f"processing failed: {error!r}")]
+            return [self._dead_letter(topic, value, f"processing failed: {error!r}", original)]
         return []
 
-    def _dead_letter(self, topic: str, value: bytes, reason: str) -> Output:
-        letter = dead_letter(
-            value, reason=reason, field=None, origin=topic, source=SOURCE, now=self.clock.now()
-        )
-        return DEAD_LETTERS, letter.data.payload_sha256, letter
+    def _dead_letter(
+        self, topic: str, value: bytes, reason: str, original: RecordLocation | None
+    ) -> Output:
+        return _dead_letter(topic, value, reason, self.clock.now(), original)
 
     def _deduct_or_add(self, event: EntitlementToppedUp | TicketActivity) -> list[Output]:
         customer_id = customer_of(event)
@@ -190,8 +247,7 @@ class LedgerBatches(BatchHandler):
         return _records(
             output
             for record in records
-            if record.value is not None
-            for output in self._ledger.outputs_of(record.topic, record.value)
+            for output in self._ledger.outputs_of(record.topic, record.value, location_of(record))
         )
 
     def refused(self) -> None:
@@ -249,19 +305,22 @@ def _standing_by(signalled: StopSignal) -> bool:
 
 def _keep_ledger(settings: Settings, clock: Clock | None, stop: LeadingStop) -> None:
     bootstrap = settings.kafka_bootstrap
+    clock = clock or SystemClock()
+    read = read_balances(bootstrap, clock)
     ledger = Ledger(
-        read_balances(bootstrap), load_directory(settings.customers_file),
-        clock or SystemClock(), settings.notify_default_language,
+        read.by_customer, load_directory(settings.customers_file), clock,
+        settings.notify_default_language,
     )  # fmt: skip
     consumer = new_consumer(
         bootstrap, ENTITLEMENT_EVENTS, TICKET_ACTIVITY, ENTITLEMENT_NEEDED,
         group_id=f"{settings.app_id}-entitlements",
     )  # fmt: skip
     loop = ConsumeLoop(
-        "entitlements", consumer, LedgerBatches(ledger), lambda: new_producer(bootstrap)
-    )
+        "entitlements", consumer, LedgerBatches(ledger),
+        lambda: new_producer(bootstrap, max_request_size=MAX_REQUEST_BYTES),
+    )  # fmt: skip
     try:
-        loop.publish(_records(ledger.opening_outputs()))
+        loop.publish(_records([*read.unreadable, *ledger.opening_outputs()]))
     except BaseException:
         loop.close()
         raise

@@ -43,8 +43,14 @@ from engine.contract import (
 )
 from engine.contract.customers import CustomerDirectory, load_directory
 from engine.contract.identity import event_id
-from engine.contract.topics import DEAD_LETTERS, SLA_ALERTS, SLA_CLOCKS, TICKET_STATE
-from engine.errors import field_path
+from engine.contract.topics import (
+    DEAD_LETTER_MAX_BYTES,
+    DEAD_LETTERS,
+    SLA_ALERTS,
+    SLA_CLOCKS,
+    TICKET_STATE,
+)
+from engine.errors import describe_validation, field_path
 from engine.kafka.consumer import GROUP_SESSION_TIMEOUT_SECONDS
 from engine.kafka.deadletter import dead_letter
 from engine.kafka.faust_app import (
@@ -108,7 +114,14 @@ class SlaWorker:
         )
         # A killed worker's partitions move to its replacement after the engine's short
         # session (consumer.GROUP_SESSION_TIMEOUT_SECONDS), not faust's 60 s.
-        self.app = engine_app(settings, f"{settings.app_id}-sla", "sla")
+        # Dead letters keep their input whole: a state record near a ticket topic's limit
+        # is a larger dead letter than Kafka's default request takes.
+        self.app = engine_app(
+            settings,
+            f"{settings.app_id}-sla",
+            "sla",
+            producer_max_request_size=DEAD_LETTER_MAX_BYTES + 64 * 1024,
+        )
         self.states = raw_topic(self.app, TICKET_STATE, settings.partitions)
         self.clocks_topic = changelog_topic(self.app, SLA_CLOCKS, settings.partitions)
         self.alerts_topic = raw_topic(self.app, SLA_ALERTS)
@@ -184,7 +197,11 @@ class SlaWorker:
         entries: dict[int, list[tuple[str, datetime]]] = {partition: [] for partition in owned}
         elsewhere = []
         for count, (key, raw) in enumerate(list(self.clocks.data.items()), start=1):
-            partition, ticket_id, due_at = index_entry(raw)
+            try:
+                partition, ticket_id, due_at = index_entry(raw)
+            except Exception as error:
+                await self._drop_unusable_row(key, error)
+                continue
             if partition not in owned:
                 elsewhere.append(key)
             elif due_at is not None:
@@ -204,6 +221,20 @@ class SlaWorker:
         self.ready = True
         log.info("sla: owns partitions %s, %d armed obligations, %d table rows",
                  sorted(owned), len(self.index), len(self.clocks.data))  # fmt: skip
+
+    async def _drop_unusable_row(self, key: bytes, error: Exception) -> None:
+        """A row the worker cannot read (its changelog holds a record the worker did not
+        write) or work out: dropped from the table and kept as a dead letter; the ticket's
+        next state arms it again."""
+        raw = self.clocks.data.pop(key, None)
+        problem = describe_validation(error) if isinstance(error, ValidationError) else repr(error)
+        letter = dead_letter(
+            raw or b"", reason=f"not a usable SLA row: {problem}", field=None,
+            origin=SLA_CLOCKS, source=SOURCE, now=self.clock.now(),
+        )  # fmt: skip
+        log.error("sla: dropped the row of %r: %s", key[:200], letter.data.reason[:300])
+        await self.dead_letters.send(key=letter.data.payload_sha256.encode(), value=to_json(letter))
+        self._count()
 
     async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         self.ready = False
@@ -226,13 +257,27 @@ class SlaWorker:
 
     async def _handle_events(self, events: Sequence[Any]) -> None:
         self._idle.progressed()
-        await self.on_states([(event.message.partition, event.message.value) for event in events])
+        await self.on_states(
+            [(event.message.partition, event.message.key, event.message.value) for event in events]
+        )
 
-    async def on_states(self, records: list[tuple[int, bytes | None]]) -> None:
-        """A batch of (partition, state record): every write sent, then all awaited."""
+    async def on_states(self, records: Sequence[tuple[int, bytes | None, bytes | None]]) -> None:
+        """A batch of (partition, key, state record): every write sent, then all awaited."""
         async with self._rows_lock:
-            sends = [await self.on_state(partition, value) for partition, value in records]
+            sends = [
+                await (self.on_state(partition, value) if value is not None
+                       else self.on_deleted(partition, key))
+                for partition, key, value in records
+            ]  # fmt: skip
             await asyncio.gather(*(send for send in sends if send is not None))
+
+    async def on_deleted(self, partition: int, key: bytes | None) -> Any:
+        """A tombstone on the state topic: the ticket's state was deleted (the processor
+        never deletes one; an operator may), so its row is deleted too. A ticket without a
+        row changes nothing."""
+        if key is None or key not in self.clocks.data:
+            return None
+        return await self._delete_row(partition, key.decode())
 
     async def _check_stall(self) -> None:
         """The processor's watchdog (decision 5), for the same faust race: state records
@@ -256,12 +301,10 @@ class SlaWorker:
                          "processed for %.0fs; exiting to be restarted", idle)  # fmt: skip
             os._exit(EXIT_STALLED)
 
-    async def on_state(self, partition: int, value: bytes | None) -> Any:
+    async def on_state(self, partition: int, value: bytes) -> Any:
         """Arm, re-arm or disarm the ticket's obligation; returns the pending write to
         await (None: nothing to write). A record the worker cannot work out, whatever it
         makes the code raise (a date past year 9999 overflows), is a dead letter."""
-        if value is None:
-            return None  # a compacted-away ticket
         try:
             planned = self._planned(partition, value)
         except Exception as error:
@@ -352,11 +395,15 @@ class SlaWorker:
         due = self.index.pop_due(now)
         if not due:
             return
-        planned = [
-            (partition, plan)
-            for partition, ticket_id in due
-            if (plan := self._plan(ticket_id, now)) is not None
-        ]
+        planned: list[tuple[int, _Planned]] = []
+        for partition, ticket_id in due:
+            try:
+                plan = self._plan(ticket_id, now)
+            except Exception as error:
+                await self._drop_unusable_row(ticket_id.encode(), error)
+                continue
+            if plan is not None:
+                planned.append((partition, plan))
         # Every alert of the tick is sent, then all acknowledgements awaited, and only then
         # is each ticket's progress recorded: effects before bookkeeping. A ticket whose
         # alert or row Kafka did not acknowledge is due again at the next tick; the others

@@ -214,10 +214,7 @@ class Desk:
                 self._count_acceptance(state)
             self._count_third_party_wait(old.state, -1)
         if state.status is TicketStatus.RESOLVED:
-            self._tickets.pop(state.ticket_id, None)
-            self._pending.pop(state.ticket_id, None)
-            self._awaiting.pop(state.ticket_id, None)
-            self._declined.pop(state.ticket_id, None)
+            self._drop(state.ticket_id)
             return
         self._count_third_party_wait(state, +1)
         ticket = _Ticket(state, _bucket_of(state), _rank_of(state))
@@ -228,6 +225,21 @@ class Desk:
         self._tickets[state.ticket_id] = ticket
         self._enter(ticket)
         self._await_acceptance(state)
+
+    def forget(self, ticket_id: str) -> None:
+        """The ticket's state was deleted: as if it were resolved."""
+        old = self._tickets.get(ticket_id)
+        if old is not None:
+            old.current = False
+            self._leave(old)
+            self._count_third_party_wait(old.state, -1)
+        self._drop(ticket_id)
+
+    def _drop(self, ticket_id: str) -> None:
+        self._tickets.pop(ticket_id, None)
+        self._pending.pop(ticket_id, None)
+        self._awaiting.pop(ticket_id, None)
+        self._declined.pop(ticket_id, None)
 
     def _await_acceptance(self, state: TicketState) -> None:
         assignee, assigned_at = state.assignee, state.assigned_at
@@ -256,6 +268,11 @@ class Desk:
         self._restand(agent_id)
         if presence in (Presence.AWAY, Presence.SIGNED_OUT):
             self._leaving.add(agent_id)
+
+    def forget_presence(self, agent_id: str) -> None:
+        """The agent's presence was deleted: without a word from them again."""
+        if self._presence.pop(agent_id, None) is not None:
+            self._restand(agent_id)
 
     def tick(self, now: datetime) -> None:
         """Time moved: working hours and on-call rotas may have turned; assignments the

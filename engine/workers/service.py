@@ -39,7 +39,9 @@ from engine.contract import (
     ActivityType,
     AgentPresenceChanged,
     AnyRecord,
+    Envelope,
     Priority,
+    RecordDeadLettered,
     Standing,
     TicketActivity,
     TicketActivityData,
@@ -54,12 +56,14 @@ from engine.contract.identity import event_id
 from engine.contract.records import EscalationNotified, SlaBreached, SlaWarning
 from engine.contract.topics import (
     AGENTS_PRESENCE,
+    DEAD_LETTERS,
     ESCALATIONS,
     SLA_ALERTS,
     TICKET_EVENTS,
     TICKET_STATE,
 )
-from engine.errors import EngineError, PublishError
+from engine.errors import EngineError, PublishError, describe_validation
+from engine.kafka.deadletter import dead_letter, location_of
 from engine.kafka.follower import Follower
 from engine.kafka.lease import Lease
 from engine.kafka.publisher import KafkaPublisher
@@ -74,6 +78,17 @@ from engine.workers.escalation import EscalationPolicy, load_escalation
 log = logging.getLogger(__name__)
 SOURCE = "engine.workers"
 ACTOR = "tier-workers"
+# What the workers read from each topic; any other record there is a dead letter.
+EXPECTED_KINDS: dict[str, tuple[type[Envelope], ...]] = {
+    TICKET_STATE: (TicketUpdated,),
+    AGENTS_PRESENCE: (AgentPresenceChanged,),
+    SLA_ALERTS: (SlaWarning, SlaBreached),
+    ESCALATIONS: (EscalationNotified,),
+}
+
+
+class UnusableRecordError(EngineError):
+    """A record of a kind its topic does not hold, or a tombstone where nothing is deleted."""
 
 
 def load_directory_for(settings: Settings) -> AgentsDirectory:
@@ -93,22 +108,25 @@ def load_policy_for(settings: Settings, directory: AgentsDirectory) -> Escalatio
     return policy
 
 
-def _parsed(record: ConsumerRecord[bytes, bytes]) -> AnyRecord | None:
-    """The record, or None for a tombstone or a record that does not parse (skipped: the
-    topics' producers validate what they write)."""
+def parsed(record: ConsumerRecord[bytes, bytes]) -> AnyRecord:
+    """The record, of a kind its topic holds. Raises ValidationError for one that does not
+    parse, UnusableRecordError for another kind or a tombstone."""
     if record.value is None:
-        return None
-    try:
-        return parse_record(record.value)
-    except ValidationError as error:
-        log.warning("skipped a record of %s@%d: %s", record.topic, record.offset, error)
-        return None
+        raise UnusableRecordError("a record without a value (a tombstone)")
+    found = parse_record(record.value)
+    if not isinstance(found, EXPECTED_KINDS.get(record.topic, object)):
+        raise UnusableRecordError(f"a {found.kind} record does not belong on {record.topic}")
+    return found
 
 
 def feed(desk: Desk, record: ConsumerRecord[bytes, bytes]) -> str | None:
     """One record of the state or presence topic into the desk; the ticket's id when the
-    record resolved it."""
-    match _parsed(record):
+    record resolved or deleted it. A tombstone deletes its key (both topics are compacted:
+    a ticket's state or an agent's presence was deleted). Raises what a record it cannot
+    use makes it raise."""
+    if record.value is None:
+        return _deleted(desk, record)
+    match parsed(record):
         case TicketUpdated(data=data):
             desk.apply_ticket(data.ticket)
             if data.ticket.status is TicketStatus.RESOLVED:
@@ -118,15 +136,43 @@ def feed(desk: Desk, record: ConsumerRecord[bytes, bytes]) -> str | None:
     return None
 
 
+def _deleted(desk: Desk, record: ConsumerRecord[bytes, bytes]) -> str | None:
+    if record.key is None:
+        return None
+    key: str = record.key.decode(errors="replace")
+    if record.topic == AGENTS_PRESENCE:
+        desk.forget_presence(key)
+        return None
+    desk.forget(key)
+    return key
+
+
 def feed_escalations(
     escalations: Escalations, record: ConsumerRecord[bytes, bytes], now: datetime
 ) -> None:
-    """One record of the alerts or escalations topic."""
-    match _parsed(record):
+    """One record of the alerts or escalations topic; raises what a record it cannot use
+    makes it raise."""
+    match parsed(record):
         case SlaWarning(data=data, event_id=alert_id) | SlaBreached(data=data, event_id=alert_id):
             escalations.record_alert(data, alert_id, now)
         case EscalationNotified(data=told):
             escalations.record_told(told)
+
+
+def unusable_letter(
+    record: ConsumerRecord[bytes, bytes], error: Exception, now: datetime
+) -> RecordDeadLettered:
+    """The dead letter of a record the workers could not use, and why."""
+    if isinstance(error, ValidationError):
+        reason = f"not a valid record: {describe_validation(error)}"
+    elif isinstance(error, UnusableRecordError):
+        reason = str(error)
+    else:
+        reason = f"processing failed: {error!r}"
+    return dead_letter(
+        record.value or b"", reason=reason, field=None, origin=record.topic, source=SOURCE,
+        now=now, original=location_of(record),
+    )  # fmt: skip
 
 
 def decision_record(decision: Decision, clock: Clock) -> TicketActivity:
@@ -210,15 +256,38 @@ class TierWorkers:
         self._publisher = KafkaPublisher(
             bootstrap, settings.kafka_ack_timeout_seconds, client_id="engine-workers"
         )
+        # Dead letters of records the workers could not use, by event id, until the lease
+        # holder publishes them (once per process: the followers read every record again
+        # when they start over, and a letter's id is the same each time).
+        self._letters: dict[str, RecordDeadLettered] = {}
+        self._lettered: set[str] = set()
 
     def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        resolved = feed(self.desk, record)
+        try:
+            resolved = feed(self.desk, record)
+        except Exception as error:
+            self._unusable(record, error)
+            return
         if resolved is not None:
             self.escalations.forget(resolved)
         self._changed.set()
 
     def _apply_escalation(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        feed_escalations(self.escalations, record, self._clock.now())
+        try:
+            feed_escalations(self.escalations, record, self._clock.now())
+        except Exception as error:
+            self._unusable(record, error)
+            return
+        self._changed.set()
+
+    def _unusable(self, record: ConsumerRecord[bytes, bytes], error: Exception) -> None:
+        """A record that cannot move the desk or the escalations (whatever it made them
+        raise): a dead letter, and the reading goes on with the next record."""
+        letter = unusable_letter(record, error, self._clock.now())
+        log.warning("workers: a record of %s[%d]@%d is a dead letter: %.300s",
+                    record.topic, record.partition, record.offset, letter.data.reason)  # fmt: skip
+        if letter.event_id not in self._lettered:
+            self._letters[letter.event_id] = letter
         self._changed.set()
 
     @property
@@ -271,6 +340,7 @@ class TierWorkers:
                     )
                 await self._publish(self.desk.decide(now))
                 await self._escalate(now)
+                await self._publish_letters()
 
     async def _publish(self, decided: list[Decision]) -> None:
         for decision in decided:
@@ -293,6 +363,17 @@ class TierWorkers:
             metrics.TIME_TO_ASSIGN_SECONDS.labels(decision.priority).observe(
                 decision.waited.total_seconds()
             )
+
+    async def _publish_letters(self) -> None:
+        for letter_id, letter in list(self._letters.items()):
+            key = letter.data.payload_sha256.encode()
+            try:
+                await self._publisher.publish(DEAD_LETTERS, key, to_json(letter))
+            except PublishError as error:
+                log.warning("dead letter not published: %s", error)
+                return  # kept for the next pass
+            del self._letters[letter_id]
+            self._lettered.add(letter_id)
 
     async def _escalate(self, now: datetime) -> None:
         causes = [lapse_cause(lapse) for lapse in self.desk.take_lapses()]

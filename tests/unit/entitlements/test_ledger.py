@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from engine.clock import FrozenClock
@@ -25,10 +26,17 @@ from engine.contract.topics import (
     ENTITLEMENT_EVENTS,
     TICKET_ACTIVITY,
     TICKET_EVENTS,
+    TICKET_RECORD_MAX_BYTES,
     TIER_TOPICS,
 )
-from engine.entitlements.ledger import apply_event, opening_balance
-from engine.entitlements.worker import ENTITLEMENT_NEEDED, Ledger, describe_balance
+from engine.entitlements.ledger import apply_event, balance_record, opening_balance
+from engine.entitlements.worker import (
+    ENTITLEMENT_NEEDED,
+    MAX_REQUEST_BYTES,
+    Ledger,
+    balances_of,
+    describe_balance,
+)
 from engine.triage.publications import publications
 from engine.triage.triage import triage
 from tests.unit.triage.test_triage import RULES, T0, mail
@@ -136,3 +144,55 @@ def test_hours_left_or_an_unmetered_customer_route_normally() -> None:
 def test_balances_parse_back() -> None:
     balance = opening_balance("acme", 1.0)
     assert EntitlementBalanceData.model_validate_json(balance.model_dump_json()) == balance
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """A consumed record, as much of it as the ledger reads."""
+
+    key: bytes | None
+    value: bytes | None
+    offset: int
+    topic: str = ENTITLEMENT_BALANCES
+    partition: int = 0
+
+
+def test_the_balances_read_at_start_forget_a_deleted_customer_and_dead_letter_the_rest() -> None:
+    acme = balance_record(opening_balance("acme", 3.0), "c", NOW, "test")
+    gone = balance_record(opening_balance("gone", 5.0), "c", NOW, "test")
+    records = [
+        Consumed(b"x", b"not json {", 0),
+        Consumed(b"gone", to_json(gone), 1),
+        Consumed(b"y", to_json(top_up(1)), 2),
+        Consumed(b"acme", to_json(acme), 3),
+        Consumed(b"gone", None, 4),
+    ]
+    read = balances_of(records, NOW)
+    assert list(read.by_customer) == ["acme"]
+    letters = [letter for _, _, letter in read.unreadable]
+    assert all(isinstance(letter, RecordDeadLettered) for letter in letters)
+    assert [(letter.data.original.offset if letter.data.original else None)
+            for letter in letters if isinstance(letter, RecordDeadLettered)] == [0, 2]  # fmt: skip
+
+
+def test_a_tombstone_or_a_record_of_another_kind_on_an_input_topic_is_a_dead_letter() -> None:
+    ledger = Ledger({}, DIRECTORY, FrozenClock(NOW))
+    for topic, value in ((ENTITLEMENT_EVENTS, None), (ENTITLEMENT_EVENTS, to_json(spent(60)))):
+        ((out, _, letter),) = ledger.outputs_of(topic, value)
+        assert out == DEAD_LETTERS and isinstance(letter, RecordDeadLettered)
+    assert ledger.balances == {}
+
+
+def test_hours_past_a_float_are_a_dead_letter_and_the_balance_stays() -> None:
+    ledger = Ledger({}, DIRECTORY, FrozenClock(NOW))
+    ledger.outputs_of(ENTITLEMENT_EVENTS, to_json(top_up(1e308, "INV-1")))
+    ((out, _, letter),) = ledger.outputs_of(ENTITLEMENT_EVENTS, to_json(top_up(1e308, "INV-2")))
+    assert out == DEAD_LETTERS and isinstance(letter, RecordDeadLettered)
+    assert "OverflowError" in letter.data.reason
+    assert balances(ledger) == {"acme": 1e308}
+
+
+def test_the_dead_letter_of_a_record_as_large_as_a_ticket_topic_takes_fits_a_request() -> None:
+    ledger = Ledger({}, DIRECTORY, FrozenClock(NOW))
+    ((_, _, letter),) = ledger.outputs_of(ENTITLEMENT_EVENTS, b"x" * TICKET_RECORD_MAX_BYTES)
+    assert len(to_json(letter)) < MAX_REQUEST_BYTES

@@ -173,3 +173,25 @@ def test_an_alert_emitted_twice_is_the_same_record() -> None:
     assert (first.data.dedup_key, first.data.repeat) == ("T-1:UPD-P1:1", 1)
     assert first.data.calendar == "24x7 (UTC)"
     assert "breached: the customer was not informed by the deadline" in first.data.explanation
+
+
+def test_a_deadline_long_past_is_caught_up_in_bounded_calls_and_only_the_latest_alert_emitted() -> (
+    None
+):
+    timeline = opened(Priority.P1, utc(2026, 11, 20, 16), SupportPlan.ALWAYS, "UTC")
+    obligation = next_update_due(timeline.facts, timeline.calendar)
+    assert obligation is not None
+    now = utc(2026, 11, 23, 18, 30)
+    at_once = step(obligation, None, timeline.calendar, SlaPolicy(), now)
+    progress, calls = None, 0
+    while True:
+        calls += 1
+        due = step(obligation, progress, timeline.calendar, SlaPolicy(), now, max_steps=5)
+        progress = due.progress
+        if due.next_due.due_at > now:
+            break
+        assert due.emit is None  # not caught up yet: nothing said
+    assert calls > 1
+    assert (due.emit, due.progress, due.next_due) == (
+        at_once.emit, at_once.progress, at_once.next_due,
+    )  # fmt: skip

@@ -23,7 +23,7 @@ from engine.contract import (
     to_json,
 )
 from engine.contract.customers import CustomerDirectory
-from engine.contract.topics import TICKET_STATE
+from engine.contract.topics import TICKET_RECORD_MAX_BYTES, TICKET_STATE
 from engine.metrics import SLA_ROWS
 from engine.settings import Settings
 from engine.sla.calendars import DEFAULT_CALENDARS
@@ -91,6 +91,23 @@ def worker(
     return sla, clocks, alerts
 
 
+def test_the_dead_letter_of_a_state_as_large_as_its_topic_takes_fits_the_workers_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Larger than Kafka's default request, it failed the batch at every restart."""
+
+    async def scenario() -> None:
+        sla, _, _ = worker(tmp_path, monkeypatch)
+        letters = Recorder()
+        monkeypatch.setattr(sla.dead_letters, "send", letters.send)
+        await sla.on_state(0, b"x" * TICKET_RECORD_MAX_BYTES)
+        ((_, letter),) = letters.sent
+        assert letter is not None
+        assert len(letter) + 1024 < sla.app.conf.producer_max_request_size
+
+    asyncio.run(scenario())
+
+
 def test_a_resolution_sends_a_tombstone_and_forgets_the_ticket(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -98,7 +115,7 @@ def test_a_resolution_sends_a_tombstone_and_forgets_the_ticket(
         sla, clocks, _ = worker(tmp_path, monkeypatch)
         await sla.on_state(0, state(overdue()))
         assert KEY in sla.clocks.data and len(sla.index) == 1
-        await sla.on_states([(0, state(resolved(overdue())))])
+        await sla.on_states([(0, KEY, state(resolved(overdue())))])
         assert clocks.sent[-1] == (KEY, None)
         assert KEY not in sla.clocks.data and len(sla.index) == 0
         assert SLA_ROWS._value.get() == 0
@@ -106,6 +123,20 @@ def test_a_resolution_sends_a_tombstone_and_forgets_the_ticket(
         note = resolved(overdue()).model_copy(update={"event_count": 3})
         assert await sla.on_state(0, state(note)) is None  # resolved, no row: nothing
         assert len(clocks.sent) == written
+
+    asyncio.run(scenario())
+
+
+def test_a_deleted_ticket_state_deletes_its_row_and_an_unknown_one_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> None:
+        sla, clocks, _ = worker(tmp_path, monkeypatch)
+        await sla.on_states([(0, KEY, state(overdue())), (0, b"T-UNKNOWN", None), (0, None, None)])
+        assert [key for key, _ in clocks.sent] == [KEY]
+        await sla.on_states([(0, KEY, None)])
+        assert clocks.sent[-1] == (KEY, None)
+        assert KEY not in sla.clocks.data and len(sla.index) == 0
 
     asyncio.run(scenario())
 
@@ -119,7 +150,7 @@ def test_a_tick_in_flight_does_not_bring_back_a_row_a_resolution_deleted(
         await sla.on_state(0, state(overdue()))
         tick = asyncio.create_task(sla.tick())
         await alerts.called.wait()  # the breach is on its way, not yet acknowledged
-        resolution = asyncio.create_task(sla.on_states([(0, state(resolved(overdue())))]))
+        resolution = asyncio.create_task(sla.on_states([(0, KEY, state(resolved(overdue())))]))
         for _ in range(10):
             await asyncio.sleep(0)
         gate.set()
@@ -146,13 +177,37 @@ def test_a_state_the_worker_cannot_work_out_is_dead_lettered_and_the_next_one_ta
         sla, clocks, _ = worker(tmp_path, monkeypatch)
         letters = Recorder()
         monkeypatch.setattr(sla.dead_letters, "send", letters.send)
-        await sla.on_states([(0, state(poison)), (0, state(overdue()))])
+        await sla.on_states([(0, None, state(poison)), (0, KEY, state(overdue()))])
         assert [key for key, _ in clocks.sent] == [KEY]
         assert KEY in sla.clocks.data and len(sla.index) == 1
         (letter,) = [parse_record(value) for _, value in letters.sent if value is not None]
         assert isinstance(letter, RecordDeadLettered)
         assert "out of range" in letter.data.reason
         assert letter.data.origin == TICKET_STATE
+
+    asyncio.run(scenario())
+
+
+def test_a_due_row_the_worker_cannot_read_is_dropped_as_a_dead_letter_and_the_tick_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its changelog may hold what the worker did not write: a tick that raised on it
+    would stop the timer at every start."""
+    other = b"T-BBBBBBBBBBBBB"
+
+    async def scenario() -> None:
+        sla, _, alerts = worker(tmp_path, monkeypatch)
+        letters = Recorder()
+        monkeypatch.setattr(sla.dead_letters, "send", letters.send)
+        await sla.on_state(0, state(overdue()))
+        await sla.on_state(0, state(overdue().model_copy(update={"ticket_id": other.decode()})))
+        sla.clocks.data[KEY] = b'{"kind": "sla.clock_updated", "data": {}}'
+        await sla.tick()
+        assert [key for key, _ in alerts.sent] == [other]
+        assert KEY not in sla.clocks.data
+        (letter,) = [parse_record(value) for _, value in letters.sent if value is not None]
+        assert isinstance(letter, RecordDeadLettered)
+        assert letter.data.reason.startswith("not a usable SLA row: sla.clock_updated.event_id")
 
     asyncio.run(scenario())
 
