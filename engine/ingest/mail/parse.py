@@ -273,11 +273,12 @@ def _text(message: EmailMessage) -> str:
 
 def _unstructured_text(message: EmailMessage) -> str:
     """The text of a "multipart" whose parts cannot be found (no boundary declared): what
-    the sender wrote is still there, as plain text."""
-    payload = message.get_payload()
-    if message.get_content_maintype() != "multipart" or not isinstance(payload, str):
+    the sender wrote is still there, as plain text, read from its bytes (``get_payload()``
+    would have decoded 8-bit text as ASCII, each such byte a replacement character)."""
+    if message.get_content_maintype() != "multipart" or message.is_multipart():
         return ""
-    return decode_unknown(payload.encode("ascii", "surrogateescape")).strip()
+    payload = message.get_payload(decode=True)
+    return decode_unknown(payload).strip() if isinstance(payload, bytes) else ""
 
 
 _BOUNDARY_LINE = re.compile(r"^--([^\s]{1,70}?)(--)?[ \t]*\r?$", re.MULTILINE)

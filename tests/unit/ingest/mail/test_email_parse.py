@@ -371,6 +371,16 @@ def test_a_multipart_without_a_boundary_is_read_as_its_plain_text() -> None:
     assert parse(raw).data.text == "Our phones cannot register since 9am."
 
 
+def test_eight_bit_text_of_a_multipart_without_a_boundary_is_read_as_its_bytes_say() -> None:
+    # Found by fuzzing (tests/fuzz/regressions/mail_parser/): it raised UnicodeEncodeError.
+    raw = HEAD + (
+        b"Subject: tono\r\nContent-Type: multipart/mixed\r\n\r\n"
+        + "La línea no tiene tono.\r\n".encode()
+    )
+
+    assert parse(raw).data.text == "La línea no tiene tono."
+
+
 def test_an_image_pasted_inline_is_an_attachment_and_the_alternatives_are_not() -> None:
     message = EmailMessage()
     message["From"] = "ana@cliente.mx"
