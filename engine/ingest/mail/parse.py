@@ -247,7 +247,9 @@ def _body(message: EmailMessage) -> MIMEPart | None:
         return message.get_body(preferencelist=("plain", "html"))
     except EmailParseError:  # a bound, or a refused header field
         raise
-    except (KeyError, ValueError, TypeError) as error:
+    except (KeyError, ValueError, TypeError, AttributeError) as error:
+        # AttributeError: a multipart/related without its boundary, whose text get_body
+        # takes for a list of parts
         raise EmailParseError("body", f"cannot find the text part: {error}") from error
 
 

@@ -381,6 +381,21 @@ def test_eight_bit_text_of_a_multipart_without_a_boundary_is_read_as_its_bytes_s
     assert parse(raw).data.text == "La línea no tiene tono."
 
 
+def test_a_related_part_without_a_boundary_is_refused_naming_the_body() -> None:
+    # Found by fuzzing (tests/fuzz/regressions/mail_parser/): the email package's get_body
+    # takes the first character of such a part's text for its first part, and raised
+    # AttributeError.
+    raw = HEAD + (
+        b'Subject: SIP\r\nContent-Type: multipart/mixed; boundary="outer"\r\n\r\n'
+        b"--outer\r\nContent-Type: multipart/related\r\n\r\nTrunk down.\r\n--outer--\r\n"
+    )
+
+    with pytest.raises(EmailParseError) as refused:
+        parse(raw)
+
+    assert refused.value.field == "body"
+
+
 def test_an_image_pasted_inline_is_an_attachment_and_the_alternatives_are_not() -> None:
     message = EmailMessage()
     message["From"] = "ana@cliente.mx"
