@@ -1,8 +1,10 @@
 # The two commands of the quick start: `make up` and `make test`.
 .PHONY: up test lint unit integration fuzz bench bootstrap
 
-# Fuzzing time per target in `make fuzz` (`make test` runs a short run of each).
-FUZZ_SECONDS ?= 300
+# `make fuzz` runs each target until it has tried FUZZ_INPUTS inputs, or FUZZ_SECONDS at
+# most (`make test` runs a short run of each).
+FUZZ_INPUTS ?= 100000
+FUZZ_SECONDS ?= 900
 
 bootstrap:
 	@bash deploy/bootstrap.sh
@@ -35,10 +37,10 @@ test: lint
 unit: bootstrap
 	.venv/bin/pytest tests/unit tests/fuzz
 
-# Each fuzz target for FUZZ_SECONDS, one after the other: inputs tried, crashes, the slowest
-# input; fails on a crash or an input over 1 s (docs/security.md, "Fuzzing").
+# Each fuzz target in turn: inputs tried, crashes, the slowest input; fails on a crash or an
+# input over 1 s (docs/security.md, "Fuzzing").
 fuzz: bootstrap
-	.venv/bin/python -m tests.fuzz.runner --seconds $(FUZZ_SECONDS)
+	.venv/bin/python -m tests.fuzz.runner --inputs $(FUZZ_INPUTS) --seconds $(FUZZ_SECONDS)
 
 integration: bootstrap
 	.venv/bin/pytest tests/integration

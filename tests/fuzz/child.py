@@ -1,7 +1,9 @@
 """One target under atheris (libFuzzer), in a process of its own: libFuzzer ends the
 process when its time is up or at the first crash, so the runner starts one per target.
 
-    python -m tests.fuzz.child TARGET SECONDS WORKDIR
+    python -m tests.fuzz.child TARGET SECONDS WORKDIR [INPUTS]
+
+It stops after SECONDS, or once it has tried INPUTS inputs when given.
 
 Seeds are copied into WORKDIR/corpus, where libFuzzer also keeps the inputs that reach new
 code; a crash is written to ``tests/fuzz/regressions/TARGET/``; the slowest input so far is
@@ -59,6 +61,7 @@ def warm_up(run: Callable[[bytes], None], seeds: Iterable[bytes]) -> None:
 
 def main(argv: list[str]) -> None:
     name, seconds, workdir = argv[1], int(argv[2]), Path(argv[3])
+    inputs = [f"-runs={argv[4]}"] if len(argv) > 4 else []
     with atheris.instrument_imports(include=MODULES[name].instrumented):
         fuzzed = target(name)
     corpus = workdir / "corpus"
@@ -86,6 +89,7 @@ def main(argv: list[str]) -> None:
             f"-artifact_prefix={artifacts}/",
             f"-dict={tokens}",
             "-print_final_stats=1",
+            *inputs,
             str(corpus),
         ],
         one_input,

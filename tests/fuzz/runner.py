@@ -2,12 +2,13 @@
 run saw: inputs tried, crashes (the exception and the saved reproducer) and the slowest
 input.
 
-    python -m tests.fuzz.runner [--seconds N] [TARGET ...]
+    python -m tests.fuzz.runner [--inputs N] [--seconds N] [TARGET ...]
 
-Exits 1 when a target crashed or an input took over ``SLOW_SECONDS``. The slowest input is
-timed again here, without the fuzzer's instrumentation, and that time is the one judged;
-one over the limit is kept beside the crashes (``slow-<sha1>``), so the unit tests replay
-it too. ``make test`` runs a short run of each target (``test_short_run.py``), which fails
+Each target runs until it has tried ``--inputs`` inputs, or for ``--seconds`` at most.
+Exits 1 when a target crashed or an input took over ``SLOW_SECONDS``. The slowest input
+is timed again here, without the fuzzer's instrumentation, and that time is the one
+judged; one over the limit is kept beside the crashes (``slow-<sha1>``), so the unit tests
+replay it too. ``make test`` runs a short run of each target (``test_short_run.py``), which fails
 only on a crash.
 """
 
@@ -67,13 +68,15 @@ class Outcome:
         return self.slowest is not None and self.slowest.seconds > SLOW_SECONDS
 
 
-def fuzz(name: str, seconds: int) -> Outcome:
-    """Fuzz one target for ``seconds`` in a process of its own."""
+def fuzz(name: str, seconds: int, inputs: int | None = None) -> Outcome:
+    """Fuzz one target in a process of its own, for ``seconds`` or until it has tried
+    ``inputs`` inputs."""
     with tempfile.TemporaryDirectory(prefix=f"fuzz-{name}-") as work:
         workdir = Path(work)
         started = time.monotonic()
         finished = subprocess.run(
-            [sys.executable, "-m", "tests.fuzz.child", name, str(seconds), str(workdir)],
+            [sys.executable, "-m", "tests.fuzz.child", name, str(seconds), str(workdir)]
+            + ([str(inputs)] if inputs else []),
             cwd=ROOT,
             env=os.environ | {"PYTHONUNBUFFERED": "1"},  # the exception before libFuzzer's lines
             stdout=subprocess.PIPE,
@@ -173,7 +176,8 @@ def summary(outcome: Outcome) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=300, help="fuzzing time per target")
+    parser.add_argument("--inputs", type=int, default=100_000, help="inputs per target")
+    parser.add_argument("--seconds", type=int, default=900, help="most time per target")
     parser.add_argument("targets", nargs="*", metavar="TARGET", help=", ".join(NAMES))
     args = parser.parse_args(argv)
     failed = False
@@ -181,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"no such target: {', '.join(sorted(unknown))}")
     for name in args.targets or NAMES:
-        outcome = fuzz(name, args.seconds)
+        outcome = fuzz(name, args.seconds, args.inputs)
         print(summary(outcome), flush=True)
         slow = keep_slow(outcome)
         if slow is not None:

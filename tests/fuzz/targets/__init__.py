@@ -43,7 +43,7 @@ class TargetModule:
 
 
 _MAIL = TargetModule("mail", ("engine", "email"))
-_SNMP = TargetModule("snmp", ("engine", "pysnmp", "pyasn1"))
+_SNMP = TargetModule("snmp", ("engine", "pyasn1"))
 _API = TargetModule("api", ("engine", "pydantic"))
 _RULES = TargetModule("rules", ("engine", "re"))
 MODULES = {
