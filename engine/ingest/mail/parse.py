@@ -146,6 +146,9 @@ class _ReceivedMessage(EmailMessage):
 PARSE_POLICY = policy.default.clone(
     header_factory=_RememberingHeaderRegistry(), message_factory=_ReceivedMessage
 )
+# A forwarded message written back as it came: its header fields not folded again (the
+# email package's folding of a MIME parameter whose name fills a line never ends).
+_AS_RECEIVED = PARSE_POLICY.clone(refold_source="none", cte_type="8bit")
 
 
 def _header(message: EmailMessage, name: str) -> str:
@@ -328,7 +331,7 @@ def _part_bytes(part: MIMEPart) -> bytes:
         inner = part.get_payload()
         first = inner[0] if isinstance(inner, list) and inner else inner
         try:
-            return first.as_bytes() if isinstance(first, EmailMessage) else b""
+            return first.as_bytes(policy=_AS_RECEIVED) if isinstance(first, EmailMessage) else b""
         except EmailParseError:  # a bound, or a refused header field
             raise
         except (LookupError, ValueError, TypeError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -336,6 +337,41 @@ def test_a_mail_forwarded_as_an_attachment_is_read_from_the_attached_message() -
 
 
 HEAD = b"From: ana@cliente.mx\r\nTo: soporte@support.example.com\r\nMessage-ID: <p1@cliente.mx>\r\n"
+
+
+def forwarding(original: bytes) -> bytes:
+    """A mail forwarding ``original`` as its attachment (line ends LF, as the parser
+    writes a forwarded message)."""
+    return (
+        b'From: ana@cliente.mx\nSubject: FW\nContent-Type: multipart/mixed; boundary="b"\n\n'
+        b"--b\nContent-Type: text/plain\n\nUrgente.\n"
+        b"--b\nContent-Type: message/rfc822\n\n" + original + b"\n--b--\n"
+    )
+
+
+def test_a_forwarded_message_is_kept_as_its_bytes_not_written_again() -> None:
+    original = (
+        b"From: pedro@cliente.mx\nSubject: " + b"UPS en bater\xc3\xada " * 8 + b"\n"
+        b"Content-Type: text/plain; charset=utf-8\n\n"
+        b"El UPS del site est\xc3\xa1 en bater\xc3\xada.\n"
+    )
+
+    [attached] = parse(forwarding(original)).data.attachments
+
+    assert attached.sha256 == hashlib.sha256(original).hexdigest()
+
+
+def test_a_forwarded_message_with_a_parameter_name_too_long_to_fold_is_read() -> None:
+    # Found by fuzzing (tests/fuzz/regressions/mail_parser/): writing the forwarded
+    # message again folded its Content-Type, and the email package's folding of a
+    # parameter whose name fills the line never ends.
+    original = (
+        b"From: pedro@cliente.mx\nContent-Type: text/plain; " + b"c" * 80 + b"=utf-8\n\nSin tono.\n"
+    )
+
+    [attached] = parse(forwarding(original)).data.attachments
+
+    assert attached.size_bytes == len(original)
 
 
 def test_an_encoded_subject_in_an_unknown_charset_is_decoded_like_a_body() -> None:
