@@ -139,16 +139,17 @@ class UncountedError(Exception):
 
 
 def _raised_in_engine(error: BaseException) -> bool:
-    """Whether the error came from the engine's own code (below the transport's frame),
-    not from a decoder: the receiver's bug, not a refused datagram."""
-    frames = traceback.extract_tb(error.__traceback__)[1:]
-    return any(Path(frame.filename).resolve().is_relative_to(ENGINE_SOURCE) for frame in frames)
+    """Whether the engine's own code raised the error (it is where the error started),
+    not pysnmp or pyasn1 reading the datagram, even when called from the engine's adapter
+    (rfc2576.v1_to_v2 refusing a v1 trap's generic-trap of 19 is a decoder's refusal)."""
+    innermost = traceback.extract_tb(error.__traceback__)[-1]
+    return Path(innermost.filename).resolve().is_relative_to(ENGINE_SOURCE)
 
 
 def snmp_pysnmp(datagram: bytes) -> None:
     """One datagram through pysnmp's path: whatever the decoders raise is handed to the
-    receiver's counter (``undecodable``); an error of the engine's own code, or one that
-    reaches the event loop uncounted, is a crash. Each notification pysnmp delivers is
+    receiver's counter (``undecodable``); an error the engine's own code raised, or one
+    that reaches the event loop uncounted, is a crash. Each notification pysnmp delivers is
     checked against SNMP's limits and, within them, becomes its event."""
     path = _pysnmp_path()
     path.receive(datagram)
