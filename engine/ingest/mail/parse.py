@@ -200,7 +200,7 @@ def _date(message: EmailMessage) -> datetime | None:
         return None
     try:
         parsed = parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # Overflow: a huge number
         return None
     return parsed if parsed.tzinfo is not None else None
 

@@ -472,6 +472,19 @@ def test_raw_eight_bit_bytes_in_a_subject_are_decoded_not_kept_as_surrogates() -
     assert to_json(event)
 
 
+def test_a_date_with_a_number_too_large_for_a_date_is_no_date() -> None:
+    # Found by fuzzing: parsedate_to_datetime raised OverflowError, and the mail was
+    # dead-lettered.
+    raw = (
+        HEAD
+        + b"Subject: x\r\nDate: Fri, 20 Nov 2026 13:40:"
+        + b"9" * 20
+        + b" -0600\r\n\r\nhola\r\n"
+    )
+
+    assert parse(raw).data.date is None
+
+
 def test_the_cc_header_gives_each_address_once_in_lower_case() -> None:
     message = EmailMessage()
     message["From"] = "it@cliente.mx"
