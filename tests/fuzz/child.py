@@ -6,8 +6,9 @@ process when its time is up or at the first crash, so the runner starts one per 
 It stops after SECONDS, or once it has tried INPUTS inputs when given.
 
 Seeds are copied into WORKDIR/corpus, where libFuzzer also keeps the inputs that reach new
-code; a crash is written to ``tests/fuzz/regressions/TARGET/``; the slowest input so far is
-kept in WORKDIR/slowest (its time, under instrumentation, in WORKDIR/slowest.seconds).
+code; a crash is written to ``tests/fuzz/regressions/TARGET/`` by libFuzzer, and to
+WORKDIR/crashing too; the slowest input so far is kept in WORKDIR/slowest (its time, under
+instrumentation, in WORKDIR/slowest.seconds).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import atheris
 from tests.fuzz.targets import MODULES, target
 
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
+CRASHING = "crashing"  # the input that raised, in WORKDIR
 HANG_SECONDS = 20  # an input still running after this is a crash (libFuzzer's "timeout")
 
 
@@ -77,7 +79,11 @@ def main(argv: list[str]) -> None:
 
     def one_input(data: bytes) -> None:
         started = time.perf_counter()
-        fuzzed.run(data)
+        try:
+            fuzzed.run(data)
+        except BaseException:  # kept in case libFuzzer does not write it
+            (workdir / CRASHING).write_bytes(data)
+            raise
         slowest.offer(data, time.perf_counter() - started)
 
     atheris.Setup(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import os
 import re
@@ -26,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.fuzz.child import REGRESSIONS
+from tests.fuzz.child import CRASHING, REGRESSIONS
 from tests.fuzz.targets import NAMES, target
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +90,8 @@ def fuzz(name: str, seconds: int, inputs: int | None = None) -> Outcome:
         elapsed = time.monotonic() - started
         log = finished.stdout
         crash = crash_in(log) if finished.returncode != 0 else None
+        if crash is not None and crash.reproducer is None:
+            crash = keep_crashing(name, workdir, crash)
         slowest = _slowest(name, workdir)
     return Outcome(name, inputs_in(log), elapsed, crash, slowest)
 
@@ -114,6 +117,18 @@ def crash_in(log: str) -> Crash:
     fuzzer_error = _FUZZER_ERROR.search(log)
     error = fuzzer_error.group(1).strip() if fuzzer_error else "the fuzzer failed"
     return Crash(error, log[-4000:], reproducer)
+
+
+def keep_crashing(name: str, workdir: Path, crash: Crash) -> Crash:
+    """The crash with its input kept as ``crash-<sha1>``, when libFuzzer wrote none."""
+    path = workdir / CRASHING
+    if not path.exists():
+        return crash
+    data = path.read_bytes()
+    kept = REGRESSIONS / name / f"crash-{hashlib.sha1(data).hexdigest()}"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_bytes(data)
+    return dataclasses.replace(crash, reproducer=kept)
 
 
 def _slowest(name: str, workdir: Path) -> SlowestInput | None:
