@@ -54,6 +54,9 @@ MAX_MAIL_BYTES = MAX_SPOOLED_MAIL_BYTES
 PARSE_BUDGET_SECONDS = 10.0
 _DEADLINE: ContextVar[float] = ContextVar("mail_parse_deadline", default=float("inf"))
 MAX_CC = 50  # a ticket's parties are people, not a mailing list
+# What getaddresses raises on an address field it cannot read: RecursionError for comments
+# nested deeper than the stack (it recurses once per "(").
+_ADDRESS_ERRORS = (IndexError, ValueError, RecursionError)
 AUTOMATION_HEADERS = (
     "auto-submitted", "precedence", "x-autoreply", "x-autorespond",
     "x-auto-response-suppress", "list-id",
@@ -167,7 +170,7 @@ def _sender(message: EmailMessage) -> tuple[str, str]:
     raw = _header(message, "From")
     try:
         pairs = getaddresses([raw])
-    except (IndexError, ValueError):
+    except _ADDRESS_ERRORS:
         return "", raw
     name, address = pairs[0] if pairs else ("", "")
     return one_address(address), name.strip()
@@ -188,7 +191,7 @@ def _cc(message: EmailMessage) -> tuple[str, ...]:
     raw = _header(message, "Cc")
     try:
         pairs = getaddresses([raw]) if raw else []
-    except (IndexError, ValueError):
+    except _ADDRESS_ERRORS:
         return ()
     found = dict.fromkeys(address.strip().lower() for _, address in pairs if "@" in address)
     return tuple(found)[:MAX_CC]
@@ -368,7 +371,7 @@ def _forwarded(message: EmailMessage, text: str, subject: str) -> tuple[Forwarde
         return None, ""
     try:
         pairs = getaddresses([inline.headers["from"]])
-    except (IndexError, ValueError):
+    except _ADDRESS_ERRORS:
         pairs = []
     name, address = pairs[0] if pairs else ("", "")
     original = ForwardedMail(

@@ -485,6 +485,20 @@ def test_a_date_with_a_number_too_large_for_a_date_is_no_date() -> None:
     assert parse(raw).data.date is None
 
 
+@pytest.mark.parametrize("field", [b"From", b"Cc"])
+def test_an_address_field_of_comments_nested_too_deep_is_not_read(field: bytes) -> None:
+    # Found by fuzzing (tests/fuzz/regressions/mail_parser/): getaddresses recurses once
+    # per "(" of a comment, and raised RecursionError.
+    raw = (
+        b"To: soporte@support.example.com\r\n" + field + b": " + b"(" * 1000 + b"a@b.example\r\n"
+        b"Subject: x\r\n\r\nhola\r\n"
+    )
+
+    data = parse(raw, mail_from="juan@cliente.mx").data
+
+    assert (data.from_address, data.cc) == ("juan@cliente.mx", ())
+
+
 def test_the_cc_header_gives_each_address_once_in_lower_case() -> None:
     message = EmailMessage()
     message["From"] = "it@cliente.mx"
