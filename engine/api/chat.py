@@ -201,7 +201,7 @@ def nested_deeper_than(text: str, limit: int) -> bool:
 def read_frame(text: str) -> ChatMessageIn | ChatRefused:
     """A text frame as the message it carries, or the socket's refusal of it (``422``):
     nested deeper than ``MAX_JSON_DEPTH`` (measured before any parse), or not a valid
-    message. Never raises."""
+    message. Never raises on text aiohttp hands over (valid UTF-8 only)."""
     if nested_deeper_than(text, MAX_JSON_DEPTH):
         return _refused("", 422, f"the message is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
