@@ -15,7 +15,12 @@ from engine.clock import SystemClock
 from engine.contract import to_json
 from engine.ingest.snmp.devices import DeviceDirectory, DeviceEntry
 from engine.ingest.snmp.mibs import MibResolver
-from engine.ingest.snmp.pysnmp_adapter import FastPathTransport, new_engine, udp_socket
+from engine.ingest.snmp.pysnmp_adapter import (
+    FastPathTransport,
+    Respond,
+    new_engine,
+    udp_socket,
+)
 from engine.ingest.snmp.receiver import ReceiverPolicy, SnmpReceiver, over_limit
 from engine.ingest.snmp.trap_event import Notification, NotificationError, trap_event
 from engine.ingest.snmp.users import SnmpUser
@@ -102,7 +107,7 @@ class _PysnmpPath:
         self.loop.set_exception_handler(self._unhandled)
         self.counted: list[Exception] = []
         self.unhandled: list[BaseException] = []
-        self.taken: list[Notification] = []
+        self.taken: list[tuple[Notification, Respond | None]] = []
         self.sock = udp_socket("127.0.0.1", 0, 65536)
         self.transport: FastPathTransport = self.loop.run_until_complete(self._start())
 
@@ -113,7 +118,7 @@ class _PysnmpPath:
             lambda datagram, address, transport: False,
             (COMMUNITY,),
             (SNMP_USER,),
-            lambda notification, respond, pdu: self.taken.append(notification),
+            lambda notification, respond, pdu: self.taken.append((notification, respond)),
             self.counted.append,
         )
         await asyncio.sleep(0)  # the transport's endpoint opens
@@ -150,7 +155,8 @@ def snmp_pysnmp(datagram: bytes) -> None:
     """One datagram through pysnmp's path: whatever the decoders raise is handed to the
     receiver's counter (``undecodable``); an error the engine's own code raised, or one
     that reaches the event loop uncounted, is a crash. Each notification pysnmp delivers is
-    checked against SNMP's limits and, within them, becomes its event."""
+    checked against SNMP's limits and, within them, becomes its event, and an INFORM is
+    answered."""
     path = _pysnmp_path()
     path.receive(datagram)
     counted, path.counted[:] = list(path.counted), []
@@ -161,9 +167,11 @@ def snmp_pysnmp(datagram: bytes) -> None:
     for error in counted:
         if _raised_in_engine(error):
             raise error
-    for notification in taken:
+    for notification, respond in taken:
         if over_limit(notification) is None:
             _make_event(notification)
+            if respond is not None:
+                respond()
 
 
 TOKENS = (
