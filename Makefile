@@ -1,5 +1,10 @@
 # The two commands of the quick start: `make up` and `make test`.
-.PHONY: up test lint unit integration bench bootstrap
+.PHONY: up test lint unit integration fuzz bench bootstrap
+
+# `make fuzz` runs each target until it has tried FUZZ_INPUTS inputs, or FUZZ_SECONDS at
+# most (`make test` runs a short run of each).
+FUZZ_INPUTS ?= 100000
+FUZZ_SECONDS ?= 900
 
 bootstrap:
 	@bash deploy/bootstrap.sh
@@ -14,22 +19,28 @@ lint: bootstrap
 	.venv/bin/lint-imports
 	.venv/bin/engine rules check engine/rules/default.yaml
 
-# Two pytest processes at once: the unit tests (their report is printed after) beside the
-# integration tests, which spend much of their time waiting on the broker and the engine.
+# Two pytest processes at once: the unit tests and the short fuzzing runs (their report is
+# printed after) beside the integration tests, which spend much of their time waiting on
+# the broker and the engine.
 # pytest exits 5 when it collects no test: that is a failure here, said plainly.
 test: lint
 	@unit_log=$$(mktemp); \
-	.venv/bin/pytest tests/unit >"$$unit_log" 2>&1 & unit_pid=$$!; \
+	.venv/bin/pytest tests/unit tests/fuzz >"$$unit_log" 2>&1 & unit_pid=$$!; \
 	.venv/bin/pytest tests/integration; integration=$$?; \
 	wait $$unit_pid; unit=$$?; \
-	echo "=== tests/unit ==="; cat "$$unit_log"; rm -f "$$unit_log"; \
+	echo "=== tests/unit tests/fuzz ==="; cat "$$unit_log"; rm -f "$$unit_log"; \
 	for status in $$integration $$unit; do \
 	  if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	  if [ $$status -ne 0 ]; then exit $$status; fi; \
 	done
 
 unit: bootstrap
-	.venv/bin/pytest tests/unit
+	.venv/bin/pytest tests/unit tests/fuzz
+
+# Each fuzz target in turn: inputs tried, crashes, the slowest input; fails on a crash or an
+# input over 1 s (docs/security.md, "Fuzzing").
+fuzz: bootstrap
+	.venv/bin/python -m tests.fuzz.runner --inputs $(FUZZ_INPUTS) --seconds $(FUZZ_SECONDS)
 
 integration: bootstrap
 	.venv/bin/pytest tests/integration

@@ -169,11 +169,12 @@ async def chat_websocket(request: web.Request) -> web.WebSocketResponse:
                 socket.send(_refused(text, 429, "too many requests", wait))
             elif frame.type is WSMsgType.BINARY:
                 socket.send(_refused(text, 415, "only JSON text frames are taken"))
-            elif nested_deeper_than(text, MAX_JSON_DEPTH):
-                error = f"the message is nested deeper than {MAX_JSON_DEPTH} levels"
-                socket.send(_refused("", 422, error))
             else:
-                socket.send(await _take(request, integration, conversation, text))
+                read = read_frame(text)
+                if isinstance(read, ChatMessageIn):
+                    socket.send(await _take(request, integration, conversation, text, read))
+                else:
+                    socket.send(read)
     finally:
         hub.leave(ticket_id, socket)
         writer.cancel()
@@ -197,23 +198,42 @@ def nested_deeper_than(text: str, limit: int) -> bool:
     return False
 
 
+def read_frame(text: str) -> ChatMessageIn | ChatRefused:
+    """A text frame as the message it carries, or the socket's refusal of it (``422``):
+    nested deeper than ``MAX_JSON_DEPTH`` (measured before any parse), or not a valid
+    message. Never raises on text aiohttp hands over (valid UTF-8 only)."""
+    if nested_deeper_than(text, MAX_JSON_DEPTH):
+        return _refused("", 422, f"the message is nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return parse_body(ChatMessageIn, text.encode())
+    except ApiError as error:
+        return _refused_by(text, error)
+
+
 async def _take(
-    request: web.Request, integration: Integration, conversation: str, text: str
+    request: web.Request,
+    integration: Integration,
+    conversation: str,
+    text: str,
+    message: ChatMessageIn,
 ) -> ChatServerMessage:
     try:
-        message = parse_body(ChatMessageIn, text.encode())
         context = context_of(request)
         accepted = await accept_chat_message(context, integration, conversation, message)
     except ApiError as error:
-        retry_after = error.headers.get("Retry-After")
-        return _refused(
-            text,
-            error.status,
-            error.body.error,
-            int(retry_after) if retry_after else None,
-            error.body.problems,
-        )
+        return _refused_by(text, error)
     return ChatAccepted(message_id=message.message_id, **accepted.model_dump())
+
+
+def _refused_by(text: str, error: ApiError) -> ChatRefused:
+    retry_after = error.headers.get("Retry-After")
+    return _refused(
+        text,
+        error.status,
+        error.body.error,
+        int(retry_after) if retry_after else None,
+        error.body.problems,
+    )
 
 
 def _refused(

@@ -55,6 +55,9 @@ MAX_MAIL_BYTES = MAX_SPOOLED_MAIL_BYTES
 PARSE_BUDGET_SECONDS = 10.0
 _DEADLINE: ContextVar[float] = ContextVar("mail_parse_deadline", default=float("inf"))
 MAX_CC = 50  # a ticket's parties are people, not a mailing list
+# What getaddresses raises on an address field it cannot read: RecursionError for comments
+# nested deeper than the stack (it recurses once per "(").
+_ADDRESS_ERRORS = (IndexError, ValueError, RecursionError)
 AUTOMATION_HEADERS = (
     "auto-submitted", "precedence", "x-autoreply", "x-autorespond",
     "x-auto-response-suppress", "list-id",
@@ -147,6 +150,9 @@ class _ReceivedMessage(EmailMessage):
 PARSE_POLICY = policy.default.clone(
     header_factory=_RememberingHeaderRegistry(), message_factory=_ReceivedMessage
 )
+# A forwarded message written back as it came: its header fields not folded again (the
+# email package's folding of a MIME parameter whose name fills a line never ends).
+_AS_RECEIVED = PARSE_POLICY.clone(refold_source="none", cte_type="8bit")
 
 
 def _header(message: EmailMessage, name: str) -> str:
@@ -170,7 +176,7 @@ def _sender(message: EmailMessage) -> tuple[str, str]:
     raw = _header(message, "From")
     try:
         pairs = getaddresses([raw])
-    except (IndexError, ValueError):
+    except _ADDRESS_ERRORS:
         return "", raw
     name, address = pairs[0] if pairs else ("", "")
     return one_address(address), name.strip()
@@ -191,7 +197,7 @@ def _cc(message: EmailMessage) -> tuple[str, ...]:
     raw = _header(message, "Cc")
     try:
         pairs = getaddresses([raw]) if raw else []
-    except (IndexError, ValueError):
+    except _ADDRESS_ERRORS:
         return ()
     found = dict.fromkeys(address.strip().lower() for _, address in pairs if "@" in address)
     return tuple(found)[:MAX_CC]
@@ -203,7 +209,7 @@ def _date(message: EmailMessage) -> datetime | None:
         return None
     try:
         parsed = parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # Overflow: a huge number
         return None
     return parsed if parsed.tzinfo is not None else None
 
@@ -253,7 +259,9 @@ def _body(message: EmailMessage) -> MIMEPart | None:
         return message.get_body(preferencelist=("plain", "html"))
     except EmailParseError:  # a bound, or a refused header field
         raise
-    except (KeyError, ValueError, TypeError) as error:
+    except (KeyError, ValueError, TypeError, AttributeError) as error:
+        # AttributeError: a multipart/related without its boundary, whose text get_body
+        # takes for a list of parts
         raise EmailParseError("body", f"cannot find the text part: {error}") from error
 
 
@@ -279,11 +287,12 @@ def _text(message: EmailMessage) -> str:
 
 def _unstructured_text(message: EmailMessage) -> str:
     """The text of a "multipart" whose parts cannot be found (no boundary declared): what
-    the sender wrote is still there, as plain text."""
-    payload = message.get_payload()
-    if message.get_content_maintype() != "multipart" or not isinstance(payload, str):
+    the sender wrote is still there, as plain text, read from its bytes (``get_payload()``
+    would have decoded 8-bit text as ASCII, each such byte a replacement character)."""
+    if message.get_content_maintype() != "multipart" or message.is_multipart():
         return ""
-    return decode_unknown(payload.encode("ascii", "surrogateescape")).strip()
+    payload = message.get_payload(decode=True)
+    return decode_unknown(payload).strip() if isinstance(payload, bytes) else ""
 
 
 _BOUNDARY_LINE = re.compile(r"^--([^\s]{1,70}?)(--)?[ \t]*\r?$", re.MULTILINE)
@@ -331,7 +340,7 @@ def _part_bytes(part: MIMEPart) -> bytes:
         inner = part.get_payload()
         first = inner[0] if isinstance(inner, list) and inner else inner
         try:
-            return first.as_bytes() if isinstance(first, EmailMessage) else b""
+            return first.as_bytes(policy=_AS_RECEIVED) if isinstance(first, EmailMessage) else b""
         except EmailParseError:  # a bound, or a refused header field
             raise
         except (LookupError, ValueError, TypeError):
@@ -368,7 +377,7 @@ def _forwarded(message: EmailMessage, text: str, subject: str) -> tuple[Forwarde
         return None, ""
     try:
         pairs = getaddresses([inline.headers["from"]])
-    except (IndexError, ValueError):
+    except _ADDRESS_ERRORS:
         pairs = []
     name, address = pairs[0] if pairs else ("", "")
     original = ForwardedMail(

@@ -141,8 +141,11 @@ class AckAfterStoreReceiver(ntfrcv.NotificationReceiver):  # type: ignore[misc] 
 
 class FastPathTransport(udp.UdpAsyncioTransport):  # type: ignore[misc]  # untyped
     """pysnmp's UDP transport, offering each datagram to a fast path first. Whatever
-    either raises for one datagram (pyasn1's IndexError or OverflowError on a crafted
-    message, a RecursionError) is handed to ``failed``, and the next datagram is read."""
+    either raises for one datagram (pyasn1's IndexError, OverflowError or TypeError on a
+    crafted message, a RecursionError) is handed to ``failed``, and the next datagram is
+    read. pysnmp's own transport hands a datagram on later, in a callback of the loop,
+    where what its decoders raise would reach the loop's handler uncounted: this one hands
+    it on at once."""
 
     def __init__(
         self, fast_path: Callable[[bytes, Any, Any], bool], failed: Callable[[Exception], None]
@@ -154,7 +157,7 @@ class FastPathTransport(udp.UdpAsyncioTransport):  # type: ignore[misc]  # untyp
     def datagram_received(self, datagram: bytes, transportAddress: Any) -> None:
         try:
             if not self._fast_path(datagram, transportAddress, self):
-                super().datagram_received(datagram, transportAddress)
+                self._callback_function(self, transportAddress, datagram)
         except Exception as error:  # one datagram's, never the receiver's
             self._failed(error)
 

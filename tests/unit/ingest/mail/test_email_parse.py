@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -338,6 +339,41 @@ def test_a_mail_forwarded_as_an_attachment_is_read_from_the_attached_message() -
 HEAD = b"From: ana@cliente.mx\r\nTo: soporte@support.example.com\r\nMessage-ID: <p1@cliente.mx>\r\n"
 
 
+def forwarding(original: bytes) -> bytes:
+    """A mail forwarding ``original`` as its attachment (line ends LF, as the parser
+    writes a forwarded message)."""
+    return (
+        b'From: ana@cliente.mx\nSubject: FW\nContent-Type: multipart/mixed; boundary="b"\n\n'
+        b"--b\nContent-Type: text/plain\n\nUrgente.\n"
+        b"--b\nContent-Type: message/rfc822\n\n" + original + b"\n--b--\n"
+    )
+
+
+def test_a_forwarded_message_is_kept_as_its_bytes_not_written_again() -> None:
+    original = (
+        b"From: pedro@cliente.mx\nSubject: " + b"UPS en bater\xc3\xada " * 8 + b"\n"
+        b"Content-Type: text/plain; charset=utf-8\n\n"
+        b"El UPS del site est\xc3\xa1 en bater\xc3\xada.\n"
+    )
+
+    [attached] = parse(forwarding(original)).data.attachments
+
+    assert attached.sha256 == hashlib.sha256(original).hexdigest()
+
+
+def test_a_forwarded_message_with_a_parameter_name_too_long_to_fold_is_read() -> None:
+    # Found by fuzzing (tests/fuzz/regressions/mail_parser/): writing the forwarded
+    # message again folded its Content-Type, and the email package's folding of a
+    # parameter whose name fills the line never ends.
+    original = (
+        b"From: pedro@cliente.mx\nContent-Type: text/plain; " + b"c" * 80 + b"=utf-8\n\nSin tono.\n"
+    )
+
+    [attached] = parse(forwarding(original)).data.attachments
+
+    assert attached.size_bytes == len(original)
+
+
 def test_an_encoded_subject_in_an_unknown_charset_is_decoded_like_a_body() -> None:
     raw = HEAD + b"Subject: =?x-mac-bogus?Q?Tel=E9fono_de_recepci=F3n?=\r\n\r\nhola\r\n"
 
@@ -369,6 +405,31 @@ def test_a_multipart_without_a_boundary_is_read_as_its_plain_text() -> None:
     )
 
     assert parse(raw).data.text == "Our phones cannot register since 9am."
+
+
+def test_eight_bit_text_of_a_multipart_without_a_boundary_is_read_as_its_bytes_say() -> None:
+    # Found by fuzzing (tests/fuzz/regressions/mail_parser/): it raised UnicodeEncodeError.
+    raw = HEAD + (
+        b"Subject: tono\r\nContent-Type: multipart/mixed\r\n\r\n"
+        + "La línea no tiene tono.\r\n".encode()
+    )
+
+    assert parse(raw).data.text == "La línea no tiene tono."
+
+
+def test_a_related_part_without_a_boundary_is_refused_naming_the_body() -> None:
+    # Found by fuzzing (tests/fuzz/regressions/mail_parser/): the email package's get_body
+    # takes the first character of such a part's text for its first part, and raised
+    # AttributeError.
+    raw = HEAD + (
+        b'Subject: SIP\r\nContent-Type: multipart/mixed; boundary="outer"\r\n\r\n'
+        b"--outer\r\nContent-Type: multipart/related\r\n\r\nTrunk down.\r\n--outer--\r\n"
+    )
+
+    with pytest.raises(EmailParseError) as refused:
+        parse(raw)
+
+    assert refused.value.field == "body"
 
 
 def test_an_image_pasted_inline_is_an_attachment_and_the_alternatives_are_not() -> None:
@@ -409,6 +470,33 @@ def test_raw_eight_bit_bytes_in_a_subject_are_decoded_not_kept_as_surrogates() -
 
     assert event.data.subject == "Extensión 3 sin tono"
     assert to_json(event)
+
+
+def test_a_date_with_a_number_too_large_for_a_date_is_no_date() -> None:
+    # Found by fuzzing: parsedate_to_datetime raised OverflowError, and the mail was
+    # dead-lettered.
+    raw = (
+        HEAD
+        + b"Subject: x\r\nDate: Fri, 20 Nov 2026 13:40:"
+        + b"9" * 20
+        + b" -0600\r\n\r\nhola\r\n"
+    )
+
+    assert parse(raw).data.date is None
+
+
+@pytest.mark.parametrize("field", [b"From", b"Cc"])
+def test_an_address_field_of_comments_nested_too_deep_is_not_read(field: bytes) -> None:
+    # Found by fuzzing (tests/fuzz/regressions/mail_parser/): getaddresses recurses once
+    # per "(" of a comment, and raised RecursionError.
+    raw = (
+        b"To: soporte@support.example.com\r\n" + field + b": " + b"(" * 1000 + b"a@b.example\r\n"
+        b"Subject: x\r\n\r\nhola\r\n"
+    )
+
+    data = parse(raw, mail_from="juan@cliente.mx").data
+
+    assert (data.from_address, data.cc) == ("juan@cliente.mx", ())
 
 
 def test_the_cc_header_gives_each_address_once_in_lower_case() -> None:

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 from pyasn1.codec.ber import decoder, encoder
+from pysnmp.carrier.asyncio.dgram import udp
 from pysnmp.proto import api
 
 from engine.ingest.snmp.fastpath import LimitError, inform_response, parse_v2c_notification
-from engine.ingest.snmp.pysnmp_adapter import FastPathTransport
+from engine.ingest.snmp.pysnmp_adapter import FastPathTransport, new_engine, udp_socket
 from engine.ingest.snmp.trap_event import typed_value
 
 V2C = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
@@ -173,3 +174,28 @@ def test_what_pysnmp_refuses_is_left_to_pysnmp_not_read_and_echoed_by_the_fast_p
     request_id: bytes, oid: bytes, value: bytes
 ) -> None:
     assert parse_v2c_notification(_trap(request_id, oid, value)) is None
+
+
+def test_what_pysnmp_raises_for_a_datagram_is_counted_not_left_to_the_loop() -> None:
+    # Found by fuzzing (tests/fuzz/regressions/snmp_pysnmp/): pyasn1 raises TypeError on a
+    # primitive encoding of a constructed tag. pysnmp's transport decoded it in a callback
+    # of the loop, whose handler logged it as an error, and nothing counted it.
+    counted: list[Exception] = []
+    unhandled: list[dict[str, Any]] = []
+
+    async def receive() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: unhandled.append(context))
+        snmp_engine = new_engine(
+            None, udp_socket("127.0.0.1", 0, 65536), lambda *args: False, ("public",), (),
+            lambda *args: None, counted.append,
+        )  # fmt: skip
+        await asyncio.sleep(0)
+        transport = snmp_engine.transport_dispatcher.get_transport(udp.DOMAIN_NAME)
+        transport.datagram_received(b"\xb0\x00", ("127.0.0.1", 9))
+        await asyncio.sleep(0.05)
+        snmp_engine.close_dispatcher()
+
+    asyncio.run(receive())
+
+    assert ([type(error) for error in counted], unhandled) == ([TypeError], [])
