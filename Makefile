@@ -19,17 +19,21 @@ lint: bootstrap
 	.venv/bin/lint-imports
 	.venv/bin/engine rules check engine/rules/default.yaml
 
-# Two pytest processes at once: the unit tests and the short fuzzing runs (their report is
-# printed after) beside the integration tests, which spend much of their time waiting on
-# the broker and the engine.
+# Three pytest processes at once: the unit tests and the short fuzzing runs, and the
+# integration tests in two lanes (tests/integration/conftest.py, SECOND_LANE), each with its
+# own broker: they spend most of their time waiting on the broker and the engine. The first
+# lane reports as it goes, the others' reports are printed after it.
 # pytest exits 5 when it collects no test: that is a failure here, said plainly.
 test: lint
-	@unit_log=$$(mktemp); \
+	@unit_log=$$(mktemp); second_log=$$(mktemp); \
 	.venv/bin/pytest tests/unit tests/fuzz >"$$unit_log" 2>&1 & unit_pid=$$!; \
-	.venv/bin/pytest tests/integration; integration=$$?; \
+	.venv/bin/pytest tests/integration --lane second >"$$second_log" 2>&1 & second_pid=$$!; \
+	.venv/bin/pytest tests/integration --lane first; first=$$?; \
+	wait $$second_pid; second=$$?; \
 	wait $$unit_pid; unit=$$?; \
-	echo "=== tests/unit tests/fuzz ==="; cat "$$unit_log"; rm -f "$$unit_log"; \
-	for status in $$integration $$unit; do \
+	echo "=== tests/integration, second lane ==="; cat "$$second_log"; \
+	echo "=== tests/unit tests/fuzz ==="; cat "$$unit_log"; rm -f "$$unit_log" "$$second_log"; \
+	for status in $$first $$second $$unit; do \
 	  if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	  if [ $$status -ne 0 ]; then exit $$status; fi; \
 	done
