@@ -157,8 +157,16 @@ class ConsumeLoop:
             self._handler.refused()
             self._sleep(pause)
             return
-        self._consumer.commit()
         self._attempts.succeeded()
+        try:
+            self._consumer.commit()
+        except KafkaError as error:
+            log.warning(
+                "%s: Kafka did not take the commit of a published batch (%s); it is committed "
+                "with the next batch, or read again (same event ids) if its partitions move",
+                self.name, error, extra=KAFKA_COMPLAINT,
+            )  # fmt: skip
+            return
         self._handler.committed(records)
 
     def publish(self, outputs: Sequence[Record]) -> None:

@@ -330,3 +330,30 @@ def test_a_poll_that_fails_while_kafka_is_away_is_tried_again_soon_not_a_crash()
     consumer.failures = 1
     loop.step()
     assert pauses[-1] == 0.5  # a poll that worked reset the pause
+
+
+class CommitRefusingConsumer(FakeConsumer):
+    """Its first commit fails as kafka-python's does when the broker goes away."""
+
+    def __init__(self, values: Sequence[bytes], log: list[str]) -> None:
+        super().__init__(values, log)
+        self.refusals = 1
+
+    def commit(self) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise KafkaConnectionError("111 ECONNREFUSED")
+        super().commit()
+
+
+def test_a_commit_kafka_does_not_take_is_made_with_the_next_batch_not_a_crash() -> None:
+    log: list[str] = []
+    consumer = CommitRefusingConsumer([b"a", b"b", b"c"], log)
+    handler = Upper()
+    loop, pauses = a_loop(consumer, Producers(FakeProducer(log)), handler)
+
+    loop.step()
+    assert consumer.committed == 0 and handler.committed_values == []
+    loop.step()
+    assert consumer.committed == 3 and handler.committed_values == [b"c"]
+    assert pauses == []
