@@ -153,17 +153,10 @@ def kafka_python_options(security: KafkaSecurity) -> dict[str, Any]:
 
 
 def aiokafka_options(security: KafkaSecurity) -> dict[str, Any]:
-    """Options of aiokafka's producer and consumer (the same names, but TLS only through
-    a context)."""
-    options: dict[str, Any] = {"security_protocol": str(security.protocol)}
-    if security.uses_tls:
-        options["ssl_context"] = tls_context(security)
-    if security.uses_sasl:
-        options |= {
-            "sasl_mechanism": str(security.mechanism),
-            "sasl_plain_username": security.username,
-            "sasl_plain_password": security.password,
-        }
+    """Options of aiokafka's producer and consumer: kafka-python's names, but host names
+    are checked only through the TLS context."""
+    options = kafka_python_options(security)
+    options.pop("ssl_check_hostname", None)
     return options
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import policy
@@ -326,6 +327,19 @@ def support_mail(
     message["Message-ID"] = message_id
     message.set_content(body)
     return message
+
+
+def outage_mail_routed(engine: EngineProcess, reader: TopicReader) -> dict[str, Any]:
+    """Sends ``engine`` a customer's outage mail through SMTP and returns its ticket's
+    record as ``reader`` (of the L3 topic) reads it."""
+    message = support_mail(
+        "Caída total", "La central está caída, no entran llamadas", f"<{uuid.uuid4()}@x.example>"
+    )
+    code, reply = send_mail(engine.smtp_port, message)
+    assert code == 250, reply
+    ticket = reply.decode().rsplit(" ", 1)[-1]
+    routed: dict[str, Any] = reader.wait_for(lambda key, value: key == ticket)
+    return routed
 
 
 def send_mail(port: int, message: EmailMessage) -> tuple[int, bytes]:
