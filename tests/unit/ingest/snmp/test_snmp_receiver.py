@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -223,11 +225,14 @@ def test_a_storm_is_folded_per_alarm_and_every_trap_kept_as_received(
     )  # fmt: skip
     loop.run_until_complete(receiver.start("127.0.0.1", 0, 1 << 22))
     net = NetSnmp(receiver.address[1], tmp_path)
-    inform = ["snmpinform", "-v", "2c", "-c", "public", "-t", "3", "-r", "0", net.target, "",
+    # A loaded machine may hold the fold's answer for seconds: the INFORM waits for it.
+    inform = ["snmpinform", "-v", "2c", "-c", "public", "-t", "20", "-r", "0", net.target, "",
               LINK_DOWN, *link_varbinds(1, up=False)]  # fmt: skip
 
     def occurrences() -> int:
         return sum(int(event["data"]["occurrences"]) for event in kafka.stored)
+
+    started = time.monotonic()
 
     async def scenario() -> int:
         sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -237,7 +242,7 @@ def test_a_storm_is_folded_per_alarm_and_every_trap_kept_as_received(
                 await asyncio.sleep(0.01)
         sender.close()
         answered = await send(net, *inform)  # folded into port 1's storm
-        for _ in range(100):
+        for _ in range(400):
             if occurrences() == 301:
                 break
             await asyncio.sleep(0.05)
@@ -249,8 +254,11 @@ def test_a_storm_is_folded_per_alarm_and_every_trap_kept_as_received(
         receiver.stop()
         loop.run_until_complete(receiver.drain())
     assert answered == 0  # answered once the fold counting it was on Kafka
+    windows = math.ceil((time.monotonic() - started) / 0.5)
     assert occurrences() == 301
-    assert 3 <= len(kafka.stored) <= 12  # per port: the first at once, then a fold a window
+    # per port: the first at once, then at most a fold a window (more windows pass on a
+    # loaded machine; still far fewer events than the 301 traps)
+    assert 3 <= len(kafka.stored) <= 3 * (1 + windows)
     assert len({event["event_id"] for event in kafka.audit}) == 301
     by_port = {event["data"]["alarm_key"] for event in kafka.stored}
     assert len(by_port) == 3
