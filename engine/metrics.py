@@ -496,6 +496,11 @@ class SlaObligation(StrEnum):
 SLA_ALERTS_EMITTED = Counter(
     "ticketing_sla_alerts_total", "SLA alerts emitted", ["kind", "obligation"]
 )
+SLA_ALERTS_READ_BACK = Counter(
+    "ticketing_sla_alerts_read_back_total",
+    "Tickets whose rows counted alerts a partition's previous owner sent without recording "
+    "them (read back from sla.alerts.v1 when the partition was taken over)",
+)
 SLA_ARMED = Gauge("ticketing_sla_armed_obligations", "Armed obligations in the owned partitions")
 SLA_PARTITIONS = Gauge("ticketing_sla_assigned_partitions", "Partitions of tickets.state.v1 owned")
 SLA_ROWS = Gauge("ticketing_sla_table_rows", "Rows of the sla-clocks table held in memory")

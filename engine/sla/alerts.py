@@ -10,10 +10,13 @@ due meanwhile (a late warning after the breach says nothing new).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from engine.contract import SlaAlertData, SlaBreached, SlaProgress, SlaWarning
+from pydantic import ValidationError
+
+from engine.contract import SlaAlertData, SlaBreached, SlaProgress, SlaWarning, parse_record
 from engine.contract.identity import event_id
 from engine.sla.calendars import ZonedCalendar
 from engine.sla.obligations import Obligation, SlaPolicy, cadence_deadline
@@ -122,3 +125,33 @@ def alert_record(
     return SlaBreached(
         event_id=event_id("sla.breached", identity), occurred_at=now, source=source, data=data
     )
+
+
+def progress_with_sent(progress: SlaProgress, sent: Iterable[SlaAlertData]) -> SlaProgress:
+    """The progress once the alerts already on the topic are counted: a worker that took
+    a partition over finds there the alerts its previous owner sent but did not record
+    (stopped or killed between an alert's acknowledgement and its row). Alerts of another
+    obligation instance, and those the progress already counts, change nothing."""
+    for alert in sorted(sent, key=lambda alert: alert.repeat):
+        if alert.dedup_key != progress.key:
+            continue
+        if alert.repeat == WARNING_REPEAT:
+            if not progress.warned:
+                progress = progress.model_copy(update={"warned": True})
+        elif alert.repeat > progress.breaches:
+            progress = _after(progress, PlannedAlert(alert.repeat, alert.deadline, alert.deadline))
+    return progress
+
+
+def sent_alerts_by_ticket(values: Iterable[bytes]) -> dict[str, list[SlaAlertData]]:
+    """The alerts among ``values`` (records of ``sla.alerts.v1``), by ticket; a record that
+    is not an alert is passed over (it was dead-lettered by whoever read it first)."""
+    found: dict[str, list[SlaAlertData]] = {}
+    for value in values:
+        try:
+            record = parse_record(value)
+        except (ValidationError, ValueError):
+            continue
+        if isinstance(record, (SlaWarning, SlaBreached)):
+            found.setdefault(record.data.ticket_id, []).append(record.data)
+    return found

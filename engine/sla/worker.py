@@ -9,9 +9,13 @@ are read: a tick with nothing due costs what checking each heap's top costs. A r
 ticket's row is deleted (a tombstone on the changelog, decision 32), so the table holds the
 open and waiting tickets only.
 
-Emission is at-least-once: the alert is acknowledged by Kafka before the progress is
-written, so a crash in between re-emits the same record (same event id, same
-``dedup_key`` and ``repeat``), which consumers show once.
+The alert is acknowledged by Kafka before the progress is written, so a crash in between
+never skips one. It is not sent twice either when partitions change hands: a revocation
+waits for the tick under way to record what it sent; a worker taking partitions over reads
+back the alerts sent on them in the last ``ALERTS_READ_BACK`` and counts them in the rows
+(the previous owner stopped or killed between an alert and its row); and a row Kafka did
+not acknowledge is sent again on its own, without its alert. A consumer still shows each
+``dedup_key`` and ``repeat`` once.
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from engine import metrics
 from engine.clock import Clock, SystemClock
 from engine.contract import (
+    SlaAlertData,
     SlaBreached,
     SlaClockData,
     SlaClockUpdated,
@@ -51,6 +57,7 @@ from engine.contract.topics import (
     TICKET_STATE,
 )
 from engine.errors import describe_validation, field_path
+from engine.kafka.catch_up import records_since
 from engine.kafka.consumer import GROUP_SESSION_TIMEOUT_SECONDS
 from engine.kafka.deadletter import dead_letter
 from engine.kafka.faust_app import (
@@ -70,7 +77,14 @@ from engine.kafka.watchdog import (
 from engine.metrics import SlaObligation
 from engine.process import configure_logging
 from engine.settings import Settings
-from engine.sla.alerts import alert_record, next_alert, progress_of, step
+from engine.sla.alerts import (
+    alert_record,
+    next_alert,
+    progress_of,
+    progress_with_sent,
+    sent_alerts_by_ticket,
+    step,
+)
 from engine.sla.calendars import CalendarError, Calendars, ZonedCalendar, load_calendars
 from engine.sla.facts import facts_of
 from engine.sla.index import DueIndex
@@ -81,6 +95,13 @@ from engine.sla.timescale import TimeScale
 log = logging.getLogger(__name__)
 SOURCE = "engine.sla"
 REBUILD_YIELD_EVERY = 10_000
+# How far back a worker taking partitions over looks for alerts their previous owner sent
+# without recording them: its last ticks before the group moved the partitions (a session
+# and a rebalance), with room for a slow recovery.
+ALERTS_READ_BACK = timedelta(minutes=15)
+# How long a revocation waits for the tick under way to record its alerts (a tick waits
+# for Kafka's acknowledgements; with Kafka away the group cannot move partitions anyway).
+REVOKE_WAIT_SECONDS = 10.0
 
 
 def index_entry(raw: bytes) -> tuple[int, str, datetime | None]:
@@ -107,6 +128,7 @@ class SlaWorker:
         self.calendars = calendars
         self.directory = directory
         self.clock = clock
+        self.bootstrap = settings.kafka_bootstrap
         self.scale = TimeScale(settings.sla_time_scale, settings.sla_time_origin)
         self.policy = SlaPolicy(
             warning_lead=timedelta(minutes=settings.sla_warning_lead_minutes),
@@ -142,6 +164,9 @@ class SlaWorker:
         self.monotonic = time.monotonic
         self._last_tick: float | None = None
         self._quiet_until = 0.0
+        # Rows whose alert Kafka acknowledged and whose own write it did not: already in
+        # the table, sent again at the next tick (with their partition).
+        self._unsaved: dict[str, tuple[int, bytes]] = {}
         self.app.agent(self.states, name="sla-clocks", concurrency=1)(self._clocks_agent)
         self.app.timer(settings.sla_tick_seconds)(self.tick)
         self._idle = IdleClock()
@@ -178,6 +203,7 @@ class SlaWorker:
         a worker recovering the table removes the key (faust's stores apply a None value
         as a deletion)."""
         pending = await self.clocks_topic.send(key=ticket_id.encode(), value=None)
+        self._unsaved.pop(ticket_id, None)
         self.clocks.data.pop(ticket_id.encode(), None)
         self.index.cancel(partition, ticket_id)
         metrics.SLA_ROWS_DELETED.inc()
@@ -216,6 +242,7 @@ class SlaWorker:
             self.clocks.data.pop(key, None)
         for partition, found in entries.items():
             self.index.assign(partition, found)
+        await self._count_alerts_already_sent(owned)
         metrics.SLA_PARTITIONS.set(len(owned))
         self._count()
         self.ready = True
@@ -236,8 +263,69 @@ class SlaWorker:
         await self.dead_letters.send(key=letter.data.payload_sha256.encode(), value=to_json(letter))
         self._count()
 
+    async def _count_alerts_already_sent(self, owned: set[int]) -> None:
+        """Count in the rows the alerts sent on the owned partitions lately that the rows
+        do not count yet (alerts are keyed by ticket like the states, so a partition's
+        alerts are its tickets'). Kafka not answering leaves the rows as they are: an alert
+        may then be sent twice, same event id, as before this read existed."""
+        since = self.clock.now() - ALERTS_READ_BACK
+        partitions = [TopicPartition(SLA_ALERTS, partition) for partition in sorted(owned)]
+        try:
+            records = await records_since(self.bootstrap, partitions, int(since.timestamp() * 1000))
+        except (KafkaError, OSError) as error:
+            log.warning("sla: could not read back the alerts sent lately (%s); an alert "
+                        "the partition's previous owner sent may be sent again", error)  # fmt: skip
+            return
+        sent = sent_alerts_by_ticket(record.value for record in records if record.value)
+        counted = [
+            (clock, self._row(clock, "alerts-read-back"))
+            for clock in (self._with_sent(ticket_id, alerts) for ticket_id, alerts in sent.items())
+            if clock is not None
+        ]
+        recorded = await acknowledged(
+            [self._send_row(clock.ticket_id, row) for clock, row in counted]
+        )
+        for (clock, row), ok in zip(counted, recorded, strict=True):
+            if not ok:
+                self._unsaved[clock.ticket_id] = (clock.partition, row)
+            self.clocks.data[clock.ticket_id.encode()] = row
+            if clock.next_alert_at is None:
+                self.index.cancel(clock.partition, clock.ticket_id)
+            else:
+                self.index.schedule(clock.partition, clock.ticket_id, clock.next_alert_at)
+        if counted:
+            metrics.SLA_ALERTS_READ_BACK.inc(len(counted))
+            log.info("sla: %d tickets had alerts sent by the partitions' previous owner that "
+                     "their rows did not count yet", len(counted))  # fmt: skip
+
+    def _with_sent(self, ticket_id: str, alerts: list[SlaAlertData]) -> SlaClockData | None:
+        """The ticket's row with the alerts already sent counted; None: nothing to change."""
+        try:
+            stored = self._stored(ticket_id)
+        except (ValidationError, TypeError, ValueError):
+            return None  # an unusable row is dropped when the tick reaches it
+        if stored is None or stored.progress is None:
+            return None
+        progress = progress_with_sent(stored.progress, alerts)
+        if progress == stored.progress:
+            return None
+        obligation, calendar = self._obligation(stored.facts)
+        if obligation is None:
+            return None
+        due_at = next_alert(obligation, progress, calendar, self.policy).due_at
+        return stored.model_copy(update={"progress": progress, "next_alert_at": due_at})
+
     async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        """No alert once the partitions may change hands; a tick under way first records
+        the alerts it sent, so that the next owner's rows count them."""
         self.ready = False
+        try:
+            async with asyncio.timeout(REVOKE_WAIT_SECONDS):
+                async with self._rows_lock:
+                    await self._save_unsaved()
+        except TimeoutError:
+            log.warning("sla: the tick under way did not record its alerts within %.0fs of "
+                        "the revocation", REVOKE_WAIT_SECONDS)  # fmt: skip
 
     # --- state records arm, re-arm and disarm obligations -------------------------------
 
@@ -316,6 +404,7 @@ class SlaWorker:
         clock, row = planned
         ticket_id = clock.ticket_id
         pending = await self._send_row(ticket_id, row)
+        self._unsaved.pop(ticket_id, None)  # this row counts what the unsaved one did
         self.clocks.data[ticket_id.encode()] = row
         if clock.next_alert_at is None:
             self.index.cancel(partition, ticket_id)
@@ -390,7 +479,20 @@ class SlaWorker:
             self._quiet_until = now + GROUP_SESSION_TIMEOUT_SECONDS
         return now < self._quiet_until
 
+    async def _save_unsaved(self) -> None:
+        """Send again the rows Kafka did not acknowledge (their alerts it did)."""
+        if not self._unsaved:
+            return
+        unsaved = list(self._unsaved.items())
+        recorded = await acknowledged(
+            [self._send_row(ticket_id, row) for ticket_id, (_, row) in unsaved]
+        )
+        for (ticket_id, _), ok in zip(unsaved, recorded, strict=True):
+            if ok:
+                self._unsaved.pop(ticket_id, None)
+
     async def _tick(self) -> None:
+        await self._save_unsaved()
         now = self.scale.virtual(self.clock.now())
         due = self.index.pop_due(now)
         if not due:
@@ -406,8 +508,9 @@ class SlaWorker:
                 planned.append((partition, plan))
         # Every alert of the tick is sent, then all acknowledgements awaited, and only then
         # is each ticket's progress recorded: effects before bookkeeping. A ticket whose
-        # alert or row Kafka did not acknowledge is due again at the next tick; the others
-        # are recorded, or their acknowledged alerts would be sent again with it.
+        # alert Kafka did not acknowledge is due again at the next tick; one whose alert it
+        # acknowledged and whose row it did not keeps the new row in the table, and only
+        # the row is sent again (the alert again would be a duplicate).
         alerted = await acknowledged(
             [self._send_alert(plan) if plan.alert else None for _, plan in planned]
         )
@@ -415,20 +518,23 @@ class SlaWorker:
         recorded = await acknowledged(
             [self._send_row(plan.clock.ticket_id, plan.row) for _, plan in kept]
         )
-        done = {plan.clock.ticket_id for (_, plan), ok in zip(kept, recorded, strict=True) if ok}
-        retried = [
-            (partition, plan) for partition, plan in planned if plan.clock.ticket_id not in done
-        ]
+        retried = [item for item, ok in zip(planned, alerted, strict=True) if not ok]
         if retried:
-            log.warning("sla: %d alerts or rows not acknowledged; retrying next tick", len(retried))
+            log.warning("sla: %d alerts not acknowledged; retrying next tick", len(retried))
         for partition, plan in retried:
             self.index.schedule(partition, plan.clock.ticket_id, now)
-        for partition, plan in planned:
-            if plan.clock.ticket_id not in done:
-                continue
-            self.clocks.data[plan.clock.ticket_id.encode()] = plan.row
+        for (partition, plan), ok in zip(kept, recorded, strict=True):
+            ticket_id = plan.clock.ticket_id
+            if ok:
+                self._unsaved.pop(ticket_id, None)
+            else:
+                self._unsaved[ticket_id] = (partition, plan.row)
+            self.clocks.data[ticket_id.encode()] = plan.row
             if plan.clock.next_alert_at is not None:
-                self.index.schedule(partition, plan.clock.ticket_id, plan.clock.next_alert_at)
+                self.index.schedule(partition, ticket_id, plan.clock.next_alert_at)
+        if len(kept) > sum(recorded):
+            log.warning("sla: %d rows not acknowledged (their alerts were); sending them "
+                        "again next tick", len(kept) - sum(recorded))  # fmt: skip
 
     def _plan(self, ticket_id: str, now: datetime) -> _Planned | None:
         """What the timer does for one due ticket: the alert to send, if any, and the row."""

@@ -269,3 +269,94 @@ def test_only_the_alerts_kafka_did_not_acknowledge_are_sent_again(
         assert sorted(key for key, _ in alerts.sent) == [KEY, other, other]
 
     asyncio.run(scenario())
+
+
+def test_an_alert_kafka_took_whose_row_it_did_not_is_not_sent_again_only_its_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker lost between the alert's acknowledgement and the row's: the next tick
+    sends the row again, not the alert (which would be a duplicate)."""
+
+    async def scenario() -> None:
+        sla, _, alerts = worker(tmp_path, monkeypatch)
+        await sla.on_state(0, state(overdue()))
+        clocks = Refusing({KEY})
+        monkeypatch.setattr(sla.clocks_topic, "send", clocks.send)
+        await sla.tick()
+        assert len(alerts.sent) == 1 and len(clocks.sent) == 1
+        clocks.refused.clear()
+        await sla.tick()
+        assert len(alerts.sent) == 1
+        assert clocks.sent[-1] == clocks.sent[0]  # the same row, now acknowledged
+        await sla.tick()
+        assert len(clocks.sent) == 2  # and not again
+
+    asyncio.run(scenario())
+
+
+def test_a_worker_taking_a_partition_over_counts_the_alerts_its_previous_owner_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The previous owner sent the breach and was stopped before its row: the new owner's
+    row does not count it, the alerts topic does."""
+
+    async def scenario() -> None:
+        previous, _, sent_before = worker(tmp_path, monkeypatch)
+        await previous.on_state(0, state(overdue()))
+        await previous.tick()
+        ((_, breach),) = sent_before.sent
+        assert breach is not None
+
+        taker, _, alerts = worker(tmp_path / "taker", monkeypatch)
+        await taker.on_state(0, state(overdue()))  # the row as the changelog had it
+
+        async def read_back(bootstrap: str, partitions: object, since_ms: int) -> list[object]:
+            assert since_ms <= int(NOW.timestamp() * 1000) - 14 * 60 * 1000
+            return [_Record(breach), _Record(b"not json")]
+
+        monkeypatch.setattr("engine.sla.worker.records_since", read_back)
+        monkeypatch.setattr(taker.app.assignor, "assigned_actives", lambda: {_TP(TICKET_STATE)})
+        await taker._rebuild_index()
+        await taker.tick()
+        assert alerts.sent == []
+        row = taker._stored(KEY.decode())
+        assert row is not None and row.progress is not None and row.progress.breaches == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_revocation_waits_for_the_tick_under_way_to_record_its_alerts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        sla, clocks, alerts = worker(tmp_path, monkeypatch, gate)
+        await sla.on_state(0, state(overdue()))
+        rows_before = len(clocks.sent)
+        tick = asyncio.create_task(sla.tick())
+        await alerts.called.wait()  # the breach is on its way, not yet acknowledged
+        revoked = asyncio.create_task(sla._on_revoked(None))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert not revoked.done()
+        gate.set()
+        await revoked
+        assert len(clocks.sent) == rows_before + 1  # the breach's row, before giving up
+        assert sla.ready is False
+        await tick
+
+    asyncio.run(scenario())
+
+
+class _Record:
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+
+class _TP:
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.partition = 0
+
+    def __hash__(self) -> int:
+        return hash((self.topic, self.partition))
