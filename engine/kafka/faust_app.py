@@ -150,7 +150,27 @@ def ack_only_handed_over(app: faust.App) -> None:
         return False
 
     consumer.ack = ack_if_handed_over
+    consumer.seek_to_committed = _seek_to_committed_or_the_start(consumer)
     consumer._acks_only_handed_over = True
+
+
+def _seek_to_committed_or_the_start(consumer: Any) -> Callable[[], Awaitable[Any]]:
+    """faust seeks every partition to its committed offset after a rebalance, which is
+    what makes a skipped record read again; but aiokafka seeks only to a committed offset
+    above 0, and leaves a partition with none (a new group) or 0 where it was: past the
+    records fetched and skipped meanwhile, which were then never read (found by the SLA
+    worker's poison-pill test: a new group's first five states, never timed). Such a
+    partition is sought to its first record, as the earliest reset would."""
+    seek_to_committed = consumer.seek_to_committed
+
+    async def seek() -> Any:
+        committed = await seek_to_committed()
+        from_the_start = [tp for tp, offset in committed.items() if not offset]
+        if from_the_start:
+            await consumer._thread.seek_to_beginning(*from_the_start)
+        return committed
+
+    return seek
 
 
 async def _checked_contiguous(

@@ -99,6 +99,8 @@ REBUILD_YIELD_EVERY = 10_000
 # without recording them: its last ticks before the group moved the partitions (a session
 # and a rebalance), with room for a slow recovery.
 ALERTS_READ_BACK = timedelta(minutes=15)
+# A read back that takes longer (partitions without a leader yet) is given up.
+READ_BACK_TIMEOUT_SECONDS = 15.0
 # How long a revocation waits for the tick under way to record its alerts (a tick waits
 # for Kafka's acknowledgements; with Kafka away the group cannot move partitions anyway).
 REVOKE_WAIT_SECONDS = 10.0
@@ -271,8 +273,11 @@ class SlaWorker:
         since = self.clock.now() - ALERTS_READ_BACK
         partitions = [TopicPartition(SLA_ALERTS, partition) for partition in sorted(owned)]
         try:
-            records = await records_since(self.bootstrap, partitions, int(since.timestamp() * 1000))
-        except (KafkaError, OSError) as error:
+            async with asyncio.timeout(READ_BACK_TIMEOUT_SECONDS):
+                records = await records_since(
+                    self.bootstrap, partitions, int(since.timestamp() * 1000)
+                )
+        except (KafkaError, OSError, TimeoutError) as error:
             log.warning("sla: could not read back the alerts sent lately (%s); an alert "
                         "the partition's previous owner sent may be sent again", error)  # fmt: skip
             return

@@ -371,7 +371,12 @@ class TopicReader:
                 group_id=None,
                 **kafka_python_options(self.security),
             )
-            partitions = self._consumer.partitions_for_topic(self.topic) or set()
+            partitions = self._consumer.partitions_for_topic(self.topic)
+            if not partitions:  # its metadata not known yet: assigned nothing, it read nothing
+                self._consumer.close()
+                self._consumer = None
+                time.sleep(0.2)
+                return
             assigned = [TopicPartition(self.topic, p) for p in partitions]
             self._consumer.assign(assigned)
             self._consumer.seek_to_beginning(*assigned)
