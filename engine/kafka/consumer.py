@@ -18,8 +18,10 @@ from engine.kafka.security import (
 
 # A member gone without leaving its group (SIGKILL, a crash, the stall exit) holds its
 # partitions this long, and a replacement's join waits for it (kafka-python's default is
-# 45 s, faust's 60 s). Heartbeats go every third of it.
-GROUP_SESSION_TIMEOUT_SECONDS = 10.0
+# 45 s, faust's 60 s; a broker's default group.min.session.timeout.ms is 6 s, the shortest
+# it accepts). Heartbeats go every third of it.
+GROUP_SESSION_TIMEOUT_SECONDS = 6.0
+GROUP_HEARTBEAT_SECONDS = GROUP_SESSION_TIMEOUT_SECONDS / 3
 
 
 def new_consumer(
@@ -29,7 +31,7 @@ def new_consumer(
     assigned by the caller); ``options`` are kafka-python's (fetch sizes...)."""
     session = {
         "session_timeout_ms": int(GROUP_SESSION_TIMEOUT_SECONDS * 1000),
-        "heartbeat_interval_ms": int(GROUP_SESSION_TIMEOUT_SECONDS * 1000 / 3),
+        "heartbeat_interval_ms": int(GROUP_HEARTBEAT_SECONDS * 1000),
     }
     return KafkaConsumer(
         *topics,

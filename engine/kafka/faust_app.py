@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from mode import Service
 from mode.supervisors import CrashingSupervisor
 
-from engine.kafka.consumer import GROUP_SESSION_TIMEOUT_SECONDS
+from engine.kafka.consumer import GROUP_HEARTBEAT_SECONDS, GROUP_SESSION_TIMEOUT_SECONDS
 from engine.kafka.producer import faust_producer_settings, new_aio_producer
 from engine.kafka.security import faust_options, security_for
 from engine.kafka.watchdog import skipped_records
@@ -55,6 +55,7 @@ def engine_app(settings: Settings, app_id: str, datadir_name: str, **overrides: 
         **{
             **faust_producer_settings(),
             "broker_session_timeout": GROUP_SESSION_TIMEOUT_SECONDS,
+            "broker_heartbeat_interval": GROUP_HEARTBEAT_SECONDS,
             **overrides,
         },
     )

@@ -64,6 +64,7 @@ from engine.kafka.faust_app import (
     changelog_topic,
     engine_app,
     handle_batches,
+    output_producer,
     raw_topic,
     run_worker,
 )
@@ -148,7 +149,10 @@ class SlaWorker:
         )
         self.states = raw_topic(self.app, TICKET_STATE, settings.partitions)
         self.clocks_topic = changelog_topic(self.app, SLA_CLOCKS, settings.partitions)
-        self.alerts_topic = raw_topic(self.app, SLA_ALERTS)
+        # Alerts go through the engine's idempotent producer: a send retried after a
+        # broker died before acknowledging it is not written twice (faust's producer is
+        # idempotent only inside transactions).
+        self.alerts = output_producer(self.app, settings, DEAD_LETTER_MAX_BYTES)
         self.dead_letters = raw_topic(self.app, DEAD_LETTERS)
         self.clocks = self.app.Table(
             "sla-clocks",
@@ -561,8 +565,8 @@ class SlaWorker:
 
     async def _send_alert(self, plan: _Planned) -> Any:
         assert plan.alert is not None
-        future = await self.alerts_topic.send(
-            key=plan.clock.ticket_id.encode(), value=to_json(plan.alert)
+        future = await self.alerts.send(
+            SLA_ALERTS, key=plan.clock.ticket_id.encode(), value=to_json(plan.alert)
         )
         data = plan.alert.data
         metrics.SLA_ALERTS_EMITTED.labels(plan.alert.kind, SlaObligation(data.obligation)).inc()

@@ -4,6 +4,7 @@ sends a tombstone and forgets the ticket; a tick in flight does not bring the ro
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -78,6 +79,15 @@ class Recorder:
         return done
 
 
+def on_topic(recorder: Recorder) -> Callable[[str, bytes, bytes], Awaitable[asyncio.Future[None]]]:
+    """The recorder as the output producer's send, which names its topic."""
+
+    async def send(topic: str, key: bytes, value: bytes) -> asyncio.Future[None]:
+        return await recorder.send(key, value)
+
+    return send
+
+
 def worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gate: asyncio.Event | None = None
 ) -> tuple[SlaWorker, Recorder, Recorder]:
@@ -85,7 +95,7 @@ def worker(
     sla = SlaWorker(settings, DEFAULT_CALENDARS, CustomerDirectory([]), FrozenClock(NOW))
     clocks, alerts = Recorder(), Recorder(gate)
     monkeypatch.setattr(sla.clocks_topic, "send", clocks.send)
-    monkeypatch.setattr(sla.alerts_topic, "send", alerts.send)
+    monkeypatch.setattr(sla.alerts, "send", on_topic(alerts))
     sla.index.assign(0, [])
     sla.ready = True
     return sla, clocks, alerts
@@ -258,7 +268,7 @@ def test_only_the_alerts_kafka_did_not_acknowledge_are_sent_again(
     async def scenario() -> None:
         sla, _, _ = worker(tmp_path, monkeypatch)
         alerts = Refusing({other})
-        monkeypatch.setattr(sla.alerts_topic, "send", alerts.send)
+        monkeypatch.setattr(sla.alerts, "send", on_topic(alerts))
         await sla.on_state(0, state(overdue()))
         await sla.on_state(0, state(overdue().model_copy(update={"ticket_id": other.decode()})))
         await sla.tick()
