@@ -308,20 +308,21 @@ class SlaWorker:
                      "their rows did not count yet", len(counted))  # fmt: skip
 
     def _with_sent(self, ticket_id: str, alerts: list[SlaAlertData]) -> SlaClockData | None:
-        """The ticket's row with the alerts already sent counted; None: nothing to change."""
+        """The ticket's row with the alerts already sent counted; None: nothing to change,
+        or a row the worker cannot work out (the tick drops it as a dead letter when due)."""
         try:
             stored = self._stored(ticket_id)
-        except (ValidationError, TypeError, ValueError):
-            return None  # an unusable row is dropped when the tick reaches it
-        if stored is None or stored.progress is None:
+            if stored is None or stored.progress is None:
+                return None
+            progress = progress_with_sent(stored.progress, alerts)
+            if progress == stored.progress:
+                return None
+            obligation, calendar = self._obligation(stored.facts)
+            if obligation is None:
+                return None
+            due_at = next_alert(obligation, progress, calendar, self.policy).due_at
+        except Exception:
             return None
-        progress = progress_with_sent(stored.progress, alerts)
-        if progress == stored.progress:
-            return None
-        obligation, calendar = self._obligation(stored.facts)
-        if obligation is None:
-            return None
-        due_at = next_alert(obligation, progress, calendar, self.policy).due_at
         return stored.model_copy(update={"progress": progress, "next_alert_at": due_at})
 
     async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
