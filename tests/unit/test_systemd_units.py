@@ -192,13 +192,16 @@ def environment_example() -> dict[str, str]:
 
 
 def test_the_environment_example_names_settings_that_load(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     example = environment_example()
     assert "ENGINE_STATE_DIR" not in example  # the unit's own, the one writable place
     for name in [name for name in os.environ if name.startswith("ENGINE_")]:
         monkeypatch.delenv(name)
     for name, value in example.items():
+        if name == "ENGINE_KAFKA_SASL_PASSWORD_FILE":
+            value = str(tmp_path / Path(value).name)  # the file the operator provides
+            Path(value).write_text("secret\n")
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("ENGINE_STATE_DIR", "/var/lib/ticketing-engine/smtp")
 
