@@ -1,13 +1,14 @@
 """The rules and the learned assistant measured on writers they have not read: each writer
-of the tuning parts is left out in turn, the assistant is trained on the other writers and
+of the independent corpus is left out in turn, the assistant is trained on the other writers and
 ``tests/rules/labelled.yaml``, and the engine's own ``decide`` runs on the writer left out
 (the fold's models in place of the shipped ones). The outcomes are pooled and measured like
 ``engine rules test --report``, once per assistant policy.
 
     python -m bench.rules_crossval [--policy NAME=key:value,key:value ...] [--errors FILE]
 
-A policy overrides the rule file's ``assistant`` section (``rules-alone`` drops it). The
-held-out parts are never read: only the tuning parts and ``labelled.yaml``.
+A policy overrides the rule file's ``assistant`` section (``rules-alone`` drops it). It reads
+the tuning parts, the spent held-out parts (``train_assistant.SPENT_HELD_OUT``, decision 66)
+and ``labelled.yaml``; a held-out part not yet spent is never read.
 """
 
 from __future__ import annotations
@@ -30,10 +31,7 @@ from engine.rules.measure import ClassifierReport, Outcome, measure
 from engine.rules.ruleset import RuleSet, load_ruleset
 
 ROOT = Path(__file__).resolve().parents[1]
-TUNING = tuple(
-    ROOT / "tests" / "rules" / "independent" / name
-    for name in ("tuning.yaml", "tuning-2.yaml", "tuning-3.yaml")
-)
+TUNING = tuple(ROOT / name for name in train_assistant.INDEPENDENT)
 ALWAYS_TRAINED = ROOT / "tests" / "rules" / "labelled.yaml"
 SHIPPED = "shipped"
 RULES_ALONE = "rules-alone"
@@ -144,6 +142,9 @@ def models_in_place(models: Mapping[str, TextModel]) -> Iterator[None]:
 
 
 def folds(settings: Mapping[str, Any], cache: Path | None = None) -> list[Fold]:
+    refused = [path.name for path in TUNING if not train_assistant.trainable(path)]
+    if refused:
+        raise SystemExit(f"refused: held-out parts not yet spent: {refused}")
     tuning = [case for path in TUNING for case in load_cases(path)]
     always = load_cases(ALWAYS_TRAINED)
     writers = sorted({case.writer or "" for case in tuning}, key=lambda w: (len(w), w))
@@ -203,7 +204,7 @@ HEADER = (
 
 
 def error_lines(pooled: Sequence[Outcome]) -> list[str]:
-    """One line per wrong field of a pooled outcome (tuning cases only)."""
+    """One line per wrong field of a pooled outcome."""
     lines = []
     for outcome in pooled:
         got = outcome.got or {}

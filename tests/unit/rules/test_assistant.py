@@ -50,8 +50,21 @@ def test_a_retrained_model_proposes_what_scikit_learn_predicts() -> None:
         assert proposal.confidence == pytest.approx(probabilities[best], abs=1e-3)
 
 
-def test_the_held_out_part_is_never_trained_on() -> None:
-    assert train_assistant.main(["tests/rules/independent/heldout.yaml", "--version", "x"]) == 2
+def test_a_held_out_part_not_yet_spent_is_never_trained_on(tmp_path: Path) -> None:
+    out = str(tmp_path / "models")
+    for name in ("heldout-4.yaml", "heldout-5.yaml", "Heldout-4.yaml"):
+        argv = [f"tests/rules/independent/{name}", "--version", "x", "--out", out]
+        assert train_assistant.main(argv) == 2
+    mixed = ["tests/rules/independent/tuning.yaml", "tests/rules/independent/heldout-4.yaml"]
+    assert train_assistant.main([*mixed, "--version", "x", "--out", out]) == 2
+    assert not (tmp_path / "models").exists()
+
+
+def test_only_the_spent_held_out_parts_are_trained_on() -> None:
+    assert train_assistant.SPENT_HELD_OUT == {"heldout.yaml", "heldout-2.yaml", "heldout-3.yaml"}
+    assert train_assistant.trainable("tests/rules/independent/heldout-3.yaml")
+    assert not train_assistant.trainable("tests/rules/independent/heldout-4.yaml")
+    assert all(train_assistant.trainable(name) for name in train_assistant.DEFAULT_TRAINING)
 
 
 def test_a_huge_message_is_read_only_to_its_bound() -> None:
