@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import inspect
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -81,7 +82,8 @@ def trained(
     cases: Sequence[Case], settings: Mapping[str, Any], cache: Path | None = None
 ) -> dict[str, TextModel]:
     """The assistant's three models trained on ``cases``, as the engine would read them;
-    kept in ``cache`` under a digest of the cases and the settings, and read from it."""
+    kept in ``cache`` under a digest of the cases and the effective settings (the pipeline's
+    defaults included, so a changed default is not read from an older fold), and read from it."""
     documents = _cached(cases, settings, cache)
     return {field: parse_model(document, f"fold {field}") for field, document in documents.items()}
 
@@ -89,9 +91,14 @@ def trained(
 def _cached(
     cases: Sequence[Case], settings: Mapping[str, Any], cache: Path | None
 ) -> dict[str, dict[str, Any]]:
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(train_assistant.pipeline).parameters.items()
+    }
+    effective = {**defaults, **dict(settings)}
     key = hashlib.sha256(
         json.dumps(
-            [sorted(settings.items()), [case.model_dump(mode="json") for case in cases]],
+            [sorted(effective.items()), [case.model_dump(mode="json") for case in cases]],
             sort_keys=True,
         ).encode()
     ).hexdigest()[:16]
