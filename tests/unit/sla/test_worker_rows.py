@@ -101,6 +101,19 @@ def worker(
     return sla, clocks, alerts
 
 
+async def breach_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[SlaWorker, Recorder, asyncio.Event, asyncio.Task[None]]:
+    """A worker whose tick sent an overdue ticket's breach, not acknowledged until the
+    gate opens: (worker, its row writes, the gate, the tick)."""
+    gate = asyncio.Event()
+    sla, clocks, alerts = worker(tmp_path, monkeypatch, gate)
+    await sla.on_state(0, state(overdue()))
+    tick = asyncio.create_task(sla.tick())
+    await alerts.called.wait()
+    return sla, clocks, gate, tick
+
+
 def test_the_dead_letter_of_a_state_as_large_as_its_topic_takes_fits_the_workers_requests(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,11 +168,7 @@ def test_a_tick_in_flight_does_not_bring_back_a_row_a_resolution_deleted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def scenario() -> None:
-        gate = asyncio.Event()
-        sla, clocks, alerts = worker(tmp_path, monkeypatch, gate)
-        await sla.on_state(0, state(overdue()))
-        tick = asyncio.create_task(sla.tick())
-        await alerts.called.wait()  # the breach is on its way, not yet acknowledged
+        sla, clocks, gate, tick = await breach_in_flight(tmp_path, monkeypatch)
         resolution = asyncio.create_task(sla.on_states([(0, KEY, state(resolved(overdue())))]))
         for _ in range(10):
             await asyncio.sleep(0)
@@ -339,12 +348,8 @@ def test_a_revocation_waits_for_the_tick_under_way_to_record_its_alerts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def scenario() -> None:
-        gate = asyncio.Event()
-        sla, clocks, alerts = worker(tmp_path, monkeypatch, gate)
-        await sla.on_state(0, state(overdue()))
+        sla, clocks, gate, tick = await breach_in_flight(tmp_path, monkeypatch)
         rows_before = len(clocks.sent)
-        tick = asyncio.create_task(sla.tick())
-        await alerts.called.wait()  # the breach is on its way, not yet acknowledged
         revoked = asyncio.create_task(sla._on_revoked(None))
         for _ in range(10):
             await asyncio.sleep(0)
