@@ -55,6 +55,7 @@ bench: bootstrap
 	.venv/bin/python -m bench.http_chat
 	.venv/bin/python -m bench.throughput
 	.venv/bin/python -m bench.restart
+	.venv/bin/python -m bench.takeover
 	.venv/bin/python -m bench.sla_ticks
 	.venv/bin/python -m bench.sla_worker
 	.venv/bin/python -m bench.snmp_traps

@@ -159,6 +159,11 @@ TABLE_ROWS_RESTORED = Counter(
     "processor's tickets: every state record with the memory store, only those past the "
     "local copy with rocksdict)",
 )
+TABLE_ROWS_RESTORED_IN_BULK = Counter(
+    "ticketing_table_rows_restored_in_bulk_total",
+    "Of the changelog records read back, those read by the bulk reader of a local copy far "
+    "behind its changelog (rocksdict), before faust's own recovery",
+)
 RULESET_SWITCHES = Counter(
     "ticketing_ruleset_switches_total",
     "Times a processor switched to a newly published rule set",

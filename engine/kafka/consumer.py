@@ -44,12 +44,14 @@ def new_consumer(
     )
 
 
-def new_aio_consumer(bootstrap: str) -> AIOKafkaConsumer:
-    """An aiokafka consumer in no group (not started), for the followers."""
+def new_aio_consumer(bootstrap: str, **options: Any) -> AIOKafkaConsumer:
+    """An aiokafka consumer in no group (not started), for the followers; ``options`` are
+    aiokafka's (fetch sizes...)."""
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         group_id=None,
+        **options,
         **aiokafka_options(process_security()),
     )
 

@@ -182,3 +182,47 @@ def test_a_restarted_processor_knows_every_ticket_and_reads_back_only_what_is_ne
     # the batch was committed (killed: at most the two rows of the batch it died in).
     assert read_back_at_restart <= (0 if ended == "stopped" else 2), restarted.log()[-3000:]
     assert persisted_offsets(state_dir) == state_topics.last_offsets()
+
+
+BULK_COPIES = 15_000  # about 2,500 a partition: every partition past the bulk threshold
+BULK = "ticketing_table_rows_restored_in_bulk_total"
+
+
+def test_a_first_start_reads_a_long_changelog_in_bulk_and_knows_every_ticket(
+    state_topics: Topics, topic_prefix: str, tmp_path: Path
+) -> None:
+    """A processor with no local copy reads the partitions far behind with a consumer of
+    its own (decision 67), not through faust's recovery, and ends where the topic ends."""
+    seeded = seeded_states(2)
+    (template_message, template_ticket, template), (last_message, last_ticket, last) = seeded
+    copies = [f"T-BULK{n:09d}" for n in range(BULK_COPIES)]
+    for ticket in copies:
+        copy = template.replace(template_ticket.encode(), ticket.encode())
+        state_topics.producer.send(state_topics.states, key=ticket.encode(), value=copy)
+    state_topics.producer.flush(timeout=60)
+    state_topics.send(state_topics.states, template_ticket, template)
+    state_topics.send(state_topics.states, last_ticket, last)
+    env = engine_env(
+        tmp_path / "engine", state_topics.bootstrap, topic_prefix,
+        ENGINE_PROCESSOR_STORE="rocksdict",
+    )  # fmt: skip
+
+    processor = ProcessorProcess(env, tmp_path / "processor.log")
+    try:
+        processor.wait_assigned()
+        for message_id, ticket in (
+            (template_message, template_ticket),
+            (last_message, last_ticket),
+        ):
+            reply = mail("Re: Troncal", f"{uuid.uuid4()}@acme.example", reply_to=message_id)
+            assert reply.data.ticket_id == ticket
+            state_topics.send(state_topics.events, ticket, to_json(reply))
+            state_topics.state_of(ticket, 2)
+        read_in_bulk = processor.metrics.metric(BULK)
+        read_back = processor.metrics.metric(RESTORED)
+    finally:
+        processor.stop()
+
+    assert read_in_bulk >= BULK_COPIES * 0.8, processor.log()[-3000:]
+    assert read_back >= BULK_COPIES + 2
+    assert persisted_offsets(tmp_path / "engine") == state_topics.last_offsets()

@@ -14,7 +14,13 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 
 from engine.kafka.faust_app import engine_app, raw_topic
-from engine.kafka.table_store import AcknowledgedStore, changelogged_table, keep_acknowledged, stage
+from engine.kafka.table_store import (
+    AcknowledgedStore,
+    bulk_read_starts,
+    changelogged_table,
+    keep_acknowledged,
+    stage,
+)
 from engine.settings import Settings
 
 CHANGELOG = "unit.tickets.state.v1"
@@ -176,4 +182,43 @@ def test_a_local_copy_ahead_of_its_changelog_is_forgotten(
     assert b"T-A" not in store
     assert store[b"T-B"] == b"other 1"
     assert store.persisted_offset(TP(CHANGELOG, 1)) == 30
+    closed(store)
+
+
+def test_only_copies_far_behind_their_changelog_are_read_in_bulk() -> None:
+    a, b, c, d = (TP(CHANGELOG, n) for n in range(4))
+    persisted = {a: None, b: 99, c: 5_000, d: None}
+    ends = {a: 2_500, b: 2_099, c: 5_001, d: None}
+    # a: never read, 2,500 records; b: 1,999 behind; c: up to date; d: end unknown
+    assert bulk_read_starts(persisted, ends, 2_000) == {a: 0}
+    assert bulk_read_starts(persisted, ends, 1_999) == {a: 0, b: 100}
+
+
+class Record:
+    def __init__(self, offset: int, key: bytes, value: bytes | None) -> None:
+        self.offset = offset
+        self.key = key
+        self.value = value
+
+
+def test_a_bulk_batch_is_written_with_its_last_offset_and_stops_at_the_end(
+    tmp_path: Path, loop: asyncio.AbstractEventLoop
+) -> None:
+    table = table_in(tmp_path)
+    store = assigned(table)
+    stage(table, b"T-GONE", b"old", acked(loop, 0, 3))
+    keep_acknowledged(table)
+    records = [
+        Record(4, b"T-A", b"a1"),
+        Record(5, b"T-GONE", None),  # a tombstone removes the row
+        Record(6, b"T-A", b"a2"),
+        Record(7, b"T-B", b"b1"),  # past the end offset the read was asked for
+    ]
+    assert store._write_restored(0, records, end=7) == 3
+    assert store[b"T-A"] == b"a2"
+    assert b"T-GONE" not in store
+    assert b"T-B" not in store
+    assert store.persisted_offset(TP(CHANGELOG, 0)) == 6
+    assert store._write_restored(0, [Record(7, b"T-B", b"b1")], end=7) == 0
+    assert store.persisted_offset(TP(CHANGELOG, 0)) == 6
     closed(store)
