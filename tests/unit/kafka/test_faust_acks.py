@@ -105,3 +105,82 @@ def test_after_a_rebalance_a_partition_never_committed_is_read_from_its_first_re
     committed = asyncio.run(app.consumer.seek_to_committed())
     assert committed == {"states-0": 120, "states-1": None, "states-2": 0}
     assert app.consumer._thread.sought_to_beginning == ["states-1", "states-2"]
+
+
+@dataclass(frozen=True)
+class TP:
+    topic: str
+    partition: int
+
+
+@dataclass
+class FakeEvent:
+    message: Any
+
+
+@dataclass
+class BatchMessage:
+    tp: TP
+    offset: int
+    acked: bool = False
+
+    def __hash__(self) -> int:
+        return hash((self.tp, self.offset))
+
+
+@dataclass
+class RewindingConsumer:
+    _committed_offset: dict[TP, int] = field(default_factory=dict)
+    _gap: dict[TP, str] = field(default_factory=dict)
+    _unacked_messages: set[Any] = field(default_factory=set)
+    sought: list[tuple[TP, int]] = field(default_factory=list)
+
+    async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
+        return dict.fromkeys(partitions, 0)
+
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        self.sought.extend(partitions.items())
+
+
+def batch_of(*records: tuple[TP, int]) -> list[FakeEvent]:
+    return [FakeEvent(BatchMessage(tp, offset)) for tp, offset in records]
+
+
+def test_a_partition_with_skipped_records_is_read_again_from_the_first_of_them(
+    monkeypatch: Any,
+) -> None:
+    from collections import Counter
+
+    from engine.kafka import faust_app
+
+    exits: list[int] = []
+    monkeypatch.setattr(faust_app, "_exit_at_once", lambda code: exits.append(code))
+    p0, p1 = TP("events", 0), TP("events", 1)
+    consumer = RewindingConsumer({p0: 154}, {p0: "a compaction gap"})
+    app = FakeApp(consumer=consumer)  # type: ignore[arg-type]
+    rewinds: Counter[tuple[Any, int]] = Counter()
+    batch = batch_of((p0, 161), (p1, 3), (p0, 162))
+
+    handed, following = asyncio.run(
+        faust_app._checked_contiguous(app, batch, {p1: 3}, "triage", rewinds)  # type: ignore[arg-type]
+    )
+
+    assert [event.message.offset for event in handed] == [3]
+    assert following == {p0: 154, p1: 4}
+    assert consumer.sought == [(p0, 154)]
+    assert p0 not in consumer._gap  # faust may not count 154 to 160 as done
+    released = [event.message for event in batch if event.message.tp == p0]
+    assert all(message.acked for message in released)  # let go, never acknowledged
+    assert exits == []
+
+    faust: Any = app
+    for _ in range(faust_app.MAX_REWINDS - 1):
+        asyncio.run(
+            faust_app._checked_contiguous(faust, batch_of((p0, 161)), {p0: 154}, "triage", rewinds)
+        )
+    assert exits == []
+    # Found again after as many reads: the process exits, to read it from its commit.
+    asyncio.run(
+        faust_app._checked_contiguous(faust, batch_of((p0, 161)), {p0: 154}, "triage", rewinds)
+    )
+    assert exits == [faust_app.EXIT_BATCH_FAILED]
