@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
 
@@ -18,7 +17,7 @@ from mode.supervisors import CrashingSupervisor
 from engine.kafka.consumer import GROUP_HEARTBEAT_SECONDS, GROUP_SESSION_TIMEOUT_SECONDS
 from engine.kafka.producer import faust_producer_settings, new_aio_producer
 from engine.kafka.security import faust_options, security_for
-from engine.kafka.watchdog import Skipped, before_the_holes, skipped_records
+from engine.kafka.watchdog import skipped_records
 from engine.outage_log import wait_until_kafka_answers
 from engine.settings import Settings
 from engine.systemd_notify import SystemdNotifier, pet_watchdog
@@ -32,12 +31,6 @@ BATCH_MAX_EVENTS = 500
 BATCH_WITHIN_SECONDS = 0.005
 # The exit of a worker whose batch failed: a temporary failure (EX_TEMPFAIL), restart it.
 EXIT_BATCH_FAILED = 75
-# A partition read again from records faust skipped, and found skipping them again this
-# many times: the process exits and reads it from its last commit once restarted. Records
-# fetched before the seek and still queued for the stream (up to faust's buffer of 4,096,
-# handed over 500 at a time) show the same hole a few times before the partition's
-# records come again from the sought offset; many more means they do not.
-MAX_REWINDS = 20
 
 log = logging.getLogger(__name__)
 
@@ -107,29 +100,21 @@ async def handle_batches(
     stops, so records whose effects never reached Kafka would never be read again.
 
     ``contiguous``: the topic is neither compacted nor transactional, so its offsets follow
-    one another. faust 0.15.3, after a rebalance, can hand over records fetched before it
-    and drop the ones in between as already read. A batch that skips offsets is handled
-    only up to the first skipped record of each partition; the rest of that partition is
-    released without being acknowledged, and the partition is read again from the skipped
-    record (faust commits nothing past it meanwhile). The same hole found again
-    ``MAX_REWINDS`` times ends the process, before faust commits past it."""
+    one another. A batch that skips offsets (faust 0.15.3, after a rebalance, can hand over
+    records fetched before it and count the ones in between as done) ends the process the
+    same way, before faust commits past the skipped records."""
     app = stream.app
     ack_only_handed_over(app)
     expected: dict[Any, int] = {}
-    rewinds: Counter[tuple[Any, int]] = Counter()
 
     async def forget_partitions(sender: Any, *args: Any, **kwargs: Any) -> None:
         expected.clear()
-        rewinds.clear()
 
     if contiguous:
         app.on_partitions_revoked.connect(forget_partitions)
-        _no_gaps_in(app.consumer, set(getattr(stream.channel, "topics", ())))
     async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_SECONDS):
         if contiguous:
-            batch, expected = await _checked_contiguous(app, batch, expected, agent, rewinds)
-            if not batch:
-                continue
+            expected = await _checked_contiguous(app, batch, expected, agent)
         try:
             await handle(batch)
         except Exception:
@@ -161,7 +146,8 @@ def ack_only_handed_over(app: faust.App) -> None:
     def ack_if_handed_over(message: Any) -> bool:
         if app.flow_control.is_active() and message.generation_id == app.consumer_generation_id:
             return bool(ack(message))
-        _release(consumer, message)
+        message.acked = True
+        consumer._unacked_messages.discard(message)
         return False
 
     consumer.ack = ack_if_handed_over
@@ -188,85 +174,23 @@ def _seek_to_committed_or_the_start(consumer: Any) -> Callable[[], Awaitable[Any
     return seek
 
 
-def _release(consumer: Any, message: Any) -> None:
-    """Let go of a message without counting it as processed: faust neither waits for it
-    nor commits its offset; it is read again from the partition's last commit or seek."""
-    message.acked = True
-    consumer._unacked_messages.discard(message)
-
-
-def _no_gaps_in(consumer: Any, topics: set[str]) -> None:
-    """faust counts a jump in the offsets it reads as a gap left by compaction or
-    transaction markers, and commits past it once the records around it are acknowledged.
-    In a topic whose offsets follow one another such a jump is records faust dropped
-    (read again, below): they must be handled before anything past them is committed."""
-    if getattr(consumer, "_no_gaps_in", None) is not None:
-        consumer._no_gaps_in.update(topics)
-        return
-    add_gap = consumer._add_gap
-    consumer._no_gaps_in = set(topics)
-
-    async def add_gap_unless_contiguous(tp: Any, offset_from: int, offset_to: int) -> None:
-        if tp.topic not in consumer._no_gaps_in:
-            await add_gap(tp, offset_from, offset_to)
-
-    consumer._add_gap = add_gap_unless_contiguous
-
-
 async def _checked_contiguous(
-    app: faust.App,
-    batch: Sequence[Any],
-    expected: dict[Any, int],
-    agent: str,
-    rewinds: Counter[tuple[Any, int]],
-) -> tuple[list[Any], dict[Any, int]]:
-    """The events of ``batch`` to handle and the next offsets expected after them.
-
-    A partition first seen since the assignment is expected from its committed offset,
-    which faust keeps privately (no public accessor); one whose skipped records are older
-    than the partition's log start offset lost them to retention, not to faust. A
-    partition with skipped records is read again from the first of them (its events from
-    there on are released unhandled and unacknowledged); the same hole found again
-    ``MAX_REWINDS`` times, or a seek that fails, ends the process."""
+    app: faust.App, batch: Sequence[Any], expected: dict[Any, int], agent: str
+) -> dict[Any, int]:
+    """The next offsets expected after ``batch``; exits if it skipped records. A partition
+    first seen since the assignment is expected from its committed offset, which faust
+    keeps privately (no public accessor); one whose skipped records are older than the
+    partition's log start offset lost them to retention, not to faust."""
     offsets = [(event.message.tp, event.message.offset) for event in batch]
-    consumer: Any = app.consumer
-    committed = getattr(consumer, "_committed_offset", {})
+    committed = getattr(app.consumer, "_committed_offset", {})
     known = {tp: committed[tp] for tp, _ in offsets if tp not in expected and committed.get(tp)}
-    start = {**known, **expected}
-    holes, following = skipped_records(offsets, start)
+    holes, following = skipped_records(offsets, {**known, **expected})
     if not holes:
-        return list(batch), following
-    earliest = await consumer.earliest_offsets(*{hole.partition for hole in holes})
+        return following
+    earliest = await app.consumer.earliest_offsets(*{hole.partition for hole in holes})
     holes = [hole for hole in holes if hole.found > earliest.get(hole.partition, 0)]
     if not holes:
-        return list(batch), following
-    keep, following = before_the_holes(offsets, start, holes)
-    first = {hole.partition: following[hole.partition] for hole in holes}
-    if any(rewinds[tp, offset] >= MAX_REWINDS for tp, offset in first.items()):
-        _exit_skipped(agent, holes)
-    try:
-        for tp, offset in first.items():
-            rewinds[tp, offset] += 1
-            consumer._gap.pop(tp, None)
-        # In the consumer's own thread, as faust's recovery seeks: its Consumer.seek calls
-        # aiokafka from this one, and the fetcher went on from where it was.
-        await consumer.seek_wait(first)
-    except Exception:
-        log.critical("%s: could not read a partition again", agent, exc_info=True)
-        _exit_skipped(agent, holes)
-    for event, kept in zip(batch, keep, strict=True):
-        if not kept:
-            _release(consumer, event.message)
-    for hole in holes:
-        log.warning(
-            "%s: records %d to %d of %s[%d] were skipped; reading the partition again "
-            "from %d", agent, hole.first, hole.found - 1, hole.partition.topic,
-            hole.partition.partition, first[hole.partition],
-        )  # fmt: skip
-    return [event for event, kept in zip(batch, keep, strict=True) if kept], following
-
-
-def _exit_skipped(agent: str, holes: Sequence[Skipped]) -> NoReturn:
+        return following
     for hole in holes:
         log.critical(
             "%s: records %d to %d of %s[%d] were skipped; exiting without committing, to "

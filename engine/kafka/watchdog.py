@@ -112,22 +112,3 @@ def skipped_records(
             holes.append(Skipped(partition, wanted, offset))
         following[partition] = max(offset + 1, wanted or 0)
     return holes, following
-
-
-def before_the_holes(
-    offsets: Sequence[tuple[Any, int]], expected: Mapping[Any, int], holes: Sequence[Skipped]
-) -> tuple[list[bool], dict[Any, int]]:
-    """Which of the records (``offsets``, as handed over) come before the first of
-    ``holes`` in their partition, so that a partition with a hole can be read again from
-    it without handling anything after it out of order; and the next offsets expected
-    after those records (a partition with a hole: its first hole)."""
-    first: dict[Any, int] = {}
-    for hole in holes:
-        first[hole.partition] = min(hole.first, first.get(hole.partition, hole.first))
-    keep = [
-        not (partition in first and offset >= first[partition]) for partition, offset in offsets
-    ]
-    kept = [record for record, kept in zip(offsets, keep, strict=True) if kept]
-    _, following = skipped_records(kept, expected)
-    following.update(first)
-    return keep, following

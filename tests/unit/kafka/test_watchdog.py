@@ -1,10 +1,4 @@
-from engine.kafka.watchdog import (
-    IdleClock,
-    Skipped,
-    before_the_holes,
-    skipped_records,
-    stalled_partitions,
-)
+from engine.kafka.watchdog import IdleClock, Skipped, skipped_records, stalled_partitions
 
 
 def test_a_worker_is_stalled_only_when_idle_with_records_past_its_commit() -> None:
@@ -94,23 +88,3 @@ def test_a_prompt_answer_leaves_the_clock_running() -> None:
     assert not idle.restarted_after_a_long_wait(asked_at)
     clock.now += 9.5
     assert idle.idle_seconds() == 40
-
-
-def test_records_from_a_partitions_first_hole_on_are_left_to_be_read_again() -> None:
-    offsets = [("p0", 150), ("p1", 7), ("p0", 161), ("p1", 8), ("p0", 162)]
-    holes, _ = skipped_records(offsets, {"p0": 154, "p1": 7})
-    assert holes == [Skipped("p0", 154, 161)]
-
-    keep, following = before_the_holes(offsets, {"p0": 154, "p1": 7}, holes)
-
-    # p0's replay of 150 comes before the hole; 161 and 162 wait for 154 to 160.
-    assert keep == [True, True, False, True, False]
-    assert following == {"p0": 154, "p1": 9}
-
-
-def test_a_hole_inside_a_batch_keeps_the_records_before_it() -> None:
-    offsets = [("p0", 1), ("p0", 2), ("p0", 9), ("p0", 12)]
-    holes, _ = skipped_records(offsets, {})
-    keep, following = before_the_holes(offsets, {}, holes)
-    assert keep == [True, True, False, False]
-    assert following == {"p0": 3}
