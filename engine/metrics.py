@@ -164,6 +164,12 @@ TABLE_ROWS_RESTORED_IN_BULK = Counter(
     "Of the changelog records read back, those read by the bulk reader of a local copy far "
     "behind its changelog (rocksdict), before faust's own recovery",
 )
+SKIPPED_RECORDS_READ_AGAIN = Counter(
+    "ticketing_skipped_records_read_again_total",
+    "Records a faust stream skipped after a rebalance, read from Kafka by the agent and "
+    "handled in their place",
+    ["agent"],
+)
 RULESET_SWITCHES = Counter(
     "ticketing_ruleset_switches_total",
     "Times a processor switched to a newly published rule set",

@@ -4,6 +4,9 @@ topics from the start."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -54,6 +57,20 @@ def new_aio_consumer(bootstrap: str, **options: Any) -> AIOKafkaConsumer:
         **options,
         **aiokafka_options(process_security()),
     )
+
+
+@asynccontextmanager
+async def running(consumer: AIOKafkaConsumer) -> AsyncIterator[AIOKafkaConsumer]:
+    """``consumer`` started, and stopped on the way out (even when it failed to start)."""
+    try:
+        await consumer.start()
+        yield consumer
+    finally:
+        # aiokafka 0.14's stop awaits a task of start's that it cancels first: cancelled
+        # before it ever ran, that task raises CancelledError into stop's caller (seen
+        # when nothing was awaited between the two). Let it run once.
+        await asyncio.sleep(0)
+        await consumer.stop()
 
 
 def new_aio_group_consumer(bootstrap: str, group_id: str, **options: Any) -> AIOKafkaConsumer:

@@ -6,18 +6,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import faust
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from faust.types import TP, AppT
 from mode import Service
 from mode.supervisors import CrashingSupervisor
 
-from engine.kafka.consumer import GROUP_HEARTBEAT_SECONDS, GROUP_SESSION_TIMEOUT_SECONDS
+from engine import metrics
+from engine.kafka.consumer import (
+    GROUP_HEARTBEAT_SECONDS,
+    GROUP_SESSION_TIMEOUT_SECONDS,
+    new_aio_consumer,
+    running,
+)
 from engine.kafka.producer import faust_producer_settings, new_aio_producer
 from engine.kafka.security import faust_options, security_for
-from engine.kafka.watchdog import skipped_records
+from engine.kafka.watchdog import Skipped, skipped_records, with_skipped_in_order
 from engine.outage_log import wait_until_kafka_answers
 from engine.settings import Settings
 from engine.systemd_notify import SystemdNotifier, pet_watchdog
@@ -31,6 +39,9 @@ BATCH_MAX_EVENTS = 500
 BATCH_WITHIN_SECONDS = 0.005
 # The exit of a worker whose batch failed: a temporary failure (EX_TEMPFAIL), restart it.
 EXIT_BATCH_FAILED = 75
+# Records faust skipped are read from Kafka within this long, or the process exits.
+SKIPPED_READ_SECONDS = 15.0
+SKIPPED_POLL_MS = 500
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +72,26 @@ def engine_app(settings: Settings, app_id: str, datadir_name: str, **overrides: 
     )
 
 
+def bootstrap_of(app: AppT) -> str:
+    """The bootstrap servers of ``app``'s cluster, for a client of our own beside faust's."""
+    return ",".join(f"{url.host}:{url.port or 9092}" for url in app.conf.broker)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    """A record as an agent's handler gets it: from faust's stream, or read from Kafka
+    again when the stream skipped it."""
+
+    tp: TP
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def partition(self) -> int:
+        return self.tp.partition
+
+
 def raw_topic(app: faust.App, name: str, partitions: int | None = None, acks: bool = True) -> Any:
     """A topic of plain bytes: records are JSON envelopes we parse ourselves (faust would
     otherwise decode with its own json codec, e.g. when it restores a table)."""
@@ -85,12 +116,12 @@ def changelog_topic(app: faust.App, name: str, partitions: int) -> Any:
 
 async def handle_batches(
     stream: Any,
-    handle: Callable[[Sequence[Any]], Awaitable[None]],
+    handle: Callable[[Sequence[StreamRecord]], Awaitable[None]],
     agent: str,
     *,
     contiguous: bool = False,
 ) -> None:
-    """Hand ``stream``'s events to ``handle`` in batches (faust's ``take_events``), the
+    """Hand ``stream``'s records to ``handle`` in batches (faust's ``take_events``), the
     batch's offsets acknowledged once ``handle`` returns.
 
     A batch that fails (Kafka trouble, or anything else ``handle`` lets out) ends the
@@ -100,9 +131,10 @@ async def handle_batches(
     stops, so records whose effects never reached Kafka would never be read again.
 
     ``contiguous``: the topic is neither compacted nor transactional, so its offsets follow
-    one another. A batch that skips offsets (faust 0.15.3, after a rebalance, can hand over
-    records fetched before it and count the ones in between as done) ends the process the
-    same way, before faust commits past the skipped records."""
+    one another. faust 0.15.3, after a rebalance, can hand over records fetched before it
+    and drop the ones in between as already read. Such records are read from Kafka by a
+    consumer of our own and handled in their place, in the same batch; if they cannot be,
+    the process ends the same way, before faust commits past them."""
     app = stream.app
     ack_only_handed_over(app)
     expected: dict[Any, int] = {}
@@ -113,16 +145,23 @@ async def handle_batches(
     if contiguous:
         app.on_partitions_revoked.connect(forget_partitions)
     async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_SECONDS):
+        records = [_record_of(event.message) for event in batch]
+        skipped: dict[Skipped, list[StreamRecord]] = {}
         if contiguous:
-            expected = await _checked_contiguous(app, batch, expected, agent)
+            skipped, expected = await _read_what_was_skipped(app, records, expected, agent)
         try:
-            await handle(batch)
+            await handle(with_skipped_in_order(records, skipped))
+            await _count_as_processed(app.consumer, skipped)
         except Exception:
             log.critical(
                 "%s: a batch of %d records failed; exiting without committing it, to read "
                 "it again once restarted", agent, len(batch), exc_info=True,
             )  # fmt: skip
             _exit_at_once(EXIT_BATCH_FAILED)
+
+
+def _record_of(message: Any) -> StreamRecord:
+    return StreamRecord(message.tp, message.offset, message.key, message.value)
 
 
 def ack_only_handed_over(app: faust.App) -> None:
@@ -174,30 +213,79 @@ def _seek_to_committed_or_the_start(consumer: Any) -> Callable[[], Awaitable[Any
     return seek
 
 
-async def _checked_contiguous(
-    app: faust.App, batch: Sequence[Any], expected: dict[Any, int], agent: str
-) -> dict[Any, int]:
-    """The next offsets expected after ``batch``; exits if it skipped records. A partition
-    first seen since the assignment is expected from its committed offset, which faust
-    keeps privately (no public accessor); one whose skipped records are older than the
-    partition's log start offset lost them to retention, not to faust."""
-    offsets = [(event.message.tp, event.message.offset) for event in batch]
+async def _read_what_was_skipped(
+    app: faust.App, records: Sequence[StreamRecord], expected: dict[Any, int], agent: str
+) -> tuple[dict[Skipped, list[StreamRecord]], dict[Any, int]]:
+    """The records ``records`` skipped in their partitions, read from Kafka, and the next
+    offsets expected after the batch; exits if they cannot be read.
+
+    A partition first seen since the assignment is expected from its committed offset,
+    which faust keeps privately (no public accessor); one whose skipped records are older
+    than the partition's log start offset lost them to retention, not to faust."""
+    offsets = [(record.tp, record.offset) for record in records]
     committed = getattr(app.consumer, "_committed_offset", {})
     known = {tp: committed[tp] for tp, _ in offsets if tp not in expected and committed.get(tp)}
     holes, following = skipped_records(offsets, {**known, **expected})
     if not holes:
-        return following
+        return {}, following
     earliest = await app.consumer.earliest_offsets(*{hole.partition for hole in holes})
     holes = [hole for hole in holes if hole.found > earliest.get(hole.partition, 0)]
     if not holes:
-        return following
-    for hole in holes:
+        return {}, following
+    try:
+        async with asyncio.timeout(SKIPPED_READ_SECONDS):
+            read = await read_skipped(bootstrap_of(app), holes)
+    except Exception:
         log.critical(
-            "%s: records %d to %d of %s[%d] were skipped; exiting without committing, to "
-            "read them again once restarted",
-            agent, hole.first, hole.found - 1, hole.partition.topic, hole.partition.partition,
+            "%s: records skipped by the stream (%s) could not be read again; exiting "
+            "without committing, to read them once restarted",
+            agent, ", ".join(_described(hole) for hole in holes), exc_info=True,
         )  # fmt: skip
-    _exit_at_once(EXIT_BATCH_FAILED)
+        _exit_at_once(EXIT_BATCH_FAILED)
+    for hole in holes:
+        log.warning(
+            "%s: records %s were skipped by the stream; read again from Kafka and handled "
+            "in their place", agent, _described(hole),
+        )  # fmt: skip
+        metrics.SKIPPED_RECORDS_READ_AGAIN.labels(agent).inc(len(read[hole]))
+    return read, following
+
+
+def _described(hole: Skipped) -> str:
+    where = f"{hole.partition.topic}[{hole.partition.partition}]"
+    return f"{hole.first} to {hole.found - 1} of {where}"
+
+
+async def read_skipped(
+    bootstrap: str, holes: Sequence[Skipped]
+) -> dict[Skipped, list[StreamRecord]]:
+    """The records of each of ``holes``, in order, read by a consumer of no group."""
+    read: dict[Skipped, list[StreamRecord]] = {}
+    async with running(new_aio_consumer(bootstrap, auto_offset_reset="earliest")) as consumer:
+        for hole in holes:
+            partition = TopicPartition(hole.partition.topic, hole.partition.partition)
+            consumer.assign([partition])
+            consumer.seek(partition, hole.first)
+            records: list[StreamRecord] = []
+            while await consumer.position(partition) < hole.found:
+                fetched = await consumer.getmany(partition, timeout_ms=SKIPPED_POLL_MS)
+                records.extend(
+                    StreamRecord(hole.partition, message.offset, message.key, message.value)
+                    for message in fetched.get(partition, ())
+                    if message.offset < hole.found
+                )
+            read[hole] = records
+    return read
+
+
+async def _count_as_processed(
+    consumer: Any, read: Mapping[Skipped, Sequence[StreamRecord]]
+) -> None:
+    """Let faust commit past the records it skipped, now that they were handled: it
+    commits a partition up to its first offset neither acknowledged nor marked as a gap
+    (its own mark for offsets that no record will fill; private, no public accessor)."""
+    for hole in read:
+        await consumer._add_gap(hole.partition, hole.first, hole.found - 1)
 
 
 def _exit_at_once(code: int) -> NoReturn:

@@ -39,7 +39,8 @@ from faust.types import TP, EventT
 
 from engine import metrics
 from engine.kafka.catch_up import caught_up
-from engine.kafka.consumer import new_aio_consumer
+from engine.kafka.consumer import new_aio_consumer, running
+from engine.kafka.faust_app import bootstrap_of
 
 log = logging.getLogger(__name__)
 
@@ -174,56 +175,52 @@ class AcknowledgedStore(RocksDBStore):
         starts = bulk_read_starts(persisted, ends, BULK_READ_MIN_RECORDS)
         if not starts:
             return 0
-        bootstrap = ",".join(f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker)
         consumer = new_aio_consumer(
-            bootstrap,
+            bootstrap_of(self.app),
             auto_offset_reset="earliest",
             fetch_max_bytes=BULK_FETCH_BYTES,
             max_partition_fetch_bytes=BULK_PARTITION_FETCH_BYTES,
         )
         written = 0
         try:
-            await consumer.start()
-            partitions = [TopicPartition(tp.topic, tp.partition) for tp in starts]
-            last_offsets = [int(ends[tp] or 0) for tp in starts]
-            log.info(
-                "table %s: reading %s in bulk, %d records behind",
-                self.table_name, ", ".join(f"[{tp.partition}]" for tp in starts),
-                sum(int(ends[tp] or 0) - start for tp, start in starts.items()),
-            )  # fmt: skip
-            began = time.monotonic()
-            consumer.assign(partitions)
-            for tp in partitions:
-                consumer.seek(tp, starts[TP(tp.topic, tp.partition)])
-            while not interrupted() and not caught_up(
-                [await consumer.position(tp) for tp in partitions], last_offsets
-            ):
-                fetched = await consumer.getmany(
-                    timeout_ms=BULK_POLL_MS, max_records=BULK_POLL_RECORDS
-                )
-                for tp, records in fetched.items():
-                    if tp.partition not in self._dbs:
-                        return written
-                    end = int(ends[TP(tp.topic, tp.partition)] or 0)
-                    written += self._write_restored(tp.partition, records, end)
-            seconds = time.monotonic() - began
-            log.info(
-                "table %s: read %d records in bulk in %.1fs (%.0f a second)",
-                self.table_name, written, seconds, written / seconds if seconds > 0 else 0.0,
-            )  # fmt: skip
+            async with running(consumer):
+                partitions = [TopicPartition(tp.topic, tp.partition) for tp in starts]
+                last_offsets = [int(ends[tp] or 0) for tp in starts]
+                log.info(
+                    "table %s: reading %s in bulk, %d records behind",
+                    self.table_name, ", ".join(f"[{tp.partition}]" for tp in starts),
+                    sum(int(ends[tp] or 0) - start for tp, start in starts.items()),
+                )  # fmt: skip
+                began = time.monotonic()
+                consumer.assign(partitions)
+                for tp in partitions:
+                    consumer.seek(tp, starts[TP(tp.topic, tp.partition)])
+                while not interrupted() and not caught_up(
+                    [await consumer.position(tp) for tp in partitions], last_offsets
+                ):
+                    fetched = await consumer.getmany(
+                        timeout_ms=BULK_POLL_MS, max_records=BULK_POLL_RECORDS
+                    )
+                    for tp, records in fetched.items():
+                        if tp.partition not in self._dbs:
+                            return written
+                        end = int(ends[TP(tp.topic, tp.partition)] or 0)
+                        written += self._write_restored(tp.partition, records, end)
+                seconds = time.monotonic() - began
+                log.info(
+                    "table %s: read %d records in bulk in %.1fs (%.0f a second)",
+                    self.table_name, written, seconds,
+                    written / seconds if seconds > 0 else 0.0,
+                )  # fmt: skip
         finally:
             metrics.TABLE_ROWS_RESTORED.inc(written)
             metrics.TABLE_ROWS_RESTORED_IN_BULK.inc(written)
-            # aiokafka 0.14's stop awaits a task of start's that it cancels first: cancelled
-            # before it ever ran, that task raises CancelledError into stop's caller (seen
-            # when nothing was awaited between the two). Let it run once.
-            await asyncio.sleep(0)
-            await consumer.stop()
         return written
 
     def _write_restored(self, partition: int, records: list[Any], end: int) -> int:
         batch = self._write_batch()
         last = None
+        count = 0
         for record in records:
             if record.offset >= end:
                 break
@@ -233,11 +230,12 @@ class AcknowledgedStore(RocksDBStore):
                 batch.put(record.key, record.value)
             self._key_index.pop(record.key, None)
             last = record.offset
+            count += 1
         if last is None:
             return 0
         batch.put(self.offset_key, str(last).encode())
         self._dbs[partition].write(batch)
-        return sum(1 for record in records if record.offset <= last)
+        return count
 
     def _write_batch(self) -> Any:
         import rocksdict

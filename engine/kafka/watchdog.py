@@ -1,6 +1,6 @@
 """The watchdogs of the faust workers (decision 5): a worker idle while records wait past
-its committed offset exits, to be restarted; so does the processor when the records faust
-hands it skip offsets (``skipped_records``).
+its committed offset exits, to be restarted; the processor finds the records faust
+skipped (``skipped_records``) and reads them itself (``with_skipped_in_order``).
 
 faust-streaming 0.15.3 can mark a record fetched during a rebalance as read without
 handing it to the agent; the record then waits until the next restart. The processor and
@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 STALL_CHECK_SECONDS = 10.0
 STALL_AFTER_SECONDS = 20.0
@@ -112,3 +112,28 @@ def skipped_records(
             holes.append(Skipped(partition, wanted, offset))
         following[partition] = max(offset + 1, wanted or 0)
     return holes, following
+
+
+class Positioned(Protocol):
+    """A record as the watchdog sees it: its partition and offset."""
+
+    @property
+    def tp(self) -> Any: ...
+
+    @property
+    def offset(self) -> int: ...
+
+
+R = TypeVar("R", bound=Positioned)
+
+
+def with_skipped_in_order(records: Sequence[R], skipped: Mapping[Skipped, Sequence[R]]) -> list[R]:
+    """``records`` (as handed over) with the records read for each hole of ``skipped``
+    put just before the record that came after the hole, so that each partition's records
+    are handled in their order."""
+    before = {(hole.partition, hole.found): read for hole, read in skipped.items()}
+    ordered: list[R] = []
+    for record in records:
+        ordered.extend(before.pop((record.tp, record.offset), ()))
+        ordered.append(record)
+    return ordered

@@ -61,6 +61,7 @@ from engine.kafka.catch_up import records_since
 from engine.kafka.consumer import GROUP_SESSION_TIMEOUT_SECONDS
 from engine.kafka.deadletter import dead_letter
 from engine.kafka.faust_app import (
+    StreamRecord,
     changelog_topic,
     engine_app,
     handle_batches,
@@ -351,13 +352,11 @@ class SlaWorker:
         # Taken in batches whose writes are awaited together before faust commits the
         # offsets (the processor's way, decision 3): a cold start over a large state topic
         # is not one Kafka round trip per ticket.
-        await handle_batches(stream, self._handle_events, "sla-clocks")
+        await handle_batches(stream, self._handle_records, "sla-clocks")
 
-    async def _handle_events(self, events: Sequence[Any]) -> None:
+    async def _handle_records(self, records: Sequence[StreamRecord]) -> None:
         self._idle.progressed()
-        await self.on_states(
-            [(event.message.partition, event.message.key, event.message.value) for event in events]
-        )
+        await self.on_states([(record.partition, record.key, record.value) for record in records])
 
     async def on_states(self, records: Sequence[tuple[int, bytes | None, bytes | None]]) -> None:
         """A batch of (partition, key, state record): every write sent, then all awaited."""

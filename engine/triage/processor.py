@@ -44,6 +44,7 @@ from engine.entitlements.follower import BalancesFollower
 from engine.errors import field_path
 from engine.kafka.deadletter import dead_letter
 from engine.kafka.faust_app import (
+    StreamRecord,
     changelog_topic,
     engine_app,
     handle_batches,
@@ -184,10 +185,10 @@ class Processor:
     async def _triage_agent(self, stream: Any) -> None:
         await self._wait_for_followers()
         self._idle.progressed()
-        await handle_batches(stream, self._handle_events, "triage", contiguous=True)
+        await handle_batches(stream, self._handle_records, "triage", contiguous=True)
 
-    async def _handle_events(self, events: Sequence[Any]) -> None:
-        await self.handle_batch([event.message.value for event in events])
+    async def _handle_records(self, records: Sequence[StreamRecord]) -> None:
+        await self.handle_batch([record.value for record in records])
 
     async def _wait_for_followers(self) -> None:
         """Until the published rule set and the balances are read, within one deadline."""

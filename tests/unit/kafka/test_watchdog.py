@@ -1,4 +1,12 @@
-from engine.kafka.watchdog import IdleClock, Skipped, skipped_records, stalled_partitions
+from dataclasses import dataclass
+
+from engine.kafka.watchdog import (
+    IdleClock,
+    Skipped,
+    skipped_records,
+    stalled_partitions,
+    with_skipped_in_order,
+)
 
 
 def test_a_worker_is_stalled_only_when_idle_with_records_past_its_commit() -> None:
@@ -88,3 +96,29 @@ def test_a_prompt_answer_leaves_the_clock_running() -> None:
     assert not idle.restarted_after_a_long_wait(asked_at)
     clock.now += 9.5
     assert idle.idle_seconds() == 40
+
+
+@dataclass(frozen=True)
+class At:
+    tp: str
+    offset: int
+
+
+def test_records_read_for_a_hole_go_just_before_the_record_after_it() -> None:
+    handed_over = [At("p0", 1), At("p1", 7), At("p0", 5), At("p0", 6), At("p1", 9)]
+    holes = {
+        Skipped("p0", 2, 5): [At("p0", 2), At("p0", 3), At("p0", 4)],
+        Skipped("p1", 8, 9): [At("p1", 8)],
+    }
+
+    ordered = with_skipped_in_order(handed_over, holes)
+
+    assert [(r.tp, r.offset) for r in ordered] == [
+        ("p0", 1), ("p1", 7), ("p0", 2), ("p0", 3), ("p0", 4), ("p0", 5), ("p0", 6),
+        ("p1", 8), ("p1", 9),
+    ]  # fmt: skip
+
+
+def test_a_batch_without_holes_is_handed_on_as_it_came() -> None:
+    handed_over = [At("p0", 3), At("p0", 4)]
+    assert with_skipped_in_order(handed_over, {}) == handed_over
