@@ -16,6 +16,10 @@ from typing import Any
 import yarl
 from faust.types import TP
 
+from kafka import TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from engine.kafka.consumer import new_consumer
 from engine.kafka.faust_app import StreamRecord, handle_batches
 from engine.kafka.producer import new_producer
 
@@ -64,6 +68,7 @@ class FakeSignal:
 @dataclass
 class FakeConf:
     broker: list[yarl.URL]
+    id: str = "skipped-records"
 
 
 @dataclass
@@ -82,11 +87,17 @@ class FakeApp:
 
 
 @dataclass
+class FakeChannel:
+    topics: tuple[str, ...]
+
+
+@dataclass
 class SkippingStream:
     """Hands over the given batches of a partition's records, as faust would."""
 
     app: FakeApp
     batches: list[list[FakeEvent]]
+    channel: FakeChannel = field(default_factory=lambda: FakeChannel(("tickets.events.v1",)))
 
     async def take_events(self, max_events: int, within: float) -> AsyncIterator[list[FakeEvent]]:
         for batch in self.batches:
@@ -138,6 +149,7 @@ def test_records_that_follow_one_another_are_handed_on_with_nothing_read_again(
     topic = f"{topic_prefix}tickets.events.v1"
     tp = TP(topic, 1)
     app = FakeApp(FakeConf([yarl.URL("kafka://127.0.0.1:9")]))  # nothing answers there
+    app.consumer._committed_offset[tp] = 5
     events = [FakeEvent(FakeMessage(tp, offset, None, b"x")) for offset in (5, 6, 7)]
     handled: list[int] = []
 
@@ -148,3 +160,48 @@ def test_records_that_follow_one_another_are_handed_on_with_nothing_read_again(
 
     assert handled == [5, 6, 7]
     assert app.consumer.gaps == []
+
+
+def test_a_partition_faust_has_no_committed_offset_for_is_checked_against_the_group_s(
+    topics: str, topic_prefix: str
+) -> None:
+    topic = f"{topic_prefix}tickets.events.v1"
+    values = written(topics, topic, 12)
+    tp = TP(topic, 0)
+    group = f"{topic_prefix}group"
+    committer = new_consumer(topics, group_id=group)
+    try:
+        committer.commit({TopicPartition(topic, 0): OffsetAndMetadata(5, "", -1)})
+    finally:
+        committer.close()
+    app = FakeApp(FakeConf([yarl.URL(f"kafka://{topics}")], id=group))
+    # faust forgot the partition's committed offset at a revocation and hands over 9 first
+    events = [FakeEvent(FakeMessage(tp, offset, None, values[offset])) for offset in (9, 10)]
+    handled: list[int] = []
+
+    async def handle(records: Sequence[StreamRecord]) -> None:
+        handled.extend(record.offset for record in records)
+
+    asyncio.run(handle_batches(SkippingStream(app, [events]), handle, "test", contiguous=True))
+
+    assert handled == [5, 6, 7, 8, 9, 10]
+    assert app.consumer.gaps == [(tp, 5, 8)]
+
+
+def test_faust_s_own_gaps_are_not_recorded_in_a_contiguous_topic(
+    topics: str, topic_prefix: str
+) -> None:
+    app = FakeApp(FakeConf([yarl.URL("kafka://127.0.0.1:9")]))
+    stream = SkippingStream(app, [])
+
+    async def handle(records: Sequence[StreamRecord]) -> None:
+        pass
+
+    async def faust_sees_a_jump() -> None:
+        await handle_batches(stream, handle, "test", contiguous=True)
+        await app.consumer._add_gap(TP("tickets.events.v1", 0), 3, 8)
+        await app.consumer._add_gap(TP("mail.spool.v1", 0), 3, 8)
+
+    asyncio.run(faust_sees_a_jump())
+
+    assert app.consumer.gaps == [(TP("mail.spool.v1", 0), 3, 8)]
