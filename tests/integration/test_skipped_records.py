@@ -15,7 +15,6 @@ from typing import Any
 
 import yarl
 from faust.types import TP
-
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
