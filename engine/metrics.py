@@ -166,9 +166,8 @@ TABLE_ROWS_RESTORED_IN_BULK = Counter(
 )
 SKIPPED_RECORDS_READ_AGAIN = Counter(
     "ticketing_skipped_records_read_again_total",
-    "Records a faust stream skipped after a rebalance, read from Kafka by the agent and "
-    "handled in their place",
-    ["agent"],
+    "Records of tickets.events.v1 the processor's faust stream skipped after a rebalance, "
+    "read from Kafka and handled in their place",
 )
 RULESET_SWITCHES = Counter(
     "ticketing_ruleset_switches_total",

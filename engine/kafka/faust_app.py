@@ -254,7 +254,7 @@ async def _read_what_was_skipped(
             "%s: records %s were skipped by the stream; read again from Kafka and handled "
             "in their place", agent, _described(hole),
         )  # fmt: skip
-        metrics.SKIPPED_RECORDS_READ_AGAIN.labels(agent).inc(len(read[hole]))
+        metrics.SKIPPED_RECORDS_READ_AGAIN.inc(len(read[hole]))
     return read, following
 
 
