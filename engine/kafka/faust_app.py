@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 import faust
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from faust.types import TP, AppT
 from mode import Service
 from mode.supervisors import CrashingSupervisor
@@ -26,7 +27,15 @@ from engine.kafka.consumer import (
 )
 from engine.kafka.producer import faust_producer_settings, new_aio_producer
 from engine.kafka.security import faust_options, security_for
-from engine.kafka.watchdog import Skipped, skipped_records, with_skipped_in_order
+from engine.kafka.watchdog import (
+    EXIT_STALLED,
+    STALL_AFTER_SECONDS,
+    IdleClock,
+    Skipped,
+    skipped_records,
+    stalled_partitions,
+    with_skipped_in_order,
+)
 from engine.outage_log import wait_until_kafka_answers
 from engine.settings import Settings
 from engine.systemd_notify import SystemdNotifier, pet_watchdog
@@ -340,6 +349,60 @@ def _no_gaps_in(consumer: Any, topics: set[str]) -> None:
             await add_gap(tp, offset_from, offset_to)
 
     consumer._add_gap = add_gap_unless_contiguous
+
+
+class StallWatch:
+    """The stall check of decision 5 for an agent reading ``topic``: when nothing was
+    processed for ``STALL_AFTER_SECONDS`` while records of an owned partition wait past
+    its committed offset, faust's stream has dropped them. They are first read again in
+    the process, by seeking every partition back to its committed offset (faust's own
+    ``perform_seek``: nothing is in flight in an idle agent, so the records come again);
+    if nothing was processed since that seek when the next check finds the same, the
+    process exits to be restarted. Call ``check`` every ``STALL_CHECK_SECONDS``."""
+
+    def __init__(self, app: faust.App, topic: str, idle: IdleClock, agent: str) -> None:
+        self._app = app
+        self._topic = topic
+        self._idle = idle
+        self._agent = agent
+        self._sought_at: float | None = None
+
+    async def check(self) -> None:
+        consumer = self._app.consumer
+        owned = [tp for tp in consumer.assignment() if tp.topic == self._topic]
+        idle = self._idle.idle_seconds()
+        if not owned or idle is None or idle < STALL_AFTER_SECONDS:
+            return
+        asked_at = self._idle.now()
+        try:
+            highwaters = await consumer.highwaters(*owned)
+        except KafkaError:
+            return  # Kafka away: nothing to judge by
+        if self._idle.restarted_after_a_long_wait(asked_at):
+            return  # Kafka answered only once back from an outage
+        bookkeeping = getattr(consumer, "_committed_offset", {})  # no public accessor
+        committed = {tp: bookkeeping.get(tp) for tp in owned}
+        stalled = stalled_partitions(committed, highwaters, idle)
+        if not stalled:
+            return
+        where = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in stalled)
+        progressed_at = self._idle.progressed_at
+        if self._sought_at is None or (progressed_at or 0.0) > self._sought_at:
+            log.warning(
+                "%s: records wait past the committed offset of %s and nothing was processed "
+                "for %.0fs; reading them again from the committed offsets",
+                self._agent, where, idle,
+            )  # fmt: skip
+            await consumer.perform_seek()
+            self._idle.progressed()
+            self._sought_at = self._idle.progressed_at
+            return
+        log.critical(
+            "%s stalled: records wait past the committed offset of %s and nothing was "
+            "processed for %.0fs, even after reading them again; exiting to be restarted",
+            self._agent, where, idle,
+        )  # fmt: skip
+        _exit_at_once(EXIT_STALLED)
 
 
 def _exit_at_once(code: int) -> NoReturn:

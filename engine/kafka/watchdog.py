@@ -58,6 +58,11 @@ class IdleClock:
     def progressed(self) -> None:
         self._progress = self._now()
 
+    @property
+    def progressed_at(self) -> float | None:
+        """When the last progress was recorded (None before any)."""
+        return self._progress
+
     def idle_seconds(self) -> float | None:
         """At each check: seconds since the last progress (None before any)."""
         now = self._now()

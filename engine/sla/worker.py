@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -61,6 +60,7 @@ from engine.kafka.catch_up import records_since
 from engine.kafka.consumer import GROUP_SESSION_TIMEOUT_SECONDS
 from engine.kafka.deadletter import dead_letter
 from engine.kafka.faust_app import (
+    StallWatch,
     StreamRecord,
     changelog_topic,
     engine_app,
@@ -70,11 +70,8 @@ from engine.kafka.faust_app import (
     run_worker,
 )
 from engine.kafka.watchdog import (
-    EXIT_STALLED,
-    STALL_AFTER_SECONDS,
     STALL_CHECK_SECONDS,
     IdleClock,
-    stalled_partitions,
 )
 from engine.metrics import SlaObligation
 from engine.process import configure_logging
@@ -178,7 +175,9 @@ class SlaWorker:
         self.app.timer(settings.sla_tick_seconds)(self.tick)
         self._idle = IdleClock()
         self._idle.progressed()
-        self.app.timer(STALL_CHECK_SECONDS)(self._check_stall)
+        self.app.timer(STALL_CHECK_SECONDS)(
+            StallWatch(self.app, TICKET_STATE, self._idle, "sla").check
+        )
         self.clocks.on_recover(self._rebuild_index)
         self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
 
@@ -375,28 +374,6 @@ class SlaWorker:
         if key is None or key not in self.clocks.data:
             return None
         return await self._delete_row(partition, key.decode())
-
-    async def _check_stall(self) -> None:
-        """The processor's watchdog (decision 5), for the same faust race: state records
-        waiting past the committed offset while the agent idles mean a restart."""
-        consumer = self.app.consumer
-        owned = [tp for tp in consumer.assignment() if tp.topic == TICKET_STATE]
-        idle = self._idle.idle_seconds()
-        if not owned or idle is None or idle < STALL_AFTER_SECONDS:
-            return
-        asked_at = self._idle.now()
-        try:
-            highwaters = await consumer.highwaters(*owned)
-        except KafkaError:
-            return
-        if self._idle.restarted_after_a_long_wait(asked_at):
-            return  # Kafka answered only once back from an outage
-        bookkeeping = getattr(consumer, "_committed_offset", {})  # no public accessor
-        committed = {tp: bookkeeping.get(tp) for tp in owned}
-        if stalled_partitions(committed, highwaters, idle):
-            log.critical("sla: state records wait past the committed offset and nothing was "
-                         "processed for %.0fs; exiting to be restarted", idle)  # fmt: skip
-            os._exit(EXIT_STALLED)
 
     async def on_state(self, partition: int, value: bytes) -> Any:
         """Arm, re-arm or disarm the ticket's obligation; returns the pending write to

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +43,7 @@ from engine.entitlements.follower import BalancesFollower
 from engine.errors import field_path
 from engine.kafka.deadletter import dead_letter
 from engine.kafka.faust_app import (
+    StallWatch,
     StreamRecord,
     changelog_topic,
     engine_app,
@@ -55,11 +55,8 @@ from engine.kafka.faust_app import (
 )
 from engine.kafka.table_store import changelogged_table, keep_acknowledged, stage
 from engine.kafka.watchdog import (
-    EXIT_STALLED,
-    STALL_AFTER_SECONDS,
     STALL_CHECK_SECONDS,
     IdleClock,
-    stalled_partitions,
 )
 from engine.metrics import ProcessorOutcome
 from engine.process import configure_logging
@@ -134,7 +131,9 @@ class Processor:
         # mode types handlers as plain functions; a bound method is what it calls.
         self.app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
         self._idle = IdleClock()  # started once triage may start
-        self.app.timer(STALL_CHECK_SECONDS)(self._check_stall)
+        self.app.timer(STALL_CHECK_SECONDS)(
+            StallWatch(self.app, TICKET_EVENTS, self._idle, "processor").check
+        )
         self.tickets.on_recover(self._recovered)
 
     async def _recovered(self) -> None:
@@ -142,31 +141,6 @@ class Processor:
         long changelog), the stall clock starts once it is done."""
         if self._idle.started:
             self._idle.progressed()
-
-    async def _check_stall(self) -> None:
-        consumer = self.app.consumer
-        owned = [tp for tp in consumer.assignment() if tp.topic == TICKET_EVENTS]
-        idle = self._idle.idle_seconds()
-        if not owned or idle is None or idle < STALL_AFTER_SECONDS:
-            return
-        asked_at = self._idle.now()
-        try:
-            highwaters = await consumer.highwaters(*owned)
-        except KafkaError:
-            return  # Kafka away: nothing to judge by
-        if self._idle.restarted_after_a_long_wait(asked_at):
-            return  # Kafka answered only once back from an outage
-        # faust keeps its committed offsets privately; there is no public accessor.
-        bookkeeping = getattr(consumer, "_committed_offset", {})
-        committed = {tp: bookkeeping.get(tp) for tp in owned}
-        stalled = stalled_partitions(committed, highwaters, idle)
-        if stalled:
-            log.critical(
-                "processor stalled: records wait past the committed offset of %s and "
-                "nothing was processed for %.0fs; exiting to be restarted",
-                ", ".join(f"{tp.topic}[{tp.partition}]" for tp in stalled), idle,
-            )  # fmt: skip
-            os._exit(EXIT_STALLED)
 
     async def _on_assigned(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         # faust sends the assigned partitions as the first positional argument.
