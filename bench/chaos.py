@@ -286,7 +286,8 @@ class Load:
             with urllib.request.urlopen(request, timeout=ANSWER_TIMEOUT_SECONDS) as response:
                 status, body_text = response.status, response.read().decode()
         except urllib.error.HTTPError as error:
-            status, body_text = error.code, error.read().decode(errors="replace")
+            with error:
+                status, body_text = error.code, error.read().decode(errors="replace")
         except OSError as error:
             status, body_text = 0, str(error)
         if status == 202:
@@ -305,7 +306,10 @@ def smtp_deliver(port: int, message: EmailMessage) -> tuple[int, str]:
     """One SMTP transaction; the final reply, or 0 and the error when the connection broke."""
     sender = str(message["From"]).split("<")[-1].rstrip(">")
     try:
-        with smtplib.SMTP("127.0.0.1", port, timeout=ANSWER_TIMEOUT_SECONDS) as client:
+        with smtplib.SMTP(timeout=ANSWER_TIMEOUT_SECONDS) as client:
+            # Connected inside the block: smtplib's constructor leaves its socket open
+            # when the server goes away before its greeting (an SMTP ingestor killed).
+            client.connect("127.0.0.1", port)
             client.ehlo()
             for code, text in (client.mail(sender), client.rcpt("soporte@support.example.com")):
                 if code != 250:
@@ -381,7 +385,8 @@ class Nemesis:
     def smtp(self) -> None:
         """Kill the SMTP ingestor that holds a transaction half-way through its DATA."""
         port = self.engine.process.smtp_port
-        with smtplib.SMTP("127.0.0.1", port, timeout=ANSWER_TIMEOUT_SECONDS) as client:
+        with smtplib.SMTP(timeout=ANSWER_TIMEOUT_SECONDS) as client:
+            client.connect("127.0.0.1", port)
             client.ehlo()
             client.mail("killed@acme.example")
             client.rcpt("soporte@support.example.com")
