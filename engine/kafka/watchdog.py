@@ -1,10 +1,13 @@
-"""The watchdogs of the faust workers (decision 5): a worker idle while records wait past
-its committed offset exits, to be restarted; the processor finds the records faust
-skipped (``skipped_records``) and reads them itself (``with_skipped_in_order``).
+"""The watchdogs of the faust workers (decision 5), their pure parts: a worker idle while
+records wait past its committed offset (``stalled_partitions``) first reads them again,
+then exits to be restarted; the processor finds the records faust skipped
+(``skipped_records``) and hands them over in their place (``with_skipped_in_order``).
 
 faust-streaming 0.15.3 can mark a record fetched during a rebalance as read without
-handing it to the agent; the record then waits until the next restart. The processor and
-the SLA worker check for it every ``STALL_CHECK_SECONDS`` and exit with ``EXIT_STALLED``.
+handing it to the agent. The processor and the SLA worker check for it every
+``STALL_CHECK_SECONDS`` (``engine.kafka.faust_app.StallWatch``): the first stall seeks
+back to the committed offsets, a second with nothing processed since exits with
+``EXIT_STALLED``.
 """
 
 from __future__ import annotations
