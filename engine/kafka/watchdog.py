@@ -139,6 +139,8 @@ def with_skipped_in_order(records: Sequence[R], skipped: Mapping[Skipped, Sequen
     """``records`` (as handed over) with the records read for each hole of ``skipped``
     put just before the record that came after the hole, so that each partition's records
     are handled in their order."""
+    if not skipped:
+        return list(records)
     before = {(hole.partition, hole.found): read for hole, read in skipped.items()}
     ordered: list[R] = []
     for record in records:

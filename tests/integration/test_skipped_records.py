@@ -114,6 +114,21 @@ def written(kafka: str, topic: str, count: int) -> list[bytes]:
     return values
 
 
+def handled_batches(stream: SkippingStream) -> list[list[StreamRecord]]:
+    """What ``handle_batches`` hands to its handler, batch by batch."""
+    handled: list[list[StreamRecord]] = []
+
+    async def handle(records: Sequence[StreamRecord]) -> None:
+        handled.append(list(records))
+
+    asyncio.run(handle_batches(stream, handle, "test", contiguous=True))
+    return handled
+
+
+def offsets_of(batches: list[list[StreamRecord]]) -> list[int]:
+    return [record.offset for batch in batches for record in batch]
+
+
 def test_records_the_stream_skipped_are_read_again_and_handled_in_their_order(
     topics: str, topic_prefix: str
 ) -> None:
@@ -126,13 +141,7 @@ def test_records_the_stream_skipped_are_read_again_and_handled_in_their_order(
 
     app = FakeApp(FakeConf([yarl.URL(f"kafka://{topics}")]))
     app.consumer._committed_offset[tp] = 2  # records 0 and 1 were handled before
-    stream = SkippingStream(app, [handed_over(2, 3, 7, 8), handed_over(9, 13)])
-    handled: list[list[StreamRecord]] = []
-
-    async def handle(records: Sequence[StreamRecord]) -> None:
-        handled.append(list(records))
-
-    asyncio.run(handle_batches(stream, handle, "test", contiguous=True))
+    handled = handled_batches(SkippingStream(app, [handed_over(2, 3, 7, 8), handed_over(9, 13)]))
 
     assert [[record.offset for record in batch] for batch in handled] == [
         [2, 3, 4, 5, 6, 7, 8],
@@ -150,14 +159,8 @@ def test_records_that_follow_one_another_are_handed_on_with_nothing_read_again(
     app = FakeApp(FakeConf([yarl.URL("kafka://127.0.0.1:9")]))  # nothing answers there
     app.consumer._committed_offset[tp] = 5
     events = [FakeEvent(FakeMessage(tp, offset, None, b"x")) for offset in (5, 6, 7)]
-    handled: list[int] = []
 
-    async def handle(records: Sequence[StreamRecord]) -> None:
-        handled.extend(record.offset for record in records)
-
-    asyncio.run(handle_batches(SkippingStream(app, [events]), handle, "test", contiguous=True))
-
-    assert handled == [5, 6, 7]
+    assert offsets_of(handled_batches(SkippingStream(app, [events]))) == [5, 6, 7]
     assert app.consumer.gaps == []
 
 
@@ -176,14 +179,8 @@ def test_a_partition_faust_has_no_committed_offset_for_is_checked_against_the_gr
     app = FakeApp(FakeConf([yarl.URL(f"kafka://{topics}")], id=group))
     # faust forgot the partition's committed offset at a revocation and hands over 9 first
     events = [FakeEvent(FakeMessage(tp, offset, None, values[offset])) for offset in (9, 10)]
-    handled: list[int] = []
 
-    async def handle(records: Sequence[StreamRecord]) -> None:
-        handled.extend(record.offset for record in records)
-
-    asyncio.run(handle_batches(SkippingStream(app, [events]), handle, "test", contiguous=True))
-
-    assert handled == [5, 6, 7, 8, 9, 10]
+    assert offsets_of(handled_batches(SkippingStream(app, [events]))) == [5, 6, 7, 8, 9, 10]
     assert app.consumer.gaps == [(tp, 5, 8)]
 
 
