@@ -14,13 +14,16 @@ from collections.abc import Callable, Iterable
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from kafka import ConsumerRebalanceListener as KafkaRebalanceListener
+from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
+from kafka.errors import KafkaError
 
 from engine.kafka.consumer import new_aio_group_consumer, new_consumer
 
 log = logging.getLogger(__name__)
 SESSION_MS = 6000
 HEARTBEAT_MS = 2000
+REJOIN_SECONDS = 2.0
 
 
 class Lease(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -81,11 +84,8 @@ class BlockingLease:
         self._assigned = threading.Event()
         self._last_poll = 0.0
         self._closing = threading.Event()
-        self._consumer = new_consumer(
-            bootstrap, group_id=group_id,
-            session_timeout_ms=SESSION_MS, heartbeat_interval_ms=HEARTBEAT_MS,
-        )  # fmt: skip
-        self._consumer.subscribe([topic], listener=_BlockingListener(self._assign))
+        self._bootstrap = bootstrap
+        self._topic = topic
         self._thread = threading.Thread(target=self._poll, name=f"lease {group_id}", daemon=True)
         self._thread.start()
 
@@ -115,16 +115,43 @@ class BlockingLease:
             self._assigned.clear()
 
     def _poll(self) -> None:
+        """Take part in the group until closed. A member Kafka fails (a broker outage:
+        kafka-python raises from ``poll``) gives up the lease and joins again, so the
+        process takes its turn once Kafka is back instead of standing by for good."""
+        failing = False
+        while not self._closing.is_set():
+            try:
+                self._take_part()
+                failing = False
+            except Exception as error:
+                if not failing:
+                    log.warning(
+                        "%s: the lease's member failed (%s: %s); joining again every %g s",
+                        self._group_id, type(error).__name__, error, REJOIN_SECONDS,
+                        exc_info=not isinstance(error, KafkaError),
+                    )  # fmt: skip
+                failing = True
+                self._closing.wait(REJOIN_SECONDS)
+
+    def _take_part(self) -> None:
+        consumer = new_member(self._bootstrap, self._group_id)
         try:
+            consumer.subscribe([self._topic], listener=_BlockingListener(self._assign))
             while not self._closing.is_set():
-                self._consumer.poll(timeout_ms=500, max_records=100)
+                consumer.poll(timeout_ms=500, max_records=100)
                 self._last_poll = time.monotonic()
-        except Exception:
-            log.exception("%s: the lease's member failed", self._group_id)
         finally:
             self._assign(False)
             with contextlib.suppress(Exception):
-                self._consumer.close()
+                consumer.close()
+
+
+def new_member(bootstrap: str, group_id: str) -> KafkaConsumer:
+    """A kafka-python member of the lease's group."""
+    return new_consumer(
+        bootstrap, group_id=group_id,
+        session_timeout_ms=SESSION_MS, heartbeat_interval_ms=HEARTBEAT_MS,
+    )  # fmt: skip
 
 
 class _BlockingListener(KafkaRebalanceListener):  # type: ignore[misc]

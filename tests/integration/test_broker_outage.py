@@ -28,6 +28,7 @@ OUTAGE_SECONDS = 60
 # engine up's seven components each say once that Kafka is gone and once a minute that it
 # still is; the clients' own complaints before the first check (a second or two) pass.
 MOST_LINES_IN_AN_OUTAGE = 60
+LEADING = "ticketing_entitlements_leading"
 
 
 def killed(settings: Settings) -> None:
@@ -104,6 +105,12 @@ def test_broker_killed_gives_451_a_quiet_log_and_the_retried_mail_is_routed(
             "every component that lost Kafka and still runs to say it is back",
             on_timeout=engine.log,
         )
+        # The ledger's lease member fails with the broker; it joins again once it is back.
+        entitlements_metrics = int(engine.env["ENGINE_ENTITLEMENTS_METRICS_PORT"])
+        wait_until(
+            lambda: engine.metric(LEADING, port=entitlements_metrics) == 1, 90,
+            "the entitlements ledger to lead again", on_timeout=engine.log,
+        )  # fmt: skip
     finally:
         reader.close()
         engine.stop()
