@@ -33,6 +33,7 @@ INDEPENDENT = (
     "tests/rules/independent/tuning-3.yaml",
     "tests/rules/independent/heldout-3.yaml",
     "tests/rules/independent/tuning-4.yaml",
+    "tests/rules/independent/tuning-5.yaml",
 )
 DEFAULT_TRAINING = (*INDEPENDENT, "tests/rules/labelled.yaml")
 FIELDS = ("priority", "category")

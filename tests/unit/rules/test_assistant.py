@@ -87,9 +87,11 @@ def test_the_explanation_says_when_the_assistant_decided() -> None:
         body="hola, queremos que la central mande un whatsapp cuando nadie contesta, "
         "cuanto saldria desarrollarlo?",
     )
-    decided = classify(unclear, load_ruleset())
-    assert any("proposed by the learned assistant (model 2026.12.4" in line
-               for line in decided.explanation)  # fmt: skip
+    shipped = load_ruleset()
+    assert shipped.assistant is not None
+    said = f"proposed by the learned assistant (model {shipped.assistant.model_version}"
+    decided = classify(unclear, shipped)
+    assert any(said in line for line in decided.explanation)
 
 
 def test_a_parsed_trap_is_left_to_the_rules_and_a_trap_told_in_words_is_read() -> None:
@@ -126,7 +128,7 @@ def test_a_proposed_route_is_explained_and_brings_the_rules_tags_for_it() -> Non
         "rules: []\n"
         "routes: {id: root, tier: L1, routes: [\n"
         "  {id: development, match: {tags_any: [feature_request]}, tier: L2}]}\n"
-        "assistant: {model_version: '2026.12.4', routes_min_confidence: 0.5,\n"
+        "assistant: {model_version: '2026.12.5', routes_min_confidence: 0.5,\n"
         "  route_tags: {development: [feature_request]}}\n",
         "routes-only.yaml",
     )
