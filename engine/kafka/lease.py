@@ -84,6 +84,7 @@ class BlockingLease:
         self._assigned = threading.Event()
         self._last_poll = 0.0
         self._closing = threading.Event()
+        self._failing = False
         self._bootstrap = bootstrap
         self._topic = topic
         self._thread = threading.Thread(target=self._poll, name=f"lease {group_id}", daemon=True)
@@ -118,19 +119,17 @@ class BlockingLease:
         """Take part in the group until closed. A member Kafka fails (a broker outage:
         kafka-python raises from ``poll``) gives up the lease and joins again, so the
         process takes its turn once Kafka is back instead of standing by for good."""
-        failing = False
         while not self._closing.is_set():
             try:
                 self._take_part()
-                failing = False
             except Exception as error:
-                if not failing:
+                if not self._failing:
                     log.warning(
                         "%s: the lease's member failed (%s: %s); joining again every %g s",
                         self._group_id, type(error).__name__, error, REJOIN_SECONDS,
                         exc_info=not isinstance(error, KafkaError),
                     )  # fmt: skip
-                failing = True
+                self._failing = True
                 self._closing.wait(REJOIN_SECONDS)
 
     def _take_part(self) -> None:
@@ -140,6 +139,7 @@ class BlockingLease:
             while not self._closing.is_set():
                 consumer.poll(timeout_ms=500, max_records=100)
                 self._last_poll = time.monotonic()
+                self._failing = False  # the next failure is news again
         finally:
             self._assign(False)
             with contextlib.suppress(Exception):
