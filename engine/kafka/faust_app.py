@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -216,21 +216,12 @@ def _seek_to_committed_or_the_start(consumer: Any) -> Callable[[], Awaitable[Any
 
     async def seek() -> Any:
         committed = await seek_to_committed()
-        from_the_start = never_committed(committed, consumer.app.tables.changelog_topics)
+        from_the_start = [tp for tp, offset in committed.items() if not offset]
         if from_the_start:
             await consumer._thread.seek_to_beginning(*from_the_start)
         return committed
 
     return seek
-
-
-def never_committed(committed: Mapping[Any, int | None], changelogs: Set[str]) -> list[Any]:
-    """The partitions of ``committed`` whose group has no offset past their start, but for
-    the tables' changelogs: the group never commits those (faust's recovery reads them from
-    the table's own offsets), and sending a standby copy back to its start made every
-    rebalance fetch it all again (3,043 records of 6,000 in a two-processor test; half a
-    million with a million tickets)."""
-    return [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
 
 
 async def _read_what_was_skipped(

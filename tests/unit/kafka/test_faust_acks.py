@@ -6,11 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from faust.types import TP
-
 from engine.kafka.faust_app import ack_only_handed_over
-
-CHANGELOG = "app-tickets-changelog"
 
 
 @dataclass
@@ -33,29 +29,18 @@ class FakeFlow:
 
 @dataclass
 class FakeThread:
-    sought_to_beginning: list[TP] = field(default_factory=list)
+    sought_to_beginning: list[str] = field(default_factory=list)
 
-    async def seek_to_beginning(self, *partitions: TP) -> None:
+    async def seek_to_beginning(self, *partitions: str) -> None:
         self.sought_to_beginning.extend(partitions)
-
-
-@dataclass
-class FakeTables:
-    changelog_topics: set[str] = field(default_factory=lambda: {CHANGELOG})
-
-
-@dataclass
-class FakeConsumerApp:
-    tables: FakeTables = field(default_factory=FakeTables)
 
 
 @dataclass
 class FakeConsumer:
     counted: list[int] = field(default_factory=list)
     _unacked_messages: set[Any] = field(default_factory=set)
-    committed: dict[TP, int | None] = field(default_factory=dict)
+    committed: dict[str, int | None] = field(default_factory=dict)
     _thread: FakeThread = field(default_factory=FakeThread)
-    app: FakeConsumerApp = field(default_factory=FakeConsumerApp)
 
     def ack(self, message: FakeMessage) -> bool:
         message.acked = True
@@ -63,7 +48,7 @@ class FakeConsumer:
         self.counted.append(message.offset)
         return True
 
-    async def seek_to_committed(self) -> dict[TP, int | None]:
+    async def seek_to_committed(self) -> dict[str, int | None]:
         """aiokafka's: seeks only the partitions committed above 0."""
         return dict(self.committed)
 
@@ -114,12 +99,9 @@ def test_a_record_acknowledged_while_a_rebalance_is_under_way_is_not_counted() -
 
 def test_after_a_rebalance_a_partition_never_committed_is_read_from_its_first_record() -> None:
     """aiokafka leaves a partition without a committed offset (or committed at 0) where it
-    was, past the records fetched and skipped during the rebalance. A table's changelog
-    has no committed offset either, and stays where faust's recovery left it."""
+    was, past the records fetched and skipped during the rebalance."""
     app = guarded()
-    states = [TP("states", partition) for partition in range(3)]
-    standby = TP(CHANGELOG, 1)
-    app.consumer.committed = {states[0]: 120, states[1]: None, states[2]: 0, standby: None}
+    app.consumer.committed = {"states-0": 120, "states-1": None, "states-2": 0}
     committed = asyncio.run(app.consumer.seek_to_committed())
-    assert committed == app.consumer.committed
-    assert app.consumer._thread.sought_to_beginning == [states[1], states[2]]
+    assert committed == {"states-0": 120, "states-1": None, "states-2": 0}
+    assert app.consumer._thread.sought_to_beginning == ["states-1", "states-2"]
