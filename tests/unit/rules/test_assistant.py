@@ -52,7 +52,7 @@ def test_a_retrained_model_proposes_what_scikit_learn_predicts() -> None:
 
 def test_a_held_out_part_not_yet_spent_is_never_trained_on(tmp_path: Path) -> None:
     out = str(tmp_path / "models")
-    for name in ("heldout-4.yaml", "heldout-5.yaml", "Heldout-4.yaml"):
+    for name in ("heldout-4.yaml", "heldout-5.yaml", "heldout-6.yaml", "Heldout-4.yaml"):
         argv = [f"tests/rules/independent/{name}", "--version", "x", "--out", out]
         assert train_assistant.main(argv) == 2
     mixed = ["tests/rules/independent/tuning.yaml", "tests/rules/independent/heldout-4.yaml"]

@@ -19,6 +19,8 @@ THIRD_HELD_OUT_SHA256 = "d90a287ed8198ca5fb071b9015b578e01bb045fc245aaed05aa6e58
 FOURTH_HELD_OUT_SHA256 = "ce43ddd57dc44350298e4605973deefdec916294daf70d425216eb831a67ce9d"
 # The fifth batch (writers w17-w20), split the same way before the rules saw it.
 FIFTH_HELD_OUT_SHA256 = "d7c08f7fcfa63d9fc54dbd6c24edacdcb83bd3619b9da75e2ae54ddb2aea3000"
+# The sixth batch (writers w21-w24), split the same way before the rules saw it.
+SIXTH_HELD_OUT_SHA256 = "83d0f816db9296d5985a7f83e45e9b18bdcf726929f6a58c8d85e123e6c60427"
 
 
 def test_the_held_out_parts_are_the_ones_split_off_before_tuning() -> None:
@@ -32,6 +34,8 @@ def test_the_held_out_parts_are_the_ones_split_off_before_tuning() -> None:
     assert fourth == FOURTH_HELD_OUT_SHA256
     fifth = hashlib.sha256((INDEPENDENT / "heldout-5.yaml").read_bytes()).hexdigest()
     assert fifth == FIFTH_HELD_OUT_SHA256
+    sixth = hashlib.sha256((INDEPENDENT / "heldout-6.yaml").read_bytes()).hexdigest()
+    assert sixth == SIXTH_HELD_OUT_SHA256
 
 
 def _cases(name: str) -> list[dict[str, object]]:
@@ -49,6 +53,7 @@ def _cases(name: str) -> list[dict[str, object]]:
         ("tuning-3.yaml", "heldout-3.yaml", (400, 200)),
         ("tuning-4.yaml", "heldout-4.yaml", (400, 200)),
         ("tuning-5.yaml", "heldout-5.yaml", (400, 200)),
+        ("tuning-6.yaml", "heldout-6.yaml", (400, 200)),
     ],
 )
 def test_the_parts_share_no_case_and_hold_two_thirds_and_one_third(
