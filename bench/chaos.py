@@ -130,8 +130,9 @@ class Engine:
 
 
 @contextlib.contextmanager
-def running_engine(state: Path, sla_scale: float) -> Iterator[Engine]:
-    """``engine up --nodes 3 --replicas 2`` with the notifier, the workers and fast SLA time."""
+def running_engine(state: Path, sla_scale: float, log_level: str = "WARN") -> Iterator[Engine]:
+    """``engine up --nodes 3 --replicas 2`` with the notifier, the workers and fast SLA time,
+    its components logging at ``log_level`` to ``up.log``."""
     broker_port = free_port(span=NODE_PORT_STEP * (NODES - 1) + 1)
     tokens = state / "tokens"
     state.mkdir(parents=True, exist_ok=True)
@@ -155,6 +156,7 @@ def running_engine(state: Path, sla_scale: float) -> Iterator[Engine]:
             ENGINE_API_RATE_LIMIT_BURST="10000",
             ENGINE_API_CHAT_LIMIT_PER_ADDRESS="1000000",
             ENGINE_KAFKA_ACK_TIMEOUT_SECONDS="5",
+            ENGINE_LOG_LEVEL=log_level,
         )
         settings = Settings(
             state_dir=state / "engine",
@@ -605,6 +607,7 @@ class Campaign:
     sla_scale: float = 120.0
     settle_seconds: float = 180.0
     faults: tuple[str, ...] = FAULTS
+    log_level: str = "WARN"
 
 
 FULL = Campaign(9000, 50.0)
@@ -622,7 +625,7 @@ def run_campaign(
     """Run ``campaign`` on a new engine in ``state``; ``on_ready`` and ``after_load`` may
     look at the running engine before the load and once everything is read back."""
     load_seconds = campaign.inputs / campaign.rate
-    with running_engine(state, campaign.sla_scale) as engine:
+    with running_engine(state, campaign.sla_scale, campaign.log_level) as engine:
         if on_ready:
             on_ready(engine)
         log(f"engine up --nodes {NODES} --replicas {REPLICAS}: ready; "
@@ -676,8 +679,14 @@ def main() -> int:
     parser.add_argument(
         "--faults", help=f"a comma-separated subset of {','.join(FAULTS)}, in that order"
     )
+    parser.add_argument(
+        "--log-level", default="WARN", choices=("DEBUG", "INFO", "WARN", "ERROR"),
+        help="the components' log level in up.log (with --keep, to read a fault's timeline)",
+    )
     args = parser.parse_args()
-    campaign = QUICK if args.quick else Campaign(args.inputs, args.rate)
+    campaign = dataclasses.replace(
+        QUICK if args.quick else Campaign(args.inputs, args.rate), log_level=args.log_level
+    )
     if args.no_faults or args.faults:
         chosen = set(args.faults.split(",")) if args.faults else set()
         unknown = chosen - set(FAULTS)

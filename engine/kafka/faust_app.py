@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -206,22 +207,60 @@ def ack_only_handed_over(app: faust.App) -> None:
 
 
 def _seek_to_committed_or_the_start(consumer: Any) -> Callable[[], Awaitable[Any]]:
-    """faust seeks every partition to its committed offset after a rebalance, which is
-    what makes a skipped record read again; but aiokafka seeks only to a committed offset
-    above 0, and leaves a partition with none (a new group) or 0 where it was: past the
-    records fetched and skipped meanwhile, which were then never read (found by the SLA
-    worker's poison-pill test: a new group's first five states, never timed). Such a
-    partition is sought to its first record, as the earliest reset would."""
-    seek_to_committed = consumer.seek_to_committed
+    """The seek of faust's ``perform_seek`` after a rebalance, run in the consumer's thread
+    as faust runs it: ``seek_each_to_committed_or_the_start``."""
 
     async def seek() -> Any:
-        committed = await seek_to_committed()
-        from_the_start = [tp for tp, offset in committed.items() if not offset]
-        if from_the_start:
-            await consumer._thread.seek_to_beginning(*from_the_start)
+        thread = consumer._thread
+        started = time.monotonic()
+        committed = await thread.call_thread(
+            seek_each_to_committed_or_the_start, thread._ensure_consumer()
+        )
+        log.info(
+            "%s: %d partitions sought to their committed offsets in %.3fs",
+            consumer.app.conf.id, len(committed), time.monotonic() - started,
+        )  # fmt: skip
         return committed
 
     return seek
+
+
+async def seek_each_to_committed_or_the_start(client: Any) -> dict[TopicPartition, int | None]:
+    """Seek each partition assigned to ``client`` (an ``AIOKafkaConsumer``) to its group's
+    committed offset, and one never committed (or committed at 0) to its first record;
+    return the committed offsets, None where there is none.
+
+    faust seeks every partition to its committed offset after a rebalance, which is what
+    makes a skipped record read again; but aiokafka seeks only to a committed offset above
+    0, and leaves a partition with none (a new group) or 0 where it was: past the records
+    fetched and skipped meanwhile, which were then never read (found by the SLA worker's
+    poison-pill test: a new group's first five states, never timed). Such a partition is
+    sought to its first record, as the earliest reset would.
+
+    Every partition is given a position at once: aiokafka's ``seek_to_beginning`` only asks
+    for a reset, and until the reset is done the partition has no position, which faust's
+    livelock check reads and fails on (``AssertionError`` in ``verify_event_path``, the
+    consumer crashed: seen after a stall's seek in the fault campaign). And aiokafka's
+    ``seek_to_committed`` asks the coordinator one partition at a time, a round trip each
+    on the path of every rebalance: the committed offsets are asked here in one request, the
+    first offsets in one more."""
+    partitions = list(client.assignment())
+    if not partitions:
+        return {}
+    fetched = await client._coordinator.fetch_committed_offsets(partitions)
+    committed = {tp: _offset_or_none(fetched.get(tp)) for tp in partitions}
+    from_the_start = [tp for tp, offset in committed.items() if not offset]
+    firsts = await client.beginning_offsets(from_the_start) if from_the_start else {}
+    for tp, offset in committed.items():
+        client.seek(tp, offset or firsts[tp])
+    return committed
+
+
+def _offset_or_none(fetched: Any) -> int | None:
+    """A committed offset as aiokafka's ``committed`` returns it: None when never committed."""
+    if fetched is None or fetched.offset == -1:
+        return None
+    return int(fetched.offset)
 
 
 async def _read_what_was_skipped(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,29 +27,15 @@ class FakeFlow:
 
 
 @dataclass
-class FakeThread:
-    sought_to_beginning: list[str] = field(default_factory=list)
-
-    async def seek_to_beginning(self, *partitions: str) -> None:
-        self.sought_to_beginning.extend(partitions)
-
-
-@dataclass
 class FakeConsumer:
     counted: list[int] = field(default_factory=list)
     _unacked_messages: set[Any] = field(default_factory=set)
-    committed: dict[str, int | None] = field(default_factory=dict)
-    _thread: FakeThread = field(default_factory=FakeThread)
 
     def ack(self, message: FakeMessage) -> bool:
         message.acked = True
         self._unacked_messages.discard(message)
         self.counted.append(message.offset)
         return True
-
-    async def seek_to_committed(self) -> dict[str, int | None]:
-        """aiokafka's: seeks only the partitions committed above 0."""
-        return dict(self.committed)
 
 
 @dataclass
@@ -95,13 +80,3 @@ def test_a_record_acknowledged_while_a_rebalance_is_under_way_is_not_counted() -
     message = FakeMessage(5, generation_id=7)
     assert app.consumer.ack(message) is False
     assert app.consumer.counted == []
-
-
-def test_after_a_rebalance_a_partition_never_committed_is_read_from_its_first_record() -> None:
-    """aiokafka leaves a partition without a committed offset (or committed at 0) where it
-    was, past the records fetched and skipped during the rebalance."""
-    app = guarded()
-    app.consumer.committed = {"states-0": 120, "states-1": None, "states-2": 0}
-    committed = asyncio.run(app.consumer.seek_to_committed())
-    assert committed == {"states-0": 120, "states-1": None, "states-2": 0}
-    assert app.consumer._thread.sought_to_beginning == ["states-1", "states-2"]
