@@ -680,7 +680,9 @@ def main() -> int:
         "--faults", help=f"a comma-separated subset of {','.join(FAULTS)}, in that order"
     )
     parser.add_argument(
-        "--log-level", default="WARN", choices=("DEBUG", "INFO", "WARN", "ERROR"),
+        "--log-level",
+        default="WARN",
+        choices=("DEBUG", "INFO", "WARN", "ERROR"),
         help="the components' log level in up.log (with --keep, to read a fault's timeline)",
     )
     args = parser.parse_args()

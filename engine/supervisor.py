@@ -12,7 +12,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -20,6 +22,7 @@ from engine.contract.topics import declared_topics
 from engine.development import development_profile
 from engine.kafka import broker
 from engine.kafka.admin import TopicAction, provision
+from engine.kafka.membership import end_memberships_quietly
 from engine.monitoring import prometheus_command, write_config
 from engine.process import configure_logging
 from engine.settings import Settings
@@ -60,6 +63,8 @@ class Component:
 
     command: list[str] | None = None  # not an engine component: this command
     replica: int = 0
+    # Called with the label and pid of a process that exited by itself.
+    on_exit: Callable[[str, int], None] | None = None
 
     @property
     def label(self) -> str:
@@ -87,6 +92,8 @@ class Component:
         self.restarts += 1
         delay = min(MAX_BACKOFF_SECONDS, 2.0 ** (self.restarts - 1))
         print(f"up: {self.label} exited with {code}; restarting in {delay:g}s", flush=True)
+        if self.on_exit is not None:
+            self.on_exit(self.label, self.process.pid)
         self.process = None
         self.next_start = now + delay
 
@@ -102,6 +109,19 @@ class Component:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def ending_memberships(bootstrap: str) -> Callable[[str, int], None]:
+    """What ``engine up`` does when a component's process dies: takes it out of its Kafka
+    groups at once (``engine.kafka.membership``), in a thread of its own so that the other
+    components are watched meanwhile; otherwise its partitions wait for its session to end."""
+
+    def end(label: str, pid: int) -> None:
+        threading.Thread(
+            target=end_memberships_quietly, args=(bootstrap, pid, label), daemon=True
+        ).start()
+
+    return end
 
 
 def replica_env(settings: Settings, env: dict[str, str], name: str, replica: int) -> dict[str, str]:
@@ -153,7 +173,12 @@ def run_up(settings: Settings) -> int:
         *(AGENTS_COMPONENTS if settings.agents_file else ()),
     ]
     components = [
-        Component(name, replica_env(settings, env, name, replica), replica=replica)
+        Component(
+            name,
+            replica_env(settings, env, name, replica),
+            replica=replica,
+            on_exit=ending_memberships(settings.kafka_bootstrap),
+        )
         for name in names
         for replica in range(settings.replicas if name in REPLICATED else 1)
     ]

@@ -12,6 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaConsumer
 
+from engine.kafka.membership import member_client_id
 from engine.kafka.security import (
     aiokafka_options,
     kafka_python_options,
@@ -31,10 +32,12 @@ def new_consumer(
     bootstrap: str, *topics: str, group_id: str | None = None, **options: Any
 ) -> KafkaConsumer:
     """A kafka-python consumer of ``topics`` in ``group_id`` (none: partitions are
-    assigned by the caller); ``options`` are kafka-python's (fetch sizes...)."""
+    assigned by the caller), named after its process (``member_client_id``); ``options``
+    are kafka-python's (fetch sizes...)."""
     session = {
         "session_timeout_ms": int(GROUP_SESSION_TIMEOUT_SECONDS * 1000),
         "heartbeat_interval_ms": int(GROUP_HEARTBEAT_SECONDS * 1000),
+        "client_id": member_client_id(group_id or ""),
     }
     return KafkaConsumer(
         *topics,
@@ -74,12 +77,12 @@ async def running(consumer: AIOKafkaConsumer) -> AsyncIterator[AIOKafkaConsumer]
 
 
 def new_aio_group_consumer(bootstrap: str, group_id: str, **options: Any) -> AIOKafkaConsumer:
-    """An aiokafka consumer in ``group_id`` (not started); ``options`` are aiokafka's
-    (session and heartbeat timeouts...)."""
+    """An aiokafka consumer in ``group_id`` (not started), named after its process
+    (``member_client_id``); ``options`` are aiokafka's (session and heartbeat timeouts...)."""
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         group_id=group_id,
-        **options,
+        **{"client_id": member_client_id(group_id), **options},
         **aiokafka_options(process_security()),
     )

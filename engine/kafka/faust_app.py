@@ -26,6 +26,7 @@ from engine.kafka.consumer import (
     new_aio_group_consumer,
     running,
 )
+from engine.kafka.membership import member_client_id
 from engine.kafka.producer import faust_producer_settings, new_aio_producer
 from engine.kafka.security import faust_options, security_for
 from engine.kafka.watchdog import (
@@ -60,7 +61,8 @@ log = logging.getLogger(__name__)
 def engine_app(settings: Settings, app_id: str, datadir_name: str, **overrides: Any) -> faust.App:
     """A faust app on the engine's cluster: memory store (tables rebuilt from their
     changelogs), no web server, the producer settings of every producer of the engine
-    (``engine.kafka.producer``), a short session, reading from the start, and an agent
+    (``engine.kafka.producer``), a short session, clients named after the process
+    (``engine.kafka.membership``), reading from the start, and an agent
     that fails on Kafka trouble ends the process (to be restarted) instead of leaving a
     worker that consumes nothing."""
     return faust.App(
@@ -78,6 +80,7 @@ def engine_app(settings: Settings, app_id: str, datadir_name: str, **overrides: 
             **faust_producer_settings(),
             "broker_session_timeout": GROUP_SESSION_TIMEOUT_SECONDS,
             "broker_heartbeat_interval": GROUP_HEARTBEAT_SECONDS,
+            "broker_client_id": member_client_id(app_id),
             **overrides,
         },
     )

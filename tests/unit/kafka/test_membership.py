@@ -1,0 +1,94 @@
+"""Group members named after their process, found again by host and pid
+(engine.kafka.membership), and ``engine up`` ending a dead component's memberships."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from typing import Any
+
+from engine.kafka.consumer import new_aio_group_consumer, new_consumer
+from engine.kafka.membership import (
+    GroupMember,
+    described_members,
+    member_client_id,
+    members_of_process,
+)
+from engine.supervisor import Component
+
+
+def test_a_client_is_named_after_its_group_host_and_process() -> None:
+    assert member_client_id("ticketing-engine", "pbx-01.example", 4242) == (
+        "ticketing-engine-pbx-01.example-4242"
+    )
+
+
+def test_a_host_name_is_kept_to_what_a_client_id_may_hold() -> None:
+    assert member_client_id("g", "my host/1", 7) == "g-my_host_1-7"
+
+
+def test_the_members_of_one_process_are_found_in_every_group() -> None:
+    members = [
+        GroupMember("engine", "engine-a-41-1f", member_client_id("engine", "a", 41)),
+        GroupMember("engine-sla", "engine-sla-a-41-2e", member_client_id("engine-sla", "a", 41)),
+        GroupMember("engine", "engine-a-42-3d", member_client_id("engine", "a", 42)),
+        GroupMember("engine", "engine-b-41-4c", member_client_id("engine", "b", 41)),
+        GroupMember("engine", "engine-a-141-5b", member_client_id("engine", "a", 141)),
+        GroupMember("other", "faust-0.15.3-6a", "faust-0.15.3"),
+    ]
+    assert members_of_process(members, "a", 41) == members[:2]
+
+
+def test_a_described_group_gives_its_members() -> None:
+    described: dict[str, dict[str, Any]] = {
+        "engine": {
+            "group_state": "Stable",
+            "members": [
+                {"member_id": "engine-a-41-1f", "client_id": "engine-a-41", "client_host": "/::1"},
+                {"member_id": "engine-a-42-2e", "client_id": "engine-a-42"},
+            ],
+        },
+        "empty": {"group_state": "Empty", "members": []},
+    }
+    assert described_members(described) == [
+        GroupMember("engine", "engine-a-41-1f", "engine-a-41"),
+        GroupMember("engine", "engine-a-42-2e", "engine-a-42"),
+    ]
+
+
+def test_the_group_consumers_are_named_after_their_process() -> None:
+    member = new_consumer("127.0.0.1:9", group_id="g", api_version=(3, 0))
+    try:
+        assert member.config["client_id"] == member_client_id("g")
+    finally:
+        member.close()
+
+    async def aio_client_id() -> str:
+        consumer = new_aio_group_consumer("127.0.0.1:9", "g")
+        try:
+            return str(consumer._client._client_id)
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(aio_client_id()) == member_client_id("g")
+
+
+def test_a_component_that_dies_is_reported_with_its_pid_and_one_stopped_is_not() -> None:
+    exits: list[tuple[str, int]] = []
+    component = Component("processor", {}, replica=1, on_exit=lambda *seen: exits.append(seen))
+    component.command = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    component.start()
+    assert component.process is not None
+    pid = component.process.pid
+    component.process.wait()
+    component.check(0.0)
+    assert exits == [("processor#2", pid)]
+
+    component.command = [sys.executable, "-c", "import time; time.sleep(30)"]
+    component.start()
+    component.stop()
+    assert component.process is not None
+    component.process.wait(timeout=10)
+    assert exits == [("processor#2", pid)]
+    assert isinstance(component.process, subprocess.Popen)
