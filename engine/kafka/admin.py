@@ -41,14 +41,20 @@ class TopicDescription:
 
 @contextlib.contextmanager
 def admin_client(
-    bootstrap: str, timeout_seconds: float = 10.0, *, security: KafkaSecurity | None = None
+    bootstrap: str,
+    timeout_seconds: float = 10.0,
+    *,
+    security: KafkaSecurity | None = None,
+    bootstrap_timeout_seconds: float = 30.0,
 ) -> Iterator[KafkaAdminClient]:
-    """An admin client with ``security`` (by default the process's)."""
+    """An admin client with ``security`` (by default the process's), giving up after
+    ``bootstrap_timeout_seconds`` when no broker answers."""
     try:
         client = KafkaAdminClient(
             bootstrap_servers=bootstrap.split(","),
             client_id="ticketing-engine-admin",
             request_timeout_ms=int(timeout_seconds * 1000),
+            bootstrap_timeout_ms=int(bootstrap_timeout_seconds * 1000),
             **kafka_python_options(security or security_for(bootstrap)),
         )
     except KafkaError as error:

@@ -23,6 +23,7 @@ from typing import Any
 from kafka.admin import MemberToRemove
 from kafka.errors import KafkaError, NoError
 
+from engine.errors import ProvisioningError
 from engine.kafka.admin import admin_client
 
 log = logging.getLogger(__name__)
@@ -67,10 +68,12 @@ def described_members(described: Mapping[str, Mapping[str, Any]]) -> list[GroupM
 
 def end_memberships_of(bootstrap: str, pid: int, host: str | None = None) -> list[GroupMember]:
     """Remove from every group of the cluster the members of process ``pid`` on ``host``
-    (this host by default); return the members removed. Raises ``KafkaError`` when the
-    cluster cannot be asked (the sessions end the memberships anyway)."""
+    (this host by default); return the members removed. Raises ``KafkaError`` or
+    ``ProvisioningError`` when the cluster cannot be asked (the sessions end the
+    memberships anyway)."""
     host = host if host is not None else socket.gethostname()
-    with admin_client(bootstrap, END_MEMBERSHIPS_TIMEOUT_SECONDS) as admin:
+    timeout = END_MEMBERSHIPS_TIMEOUT_SECONDS
+    with admin_client(bootstrap, timeout, bootstrap_timeout_seconds=timeout) as admin:
         groups = [str(group["group_id"]) for group in admin.list_groups()]
         if not groups:
             return []
@@ -93,7 +96,7 @@ def end_memberships_quietly(bootstrap: str, pid: int, label: str) -> None:
     is said too and otherwise ignored."""
     try:
         removed = end_memberships_of(bootstrap, pid)
-    except (KafkaError, OSError) as error:
+    except (KafkaError, ProvisioningError, OSError) as error:
         print(f"up: {label}'s group memberships not ended at once ({error}); "
               "its sessions will end them", flush=True)  # fmt: skip
         return

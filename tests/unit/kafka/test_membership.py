@@ -8,10 +8,13 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 from engine.kafka.consumer import new_aio_group_consumer, new_consumer
 from engine.kafka.membership import (
     GroupMember,
     described_members,
+    end_memberships_quietly,
     member_client_id,
     members_of_process,
 )
@@ -92,3 +95,12 @@ def test_a_component_that_dies_is_reported_with_its_pid_and_one_stopped_is_not()
     component.process.wait(timeout=10)
     assert exits == [("processor#2", pid)]
     assert isinstance(component.process, subprocess.Popen)
+
+
+def test_a_cluster_that_does_not_answer_leaves_the_memberships_to_their_sessions(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    end_memberships_quietly("127.0.0.1:9", 4242, "processor#2")
+    said = capsys.readouterr().out
+    assert said.startswith("up: processor#2's group memberships not ended at once (")
+    assert said.rstrip().endswith("its sessions will end them")
