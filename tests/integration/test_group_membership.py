@@ -60,6 +60,8 @@ def group_of_two(kafka: str) -> Iterator[tuple[str, list[subprocess.Popen[str]]]
         for member in members:
             member.kill()
             member.wait()
+            if member.stdout is not None:
+                member.stdout.close()
 
 
 def members_of(kafka: str, group: str) -> list[str]:

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from engine.errors import ProvisioningError
+from engine.kafka import consumer, membership
 from engine.kafka.consumer import new_aio_group_consumer, new_consumer
 from engine.kafka.membership import (
     GroupMember,
@@ -60,12 +62,15 @@ def test_a_described_group_gives_its_members() -> None:
     ]
 
 
-def test_the_group_consumers_are_named_after_their_process() -> None:
-    member = new_consumer("127.0.0.1:9", group_id="g", api_version=(3, 0))
-    try:
-        assert member.config["client_id"] == member_client_id("g")
-    finally:
-        member.close()
+def test_the_group_consumers_are_named_after_their_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[dict[str, Any]] = []
+    monkeypatch.setattr(consumer, "KafkaConsumer", lambda *topics, **config: made.append(config))
+    new_consumer("127.0.0.1:9", "t", group_id="g")
+    new_consumer("127.0.0.1:9", "t")
+    assert made[0]["client_id"] == member_client_id("g")
+    assert "client_id" not in made[1]  # in no group: kafka-python's own name
 
     async def aio_client_id() -> str:
         consumer = new_aio_group_consumer("127.0.0.1:9", "g")
@@ -98,9 +103,27 @@ def test_a_component_that_dies_is_reported_with_its_pid_and_one_stopped_is_not()
 
 
 def test_a_cluster_that_does_not_answer_leaves_the_memberships_to_their_sessions(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    def no_answer(bootstrap: str, pid: int) -> list[GroupMember]:
+        raise ProvisioningError(f"Kafka at {bootstrap} does not answer")
+
+    monkeypatch.setattr(membership, "end_memberships_of", no_answer)
     end_memberships_quietly("127.0.0.1:9", 4242, "processor#2")
-    said = capsys.readouterr().out
-    assert said.startswith("up: processor#2's group memberships not ended at once (")
-    assert said.rstrip().endswith("its sessions will end them")
+    assert capsys.readouterr().out == (
+        "up: processor#2's group memberships not ended at once (Kafka at 127.0.0.1:9 does not "
+        "answer); its sessions will end them\n"
+    )
+
+
+def test_the_members_removed_are_said_by_group(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def removed(bootstrap: str, pid: int) -> list[GroupMember]:
+        return [GroupMember("engine", "m1", "c1"), GroupMember("engine-sla", "m2", "c2")]
+
+    monkeypatch.setattr(membership, "end_memberships_of", removed)
+    end_memberships_quietly("127.0.0.1:9", 4242, "processor")
+    assert capsys.readouterr().out == (
+        "up: processor's group memberships ended at once: engine, engine-sla\n"
+    )
