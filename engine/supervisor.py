@@ -18,11 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
+from kafka.errors import KafkaError
+
 from engine.contract.topics import declared_topics
 from engine.development import development_profile
+from engine.errors import ProvisioningError
 from engine.kafka import broker
 from engine.kafka.admin import TopicAction, provision
-from engine.kafka.membership import end_memberships_quietly
+from engine.kafka.membership import end_memberships_of
 from engine.monitoring import prometheus_command, write_config
 from engine.process import configure_logging
 from engine.settings import Settings
@@ -122,6 +125,20 @@ def ending_memberships(bootstrap: str) -> Callable[[str, int], None]:
         ).start()
 
     return end
+
+
+def end_memberships_quietly(bootstrap: str, pid: int, label: str) -> None:
+    """``end_memberships_of``, said on stdout; a failure is said too and otherwise ignored
+    (the sessions end the memberships)."""
+    try:
+        removed = end_memberships_of(bootstrap, pid)
+    except (KafkaError, ProvisioningError, OSError) as error:
+        print(f"up: {label}'s group memberships not ended at once ({error}); "
+              "its sessions will end them", flush=True)  # fmt: skip
+        return
+    if removed:
+        groups = ", ".join(sorted({member.group for member in removed}))
+        print(f"up: {label}'s group memberships ended at once: {groups}", flush=True)
 
 
 def replica_env(settings: Settings, env: dict[str, str], name: str, replica: int) -> dict[str, str]:

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka.admin import MemberToRemove
-from kafka.errors import KafkaError, NoError
+from kafka.errors import NoError
 
-from engine.errors import ProvisioningError
 from engine.kafka.admin import admin_client
 
 log = logging.getLogger(__name__)
@@ -89,17 +88,3 @@ def end_memberships_of(bootstrap: str, pid: int, host: str | None = None) -> lis
             else:
                 removed.append(member)
         return removed
-
-
-def end_memberships_quietly(bootstrap: str, pid: int, label: str) -> None:
-    """``end_memberships_of``, said on stdout as ``engine up`` says what it does; a failure
-    is said too and otherwise ignored."""
-    try:
-        removed = end_memberships_of(bootstrap, pid)
-    except (KafkaError, ProvisioningError, OSError) as error:
-        print(f"up: {label}'s group memberships not ended at once ({error}); "
-              "its sessions will end them", flush=True)  # fmt: skip
-        return
-    if removed:
-        groups = ", ".join(sorted({member.group for member in removed}))
-        print(f"up: {label}'s group memberships ended at once: {groups}", flush=True)

@@ -10,17 +10,17 @@ from typing import Any
 
 import pytest
 
+from engine import supervisor
 from engine.errors import ProvisioningError
-from engine.kafka import consumer, membership
+from engine.kafka import consumer
 from engine.kafka.consumer import new_aio_group_consumer, new_consumer
 from engine.kafka.membership import (
     GroupMember,
     described_members,
-    end_memberships_quietly,
     member_client_id,
     members_of_process,
 )
-from engine.supervisor import Component
+from engine.supervisor import Component, end_memberships_quietly
 
 
 def test_a_client_is_named_after_its_group_host_and_process() -> None:
@@ -108,7 +108,7 @@ def test_a_cluster_that_does_not_answer_leaves_the_memberships_to_their_sessions
     def no_answer(bootstrap: str, pid: int) -> list[GroupMember]:
         raise ProvisioningError(f"Kafka at {bootstrap} does not answer")
 
-    monkeypatch.setattr(membership, "end_memberships_of", no_answer)
+    monkeypatch.setattr(supervisor, "end_memberships_of", no_answer)
     end_memberships_quietly("127.0.0.1:9", 4242, "processor#2")
     assert capsys.readouterr().out == (
         "up: processor#2's group memberships not ended at once (Kafka at 127.0.0.1:9 does not "
@@ -122,7 +122,7 @@ def test_the_members_removed_are_said_by_group(
     def removed(bootstrap: str, pid: int) -> list[GroupMember]:
         return [GroupMember("engine", "m1", "c1"), GroupMember("engine-sla", "m2", "c2")]
 
-    monkeypatch.setattr(membership, "end_memberships_of", removed)
+    monkeypatch.setattr(supervisor, "end_memberships_of", removed)
     end_memberships_quietly("127.0.0.1:9", 4242, "processor")
     assert capsys.readouterr().out == (
         "up: processor's group memberships ended at once: engine, engine-sla\n"
