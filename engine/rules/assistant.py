@@ -27,6 +27,7 @@ from pydantic import Field
 
 from engine.contract import Channel, SpecialRoute, TicketMessage
 from engine.errors import RulesError
+from engine.rules.combiner import shipped_combiner
 from engine.rules.model import Strict
 from engine.rules.text import fold
 
@@ -65,6 +66,11 @@ class Assistant(Strict):
         le=1,
         description="a P1 probability this high raises to P1 even when another priority is "
         "likelier (a missed outage costs most); never over a firm row",
+    )
+    priority_reads_facts: bool = Field(
+        default=False,
+        description="the priority proposal reads the impact facts with the text model's "
+        "probabilities (the shipped combiner, docs/decisions/0071); false: the text alone",
     )
     firm_min_confidence: float | None = Field(
         default=None,
@@ -287,9 +293,23 @@ def assistant_problems(assistant: Assistant, categories: set[str]) -> list[Probl
                     f"not {assistant.model_version!r}",
                 )
             )
+        if field == "priority" and assistant.priority_reads_facts:
+            problems.extend(_combiner_problems(assistant))
         if field == "routes" and not set(model.classes) <= {r.value for r in SpecialRoute}:
             problems.append((("assistant",), "the routes model proposes unknown routes"))
         if field == "category" and not set(model.classes) <= categories:
             unknown = ", ".join(sorted(set(model.classes) - categories))
             problems.append((("assistant",), f"the category model proposes unknown {unknown}"))
     return problems
+
+
+def _combiner_problems(assistant: Assistant) -> list[Problem]:
+    where = ("assistant", "priority_reads_facts")
+    try:
+        combiner = shipped_combiner(MODELS)
+    except RulesError as error:
+        return [(where, str(error))]
+    if combiner.version != assistant.model_version:
+        return [(where, f"the shipped combiner is {combiner.version!r}, "
+                        f"not {assistant.model_version!r}")]  # fmt: skip
+    return []

@@ -16,7 +16,8 @@ from engine.contract import (
     TicketMessage,
     TrapFacts,
 )
-from engine.rules.assistant import Assistant, Proposal, shipped_model, text_of
+from engine.rules.assistant import MODELS, Assistant, Proposal, shipped_model, text_of
+from engine.rules.combiner import describe_strongest, priority_inputs, shipped_combiner
 from engine.rules.facts import StatedFacts, stated_facts
 from engine.rules.impact import Assessment, MatrixRow, assess, describe, stated_impact
 from engine.rules.ruleset import CustomerCondition, Rule, RuleSet, TrapCondition, version_key
@@ -253,7 +254,7 @@ def classify(message: TicketMessage, ruleset: RuleSet) -> Classification:
     if firm_row is not None and not firm_row.firm:
         firm_row = None
     priority, by_default = _assisted_priority(
-        message, ruleset, priority, by_default, firm_row, explanation
+        message, ruleset, priority, by_default, firm_row, assessment, explanation
     )
     for rule in rules:
         if rule.set.raise_priority:
@@ -312,29 +313,71 @@ def _assisted_priority(
     priority: Priority,
     by_default: bool,
     firm_row: MatrixRow | None,
+    assessment: Assessment | None,
     explanation: list[str],
 ) -> tuple[Priority, bool]:
     """The priority once the assistant's proposal is weighed, as the rule set's
     ``assistant`` section says: a likely enough P1 first (a missed outage costs most), then
     a confident proposal where the policy lets it replace the rules' priority; never over
-    a firm row. Every proposal weighed is explained, taken or not."""
+    a firm row. Every proposal weighed is explained, taken or not; when the proposal read
+    the impact facts too, the inputs that moved it most are named after it."""
     settings = ruleset.assistant
     if settings is None or not _asks(settings, message) or settings.priority_min_confidence is None:
         return priority, by_default
     model = shipped_model("priority")
     probabilities = model.probabilities(message)
-    best = max(probabilities, key=probabilities.__getitem__)
-    proposed = Proposal("priority", best, probabilities[best], model.version)
-    p1 = probabilities.get(Priority.P1.value, 0.0)
-    wanted: Priority | None = None
-    if settings.p1_min_confidence is not None and p1 >= settings.p1_min_confidence:
-        wanted = Priority.P1
-        if best != Priority.P1.value:
-            proposed = Proposal("priority", Priority.P1.value, p1, model.version)
-    elif proposed.confidence >= settings.priority_min_confidence:
-        wanted = Priority(best)
-    if wanted is None:
+    reading = None
+    if settings.priority_reads_facts:
+        combiner = shipped_combiner(MODELS)
+        inputs = priority_inputs(
+            probabilities,
+            assessment.facts if assessment is not None else (),
+            assessment.row.id if assessment is not None else None,
+            priority,
+            message,
+            len(text_of(message).split()),
+        )
+        probabilities = combiner.probabilities(inputs)
+    proposed = _priority_proposal(settings, probabilities, model.version)
+    if proposed is None:
         return priority, by_default
+    if settings.priority_reads_facts:
+        moved = describe_strongest(combiner.strongest(inputs, proposed.value))
+        reading = f"the assistant read for {proposed.value}: {moved}"
+    decided = _weighed(message, settings, proposed, priority, by_default, firm_row, explanation)
+    if reading is not None:
+        explanation.append(reading)
+    return decided
+
+
+def _priority_proposal(
+    settings: Assistant, probabilities: dict[str, float], version: str
+) -> Proposal | None:
+    """A likely enough P1 first (a missed outage costs most), else the likeliest priority
+    when it is confident enough; none otherwise."""
+    p1 = probabilities.get(Priority.P1.value, 0.0)
+    if settings.p1_min_confidence is not None and p1 >= settings.p1_min_confidence:
+        return Proposal("priority", Priority.P1.value, p1, version)
+    best = max(probabilities, key=probabilities.__getitem__)
+    threshold = settings.priority_min_confidence
+    if threshold is not None and probabilities[best] >= threshold:
+        return Proposal("priority", best, probabilities[best], version)
+    return None
+
+
+def _weighed(
+    message: TicketMessage,
+    settings: Assistant,
+    proposed: Proposal,
+    priority: Priority,
+    by_default: bool,
+    firm_row: MatrixRow | None,
+    explanation: list[str],
+) -> tuple[Priority, bool]:
+    """Whether the proposal replaces the rules' priority: never over a firm row (unless it
+    is sure enough), never lowering a short message's or below a suggestion, and only as
+    far as ``priority_may`` lets it."""
+    wanted = Priority(proposed.value)
     if wanted is priority:
         explanation.append(f"{proposed.describe()}: the same")
         return priority, by_default

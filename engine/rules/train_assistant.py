@@ -19,8 +19,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from engine.rules import combiner
 from engine.rules.assistant import MODELS, text_of
-from engine.rules.cases import load_cases, message_from
+from engine.rules.cases import Case, load_cases, message_from
+from engine.rules.classify import classify
+from engine.rules.ruleset import DEFAULT_RULES, RuleSet, parse_ruleset
 
 # Held-out parts already measured once as unseen data, then released for training and
 # tuning (decision 66). Only add a part here after its one unseen measurement is recorded.
@@ -37,6 +42,10 @@ INDEPENDENT = (
 )
 DEFAULT_TRAINING = (*INDEPENDENT, "tests/rules/labelled.yaml")
 FIELDS = ("priority", "category")
+# The combiner (decision 71): a logistic regression this regularised, over text
+# probabilities each fold's model gave the writers it was not trained on.
+COMBINER_C = 0.1
+COMBINER_FOLDS = 5
 WORD_FEATURES = 2000
 CHAR_FEATURES = 5000
 
@@ -117,6 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = out / f"{field}.json"
         path.write_text(json.dumps(exported(fitted, field, args.version), separators=(",", ":")))
         print(f"{path}: {len(kept)} cases, {len(fitted.classes_)} classes")
+    path = out / "combiner.json"
+    path.write_text(
+        json.dumps(combiner_exported(cases, texts, args.version), separators=(",", ":"))
+    )
+    print(f"{path}: {len(cases)} cases, {COMBINER_FOLDS} folds by writer")
     labelled = [(t, set(c.expect.routes)) for t, c in zip(texts, cases, strict=True)
                 if c.expect.routes is not None]  # fmt: skip
     document = routes_exported([t for t, _ in labelled], [r for _, r in labelled], args.version)
@@ -124,6 +138,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     path.write_text(json.dumps(document, separators=(",", ":")))
     print(f"{path}: {len(labelled)} cases, {len(document['classes'])} routes")
     return 0
+
+
+def combiner_exported(cases: Sequence[Case], texts: Sequence[str], version: str) -> dict[str, Any]:
+    """The priority combiner, trained on what the rules read of each case (the shipped
+    rule file, its assistant left out) and on the text probabilities a text model trained
+    without the case's writer gave it: the trust it learns in the text model is the trust
+    new words deserve."""
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+
+    kept = [(case, text) for case, text in zip(cases, texts, strict=True) if case.expect.priority]
+    labels = [str(case.expect.priority) for case, _ in kept]
+    writers = [case.writer or case.name.split("-", 1)[0] for case, _ in kept]
+    unseen: list[dict[str, float]] = [{} for _ in kept]
+    for train, test in GroupKFold(COMBINER_FOLDS).split(kept, labels, writers):
+        fitted = pipeline().fit([kept[i][1] for i in train], [labels[i] for i in train])
+        chances = fitted.predict_proba([kept[i][1] for i in test])
+        for i, row in zip(test, chances, strict=True):
+            unseen[i] = {str(c): float(p) for c, p in zip(fitted.classes_, row, strict=True)}
+    rules_alone = rules_without_assistant()
+    inputs = []
+    for (case, text), probabilities in zip(kept, unseen, strict=True):
+        message = message_from(case.input)
+        read = classify(message, rules_alone)
+        inputs.append(
+            combiner.priority_inputs(
+                probabilities, read.impact, read.impact_row, read.priority, message,
+                len(text.split()),
+            )
+        )  # fmt: skip
+    vectorizer = DictVectorizer()
+    model = LogisticRegression(C=COMBINER_C, max_iter=5000).fit(
+        vectorizer.fit_transform(inputs), labels
+    )
+    weights = {
+        str(name): model.coef_[:, column]
+        for column, name in enumerate(vectorizer.get_feature_names_out())
+    }
+    return combiner.exported(
+        [str(c) for c in model.classes_], model.intercept_.tolist(), weights, version
+    )
+
+
+def rules_without_assistant() -> RuleSet:
+    """The shipped rule file, its ``assistant`` section left out: what the rules alone read,
+    checked without the models being retrained."""
+    document = yaml.safe_load(DEFAULT_RULES.read_text(encoding="utf-8"))
+    document.pop("assistant", None)
+    return parse_ruleset(yaml.safe_dump(document, allow_unicode=True), str(DEFAULT_RULES))
 
 
 def routes_exported(

@@ -122,13 +122,14 @@ def test_a_route_model_gives_each_route_scikit_learn_s_probability() -> None:
 
 
 def test_a_proposed_route_is_explained_and_brings_the_rules_tags_for_it() -> None:
+    version = shipped_model("routes").version
     no_route_rules = parse_ruleset(
         'version: "t"\n'
         "defaults: {priority: P3, category: other}\n"
         "rules: []\n"
         "routes: {id: root, tier: L1, routes: [\n"
         "  {id: development, match: {tags_any: [feature_request]}, tier: L2}]}\n"
-        "assistant: {model_version: '2026.12.5', routes_min_confidence: 0.5,\n"
+        f"assistant: {{model_version: '{version}', routes_min_confidence: 0.5,\n"
         "  route_tags: {development: [feature_request]}}\n",
         "routes-only.yaml",
     )

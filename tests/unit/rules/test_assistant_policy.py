@@ -35,7 +35,11 @@ def model(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
 def rules(**policy: object) -> RuleSet:
     shipped = load_ruleset()
     assert shipped.assistant is not None
-    quiet = {"routes_min_confidence": None, "category_min_confidence": None}
+    quiet = {
+        "routes_min_confidence": None,
+        "category_min_confidence": None,
+        "priority_reads_facts": False,  # the known model's chances are the proposal's
+    }
     assistant = shipped.assistant.model_copy(update={**quiet, **policy})
     return shipped.model_copy(update={"assistant": assistant})
 
