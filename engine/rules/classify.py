@@ -326,7 +326,6 @@ def _assisted_priority(
         return priority, by_default
     model = shipped_model("priority")
     probabilities = model.probabilities(message)
-    reading = None
     if settings.priority_reads_facts:
         combiner = shipped_combiner(MODELS)
         inputs = priority_inputs(
@@ -337,16 +336,15 @@ def _assisted_priority(
             message,
             len(text_of(message).split()),
         )
-        probabilities = combiner.probabilities(inputs)
+        reading = combiner.read(inputs)
+        probabilities = combiner.probabilities(reading)
     proposed = _priority_proposal(settings, probabilities, model.version)
     if proposed is None:
         return priority, by_default
-    if settings.priority_reads_facts:
-        moved = describe_strongest(combiner.strongest(inputs, proposed.value))
-        reading = f"the assistant read for {proposed.value}: {moved}"
     decided = _weighed(message, settings, proposed, priority, by_default, firm_row, explanation)
-    if reading is not None:
-        explanation.append(reading)
+    if settings.priority_reads_facts:
+        moved = describe_strongest(combiner.strongest(reading, proposed.value))
+        explanation.append(f"the assistant read for {proposed.value}: {moved}")
     return decided
 
 

@@ -58,6 +58,12 @@ def priority_inputs(
     return inputs
 
 
+@dataclass(frozen=True)
+class Reading:
+    rows: np.ndarray
+    values: np.ndarray
+
+
 @dataclass(frozen=True, eq=False)
 class Combiner:
     version: str
@@ -67,39 +73,45 @@ class Combiner:
     index: dict[str, int]
     weights: np.ndarray
     """one row per input (``names``), one column per class"""
+    lifts: np.ndarray
+    """each weight less the mean of the input's weights for the other classes"""
 
-    def probabilities(self, inputs: Mapping[str, float]) -> dict[str, float]:
-        """Each priority's probability (softmax); inputs the combiner never saw count
-        for nothing."""
-        rows, values = self._known(inputs)
-        scores = self.intercepts + values @ self.weights[rows]
+    def read(self, inputs: Mapping[str, float]) -> Reading:
+        """The inputs the combiner knows (the others count for nothing): their rows and
+        values, read once for the probabilities and the explanation."""
+        known = [(self.index[name], value) for name, value in inputs.items() if name in self.index]
+        return Reading(
+            np.fromiter((row for row, _ in known), dtype=np.intp, count=len(known)),
+            np.fromiter((value for _, value in known), dtype=float, count=len(known)),
+        )
+
+    def probabilities(self, reading: Reading) -> dict[str, float]:
+        """Each priority's probability (softmax)."""
+        scores = self.intercepts + reading.values @ self.weights[reading.rows]
         exp = np.exp(scores - scores.max())
         return dict(zip(self.classes, (exp / exp.sum()).tolist(), strict=True))
 
-    def strongest(
-        self, inputs: Mapping[str, float], chosen: str, count: int = 3
-    ) -> list[tuple[str, float]]:
+    def strongest(self, reading: Reading, chosen: str, count: int = 3) -> list[tuple[str, float]]:
         """The inputs that moved ``chosen`` most against the other priorities: each input's
         weight for ``chosen`` less its mean weight for the others, times its value (for the
         text model's inputs, a log probability: an unlikely P1 pushes towards the others)."""
-        rows, values = self._known(inputs)
-        column = self.classes.index(chosen)
-        others = [c for c in range(len(self.classes)) if c != column]
-        lifts = [
-            (
-                _named(self.names[row], value),
-                float(value * (self.weights[row, column] - self.weights[row, others].mean())),
-            )
-            for row, value in zip(rows.tolist(), values.tolist(), strict=True)
+        rows, values = reading.rows, reading.values
+        lifts = values * self.lifts[rows, self.classes.index(chosen)]
+        order = np.argsort(-lifts)[:count]
+        return [
+            (_named(self.names[rows[at]], float(values[at])), float(lifts[at]))
+            for at in order.tolist()
+            if lifts[at] > 0
         ]
-        moving = sorted((pair for pair in lifts if pair[1] > 0), key=lambda p: -p[1])
-        return moving[:count]
 
-    def _known(self, inputs: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-        known = [(self.index[name], value) for name, value in inputs.items() if name in self.index]
-        rows = np.fromiter((row for row, _ in known), dtype=np.intp, count=len(known))
-        values = np.fromiter((value for _, value in known), dtype=float, count=len(known))
-        return rows, values
+
+def _lifts(weights: np.ndarray) -> np.ndarray:
+    classes = weights.shape[1]
+    if classes < 2:
+        return np.zeros_like(weights)
+    others = (weights.sum(axis=1, keepdims=True) - weights) / (classes - 1)
+    lifted: np.ndarray = weights - others
+    return lifted
 
 
 def _named(name: str, value: float) -> str:
@@ -140,6 +152,7 @@ def parse_combiner(document: dict[str, Any], origin: str) -> Combiner:
             names=tuple(names),
             index={name: row for row, name in enumerate(names)},
             weights=weights.reshape(len(names), len(classes)),
+            lifts=_lifts(weights.reshape(len(names), len(classes))),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise RulesError(f"{origin}: not a priority combiner: {error!r}") from error

@@ -74,7 +74,7 @@ def test_it_computes_what_scikit_learn_predicts() -> None:
     combiner = parse_combiner(document, "test")
     probe = {"text:P1": -1.0, "state=down": 1.0, "reach=everyone": 1.0, "never=seen": 1.0}
     expected = fitted.predict_proba(vectorizer.transform([probe]))[0]
-    got = combiner.probabilities(probe)
+    got = combiner.probabilities(combiner.read(probe))
     for label, probability in zip(fitted.classes_, expected, strict=True):
         assert got[label] == pytest.approx(probability, abs=1e-4)
 
@@ -94,13 +94,13 @@ def test_the_strongest_inputs_are_those_that_moved_the_priority_chosen() -> None
         }
     )
     inputs = {"state=down": 1.0, "reach=everyone": 1.0, "channel=chat": 1.0}
-    moved = combiner.strongest(inputs, "P1")
+    moved = combiner.strongest(combiner.read(inputs), "P1")
     assert [name for name, _ in moved] == ["state=down", "reach=everyone"]
     assert moved[0][1] == pytest.approx(2.0 - (1.0 + 0.0 - 3.0) / 3)
     assert describe_strongest(moved).startswith("state=down +2.67, reach=everyone +1.33")
-    assert combiner.strongest({"state=request": 1.0}, "P1") == []
+    assert combiner.strongest(combiner.read({"state=request": 1.0}), "P1") == []
     text = _known({"text:P1": [1.0, 0.0, 0.0, 0.0]})
-    assert [name for name, _ in text.strongest({"text:P1": math.log(0.02)}, "P3")] == [
+    assert [name for name, _ in text.strongest(text.read({"text:P1": math.log(0.02)}), "P3")] == [
         "text:P1 0.02"
     ]
 
