@@ -47,6 +47,8 @@ INDEPENDENT = (
     "tests/rules/independent/heldout-6.yaml",
     "tests/rules/independent/tuning-7.yaml",
     "tests/rules/independent/heldout-7.yaml",
+    "tests/rules/independent/tuning-8.yaml",
+    "tests/rules/independent/heldout-8.yaml",
 )
 DEFAULT_TRAINING = (*INDEPENDENT, "tests/rules/labelled.yaml")
 FIELDS = ("priority", "category")
