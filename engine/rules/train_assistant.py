@@ -49,8 +49,6 @@ INDEPENDENT = (
     "tests/rules/independent/heldout-7.yaml",
     "tests/rules/independent/tuning-8.yaml",
     "tests/rules/independent/heldout-8.yaml",
-    "tests/rules/independent/tuning-9.yaml",
-    "tests/rules/independent/heldout-9.yaml",
 )
 DEFAULT_TRAINING = (*INDEPENDENT, "tests/rules/labelled.yaml")
 FIELDS = ("priority", "category")
