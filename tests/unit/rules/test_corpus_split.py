@@ -27,6 +27,8 @@ SEVENTH_HELD_OUT_SHA256 = "d1755e0233e53c64e83b2ff1a7844ddf594b89285853f083e5322
 EIGHTH_HELD_OUT_SHA256 = "8cbbce4277263540a5f499777b689b4918d67e87b58d284d17f9fd3355f978bf"
 # The ninth batch (writers w33-w36), split the same way before the rules saw it.
 NINTH_HELD_OUT_SHA256 = "ec366e643f4e51f7c104df41499d2e90bc5295b6704e6e412c6db68b15bb4e60"
+# The tenth batch (writers w37-w40), split the same way before the rules saw it.
+TENTH_HELD_OUT_SHA256 = "15d180fe4a2ca2e380535bbe10af92a02ee38305a08c1b739d7c5599a6369644"
 
 
 def test_the_held_out_parts_are_the_ones_split_off_before_tuning() -> None:
@@ -48,6 +50,8 @@ def test_the_held_out_parts_are_the_ones_split_off_before_tuning() -> None:
     assert eighth == EIGHTH_HELD_OUT_SHA256
     ninth = hashlib.sha256((INDEPENDENT / "heldout-9.yaml").read_bytes()).hexdigest()
     assert ninth == NINTH_HELD_OUT_SHA256
+    tenth = hashlib.sha256((INDEPENDENT / "heldout-10.yaml").read_bytes()).hexdigest()
+    assert tenth == TENTH_HELD_OUT_SHA256
 
 
 def _cases(name: str) -> list[dict[str, object]]:
@@ -69,6 +73,7 @@ def _cases(name: str) -> list[dict[str, object]]:
         ("tuning-7.yaml", "heldout-7.yaml", (400, 200)),
         ("tuning-8.yaml", "heldout-8.yaml", (400, 200)),
         ("tuning-9.yaml", "heldout-9.yaml", (400, 200)),
+        ("tuning-10.yaml", "heldout-10.yaml", (400, 200)),
     ],
 )
 def test_the_parts_share_no_case_and_hold_two_thirds_and_one_third(
