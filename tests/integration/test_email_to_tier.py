@@ -72,7 +72,11 @@ def test_spanish_outage_lands_on_l3_as_p1(engine: EngineProcess, read_topic: Rea
 def test_english_how_to_lands_on_l1_as_p4(engine: EngineProcess, read_topic: Reader) -> None:
     code, reply = send_mail(
         engine.smtp_port,
-        support_mail("Question", "Hello, how do I add an extension to our PBX?", unique_id()),
+        support_mail(
+            "Question",
+            "Hello, how do I add a new extension to our PBX for a new employee?",
+            unique_id(),
+        ),
     )
     assert code == 250, reply
     ticket = ticket_of(reply)
@@ -207,7 +211,11 @@ def test_a_stranger_naming_a_ticket_by_its_tag_opens_a_new_ticket_linked_to_it(
 ) -> None:
     code, reply = send_mail(
         engine.smtp_port,
-        support_mail("Question", "Hello, how do I add an extension to our PBX?", unique_id()),
+        support_mail(
+            "Question",
+            "Hello, how do I add a new extension to our PBX for a new employee?",
+            unique_id(),
+        ),
     )
     assert code == 250, reply
     ticket = ticket_of(reply)
