@@ -52,20 +52,20 @@ def test_a_retrained_model_proposes_what_scikit_learn_predicts() -> None:
 
 def test_a_held_out_part_not_yet_spent_is_never_trained_on(tmp_path: Path) -> None:
     out = str(tmp_path / "models")
-    for name in ("heldout-11.yaml", "Heldout-11.yaml"):
+    for name in ("heldout-12.yaml", "Heldout-12.yaml"):
         argv = [f"tests/rules/independent/{name}", "--version", "x", "--out", out]
         assert train_assistant.main(argv) == 2
-    mixed = ["tests/rules/independent/tuning.yaml", "tests/rules/independent/heldout-11.yaml"]
+    mixed = ["tests/rules/independent/tuning.yaml", "tests/rules/independent/heldout-12.yaml"]
     assert train_assistant.main([*mixed, "--version", "x", "--out", out]) == 2
     assert not (tmp_path / "models").exists()
 
 
 def test_only_the_spent_held_out_parts_are_trained_on() -> None:
     spent = set(train_assistant.SPENT_HELD_OUT)
-    parts = ("", "-2", "-3", "-4", "-5", "-6", "-7", "-8", "-9", "-10")
+    parts = ("", "-2", "-3", "-4", "-5", "-6", "-7", "-8", "-9", "-10", "-11")
     assert spent == {f"heldout{part}.yaml" for part in parts}
-    assert train_assistant.trainable("tests/rules/independent/heldout-10.yaml")
-    assert not train_assistant.trainable("tests/rules/independent/heldout-11.yaml")
+    assert train_assistant.trainable("tests/rules/independent/heldout-11.yaml")
+    assert not train_assistant.trainable("tests/rules/independent/heldout-12.yaml")
     assert all(train_assistant.trainable(name) for name in train_assistant.DEFAULT_TRAINING)
 
 

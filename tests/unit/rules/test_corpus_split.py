@@ -29,6 +29,8 @@ EIGHTH_HELD_OUT_SHA256 = "8cbbce4277263540a5f499777b689b4918d67e87b58d284d17f9fd
 NINTH_HELD_OUT_SHA256 = "ec366e643f4e51f7c104df41499d2e90bc5295b6704e6e412c6db68b15bb4e60"
 # The tenth batch (writers w37-w40), split the same way before the rules saw it.
 TENTH_HELD_OUT_SHA256 = "15d180fe4a2ca2e380535bbe10af92a02ee38305a08c1b739d7c5599a6369644"
+# The eleventh batch (writers w41-w44), split the same way before the rules saw it.
+ELEVENTH_HELD_OUT_SHA256 = "2ae222d0198f7460af949bed8415b44e991f20fc26f7c50311c13e8fc7312374"
 
 
 def test_the_held_out_parts_are_the_ones_split_off_before_tuning() -> None:
@@ -52,6 +54,8 @@ def test_the_held_out_parts_are_the_ones_split_off_before_tuning() -> None:
     assert ninth == NINTH_HELD_OUT_SHA256
     tenth = hashlib.sha256((INDEPENDENT / "heldout-10.yaml").read_bytes()).hexdigest()
     assert tenth == TENTH_HELD_OUT_SHA256
+    eleventh = hashlib.sha256((INDEPENDENT / "heldout-11.yaml").read_bytes()).hexdigest()
+    assert eleventh == ELEVENTH_HELD_OUT_SHA256
 
 
 def _cases(name: str) -> list[dict[str, object]]:
@@ -74,6 +78,7 @@ def _cases(name: str) -> list[dict[str, object]]:
         ("tuning-8.yaml", "heldout-8.yaml", (400, 200)),
         ("tuning-9.yaml", "heldout-9.yaml", (400, 200)),
         ("tuning-10.yaml", "heldout-10.yaml", (400, 200)),
+        ("tuning-11.yaml", "heldout-11.yaml", (400, 200)),
     ],
 )
 def test_the_parts_share_no_case_and_hold_two_thirds_and_one_third(
