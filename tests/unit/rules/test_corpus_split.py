@@ -10,52 +10,26 @@ import pytest
 import yaml
 
 INDEPENDENT = Path(__file__).resolve().parents[2] / "rules" / "independent"
-HELD_OUT_SHA256 = "9880b68732c7dce6d11e99cc4fa3ddce921c866898152d30f4351b1bb392d441"
-# The second batch (writers w5-w8), split the same way before the rules saw it.
-SECOND_HELD_OUT_SHA256 = "dbb43366c99104250a0a61d5845f65c3c10551905b8b203f033de3e978af445d"
-# The third batch (writers w9-w12), split the same way before the rules saw it.
-THIRD_HELD_OUT_SHA256 = "d90a287ed8198ca5fb071b9015b578e01bb045fc245aaed05aa6e58dc24a9223"
-# The fourth batch (writers w13-w16), split the same way before the rules saw it.
-FOURTH_HELD_OUT_SHA256 = "ce43ddd57dc44350298e4605973deefdec916294daf70d425216eb831a67ce9d"
-# The fifth batch (writers w17-w20), split the same way before the rules saw it.
-FIFTH_HELD_OUT_SHA256 = "d7c08f7fcfa63d9fc54dbd6c24edacdcb83bd3619b9da75e2ae54ddb2aea3000"
-# The sixth batch (writers w21-w24), split the same way before the rules saw it.
-SIXTH_HELD_OUT_SHA256 = "83d0f816db9296d5985a7f83e45e9b18bdcf726929f6a58c8d85e123e6c60427"
-# The seventh batch (writers w25-w28), split the same way before the rules saw it.
-SEVENTH_HELD_OUT_SHA256 = "d1755e0233e53c64e83b2ff1a7844ddf594b89285853f083e53221f49f596444"
-# The eighth batch (writers w29-w32), split the same way before the rules saw it.
-EIGHTH_HELD_OUT_SHA256 = "8cbbce4277263540a5f499777b689b4918d67e87b58d284d17f9fd3355f978bf"
-# The ninth batch (writers w33-w36), split the same way before the rules saw it.
-NINTH_HELD_OUT_SHA256 = "ec366e643f4e51f7c104df41499d2e90bc5295b6704e6e412c6db68b15bb4e60"
-# The tenth batch (writers w37-w40), split the same way before the rules saw it.
-TENTH_HELD_OUT_SHA256 = "15d180fe4a2ca2e380535bbe10af92a02ee38305a08c1b739d7c5599a6369644"
-# The eleventh batch (writers w41-w44), split the same way before the rules saw it.
-ELEVENTH_HELD_OUT_SHA256 = "2ae222d0198f7460af949bed8415b44e991f20fc26f7c50311c13e8fc7312374"
+# Each batch's held-out part, split once at random before the rules saw it (batch n by the
+# four writers w4n-3 to w4n).
+HELD_OUT_SHA256 = {
+    "heldout.yaml": "9880b68732c7dce6d11e99cc4fa3ddce921c866898152d30f4351b1bb392d441",
+    "heldout-2.yaml": "dbb43366c99104250a0a61d5845f65c3c10551905b8b203f033de3e978af445d",
+    "heldout-3.yaml": "d90a287ed8198ca5fb071b9015b578e01bb045fc245aaed05aa6e58dc24a9223",
+    "heldout-4.yaml": "ce43ddd57dc44350298e4605973deefdec916294daf70d425216eb831a67ce9d",
+    "heldout-5.yaml": "d7c08f7fcfa63d9fc54dbd6c24edacdcb83bd3619b9da75e2ae54ddb2aea3000",
+    "heldout-6.yaml": "83d0f816db9296d5985a7f83e45e9b18bdcf726929f6a58c8d85e123e6c60427",
+    "heldout-7.yaml": "d1755e0233e53c64e83b2ff1a7844ddf594b89285853f083e53221f49f596444",
+    "heldout-8.yaml": "8cbbce4277263540a5f499777b689b4918d67e87b58d284d17f9fd3355f978bf",
+    "heldout-9.yaml": "ec366e643f4e51f7c104df41499d2e90bc5295b6704e6e412c6db68b15bb4e60",
+    "heldout-10.yaml": "15d180fe4a2ca2e380535bbe10af92a02ee38305a08c1b739d7c5599a6369644",
+    "heldout-11.yaml": "2ae222d0198f7460af949bed8415b44e991f20fc26f7c50311c13e8fc7312374",
+}
 
 
-def test_the_held_out_parts_are_the_ones_split_off_before_tuning() -> None:
-    digest = hashlib.sha256((INDEPENDENT / "heldout.yaml").read_bytes()).hexdigest()
-    assert digest == HELD_OUT_SHA256
-    second = hashlib.sha256((INDEPENDENT / "heldout-2.yaml").read_bytes()).hexdigest()
-    assert second == SECOND_HELD_OUT_SHA256
-    third = hashlib.sha256((INDEPENDENT / "heldout-3.yaml").read_bytes()).hexdigest()
-    assert third == THIRD_HELD_OUT_SHA256
-    fourth = hashlib.sha256((INDEPENDENT / "heldout-4.yaml").read_bytes()).hexdigest()
-    assert fourth == FOURTH_HELD_OUT_SHA256
-    fifth = hashlib.sha256((INDEPENDENT / "heldout-5.yaml").read_bytes()).hexdigest()
-    assert fifth == FIFTH_HELD_OUT_SHA256
-    sixth = hashlib.sha256((INDEPENDENT / "heldout-6.yaml").read_bytes()).hexdigest()
-    assert sixth == SIXTH_HELD_OUT_SHA256
-    seventh = hashlib.sha256((INDEPENDENT / "heldout-7.yaml").read_bytes()).hexdigest()
-    assert seventh == SEVENTH_HELD_OUT_SHA256
-    eighth = hashlib.sha256((INDEPENDENT / "heldout-8.yaml").read_bytes()).hexdigest()
-    assert eighth == EIGHTH_HELD_OUT_SHA256
-    ninth = hashlib.sha256((INDEPENDENT / "heldout-9.yaml").read_bytes()).hexdigest()
-    assert ninth == NINTH_HELD_OUT_SHA256
-    tenth = hashlib.sha256((INDEPENDENT / "heldout-10.yaml").read_bytes()).hexdigest()
-    assert tenth == TENTH_HELD_OUT_SHA256
-    eleventh = hashlib.sha256((INDEPENDENT / "heldout-11.yaml").read_bytes()).hexdigest()
-    assert eleventh == ELEVENTH_HELD_OUT_SHA256
+@pytest.mark.parametrize(("name", "sha256"), sorted(HELD_OUT_SHA256.items()))
+def test_the_held_out_parts_are_the_ones_split_off_before_tuning(name: str, sha256: str) -> None:
+    assert hashlib.sha256((INDEPENDENT / name).read_bytes()).hexdigest() == sha256
 
 
 def _cases(name: str) -> list[dict[str, object]]:
