@@ -28,7 +28,7 @@ from engine.errors import RulesError
 
 # A message this long is read differently by the text model (more words, more noise).
 LONG_MESSAGE_WORDS = 60
-# The floor of a probability before its logarithm: a text model is never that sure.
+# A probability below this counts as this before its logarithm (log 0 is minus infinity).
 PROBABILITY_FLOOR = 1e-4
 
 
