@@ -325,25 +325,26 @@ def _assisted_priority(
     if settings is None or not _asks(settings, message) or settings.priority_min_confidence is None:
         return priority, by_default
     model = shipped_model("priority")
+    words = len(text_of(message).split())
     probabilities = model.probabilities(message)
+    combined = None
     if settings.priority_reads_facts:
         combiner = shipped_combiner(MODELS)
-        inputs = priority_inputs(
-            probabilities,
-            assessment.facts if assessment is not None else (),
-            assessment.row.id if assessment is not None else None,
-            priority,
-            message,
-            len(text_of(message).split()),
+        facts = assessment.facts if assessment is not None else ()
+        row = assessment.row.id if assessment is not None else None
+        reading = combiner.read(
+            priority_inputs(probabilities, facts, row, priority, message, words)
         )
-        reading = combiner.read(inputs)
         probabilities = combiner.probabilities(reading)
+        combined = (combiner, reading)
     proposed = _priority_proposal(settings, probabilities, model.version)
     if proposed is None:
         return priority, by_default
-    decided = _weighed(message, settings, proposed, priority, by_default, firm_row, explanation)
-    if settings.priority_reads_facts:
-        moved = describe_strongest(combiner.strongest(reading, proposed.value))
+    decided = _weighed(
+        message, settings, proposed, priority, by_default, firm_row, words, explanation
+    )
+    if combined is not None:
+        moved = describe_strongest(combined[0].strongest(combined[1], proposed.value))
         explanation.append(f"the assistant read for {proposed.value}: {moved}")
     return decided
 
@@ -370,6 +371,7 @@ def _weighed(
     priority: Priority,
     by_default: bool,
     firm_row: MatrixRow | None,
+    words: int,
     explanation: list[str],
 ) -> tuple[Priority, bool]:
     """Whether the proposal replaces the rules' priority: never over a firm row (unless it
@@ -390,7 +392,7 @@ def _weighed(
         if floor is not None and wanted.severity < floor.severity:
             explanation.append(f"{proposed.describe()}, not taken: the suggested {floor} stands")
             return priority, by_default
-        if len(text_of(message).split()) < settings.lower_min_words:
+        if words < settings.lower_min_words:
             explanation.append(
                 f"{proposed.describe()}, not taken: it lowers a priority only on a message "
                 f"of {settings.lower_min_words} words or more"
